@@ -1,0 +1,31 @@
+"""airflow-mlpipe: Azure ML SDK v1 style ML pipelines on Apache Airflow 3.
+
+Public names are imported lazily (PEP 562) so that a DAG file importing one of them does not pay for the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from airflow_mlpipe.version import __version__
+
+_EXPORTS: dict[str, str] = {
+    "Datastore": "airflow_mlpipe.storage.datastore",
+    "DatastoreHook": "airflow_mlpipe.hooks.datastore",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'airflow_mlpipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""Frozen value objects, URL parsing and path rules. No Airflow import, no I/O."""

@@ -1,0 +1,55 @@
+"""Paths inside a datastore: relative, POSIX, and never escaping the datastore's root."""
+
+from __future__ import annotations
+
+import posixpath
+
+from airflow_mlpipe.exceptions import PathOutsideDatastoreError
+
+
+def normalize_relpath(path: str, *, datastore: str = "?") -> str:
+    """Return ``path`` as a clean relative POSIX path ("" for the root), refusing anything that escapes.
+
+    >>> normalize_relpath("a/./b//c/")
+    'a/b/c'
+    """
+    if not isinstance(path, str):
+        raise PathOutsideDatastoreError(
+            f"datastore {datastore!r}: path {path!r} is not a string; give a path relative to the datastore root"
+        )
+    if path.startswith("/"):
+        raise PathOutsideDatastoreError(
+            f"datastore {datastore!r}: path {path!r} is absolute; give a path relative to the datastore root"
+        )
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PathOutsideDatastoreError(
+            f"datastore {datastore!r}: path {path!r} contains '..' and could leave the datastore root; "
+            "give a path inside the datastore"
+        )
+    if any("\x00" in p for p in parts):
+        raise PathOutsideDatastoreError(f"datastore {datastore!r}: path {path!r} contains a NUL character")
+    return "/".join(parts)
+
+
+def join_under(root: str, relpath: str) -> str:
+    """Join a normalised relative path under a backend root ("" relpath gives the root itself)."""
+    if not relpath:
+        return root
+    if not root:
+        return relpath
+    if root.endswith("/"):
+        return root + relpath
+    return posixpath.join(root, relpath)
+
+
+def relative_to(root: str, full: str) -> str:
+    """The part of backend path ``full`` below ``root`` ("" for the root itself)."""
+    root_s = root.rstrip("/")
+    full_s = full.rstrip("/")
+    if full_s == root_s:
+        return ""
+    prefix = root_s + "/" if root_s else ""
+    if prefix and not full_s.startswith(prefix):
+        raise PathOutsideDatastoreError(f"{full!r} is not under the datastore root {root!r}")
+    return full_s[len(prefix) :]

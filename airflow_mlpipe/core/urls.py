@@ -1,0 +1,105 @@
+"""Datastore URLs: which fsspec backend serves them and where their root is.
+
+One scheme table (as fsspec's ``registry``): the URL scheme users write, the fsspec protocol, the module that must
+be importable, and the pip package that provides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from airflow_mlpipe.exceptions import ConfigError, UnsupportedSchemeError
+
+
+@dataclass(frozen=True)
+class Backend:
+    protocol: str
+    module: str | None
+    package: str | None
+    label: str
+
+
+BACKENDS: dict[str, Backend] = {
+    "file": Backend("file", None, None, "local folder"),
+    "memory": Backend("memory", None, None, "in-memory (tests)"),
+    "az": Backend("abfs", "adlfs", "adlfs", "Azure Blob Storage / ADLS Gen2"),
+    "abfs": Backend("abfs", "adlfs", "adlfs", "Azure Blob Storage / ADLS Gen2"),
+    "abfss": Backend("abfs", "adlfs", "adlfs", "Azure Blob Storage / ADLS Gen2"),
+    "s3": Backend("s3", "s3fs", "s3fs", "Amazon S3 and S3-compatible stores"),
+    "s3a": Backend("s3", "s3fs", "s3fs", "Amazon S3 and S3-compatible stores"),
+    "gs": Backend("gcs", "gcsfs", "gcsfs", "Google Cloud Storage"),
+    "gcs": Backend("gcs", "gcsfs", "gcsfs", "Google Cloud Storage"),
+}
+
+
+@dataclass(frozen=True)
+class ParsedUrl:
+    """A datastore URL split into the backend, its root path and options implied by the URL itself."""
+
+    scheme: str
+    backend: Backend
+    root: str
+    url_options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def protocol(self) -> str:
+        return self.backend.protocol
+
+
+def supported_schemes() -> str:
+    return ", ".join(f"{s}:// ({b.label})" for s, b in BACKENDS.items())
+
+
+def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
+    """Parse ``file:///data``, ``az://container/prefix``, ``abfs://container@account.dfs.core.windows.net/p``,
+    ``s3://bucket/prefix``, ``memory://name`` (or a bare absolute path, taken as ``file://``)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(
+            f"datastore {datastore!r}: url {url!r} is empty; set the connection's extra "
+            '{"url": "file:///data" | "az://container/prefix" | "s3://bucket/prefix"}'
+        )
+    url = url.strip()
+    if url.startswith("/"):
+        url = "file://" + url
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in BACKENDS:
+        raise UnsupportedSchemeError(
+            f"datastore {datastore!r}: url {url!r} has scheme {scheme + '://' if scheme else '(none)'!r}, "
+            f"which is not supported; use one of {supported_schemes()}"
+        )
+    backend = BACKENDS[scheme]
+    path = unquote(parts.path)
+    options: list[tuple[str, str]] = []
+    if backend.protocol == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"datastore {datastore!r}: url {url!r} names host {parts.netloc!r}; a local folder url is "
+                "file:///absolute/path (three slashes)"
+            )
+        root = path.rstrip("/") or "/"
+    elif backend.protocol == "memory":
+        root = "/" + (parts.netloc + path).strip("/")
+    else:
+        netloc = parts.netloc
+        if not netloc:
+            raise ConfigError(
+                f"datastore {datastore!r}: url {url!r} has no container or bucket; write "
+                f"{scheme}://CONTAINER_OR_BUCKET/optional/prefix"
+            )
+        if "@" in netloc and backend.protocol == "abfs":
+            container, host = netloc.split("@", 1)
+            options.append(("account_name", host.split(".", 1)[0]))
+            netloc = container
+        root = (netloc + path).rstrip("/")
+    return ParsedUrl(scheme=scheme, backend=backend, root=root, url_options=tuple(options))
+
+
+def display_url(parsed: ParsedUrl) -> str:
+    """The canonical URL of a root, as we show it to users."""
+    if parsed.backend.protocol == "file":
+        return "file://" + parsed.root
+    if parsed.backend.protocol == "memory":
+        return "memory://" + parsed.root
+    return f"{parsed.scheme}://{parsed.root}"

@@ -1,0 +1,44 @@
+"""Errors raised by airflow-mlpipe.
+
+Configuration errors subclass ``ValueError`` and name the bad value and the fix. Nothing here imports Airflow:
+the step runner and the storage layer use these without paying for Airflow's import. Task failures that Airflow
+should show as such are raised from the operators and subclass ``AirflowException`` there.
+"""
+
+from __future__ import annotations
+
+
+class MlpipeError(Exception):
+    """Base class of every airflow-mlpipe error."""
+
+
+class ConfigError(MlpipeError, ValueError):
+    """A bad value in a DAG file, a connection or a call: the message names it and how to fix it."""
+
+
+class DatastoreNotFoundError(ConfigError, LookupError):
+    """No datastore connection with that name."""
+
+
+class UnsupportedSchemeError(ConfigError):
+    """A datastore URL whose scheme no installed fsspec backend serves."""
+
+
+class PathOutsideDatastoreError(ConfigError):
+    """A path that would leave the datastore's root (``..``, an absolute path)."""
+
+
+class DatastoreAccessError(MlpipeError):
+    """The store refused or could not be reached: names the datastore and the setting, never a secret."""
+
+
+class IncompleteFolderError(MlpipeError):
+    """A folder without its completion marker was read as if it were complete."""
+
+
+class DatasetError(ConfigError):
+    """A dataset definition, name or version that cannot be used."""
+
+
+class DatasetNotFoundError(DatasetError, LookupError):
+    """No registered dataset (or version) with that name."""

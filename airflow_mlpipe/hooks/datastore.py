@@ -1,0 +1,77 @@
+"""``DatastoreHook``: the Airflow face of a datastore connection (conn_type ``mlpipe_datastore``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_mlpipe.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_mlpipe.storage.config import CONN_TYPE, DEFAULT_DATASTORE, config_from_fields
+from airflow_mlpipe.storage.datastore import Datastore
+
+
+class DatastoreHook(BaseHook):
+    """Opens the datastore (an fsspec filesystem plus root) that an ``mlpipe_datastore`` connection defines.
+
+    :param datastore_conn_id: the connection id, which is also the datastore's name.
+    """
+
+    conn_name_attr = "datastore_conn_id"
+    default_conn_name = DEFAULT_DATASTORE
+    conn_type = CONN_TYPE
+    hook_name = "ML pipeline datastore"
+
+    def __init__(self, datastore_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datastore_conn_id = datastore_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return UI_FIELD_BEHAVIOUR
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Widgets for UIs that still build forms from wtforms (Airflow 3 reads provider_info's conn-fields)."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+            from wtforms import PasswordField, StringField
+        except ImportError:
+            return {}
+        widgets: dict[str, Any] = {}
+        for key, spec in CONN_FIELDS.items():
+            if spec["schema"].get("format") == "password":
+                widgets[key] = PasswordField(spec["label"], widget=BS3PasswordFieldWidget())
+            else:
+                widgets[key] = StringField(spec["label"], widget=BS3TextFieldWidget())
+        return widgets
+
+    @cached_property
+    def datastore(self) -> Datastore:
+        conn = self.get_connection(self.datastore_conn_id)
+        config = config_from_fields(
+            self.datastore_conn_id,
+            conn_type=conn.conn_type,
+            login=conn.login,
+            password=conn.password,
+            host=conn.host,
+            extra=conn.extra_dejson,
+        )
+        return Datastore.from_config(config)
+
+    def get_conn(self) -> Datastore:
+        return self.datastore
+
+    def get_fs(self) -> Any:
+        """The datastore's fsspec filesystem."""
+        return self.datastore.fs
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List the datastore's root: the UI's Test button."""
+        try:
+            store = self.datastore
+            store.check_access()
+        except Exception as exc:
+            return False, str(exc)
+        return True, f"Datastore {store.name!r} at {store.url} is reachable"

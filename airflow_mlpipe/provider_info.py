@@ -1,0 +1,67 @@
+"""Airflow provider registration (entry point group ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlpipe.version import __version__
+
+CONN_TYPE = "mlpipe_datastore"
+
+
+# The connection form. Airflow 3 builds it from "conn-fields"; DatastoreHook returns the same for older UIs.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "url": {
+        "label": "Datastore URL",
+        "description": "file:///data, az://container/prefix, abfs://container@account.dfs.core.windows.net/prefix, "
+        "s3://bucket/prefix",
+        "schema": {"type": ["string", "null"]},
+    },
+    "description": {"label": "Description", "schema": {"type": ["string", "null"]}},
+    "endpoint_url": {
+        "label": "S3 endpoint URL (S3-compatible stores)",
+        "schema": {"type": ["string", "null"]},
+    },
+    "region_name": {"label": "S3 region", "schema": {"type": ["string", "null"]}},
+    "connection_string": {
+        "label": "Azure connection string",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "sas_token": {"label": "Azure SAS token", "schema": {"type": ["string", "null"], "format": "password"}},
+    "storage_options": {
+        "label": "Further fsspec storage options (JSON object)",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["host", "schema", "port", "extra"],
+    "relabeling": {
+        "login": "Account name (Azure) / access key id (S3)",
+        "password": "Account key (Azure) / secret access key (S3)",
+    },
+    "placeholders": {"url": "az://container/prefix"},
+}
+
+
+def _ui_field_behaviour_dashed() -> dict[str, Any]:
+    return {k.replace("_", "-"): v for k, v in UI_FIELD_BEHAVIOUR.items()}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-mlpipe",
+        "name": "ML pipelines (airflow-mlpipe)",
+        "description": "Azure ML SDK v1 style ML pipelines on Airflow: datastores over fsspec, versioned "
+        "datasets, reusable script steps on local, Docker and Kubernetes compute.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": "airflow_mlpipe.hooks.datastore.DatastoreHook",
+                "hook-name": "ML pipeline datastore",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": _ui_field_behaviour_dashed(),
+            }
+        ],
+        "hook-class-names": ["airflow_mlpipe.hooks.datastore.DatastoreHook"],
+    }

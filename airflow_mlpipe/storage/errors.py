@@ -1,0 +1,89 @@
+"""Turn backend exceptions into errors that name the datastore and the setting, never a secret."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from airflow_mlpipe.exceptions import DatastoreAccessError, MlpipeError
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.storage.config import DatastoreConfig
+
+_CREDENTIAL_HINTS = {
+    "abfs": "check the connection's login (storage account name) and password (account key), or its extra "
+    "connection_string / sas_token / service principal settings",
+    "s3": "check the connection's login (access key id), password (secret access key), and extra endpoint_url "
+    "and region_name",
+    "gcs": "check the connection's password (service account token) or extra token",
+    "file": "check that the folder exists and that this user may read and write it",
+    "memory": "memory datastores exist only inside one process",
+}
+
+_AUTH_MARKERS = (
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "Forbidden",
+    "ClientAuthenticationError",
+    "403",
+)
+_REACH_MARKERS = (
+    "Cannot connect",
+    "Connection refused",
+    "EndpointConnectionError",
+    "ServiceRequestError",
+    "Could not connect",
+    "Name or service not known",
+    "ConnectTimeout",
+    "timed out",
+)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def hint(protocol: str) -> str:
+    return _CREDENTIAL_HINTS.get(protocol, "check the connection's settings")
+
+
+@contextlib.contextmanager
+def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> Iterator[None]:
+    """Re-raise backend errors as ``DatastoreAccessError`` naming datastore, action and fix.
+
+    ``FileNotFoundError``, ``FileExistsError`` and our own errors pass through (callers act on them), with
+    the path shown relative to the datastore.
+    """
+    try:
+        yield
+    except MlpipeError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"datastore {config.name!r}: {path or '/'!r} does not exist") from None
+    except FileExistsError:
+        raise FileExistsError(f"datastore {config.name!r}: {path or '/'!r} already exists") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"datastore {config.name!r}: {path or '/'!r} is a folder, not a file") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"datastore {config.name!r}: {path or '/'!r} is a file, not a folder") from None
+    except Exception as exc:
+        text = scrub(f"{type(exc).__name__}: {exc}", config.secret_values)
+        first_line = text.splitlines()[0][:400] if text else type(exc).__name__
+        protocol = config.parsed.protocol
+        where = f"datastore {config.name!r} ({config.parsed.scheme}://{config.parsed.root})"
+        if isinstance(exc, PermissionError) or any(m in text for m in _AUTH_MARKERS):
+            msg = f"{where}: access denied while trying to {action} {path or '/'!r} ({first_line}); {hint(protocol)}"
+        elif isinstance(exc, (ConnectionError, TimeoutError, OSError)) or any(m in text for m in _REACH_MARKERS):
+            msg = f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); " + (
+                "check the connection's url and extra endpoint settings and that the service is up"
+            )
+        else:
+            msg = f"{where}: failed to {action} {path or '/'!r} ({first_line})"
+        raise DatastoreAccessError(msg) from None

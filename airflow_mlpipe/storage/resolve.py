@@ -1,0 +1,160 @@
+"""Find a datastore's settings by name: ``AIRFLOW_CONN_<NAME>`` first, then Airflow's secrets backends.
+
+Reading the environment first keeps step runners (subprocesses, containers, pods) free of Airflow's import and
+database; inside Airflow, connections from the UI, the metadata DB and secrets backends are found through
+Airflow's own ``Connection.get``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from airflow_mlpipe.exceptions import DatastoreNotFoundError
+from airflow_mlpipe.storage.config import (
+    CONN_TYPE,
+    DEFAULT_DATASTORE,
+    DatastoreConfig,
+    config_from_connection_string,
+    config_from_env,
+    config_from_fields,
+)
+from airflow_mlpipe.storage.datastore import Datastore
+
+_cache: dict[str, Datastore] = {}
+_lock = threading.Lock()
+
+
+def mlpipe_home() -> Path:
+    """``$MLPIPE_HOME``, else ``$AIRFLOW_HOME/mlpipe`` (``AIRFLOW_HOME`` defaults to ``~/airflow``)."""
+    home = os.environ.get("MLPIPE_HOME")
+    if home:
+        return Path(home).expanduser()
+    airflow_home = os.environ.get("AIRFLOW_HOME") or os.path.join("~", "airflow")
+    return Path(airflow_home).expanduser() / "mlpipe"
+
+
+def local_default_config() -> DatastoreConfig:
+    folder = (mlpipe_home() / "datastore").resolve()
+    return config_from_fields(
+        DEFAULT_DATASTORE,
+        conn_type=CONN_TYPE,
+        extra={"url": folder.as_uri(), "description": "embedded default: a local folder"},
+    )
+
+
+def clear_cache() -> None:
+    """Forget resolved datastores (after connections changed)."""
+    with _lock:
+        _cache.clear()
+
+
+def find_config(name: str) -> DatastoreConfig | None:
+    """The datastore's settings, or None when no connection of that name exists."""
+    config = config_from_env(name)
+    if config is not None:
+        return config
+    return _config_from_airflow(name)
+
+
+def resolve_datastore(name: str) -> Datastore:
+    if not isinstance(name, str) or not name:
+        raise DatastoreNotFoundError(f"datastore name {name!r} is not a non-empty string")
+    with _lock:
+        cached = _cache.get(name)
+    if cached is not None:
+        return cached
+    config = find_config(name)
+    if config is None:
+        if name == DEFAULT_DATASTORE:
+            config = local_default_config()
+        else:
+            known = ", ".join(repr(n) for n in known_datastore_names()) or "none"
+            raise DatastoreNotFoundError(
+                f"no datastore named {name!r}: create an Airflow connection with conn_id {name!r} and conn_type "
+                f'{CONN_TYPE!r} (extra {{"url": ...}}), or set {("AIRFLOW_CONN_" + name.upper())!r}; '
+                f"known datastores: {known}"
+            )
+    store = Datastore.from_config(config)
+    with _lock:
+        _cache[name] = store
+    return store
+
+
+def resolve_default_datastore() -> Datastore:
+    return resolve_datastore(DEFAULT_DATASTORE)
+
+
+def _config_from_airflow(name: str) -> DatastoreConfig | None:
+    try:
+        from airflow.sdk.definitions.connection import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # the step runner inside an image without Airflow
+        return None
+    try:
+        conn = Connection.get(name)
+    except AirflowNotFoundException:
+        return None
+    return config_from_fields(
+        name,
+        conn_type=conn.conn_type,
+        login=conn.login,
+        password=conn.password,
+        host=conn.host,
+        extra=conn.extra,
+    )
+
+
+def known_datastore_names() -> list[str]:
+    """Names of every datastore we can see: environment connections and, where reachable, the metadata DB."""
+    return sorted({c.name for c in list_datastore_configs()} | {DEFAULT_DATASTORE})
+
+
+def list_datastore_configs() -> list[DatastoreConfig]:
+    configs: dict[str, DatastoreConfig] = {}
+    for key, value in os.environ.items():
+        if not key.startswith("AIRFLOW_CONN_"):
+            continue
+        conn_id = key[len("AIRFLOW_CONN_") :].lower()
+        try:
+            configs[conn_id] = config_from_connection_string(conn_id, value)
+        except ValueError:
+            continue  # another kind of connection, or one we cannot read: not a datastore
+    for config in _configs_from_metadata_db():
+        configs.setdefault(config.name, config)
+    if DEFAULT_DATASTORE not in configs:
+        configs[DEFAULT_DATASTORE] = local_default_config()
+    return [configs[k] for k in sorted(configs)]
+
+
+def _configs_from_metadata_db() -> list[DatastoreConfig]:
+    """Datastore connections kept in Airflow's metadata DB (only where this process may read it: CLI, server)."""
+    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") != "server":
+        return []
+    try:
+        from airflow.models.connection import Connection as DbConnection
+        from airflow.utils.session import create_session
+    except ImportError:
+        return []
+    found = []
+    try:
+        with create_session() as session:
+            rows = session.query(DbConnection).filter(DbConnection.conn_type == CONN_TYPE).all()
+            for row in rows:
+                try:
+                    found.append(
+                        config_from_fields(
+                            row.conn_id,
+                            conn_type=row.conn_type,
+                            login=row.login,
+                            password=row.password,
+                            host=row.host,
+                            extra=row.extra,
+                        )
+                    )
+                except ValueError:
+                    continue
+    except Exception:  # no database configured or reachable: the environment is all we can list
+        return []
+    return found

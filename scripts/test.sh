@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs (venv, pinned packages, Azurite), then lint, types and the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh --with-emulators
+echo "==> ruff"
+.venv/bin/ruff check airflow_mlpipe tests dags_examples bench
+.venv/bin/ruff format --check airflow_mlpipe tests dags_examples bench
+echo "==> mypy"
+.venv/bin/mypy
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"
