@@ -1,0 +1,1 @@
+"""Compute targets: where a step's process runs. One launch description, thin launchers per target."""
