@@ -15,6 +15,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing pinned Python packages (requirements/lock.txt)"
+  .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip --upgrade >/dev/null
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
   .venv/bin/uv pip install --quiet -p .venv/bin/python -c requirements/lock.txt -e ".[dev]"
   echo "$want" > "$stamp"
