@@ -1,0 +1,97 @@
+"""What Docker and Kubernetes steps share: the image, the command, the plain environment, and the datastores.
+
+A container step runs ``<python> <launch.args>`` in an image. Its plain environment is the compute target's
+``env``, then the environment's ``env_vars``, then the step runner's own variables (which win). Datastore
+credentials never travel in the plain environment: each target hands them over through its secret mechanism
+(Kubernetes Secrets, Docker's private environment), and ``assert_no_credentials`` checks every plain part of the
+container's definition before it is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.compute.validation import check_env, check_image
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.storage.config import DatastoreConfig, env_var_name
+
+DEFAULT_CONTAINER_PYTHON = "python"
+# Shorter strings are not credentials, and searching for them would flag innocent arguments.
+_MIN_SECRET_LENGTH = 6
+
+
+def container_image(default_image: str | None, environment: Environment | None, *, what: str) -> str:
+    """The environment's image, else the compute target's."""
+    image = environment.image if environment is not None and environment.image else default_image
+    if image is None:
+        raise ConfigError(
+            f"{what}: no image to run the step in; set {what}(image=...) or Environment(image=...), e.g. an image "
+            "with Python and airflow-mlpipe installed"
+        )
+    return check_image(image, what=what)
+
+
+def container_command(environment: Environment | None, launch: StepLaunch) -> list[str]:
+    """``[python, *launch.args]``: the step runner, started by the environment's interpreter."""
+    python = environment.python if environment is not None and environment.python else DEFAULT_CONTAINER_PYTHON
+    args = list(launch.args)
+    if not all(isinstance(a, str) for a in args):
+        raise ConfigError(f"step {launch.step_name!r}: every launch argument must be a string, got {args!r}")
+    return [python, *args]
+
+
+def plain_env(compute_env: Mapping[str, str], environment: Environment | None, launch: StepLaunch) -> dict[str, str]:
+    env = dict(compute_env)
+    if environment is not None:
+        env.update(environment.env_vars)
+    env.update(check_env(launch.env, what=f"step {launch.step_name!r} launch env"))
+    return env
+
+
+def required_datastores(
+    launch: StepLaunch, datastores: Mapping[str, DatastoreConfig], *, what: str
+) -> list[DatastoreConfig]:
+    """The configs of the datastores the step needs, in ``launch.datastores`` order."""
+    missing = [name for name in launch.datastores if name not in datastores]
+    if missing:
+        raise ConfigError(
+            f"{what}: step {launch.step_name!r} needs datastores {missing!r}, but no settings were given for them "
+            f"(datastores given: {sorted(datastores)!r})"
+        )
+    return [datastores[name] for name in launch.datastores]
+
+
+def is_in_process(config: DatastoreConfig) -> bool:
+    """A datastore that lives in this machine's memory or file system, not behind a network endpoint."""
+    return config.parsed.protocol in ("file", "memory")
+
+
+def unreachable_message(config: DatastoreConfig, *, where: str, fix: str) -> str:
+    if config.parsed.protocol == "memory":
+        kind = f"an in-memory store ({config.url}) that exists only inside one Python process"
+    else:
+        kind = f"a local folder ({config.url})"
+    return (
+        f"datastore {config.name!r} is {kind}, which {where} cannot reach: {fix}, e.g. set the connection "
+        f"{config.name!r} ({env_var_name(config.name)}) to az://container/prefix or s3://bucket/prefix, "
+        "or run this step on LocalCompute()"
+    )
+
+
+def assert_no_credentials(configs: Iterable[DatastoreConfig], parts: Mapping[str, object], *, what: str) -> None:
+    """Refuse to build a container whose plain definition (command, env, labels...) contains a datastore secret.
+
+    The message names the datastore and the part, never the value."""
+    for config in configs:
+        for secret in config.secret_values:
+            if len(secret) < _MIN_SECRET_LENGTH:
+                continue
+            for part, value in parts.items():
+                if secret in str(value):
+                    raise ConfigError(
+                        f"{what}: a credential of datastore {config.name!r} appears in the container's {part}; "
+                        "credentials reach a step only through its compute target's secret mechanism: remove it "
+                        "from the arguments and environment variables"
+                    )

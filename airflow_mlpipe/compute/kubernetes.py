@@ -1,0 +1,470 @@
+"""``KubernetesCompute``: a step runs as a pod (GPU nodes included) through the provider's KubernetesPodOperator.
+
+We only configure the provider's ``KubernetesPodOperator`` (pod creation, log streaming, deferrable waiting and
+cleanup are its own); ``build_pod_operator`` turns a compute target, a step launch and the step's datastores into
+one. Nothing here imports ``kubernetes`` or the provider at module level, so DAG files parse fast.
+
+Datastore credentials reach a pod only through Kubernetes Secrets or the pod's workload identity, never as plain
+values in the pod spec. Each datastore the step uses must be mapped, in ``datastore_secrets``, in one of three
+ways:
+
+* one Secret for all: ``datastore_secrets="mlpipe-datastores"`` adds the Secret with ``envFrom``; it must hold a
+  key ``AIRFLOW_CONN_<NAME>`` (the connection's JSON) for every datastore the steps use;
+* a Secret per datastore: ``{"mlpipe_default": "mlpipe-datastores"}`` reads key ``AIRFLOW_CONN_MLPIPE_DEFAULT``
+  through ``secretKeyRef``; ``{"mlpipe_default": ("my-secret", "connection")}`` names another key;
+* workload identity: ``{"mlpipe_default": WORKLOAD_IDENTITY}`` passes the connection as a plain variable, which
+  is allowed only when it holds no credential (no account key, SAS token, secret key...): the pod's service
+  account (``service_account=``, required) carries the cloud identity (Azure Workload Identity, GKE Workload
+  Identity, EKS IRSA). Add the label your platform needs, e.g. ``labels={"azure.workload.identity/use": "true"}``.
+
+Every Secret named in ``datastore_secrets`` must also be declared in ``secrets=[...]``, the one list of Secrets
+a step's pods may read. ``datastore_secret_manifest`` writes the Secret for a set of datastores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
+from airflow_mlpipe.compute.containers import (
+    assert_no_credentials,
+    container_command,
+    container_image,
+    is_in_process,
+    plain_env,
+    required_datastores,
+    unreachable_message,
+)
+from airflow_mlpipe.compute.environment import Environment, check_environment_fits
+from airflow_mlpipe.compute.k8s_spec import (
+    WORKLOAD_IDENTITY,
+    DatastoreAccess,
+    DatastoreSecretValue,
+    check_affinity,
+    check_datastore_secrets,
+    check_secrets,
+    check_tolerations,
+    gpu_toleration,
+    secret_name_of,
+    unknown_fields,
+)
+from airflow_mlpipe.compute.validation import (
+    check_annotations,
+    check_dns_label,
+    check_dns_subdomain,
+    check_env,
+    check_image,
+    check_label_key,
+    check_labels,
+    check_non_negative_int,
+    check_positive_int,
+    check_quantity,
+    safe_label_value,
+)
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk import Context
+
+__all__ = [
+    "WORKLOAD_IDENTITY",
+    "DatastoreAccess",
+    "KubernetesCompute",
+    "build_pod_operator",
+    "check_datastores_reachable_from_pod",
+    "datastore_secret_manifest",
+    "execute_pod_operator",
+]
+
+# Our own pod labels, next to the dag_id/task_id/run_id labels the provider adds at run time.
+LABEL_PREFIX = "airflow-mlpipe"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlpipe"}
+
+
+@dataclass(frozen=True)
+class KubernetesCompute(ComputeTarget):
+    """Run steps as Kubernetes pods (Azure ML's AmlCompute cluster, here any cluster with GPU nodes).
+
+    :param namespace: the pods' namespace.
+    :param image: the default image (an ``Environment(image=...)`` wins); it must contain Python and
+        airflow-mlpipe, e.g. an image built from this project's ``docker/Dockerfile``.
+    :param gpu: GPUs per pod: requested and limited as ``gpu_resource``; GPU pods also tolerate the
+        ``<gpu_resource>:NoSchedule`` taint of GPU node pools unless ``tolerations`` is given.
+    :param gpu_resource: the extended resource name: ``nvidia.com/gpu``, ``amd.com/gpu``...
+    :param cpu: CPU request and limit, a Kubernetes quantity (``"500m"``, ``"2"``).
+    :param memory: memory request and limit (``"512Mi"``, ``"4Gi"``).
+    :param node_selector: node labels the pod must match, e.g. ``{"agentpool": "gpu"}``.
+    :param tolerations: tolerations as in a pod manifest (dicts) or ``V1Toleration``; ``[]`` for none.
+    :param affinity: affinity as in a pod manifest (``{"nodeAffinity": {...}}``) or ``V1Affinity``.
+    :param service_account: the pods' service account (needed for workload identity).
+    :param image_pull_secrets: names of docker-registry Secrets for private images.
+    :param secrets: the Kubernetes Secrets the pods may read: names, or the provider's ``Secret`` objects
+        (which are also attached to the pod as the provider does: env var, ``envFrom`` or volume).
+    :param env: plain environment variables (no credentials; ``AIRFLOW_CONN_*`` is refused).
+    :param kubernetes_conn_id: the Airflow Kubernetes connection; None uses the worker's kubeconfig
+        (``KUBECONFIG``, ``~/.kube/config``) or, with ``in_cluster=True``, the in-cluster service account.
+    :param in_cluster: use the in-cluster configuration.
+    :param labels: extra pod labels; ``annotations``: extra pod annotations.
+    :param startup_timeout: seconds a pod may take to be scheduled and start (GPU nodes may need to scale up).
+    :param deferrable: wait for the pod in the triggerer instead of holding a worker slot.
+    :param datastore_secrets: how the pods get each datastore's connection; see the module's documentation.
+    """
+
+    namespace: str = "default"
+    image: str | None = None
+    gpu: int = 0
+    gpu_resource: str = "nvidia.com/gpu"
+    cpu: str | float | None = None
+    memory: str | int | None = None
+    node_selector: Mapping[str, str] | None = None
+    tolerations: Sequence[Mapping[str, Any] | Any] | None = None
+    affinity: Mapping[str, Any] | Any | None = None
+    service_account: str | None = None
+    image_pull_secrets: Sequence[str] | str | None = None
+    secrets: Sequence[str | Any] | None = None
+    env: Mapping[str, str] | None = None
+    kubernetes_conn_id: str | None = None
+    in_cluster: bool | None = None
+    labels: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None
+    startup_timeout: int = 600
+    deferrable: bool = False
+    datastore_secrets: Mapping[str, DatastoreSecretValue] | str | None = None
+
+    kind = "kubernetes"
+
+    def __post_init__(self) -> None:
+        what = "KubernetesCompute"
+        put = self._put
+        put("namespace", check_dns_label(self.namespace, what=f"{what} namespace"))
+        if self.image is not None:
+            check_image(self.image, what=what)
+        put("gpu", check_non_negative_int(self.gpu, what=f"{what} gpu count"))
+        put("gpu_resource", check_label_key(self.gpu_resource, what=f"{what} gpu_resource", require_prefix=True))
+        put("cpu", check_quantity(self.cpu, what=f"{what} cpu"))
+        put("memory", check_quantity(self.memory, what=f"{what} memory"))
+        put("node_selector", check_labels(self.node_selector, what=f"{what} node_selector"))
+        put("tolerations", check_tolerations(self.tolerations, what=f"{what} tolerations"))
+        put("affinity", check_affinity(self.affinity, what=f"{what} affinity"))
+        if self.service_account is not None:
+            check_dns_subdomain(self.service_account, what=f"{what} service_account")
+        pull = self.image_pull_secrets
+        names = pull.split(",") if isinstance(pull, str) else list(pull or ())
+        put(
+            "image_pull_secrets",
+            tuple(check_dns_subdomain(n.strip(), what=f"{what} image_pull_secrets entry") for n in names),
+        )
+        put("secrets", check_secrets(self.secrets, what=f"{what} secrets"))
+        put("env", check_env(self.env, what=f"{what} env"))
+        if self.kubernetes_conn_id is not None and (
+            not isinstance(self.kubernetes_conn_id, str) or not self.kubernetes_conn_id
+        ):
+            raise ConfigError(f"{what} kubernetes_conn_id {self.kubernetes_conn_id!r} must be a connection id or None")
+        if self.in_cluster is not None and not isinstance(self.in_cluster, bool):
+            raise ConfigError(f"{what} in_cluster {self.in_cluster!r} must be True, False or None")
+        put("labels", check_labels(self.labels, what=f"{what} labels"))
+        put("annotations", check_annotations(self.annotations, what=f"{what} annotations"))
+        put("startup_timeout", check_positive_int(self.startup_timeout, what=f"{what} startup_timeout"))
+        if not isinstance(self.deferrable, bool):
+            raise ConfigError(f"{what} deferrable {self.deferrable!r} must be True or False")
+        put(
+            "datastore_secrets",
+            check_datastore_secrets(
+                self.datastore_secrets,
+                declared=self.declared_secrets,
+                service_account=self.service_account,
+                what=f"{what} datastore_secrets",
+            ),
+        )
+
+    def _put(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def __hash__(self) -> int:
+        import json
+
+        return hash(json.dumps(self.describe(), sort_keys=True))
+
+    @property
+    def declared_secrets(self) -> frozenset[str]:
+        return frozenset(secret_name_of(s) for s in self.secrets or ())
+
+    def describe(self) -> dict[str, Any]:
+        """Everything about the pods except credentials (Secrets appear by name only)."""
+        return {
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "image": self.image,
+            "gpu": self.gpu,
+            "gpu_resource": self.gpu_resource,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "node_selector": dict(self.node_selector or {}),
+            "tolerations": [dict(t) for t in self.tolerations] if self.tolerations is not None else None,
+            "affinity": self.affinity,
+            "service_account": self.service_account,
+            "image_pull_secrets": list(self.image_pull_secrets or ()),
+            "secrets": [_describe_secret(s) for s in self.secrets or ()],
+            "env": dict(self.env or {}),
+            "kubernetes_conn_id": self.kubernetes_conn_id,
+            "in_cluster": self.in_cluster,
+            "labels": dict(self.labels or {}),
+            "annotations": dict(self.annotations or {}),
+            "startup_timeout": self.startup_timeout,
+            "deferrable": self.deferrable,
+            "datastore_secrets": _describe_datastore_secrets(self.datastore_secrets),
+        }
+
+    def datastore_access(self, datastore: str) -> tuple[str, str] | DatastoreAccess | str | None:
+        """How pods get ``datastore``'s connection: (secret, key), WORKLOAD_IDENTITY, the one Secret for all
+        (its name), or None when it is not mapped."""
+        mapping = self.datastore_secrets
+        if mapping is None or isinstance(mapping, str):
+            return mapping
+        return mapping.get(datastore)
+
+
+def _describe_secret(item: Any) -> dict[str, Any] | str:
+    if isinstance(item, str):
+        return item
+    return {
+        "secret": item.secret,
+        "deploy_type": item.deploy_type,
+        "deploy_target": item.deploy_target,
+        "key": item.key,
+    }
+
+
+def _describe_datastore_secrets(value: object) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    assert isinstance(value, Mapping)
+    return {
+        name: target.value if isinstance(target, DatastoreAccess) else {"secret": target[0], "key": target[1]}
+        for name, target in sorted(value.items())
+    }
+
+
+def check_datastores_reachable_from_pod(
+    compute: KubernetesCompute, datastore_configs: Mapping[str, DatastoreConfig] | Iterable[DatastoreConfig]
+) -> None:
+    """Raise ``ConfigError`` unless a pod of ``compute`` can reach every datastore and get its credentials.
+
+    Call it at parse time with the step's datastores; ``build_pod_operator`` calls it again before any pod
+    is created. Local (``file://``) and in-memory datastores are refused: a pod runs on another machine.
+    """
+    configs = datastore_configs.values() if isinstance(datastore_configs, Mapping) else datastore_configs
+    for config in configs:
+        if is_in_process(config):
+            raise ConfigError(
+                "KubernetesCompute: "
+                + unreachable_message(config, where="a pod", fix="point the datastore at storage the cluster can reach")
+            )
+        access = compute.datastore_access(config.name)
+        if access is None:
+            raise ConfigError(_unmapped_message(compute, config))
+        if access is WORKLOAD_IDENTITY and config.secret_values:
+            secret_options = sorted(k for k, v in config.public_options().items() if v == "***")
+            raise ConfigError(
+                f"KubernetesCompute: datastore {config.name!r} uses WORKLOAD_IDENTITY, but its connection holds "
+                f"credentials ({', '.join(secret_options)}), which would be written into the pod spec: remove them "
+                "from the connection (the pod's service account provides the identity), or map the datastore to a "
+                "Secret instead"
+            )
+
+
+def _unmapped_message(compute: KubernetesCompute, config: DatastoreConfig) -> str:
+    key = env_var_name(config.name)
+    return (
+        f"KubernetesCompute: datastore {config.name!r} has no entry in datastore_secrets, and a pod gets datastore "
+        "credentials only from a Kubernetes Secret (or workload identity). Create a Secret that holds the "
+        f"connection under key {key}, e.g. kubectl create secret generic mlpipe-datastores -n {compute.namespace} "
+        f"--from-literal={key}='<the connection JSON>' (or apply datastore_secret_manifest(...)), then set "
+        f"KubernetesCompute(secrets=['mlpipe-datastores'], datastore_secrets={{{config.name!r}: 'mlpipe-datastores'}})"
+    )
+
+
+def build_pod_operator(
+    compute: KubernetesCompute,
+    *,
+    task_id: str,
+    launch: StepLaunch,
+    datastores: Mapping[str, DatastoreConfig],
+    environment: Environment | None = None,
+    dag_id: str | None = None,
+    **operator_kwargs: Any,
+) -> KubernetesPodOperator:
+    """A ``KubernetesPodOperator`` (configured, not run) that runs ``launch`` in a pod of ``compute``.
+
+    :param task_id: the operator's task id (the pod name is derived from it).
+    :param launch: the step runner's arguments, plain environment and the datastores it needs.
+    :param datastores: settings of (at least) every datastore in ``launch.datastores``; their credentials go
+        only into Secret references, never into the pod spec.
+    :param environment: the step's environment: its image and interpreter win over the compute target's.
+    :param dag_id: adds the ``airflow-mlpipe/dag`` label.
+    :param operator_kwargs: further ``KubernetesPodOperator`` arguments (``get_logs``, ``config_file``,
+        ``on_finish_action``, ``execution_timeout``...); they override ours.
+    :raises ConfigError: before any pod exists, for every problem found in the inputs.
+    """
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    what = "KubernetesCompute"
+    check_environment_fits(environment, compute)
+    image = container_image(compute.image, environment, what=what)
+    configs = required_datastores(launch, datastores, what=what)
+    check_datastores_reachable_from_pod(compute, configs)
+    command = container_command(environment, launch)
+    env = plain_env(compute.env or {}, environment, launch)
+    # Plain names only declare a Secret; the provider's Secret objects are attached as the provider does.
+    secrets = [s for s in compute.secrets or () if not isinstance(s, str)]
+    for config in configs:
+        access = compute.datastore_access(config.name)
+        if access is WORKLOAD_IDENTITY:
+            env[env_var_name(config.name)] = config_to_env_value(config)
+        elif isinstance(access, tuple):
+            secrets.append(_env_secret(env_var_name(config.name), access[0], access[1]))
+    if isinstance(compute.datastore_secrets, str):
+        secrets.append(_env_from_secret(compute.datastore_secrets))
+    labels = {**(compute.labels or {}), **_our_labels(task_id, launch.step_name, dag_id)}
+    annotations = dict(compute.annotations or {})
+    assert_no_credentials(
+        configs,
+        {"command": command, "environment": env, "labels": labels, "annotations": annotations, "image": image},
+        what=what,
+    )
+    kwargs: dict[str, Any] = {
+        "task_id": task_id,
+        "namespace": compute.namespace,
+        "image": image,
+        "cmds": command[:1],
+        "arguments": command[1:],
+        "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
+        "secrets": secrets,
+        "labels": labels,
+        "annotations": annotations,
+        "container_resources": _resources(compute),
+        "node_selector": dict(compute.node_selector or {}),
+        "tolerations": [_toleration(t) for t in _tolerations(compute)],
+        "affinity": _affinity(compute.affinity),
+        "service_account_name": compute.service_account,
+        "image_pull_secrets": [k8s.V1LocalObjectReference(name=n) for n in compute.image_pull_secrets or ()],
+        "kubernetes_conn_id": compute.kubernetes_conn_id,
+        "in_cluster": compute.in_cluster,
+        "startup_timeout_seconds": compute.startup_timeout,
+        "deferrable": compute.deferrable,
+    }
+    kwargs.update(operator_kwargs)
+    return KubernetesPodOperator(**kwargs)
+
+
+def _our_labels(task_id: str, step_name: str, dag_id: str | None) -> dict[str, str]:
+    labels = {
+        **MANAGED_BY,
+        f"{LABEL_PREFIX}/task": safe_label_value(task_id),
+        f"{LABEL_PREFIX}/step": safe_label_value(step_name),
+    }
+    if dag_id:
+        labels[f"{LABEL_PREFIX}/dag"] = safe_label_value(dag_id)
+    return labels
+
+
+def _env_secret(env_name: str, secret: str, key: str) -> Any:
+    from airflow.providers.cncf.kubernetes.secret import Secret
+
+    return Secret("env", env_name, secret, key)
+
+
+def _env_from_secret(secret: str) -> Any:
+    from airflow.providers.cncf.kubernetes.secret import Secret
+
+    return Secret("env", None, secret)
+
+
+def _tolerations(compute: KubernetesCompute) -> list[Mapping[str, Any]]:
+    if compute.tolerations is not None:
+        return list(compute.tolerations)
+    return [gpu_toleration(compute.gpu_resource)] if compute.gpu else []
+
+
+def _toleration(tol: Mapping[str, Any]) -> Any:
+    from kubernetes.client import models as k8s
+
+    return k8s.V1Toleration(
+        key=tol.get("key"),
+        operator=tol.get("operator"),
+        value=tol.get("value"),
+        effect=tol.get("effect"),
+        toleration_seconds=tol.get("tolerationSeconds"),
+    )
+
+
+def _affinity(affinity: Any) -> Any:
+    """The V1Affinity, refusing fields the client model does not know (they would vanish silently)."""
+    if affinity is None:
+        return None
+    from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_affinity
+    from kubernetes.client import ApiClient
+
+    model = convert_affinity(dict(affinity))
+    lost = unknown_fields(affinity, ApiClient().sanitize_for_serialization(model))
+    if lost:
+        raise ConfigError(
+            f"KubernetesCompute affinity has fields Kubernetes does not know: {lost!r}; write them as in a pod "
+            "manifest (camelCase, e.g. requiredDuringSchedulingIgnoredDuringExecution)"
+        )
+    return model
+
+
+def _resources(compute: KubernetesCompute) -> Any:
+    amounts: dict[str, str] = {}
+    if compute.cpu is not None:
+        amounts["cpu"] = str(compute.cpu)
+    if compute.memory is not None:
+        amounts["memory"] = str(compute.memory)
+    if compute.gpu:
+        # Extended resources cannot be overcommitted: Kubernetes wants requests equal to limits.
+        amounts[compute.gpu_resource] = str(compute.gpu)
+    if not amounts:
+        return None
+    from kubernetes.client import models as k8s
+
+    return k8s.V1ResourceRequirements(requests=dict(amounts), limits=dict(amounts))
+
+
+def execute_pod_operator(operator: KubernetesPodOperator, context: Context) -> Any:
+    """Run a pod operator built by ``build_pod_operator`` from inside another operator's ``execute``.
+
+    Calls the provider's own ``execute`` without Airflow's nested-operator guard (which logs a warning when one
+    operator's ``execute`` runs inside another's, and is meant for operators that users call by mistake).
+    In deferrable mode this raises ``TaskDeferred`` with ``method_name="trigger_reentry"``: the calling operator
+    must then define ``trigger_reentry(self, context, event)`` and forward it to a pod operator built the same
+    way (``operator.trigger_reentry(context, event)``).
+    """
+    execute = type(operator).execute
+    unguarded = getattr(execute, "__wrapped__", execute)
+    return unguarded(operator, context)
+
+
+def datastore_secret_manifest(
+    name: str, configs: Iterable[DatastoreConfig], *, namespace: str | None = None
+) -> dict[str, Any]:
+    """The Kubernetes Secret (a manifest dict) that holds ``AIRFLOW_CONN_<NAME>`` for each datastore.
+
+    It contains the credentials: apply it (``kubectl apply -f``) or create it through the API, never commit it.
+    """
+    check_dns_subdomain(name, what="Secret name")
+    metadata: dict[str, Any] = {"name": name, "labels": dict(MANAGED_BY)}
+    if namespace is not None:
+        metadata["namespace"] = check_dns_label(namespace, what="namespace")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "stringData": {env_var_name(c.name): config_to_env_value(c) for c in configs},
+    }
