@@ -42,3 +42,7 @@ class DatasetError(ConfigError):
 
 class DatasetNotFoundError(DatasetError, LookupError):
     """No registered dataset (or version) with that name."""
+
+
+class EnvironmentBuildError(MlpipeError):
+    """A step's environment could not be built (pip failed): names the package and shows pip's last words."""
