@@ -68,7 +68,6 @@ from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, 
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from airflow.sdk import Context
 
 __all__ = [
     "WORKLOAD_IDENTITY",
@@ -77,7 +76,6 @@ __all__ = [
     "build_pod_operator",
     "check_datastores_reachable_from_pod",
     "datastore_secret_manifest",
-    "execute_pod_operator",
 ]
 
 # Our own pod labels, next to the dag_id/task_id/run_id labels the provider adds at run time.
@@ -434,20 +432,6 @@ def _resources(compute: KubernetesCompute) -> Any:
     from kubernetes.client import models as k8s
 
     return k8s.V1ResourceRequirements(requests=dict(amounts), limits=dict(amounts))
-
-
-def execute_pod_operator(operator: KubernetesPodOperator, context: Context) -> Any:
-    """Run a pod operator built by ``build_pod_operator`` from inside another operator's ``execute``.
-
-    Calls the provider's own ``execute`` without Airflow's nested-operator guard (which logs a warning when one
-    operator's ``execute`` runs inside another's, and is meant for operators that users call by mistake).
-    In deferrable mode this raises ``TaskDeferred`` with ``method_name="trigger_reentry"``: the calling operator
-    must then define ``trigger_reentry(self, context, event)`` and forward it to a pod operator built the same
-    way (``operator.trigger_reentry(context, event)``).
-    """
-    execute = type(operator).execute
-    unguarded = getattr(execute, "__wrapped__", execute)
-    return unguarded(operator, context)
 
 
 def datastore_secret_manifest(

@@ -1,0 +1,291 @@
+"""``DockerCompute``: a step runs in a container through the docker provider's ``DockerOperator``.
+
+Docker has no Secret object for plain containers, so datastore connections (``AIRFLOW_CONN_<NAME>``) travel in the
+operator's ``private_environment``: Airflow neither renders nor logs it, and it never enters run records. Anyone
+who may use the Docker engine can still read a container's environment (``docker inspect``): give the engine's
+socket to Airflow only.
+
+A local (``file://``) datastore is reachable from a container only through a bind mount at the same path, which
+``check_datastores_reachable_from_container`` checks; in-memory datastores never are.
+
+The image needs Python and airflow-mlpipe: build one from this project's ``docker/Dockerfile`` (or
+``pip install airflow-mlpipe`` in your own), or, on a development machine, bind-mount the checkout and a
+virtualenv of the same Python version read-only and put them on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
+from airflow_mlpipe.compute.containers import (
+    assert_no_credentials,
+    container_command,
+    container_image,
+    is_in_process,
+    plain_env,
+    required_datastores,
+    unreachable_message,
+)
+from airflow_mlpipe.compute.environment import Environment, check_environment_fits
+from airflow_mlpipe.compute.validation import check_env, check_image, check_labels, safe_label_value
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
+
+if TYPE_CHECKING:
+    from airflow.providers.docker.operators.docker import DockerOperator
+
+__all__ = ["DockerCompute", "build_docker_operator", "check_datastores_reachable_from_container"]
+
+_AUTO_REMOVE = ("never", "success", "force")
+_MOUNT_TYPES = ("bind", "volume", "tmpfs")
+_MEMORY_RE = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
+_DOCKER_URL_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
+
+
+@dataclass(frozen=True)
+class DockerCompute(ComputeTarget):
+    """Run steps in Docker containers on a Docker engine the Airflow worker can reach.
+
+    :param image: the default image (an ``Environment(image=...)`` wins); it needs Python and airflow-mlpipe.
+    :param docker_url: the engine, e.g. ``unix:///var/run/docker.sock`` or ``tcp://host:2376`` (default:
+        ``DOCKER_HOST`` or the local socket).
+    :param docker_conn_id: an Airflow Docker connection for registry login.
+    :param gpus: GPUs for the container: a count, ``"all"``, or a list of device ids (``["0", "2"]``).
+    :param network_mode: ``"bridge"``, ``"host"``, ``"none"`` or a network name.
+    :param mounts: bind mounts and volumes: ``"/src:/dst"``, ``"/src:/dst:ro"``, dicts
+        ``{"source": ..., "target": ..., "type": "bind", "read_only": True}`` or ``docker.types.Mount``.
+    :param env: plain environment variables (no credentials; ``AIRFLOW_CONN_*`` is refused). Named ``env`` as in
+        ``KubernetesCompute``; ``environment`` is the step's ``Environment``.
+    :param auto_remove: remove the container afterwards: ``"never"``, ``"success"`` or ``"force"``.
+    :param cpus: CPUs (relative CPU shares, as Docker's ``--cpu-shares`` / 1024).
+    :param mem_limit: memory limit, bytes or ``"512m"``, ``"4g"``.
+    :param shm_size: size of ``/dev/shm`` in bytes (PyTorch data loaders want more than the default 64 MB).
+    :param user: the user the process runs as.
+    :param labels: extra container labels.
+    """
+
+    image: str | None = None
+    docker_url: str | None = None
+    docker_conn_id: str | None = None
+    gpus: int | str | Sequence[str] | None = None
+    network_mode: str | None = None
+    mounts: Sequence[str | Mapping[str, Any]] = ()
+    env: Mapping[str, str] | None = None
+    auto_remove: str = "success"
+    cpus: float | None = None
+    mem_limit: str | int | None = None
+    shm_size: int | None = None
+    user: str | None = None
+    labels: Mapping[str, str] | None = None
+
+    kind = "docker"
+
+    def __post_init__(self) -> None:
+        what = "DockerCompute"
+        if self.image is not None:
+            check_image(self.image, what=what)
+        if self.docker_url is not None and (
+            not isinstance(self.docker_url, str) or not self.docker_url.startswith(_DOCKER_URL_SCHEMES)
+        ):
+            raise ConfigError(
+                f"{what} docker_url {self.docker_url!r} is not an engine address; write e.g. "
+                "'unix:///var/run/docker.sock' or 'tcp://host:2376'"
+            )
+        self._put("gpus", _check_gpus(self.gpus, what=what))
+        if self.network_mode is not None and (not isinstance(self.network_mode, str) or not self.network_mode):
+            raise ConfigError(f"{what} network_mode {self.network_mode!r} must be 'bridge', 'host', 'none' or a name")
+        self._put("mounts", tuple(_check_mount(m, what=f"{what} mounts") for m in _as_list(self.mounts, what)))
+        self._put("env", check_env(self.env, what=f"{what} env"))
+        if self.auto_remove not in _AUTO_REMOVE:
+            raise ConfigError(f"{what} auto_remove {self.auto_remove!r} must be one of {list(_AUTO_REMOVE)!r}")
+        if self.cpus is not None and (
+            isinstance(self.cpus, bool) or not isinstance(self.cpus, int | float) or self.cpus <= 0
+        ):
+            raise ConfigError(f"{what} cpus {self.cpus!r} must be a positive number")
+        if self.mem_limit is not None and not _MEMORY_RE.match(str(self.mem_limit)):
+            raise ConfigError(f"{what} mem_limit {self.mem_limit!r} must be bytes or a size such as '512m' or '4g'")
+        if self.shm_size is not None and (
+            isinstance(self.shm_size, bool) or not isinstance(self.shm_size, int) or self.shm_size <= 0
+        ):
+            raise ConfigError(f"{what} shm_size {self.shm_size!r} must be a positive number of bytes")
+        self._put("labels", check_labels(self.labels, what=f"{what} labels"))
+
+    def _put(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def __hash__(self) -> int:
+        import json
+
+        return hash(json.dumps(self.describe(), sort_keys=True))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "image": self.image,
+            "docker_url": self.docker_url,
+            "docker_conn_id": self.docker_conn_id,
+            "gpus": list(self.gpus) if isinstance(self.gpus, tuple) else self.gpus,
+            "network_mode": self.network_mode,
+            "mounts": [dict(m) for m in self.mounts if isinstance(m, Mapping)],
+            "env": dict(self.env or {}),
+            "auto_remove": self.auto_remove,
+            "cpus": self.cpus,
+            "mem_limit": self.mem_limit,
+            "shm_size": self.shm_size,
+            "user": self.user,
+            "labels": dict(self.labels or {}),
+        }
+
+
+def _as_list(mounts: object, what: str) -> list[Any]:
+    if isinstance(mounts, str | Mapping) or not isinstance(mounts, Iterable):
+        raise ConfigError(f"{what} mounts {mounts!r} must be a list, e.g. ['/data:/data:ro']")
+    return list(mounts)
+
+
+def _check_gpus(gpus: object, *, what: str) -> int | str | tuple[str, ...] | None:
+    if gpus is None:
+        return None
+    if gpus == "all":
+        return "all"
+    if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 0:
+        return gpus
+    if isinstance(gpus, list | tuple) and gpus and all(isinstance(g, str) and g for g in gpus):
+        return tuple(gpus)
+    raise ConfigError(
+        f"{what} gpus {gpus!r} must be a non-negative integer, 'all' or a list of device ids such as ['0', '1']"
+    )
+
+
+def _check_mount(mount: object, *, what: str) -> dict[str, Any]:
+    if isinstance(mount, str):
+        parts = mount.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise ConfigError(f"{what}: {mount!r} must be 'source:target' or 'source:target:ro'")
+        raw: dict[str, Any] = {"source": parts[0], "target": parts[1], "read_only": parts[2:] == ["ro"]}
+    elif isinstance(mount, Mapping):
+        # docker.types.Mount is a dict with the API's keys (Target, Source, Type, ReadOnly).
+        api = {"Target": "target", "Source": "source", "Type": "type", "ReadOnly": "read_only"}
+        raw = {api.get(str(k), str(k)): v for k, v in mount.items() if v is not None and k in {*api, *api.values()}}
+    else:
+        raise ConfigError(f"{what}: {mount!r} must be 'source:target[:ro]', a dict or a docker.types.Mount")
+    kind = raw.get("type", "bind")
+    if kind not in _MOUNT_TYPES:
+        raise ConfigError(f"{what}: type {kind!r} must be one of {list(_MOUNT_TYPES)!r}")
+    target, source = raw.get("target"), raw.get("source")
+    if not isinstance(target, str) or not target.startswith("/"):
+        raise ConfigError(f"{what}: target {target!r} must be an absolute path inside the container")
+    if kind == "bind" and (not isinstance(source, str) or not os.path.isabs(source)):
+        raise ConfigError(f"{what}: bind mount source {source!r} must be an absolute path on the Docker host")
+    return {"source": source, "target": target, "type": kind, "read_only": bool(raw.get("read_only", False))}
+
+
+def check_datastores_reachable_from_container(
+    compute: DockerCompute, datastore_configs: Mapping[str, DatastoreConfig] | Iterable[DatastoreConfig]
+) -> None:
+    """Raise ``ConfigError`` unless a container of ``compute`` can reach every datastore.
+
+    A ``file://`` datastore counts as reachable when a bind mount shows its folder at the same path."""
+    configs = datastore_configs.values() if isinstance(datastore_configs, Mapping) else datastore_configs
+    for config in configs:
+        if not is_in_process(config) or _mounted_at_same_path(compute, config.parsed.root):
+            continue
+        fix = "point it at shared storage"
+        if config.parsed.protocol == "file":
+            root = config.parsed.root
+            fix = f"mount the folder at the same path, DockerCompute(mounts=['{root}:{root}']), or {fix}"
+        raise ConfigError("DockerCompute: " + unreachable_message(config, where="a container", fix=fix))
+
+
+def _mounted_at_same_path(compute: DockerCompute, root: str) -> bool:
+    for mount in compute.mounts:
+        if not isinstance(mount, Mapping) or mount["type"] != "bind" or mount["source"] != mount["target"]:
+            continue
+        folder = str(mount["source"]).rstrip("/") or "/"
+        if root == folder or root.startswith(folder.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def build_docker_operator(
+    compute: DockerCompute,
+    *,
+    task_id: str,
+    launch: StepLaunch,
+    datastores: Mapping[str, DatastoreConfig],
+    environment: Environment | None = None,
+    dag_id: str | None = None,
+    **operator_kwargs: Any,
+) -> DockerOperator:
+    """A ``DockerOperator`` (configured, not run) that runs ``launch`` in a container of ``compute``.
+
+    Datastore connections go into ``private_environment``; everything else the operator shows is checked to
+    contain none of their credentials. ``operator_kwargs`` (``mount_tmp_dir``, ``xcom_all``, ``timeout``...)
+    override ours.
+
+    :raises ConfigError: before any container exists, for every problem found in the inputs.
+    """
+    from airflow.providers.docker.operators.docker import DockerOperator
+    from docker.types import DeviceRequest, Mount
+
+    what = "DockerCompute"
+    check_environment_fits(environment, compute)
+    image = container_image(compute.image, environment, what=what)
+    configs = required_datastores(launch, datastores, what=what)
+    check_datastores_reachable_from_container(compute, configs)
+    command = container_command(environment, launch)
+    env = plain_env(compute.env or {}, environment, launch)
+    labels = {
+        **(compute.labels or {}),
+        "app.kubernetes.io/managed-by": "airflow-mlpipe",
+        "airflow-mlpipe/task": safe_label_value(task_id),
+        "airflow-mlpipe/step": safe_label_value(launch.step_name),
+    }
+    if dag_id:
+        labels["airflow-mlpipe/dag"] = safe_label_value(dag_id)
+    assert_no_credentials(configs, {"command": command, "environment": env, "labels": labels}, what=what)
+    mounts = [
+        Mount(target=m["target"], source=m["source"], type=m["type"], read_only=m["read_only"])
+        for m in compute.mounts
+        if isinstance(m, Mapping)
+    ]
+    kwargs: dict[str, Any] = {
+        "task_id": task_id,
+        "image": image,
+        "command": command,
+        "environment": env,
+        "private_environment": {env_var_name(c.name): config_to_env_value(c) for c in configs},
+        "mounts": mounts,
+        "network_mode": compute.network_mode,
+        "docker_url": compute.docker_url,
+        "docker_conn_id": compute.docker_conn_id,
+        "auto_remove": compute.auto_remove,
+        "device_requests": _device_requests(compute.gpus, DeviceRequest),
+        "mem_limit": compute.mem_limit,
+        "shm_size": compute.shm_size,
+        "user": compute.user,
+        "labels": labels,
+        # The step runner needs no scratch folder from the host, and the provider's default bind-mounts one,
+        # which fails against a remote engine.
+        "mount_tmp_dir": False,
+    }
+    if compute.cpus is not None:
+        kwargs["cpus"] = compute.cpus
+    kwargs.update(operator_kwargs)
+    return DockerOperator(**kwargs)
+
+
+def _device_requests(gpus: object, device_request: Any) -> list[Any] | None:
+    if gpus is None or gpus == 0:
+        return None
+    if gpus == "all":
+        return [device_request(count=-1, capabilities=[["gpu"]])]
+    if isinstance(gpus, int):
+        return [device_request(count=gpus, capabilities=[["gpu"]])]
+    assert isinstance(gpus, tuple)
+    return [device_request(device_ids=list(gpus), capabilities=[["gpu"]])]

@@ -1,0 +1,88 @@
+"""Fixtures of the compute tests: datastore settings with a recognisable credential, an in-memory Kubernetes API
+server with a test kubelet, and the private Docker engine of scripts/docker-engine.sh."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_mlpipe.storage.config import DatastoreConfig
+from tests.compute.helpers import s3_config
+from tests.compute.k8s_emulator import KubernetesApiEmulator
+from tests.compute.kubelet import TestKubelet
+
+
+@pytest.fixture
+def datastore_config() -> DatastoreConfig:
+    return s3_config()
+
+
+@dataclass
+class KubernetesEnv:
+    emulator: KubernetesApiEmulator
+    kubelet: TestKubelet
+    kubeconfig: Path
+    api: Any
+
+    def new_namespace(self) -> str:
+        # kmock ignores label selectors: a namespace per test keeps the operator's pod lookups unambiguous.
+        return f"t-{uuid.uuid4().hex[:10]}"
+
+    def create_secret(self, manifest: dict[str, Any]) -> None:
+        """Store a Secret as the API server would: ``stringData`` becomes base64 ``data``."""
+        body = {k: v for k, v in manifest.items() if k != "stringData"}
+        body["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in manifest.get("stringData", {}).items()}
+        self.api.create_namespaced_secret(manifest["metadata"]["namespace"], body)
+
+
+@pytest.fixture(scope="session")
+def kubernetes_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubernetesEnv]:
+    emulator = KubernetesApiEmulator()
+    emulator.start()
+    api = emulator.core_api()
+    kubelet = TestKubelet(emulator.core_api())
+    kubelet.start()
+    kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+    yield KubernetesEnv(emulator=emulator, kubelet=kubelet, kubeconfig=kubeconfig, api=api)
+    kubelet.stop()
+    emulator.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "docker: needs the test Docker engine (scripts/docker-engine.sh); skipped without"
+    )
+
+
+# -- Docker ---------------------------------------------------------------------------------------------------------
+DOCKER_IMAGE = os.environ.get("MLPIPE_TEST_IMAGE", "mlpipe-test-python:bookworm")
+
+
+def docker_host() -> str:
+    default = f"unix://{os.environ.get('TMPDIR', '/tmp')}/mlpipe-docker/docker.sock"
+    return os.environ.get("MLPIPE_TEST_DOCKER_HOST", default)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The URL of the test Docker engine with the test image; skips when there is none."""
+    host = docker_host()
+    hint = "start one with `bash scripts/docker-engine.sh` (root; installs docker.io and builds the image once)"
+    try:
+        import docker
+
+        client = docker.APIClient(base_url=host, timeout=10)
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine at {host} ({type(exc).__name__}): {hint}")
+    if not client.images(name=DOCKER_IMAGE):
+        pytest.skip(f"the Docker engine at {host} has no image {DOCKER_IMAGE!r}: {hint}")
+    client.close()
+    return host
