@@ -46,3 +46,15 @@ class DatasetNotFoundError(DatasetError, LookupError):
 
 class EnvironmentBuildError(MlpipeError):
     """A step's environment could not be built (pip failed): names the package and shows pip's last words."""
+
+
+class FingerprintError(ConfigError):
+    """A file or folder that a fingerprint needs cannot be read: the message names the path and the fix."""
+
+
+class FingerprintPathNotFoundError(FingerprintError, FileNotFoundError):
+    """A source folder or ``hash_paths`` entry that does not exist."""
+
+
+class UnreadableFileError(FingerprintError, OSError):
+    """A file in a source folder or ``hash_paths`` that cannot be read (permission denied, not a regular file)."""
