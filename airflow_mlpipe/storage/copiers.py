@@ -1,0 +1,57 @@
+"""Which copier serves a pair of datastores, and whether two datastores are the same store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_mlpipe.storage.copy_async import AsyncCopier
+from airflow_mlpipe.storage.copy_common import Copier
+from airflow_mlpipe.storage.copy_generic import GenericCopier, SyncServerCopier
+from airflow_mlpipe.storage.copy_local import LocalCopier
+from airflow_mlpipe.storage.datastore import Datastore
+
+# Files in flight by default. Local copies are kernel work (a second thread overlaps metadata syscalls, more only
+# contend for the GIL); object stores want a few dozen requests in flight (measured: see docs/bench-transfer.md).
+DEFAULT_WORKERS = {"local": 2, "upload": 48, "download": 32, "stream": 32, "server-side": 32}
+
+
+def same_filesystem(a: Datastore, b: Datastore) -> bool:
+    """One filesystem object serves both (so a server-side copy can run)."""
+    if a.protocol != b.protocol:
+        return False
+    return a.protocol in ("file", "memory") or a.fs is b.fs
+
+
+def _namespace(store: Datastore) -> Any:
+    """What identifies the storage account or endpoint behind a datastore (for the overlap check)."""
+    fs = store.fs
+    if store.protocol == "abfs":
+        return getattr(getattr(fs, "service_client", None), "url", None) or getattr(fs, "account_name", None)
+    if store.protocol == "s3":
+        return getattr(fs, "endpoint_url", None) or (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url")
+    return store.config.public_options()
+
+
+def same_namespace(a: Datastore, b: Datastore) -> bool:
+    """Both datastores reach the same paths (same account, endpoint or machine), whatever their credentials."""
+    if a.protocol != b.protocol:
+        return False
+    return same_filesystem(a, b) or _namespace(a) == _namespace(b)
+
+
+def _is_async(store: Datastore) -> bool:
+    return bool(getattr(store.fs, "async_impl", False))
+
+
+def choose_copier(src: Datastore, dst: Datastore) -> Copier:
+    if src.protocol == "file" and dst.protocol == "file":
+        return LocalCopier()
+    if same_filesystem(src, dst):
+        return AsyncCopier(src, dst, "server") if _is_async(dst) else SyncServerCopier(dst)
+    if src.protocol == "file" and _is_async(dst):
+        return AsyncCopier(src, dst, "upload")
+    if dst.protocol == "file" and _is_async(src):
+        return AsyncCopier(src, dst, "download")
+    if _is_async(src) and _is_async(dst) and src.fs.loop is dst.fs.loop:
+        return AsyncCopier(src, dst, "stream")
+    return GenericCopier(src, dst)

@@ -1,0 +1,137 @@
+"""What a transfer needs to know about files: size, a change token and, where the store keeps one, an MD5.
+
+Listing is the whole cost of an up-to-date re-run, so local folders are walked with ``os.scandir`` (one ``stat``
+a file, no fsspec per-file overhead) and object stores are listed with one recursive ``find``, whose pages carry
+size, ETag and (Azure) Content-MD5 for every blob at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+
+# Written into a destination folder while a transfer fills it; removed once the folder is marked complete.
+JOURNAL_NAME = "_MLPIPE_TRANSFER"
+# Local files are written under a temporary name and renamed, where a reader must never see a part.
+TEMP_SUFFIX = ".mlpipe-part"
+_CONTROL_NAMES = frozenset({COMPLETE_MARKER, JOURNAL_NAME})
+_MD5_HEX = re.compile(r"^[0-9a-f]{32}$")
+_HASH_BLOCK = 8 * 1024 * 1024
+
+PathKind = Literal["file", "directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """``token`` changes whenever the file is rewritten (mtime, ETag); ``md5`` is comparable across stores."""
+
+    size: int
+    token: str
+    md5: str | None = None
+
+
+def is_control_name(name: str) -> bool:
+    """Markers, journals and temporary parts: never copied, never counted as data."""
+    return name in _CONTROL_NAMES or (name.startswith(".") and name.endswith(TEMP_SUFFIX))
+
+
+def kept_md5(info: Mapping[str, Any]) -> str | None:
+    """The content MD5 (hex) an fsspec ``info`` dict carries, or None.
+
+    Azure keeps Content-MD5 for blobs uploaded in one request (and for ours, which set it); GCS keeps md5Hash;
+    an S3 ETag is the MD5 of objects uploaded in one part without SSE-KMS, and has a ``-N`` suffix otherwise.
+    """
+    settings = info.get("content_settings")
+    raw: Any = None
+    if settings is not None:
+        raw = settings.get("content_md5") if isinstance(settings, Mapping) else getattr(settings, "content_md5", None)
+    raw = raw or info.get("md5Hash")
+    if raw:
+        digest = bytes(raw) if isinstance(raw, (bytes, bytearray)) else base64.b64decode(str(raw))
+        return digest.hex()
+    etag = str(info.get("ETag") or "").strip('"').lower()
+    return etag if _MD5_HEX.match(etag) else None
+
+
+def meta_from_info(info: Mapping[str, Any]) -> FileMeta:
+    size = int(info.get("size") or 0)
+    etag = info.get("etag") or info.get("ETag")
+    if etag:
+        token = f"etag:{str(etag).strip(chr(34))}"
+    else:
+        changed = next((info[k] for k in ("mtime", "LastModified", "last_modified", "created") if info.get(k)), "")
+        token = f"mtime:{changed}"
+    return FileMeta(size, token, kept_md5(info))
+
+
+def local_meta(st: os.stat_result) -> FileMeta:
+    return FileMeta(st.st_size, f"mtime:{st.st_mtime_ns}")
+
+
+def _walk_local(top: str) -> dict[str, FileMeta]:
+    out: dict[str, FileMeta] = {}
+    pending = [("", top)]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    # Like os.walk: do not follow links to folders (a link cycle would never end).
+                    if not entry.is_symlink():
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif not is_control_name(entry.name):
+                    out[prefix + entry.name] = local_meta(entry.stat())
+    return out
+
+
+def list_tree(store: Datastore, full: str) -> dict[str, FileMeta]:
+    """Every data file below the backend folder ``full``, keyed by its path relative to ``full``."""
+    if store.protocol == "file":
+        return _walk_local(full) if os.path.isdir(full) else {}
+    store.fs.invalidate_cache(full)
+    found = store.fs.find(full, detail=True, withdirs=False)
+    base = full.rstrip("/") + "/"
+    out: dict[str, FileMeta] = {}
+    for name, info in found.items():
+        name = store.fs._strip_protocol(name)
+        if info.get("type", "file") != "file" or not name.startswith(base) or name.endswith("/"):
+            continue
+        rel = name[len(base) :]
+        if not is_control_name(rel.rsplit("/", 1)[-1]):
+            out[rel] = meta_from_info(info)
+    return out
+
+
+def path_kind(store: Datastore, full: str) -> tuple[PathKind | None, FileMeta | None]:
+    """Whether ``full`` is a file (with its meta), a folder, or absent."""
+    if store.protocol == "file":
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            return None, None
+        return ("directory", None) if stat.S_ISDIR(st.st_mode) else ("file", local_meta(st))
+    store.fs.invalidate_cache(full)
+    try:
+        info = store.fs.info(full)
+    except FileNotFoundError:
+        return None, None
+    if info.get("type") == "directory":
+        return "directory", None
+    return "file", meta_from_info(info)
+
+
+def content_md5(store: Datastore, full: str) -> str:
+    """MD5 of a file's bytes, read in blocks (bounded memory). Used only where no store keeps one."""
+    if store.protocol == "file":
+        with open(full, "rb") as fh:
+            return hashlib.file_digest(fh, "md5").hexdigest()
+    with store.fs.open(full, "rb", block_size=_HASH_BLOCK) as fh:
+        return hashlib.file_digest(fh, "md5").hexdigest()

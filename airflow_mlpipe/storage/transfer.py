@@ -1,0 +1,484 @@
+"""The copy engine: fast, verified, resumable copies between any two datastores. No Airflow import.
+
+``transfer(src, "in/data", dst, "team/data")`` copies a folder (or with ``kind="file"`` one file) and returns a
+``TransferResult``. The steps, in order, so that nothing half-copied ever looks complete:
+
+1. check the request: the source exists and is what ``kind`` says, source and destination do not overlap;
+2. list both sides and decide per file what to copy (``transfer_plan``); a file that differs at the destination
+   is an error unless ``overwrite`` (or it was left by an unfinished run of this same transfer);
+3. withdraw the destination folder's completion marker and leave a journal naming the source, then copy
+   (``copiers`` picks local, upload, download, stream or server-side), each file with retries;
+4. list the destination again and compare sizes and, where both stores keep one, MD5s;
+5. mark the folder complete with a manifest of both sides' identities, which lets the next run skip every
+   unchanged file without reading it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
+from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
+from airflow_mlpipe.storage.copy_common import CopyContext, CopyFailure
+from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.errors import translate_errors
+from airflow_mlpipe.storage.listing import JOURNAL_NAME, FileMeta, content_md5, list_tree, path_kind
+from airflow_mlpipe.storage.progress import ProgressCallback, ProgressTracker
+from airflow_mlpipe.storage.retry import RetryPolicy, call_with_retry
+from airflow_mlpipe.storage.transfer_errors import (
+    TransferDestinationExistsError,
+    TransferError,
+    TransferFailedError,
+    TransferKindError,
+    TransferOverlapError,
+    TransferSourceNotFoundError,
+    TransferVerificationError,
+)
+from airflow_mlpipe.storage.transfer_plan import Plan, plan_transfer
+from airflow_mlpipe.storage.transfer_types import TransferKind, TransferProgress, TransferredFile, TransferResult
+
+__all__ = [
+    "RetryPolicy",
+    "TransferDestinationExistsError",
+    "TransferError",
+    "TransferFailedError",
+    "TransferKindError",
+    "TransferOverlapError",
+    "TransferProgress",
+    "TransferResult",
+    "TransferSourceNotFoundError",
+    "TransferVerificationError",
+    "TransferredFile",
+    "transfer",
+]
+
+MANIFEST_VERSION = 1
+_MiB = 1024 * 1024
+
+
+def transfer(
+    source: Datastore,
+    source_path: str,
+    destination: Datastore,
+    destination_path: str,
+    *,
+    kind: TransferKind = "directory",
+    overwrite: bool = False,
+    verify: bool = True,
+    files: Collection[str] | None = None,
+    progress: ProgressCallback | None = None,
+    progress_interval: float = 10.0,
+    max_workers: int | None = None,
+    retry: RetryPolicy | None = None,
+    chunk_size: int = 8 * _MiB,
+    block_parallel: int = 4,
+    memory_limit: int = 256 * _MiB,
+    marker_extra: Mapping[str, Any] | None = None,
+) -> TransferResult:
+    """Copy ``source_path`` of ``source`` to ``destination_path`` of ``destination``.
+
+    :param kind: ``"directory"`` copies every file below ``source_path`` into the folder ``destination_path`` and
+        marks it complete; ``"file"`` copies one file to the file path ``destination_path``.
+    :param overwrite: replace destination files that differ from the source; off, such files are an error
+        (raised before anything is written). Files that match are skipped either way.
+    :param verify: compare sizes and (where both stores keep one) MD5s after copying; fail on a mismatch.
+    :param files: copy only these paths, relative to ``source_path`` (a dataset version's manifest).
+    :param progress: called with a ``TransferProgress`` at most every ``progress_interval`` seconds, and at the end.
+        It runs on a copy thread: keep it quick (log a line).
+    :param max_workers: files in flight; the default suits the pair of stores (2 local threads, dozens of
+        requests to object stores).
+    :param retry: how failed files are retried (transient errors only); default 4 tries with backoff from 0.5 s.
+    :param chunk_size: block size for large files; files up to this size are copied in one request.
+    :param block_parallel: blocks of one large file in flight at once.
+    :param memory_limit: bytes that the files in flight may hold in memory together (bounds the parallelism).
+    :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
+    """
+    job = _Transfer(
+        source,
+        source_path,
+        destination,
+        destination_path,
+        kind=kind,
+        overwrite=overwrite,
+        verify=verify,
+        files=files,
+        retry=retry or RetryPolicy(),
+    )
+    settings = _CopySettings(progress, progress_interval, max_workers, chunk_size, block_parallel, memory_limit)
+    return job.run(settings, marker_extra or {})
+
+
+class _CopySettings:
+    def __init__(
+        self,
+        progress: ProgressCallback | None,
+        interval: float,
+        workers: int | None,
+        chunk_size: int,
+        block_parallel: int,
+        memory_limit: int,
+    ) -> None:
+        for name, value in (
+            ("chunk_size", chunk_size),
+            ("block_parallel", block_parallel),
+            ("memory_limit", memory_limit),
+        ):
+            if value < 1:
+                raise ConfigError(f"transfer({name}={value!r}): give a positive number")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"transfer(max_workers={workers!r}): give a positive number, or None for the default")
+        self.progress = progress
+        self.interval = interval
+        self.workers = workers
+        self.chunk_size = chunk_size
+        self.block_parallel = block_parallel
+        self.memory_limit = memory_limit
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base.rstrip('/')}/{rel}" if rel else base
+
+
+class _Transfer:
+    def __init__(
+        self,
+        src: Datastore,
+        src_path: str,
+        dst: Datastore,
+        dst_path: str,
+        *,
+        kind: TransferKind,
+        overwrite: bool,
+        verify: bool,
+        files: Collection[str] | None,
+        retry: RetryPolicy,
+    ) -> None:
+        if kind not in ("file", "directory"):
+            raise ConfigError(f"transfer(kind={kind!r}): use 'file' (one file) or 'directory' (a folder of files)")
+        if files is not None and kind != "directory":
+            raise ConfigError("transfer(files=...): a list of files needs kind='directory'")
+        self.src, self.dst = src, dst
+        self.src_path, self.dst_path = src_path, dst_path
+        self.src_full, self.dst_full = src.full_path(src_path), dst.full_path(dst_path)
+        self.kind, self.overwrite, self.verify, self.files, self.retry = kind, overwrite, verify, files, retry
+        self.started = time.monotonic()
+
+    # -- labels and guarded storage calls -----------------------------------------------------------------------
+    def _where(self, side: str) -> str:
+        store, path = (self.src, self.src_path) if side == "source" else (self.dst, self.dst_path)
+        return f"datastore {store.name!r} path {path!r} ({store.uri(path)})"
+
+    def _call(self, store: Datastore, action: str, path: str, fn: Callable[[], Any]) -> Any:
+        """A storage call with retries on transient errors, its final error naming store, path and fix."""
+        with translate_errors(store.config, action, path):
+            return call_with_retry(fn, self.retry)
+
+    @property
+    def journal_path(self) -> str:
+        return f"{self.dst_path.rstrip('/')}/{JOURNAL_NAME}" if self.dst_path.strip("/") else JOURNAL_NAME
+
+    def _read_json(self, path: str) -> dict[str, Any] | None:
+        try:
+            value = self._call(self.dst, "read", path, lambda: self.dst.read_json(path))
+        except (FileNotFoundError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    # -- step 1: check the request --------------------------------------------------------------------------------
+    def _check_overlap(self) -> None:
+        if not same_namespace(self.src, self.dst):
+            return
+        a, b = self.src_full.rstrip("/"), self.dst_full.rstrip("/")
+        if self.src.protocol == "file":
+            a, b = os.path.realpath(a), os.path.realpath(b)
+        inside = b.startswith(a + "/") or a.startswith(b + "/")
+        if a == b or (self.kind == "directory" and inside):
+            raise TransferOverlapError(
+                f"transfer source {self._where('source')} and destination {self._where('destination')} overlap "
+                f"({'the same path' if a == b else 'one folder lies inside the other'}): a copy would read what "
+                "it writes; choose a destination outside the source (and not a folder that contains it)"
+            )
+
+    def _source_files(self) -> dict[str, FileMeta]:
+        found, meta = self._call(self.src, "check", self.src_path, lambda: path_kind(self.src, self.src_full))
+        if found is None:
+            raise TransferSourceNotFoundError(
+                f"transfer source {self._where('source')} does not exist; check the path and the datastore, or "
+                "write the data there before the transfer runs"
+            )
+        if self.kind == "file":
+            if found == "directory":
+                raise TransferKindError(
+                    f"transfer source {self._where('source')} is a folder; pass kind='directory' to copy a folder"
+                )
+            return {posixpath.basename(self.src_full.rstrip("/")): meta}
+        if found == "file":
+            raise TransferKindError(
+                f"transfer source {self._where('source')} is a file; pass kind='file' to copy one file"
+            )
+        listed: dict[str, FileMeta] = self._call(
+            self.src, "list", self.src_path, lambda: list_tree(self.src, self.src_full)
+        )
+        if self.files is None:
+            return listed
+        wanted = {f.strip("/") for f in self.files}
+        missing = sorted(wanted - listed.keys())
+        if missing:
+            raise TransferSourceNotFoundError(
+                f"transfer source {self._where('source')} lacks {len(missing)} of the {len(wanted)} files asked "
+                f"for ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''}); the data changed "
+                "since the list was made: register a new dataset version, or correct the list"
+            )
+        return {rel: listed[rel] for rel in sorted(wanted)}
+
+    def _destination_files(self, names: Iterable[str]) -> dict[str, FileMeta]:
+        found, meta = self._call(self.dst, "check", self.dst_path, lambda: path_kind(self.dst, self.dst_full))
+        if self.kind == "file":
+            if found == "directory":
+                raise TransferKindError(
+                    f"transfer destination {self._where('destination')} is a folder; for kind='file' give the "
+                    "path of the file to write (for example 'folder/name.csv')"
+                )
+            return {name: meta for name in names if meta is not None}
+        if found == "file":
+            raise TransferKindError(
+                f"transfer destination {self._where('destination')} is a file; give a folder path for kind='directory'"
+            )
+        if found is None:
+            return {}
+        listed: dict[str, FileMeta] = self._call(
+            self.dst, "list", self.dst_path, lambda: list_tree(self.dst, self.dst_full)
+        )
+        return listed
+
+    # -- step 2: plan -----------------------------------------------------------------------------------------------
+    def _same_content(self, src_files: Mapping[str, FileMeta], dst_files: Mapping[str, FileMeta]) -> Any:
+        def md5_of(store: Datastore, full: str, meta: FileMeta) -> str:
+            return meta.md5 or self._call(store, "read", full, lambda: content_md5(store, full))
+
+        def same(rel: str) -> bool:
+            src_md5 = md5_of(self.src, self._src_file(rel), src_files[rel])
+            return src_md5 == md5_of(self.dst, self._dst_file(rel), dst_files[rel])
+
+        def check(rels: Iterable[str]) -> set[str]:
+            rels = list(rels)
+            with ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlpipe-hash") as pool:
+                return {rel for rel, equal in zip(rels, pool.map(same, rels), strict=True) if equal}
+
+        return check
+
+    def _src_file(self, rel: str) -> str:
+        return self.src_full if self.kind == "file" else _join(self.src_full, rel)
+
+    def _dst_file(self, rel: str) -> str:
+        return self.dst_full if self.kind == "file" else _join(self.dst_full, rel)
+
+    def _plan(
+        self, src_files: Mapping[str, FileMeta], dst_files: Mapping[str, FileMeta], marker: Mapping[str, Any] | None
+    ) -> Plan:
+        journal = self._read_json(self.journal_path) if self.kind == "directory" and dst_files else None
+        unfinished_run_of_ours = bool(journal and journal.get("source") == self.src.uri(self.src_path))
+        plan = plan_transfer(
+            src_files,
+            dst_files,
+            src_path=self._src_file,
+            dst_path=self._dst_file,
+            manifest=self._recorded_files(marker),
+            replace_different=self.overwrite or unfinished_run_of_ours,
+            same_content=self._same_content(src_files, dst_files),
+        )
+        if plan.conflicts:
+            shown = ", ".join(map(repr, plan.conflicts[:5])) + (", ..." if len(plan.conflicts) > 5 else "")
+            raise TransferDestinationExistsError(
+                f"transfer destination {self._where('destination')} already holds {len(plan.conflicts)} file(s) "
+                f"that differ from the source ({shown}); nothing was copied. Pass overwrite=True to replace them, "
+                "or choose another destination path"
+            )
+        return plan
+
+    def _recorded_files(self, marker: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        section = (marker or {}).get("transfer")
+        if not isinstance(section, Mapping) or section.get("source") != self.src.uri(self.src_path):
+            return {}
+        files = section.get("files")
+        return files if isinstance(files, Mapping) else {}
+
+    # -- steps 3 to 5 -----------------------------------------------------------------------------------------------
+    def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any]) -> TransferResult:
+        self._check_overlap()
+        src_files = self._source_files()
+        dst_files = self._destination_files(src_files)
+        marker = self._read_json(self.dst.marker_path(self.dst_path)) if self.kind == "directory" else None
+        plan = self._plan(src_files, dst_files, marker)
+        copier = choose_copier(self.src, self.dst)
+        tracker = ProgressTracker(
+            files_total=len(plan.copy),
+            bytes_total=plan.bytes_to_copy,
+            files_skipped=len(plan.same),
+            callback=settings.progress,
+            interval=settings.interval,
+        )
+        ctx = CopyContext(
+            tracker=tracker,
+            retry=self.retry,
+            workers=settings.workers or DEFAULT_WORKERS.get(copier.method, 8),
+            chunk_size=settings.chunk_size,
+            block_parallel=settings.block_parallel,
+            memory_limit=settings.memory_limit,
+            atomic=self.kind == "file",
+        )
+        if plan.copy:
+            self._prepare_destination(marker is not None, len(plan.copy))
+            tracker.start()
+            self._copy(copier, plan, ctx)
+            after = self._destination_after_copy(src_files)
+        else:
+            after = dict(dst_files)
+        if self.verify:
+            self._verify(plan, src_files, after, ctx.md5s)
+        records = self._records(plan, src_files, after, ctx.md5s)
+        if self.kind == "directory":
+            self._finish_folder(marker, records, marker_extra)
+        tracker.finish()
+        return TransferResult(
+            source=self.src.uri(self.src_path),
+            destination=self.dst.uri(self.dst_path),
+            kind=self.kind,
+            method=copier.method if plan.copy else "none",
+            files_copied=len(plan.copy),
+            files_skipped=len(plan.same),
+            bytes_copied=plan.bytes_to_copy,
+            bytes_total=sum(m.size for m in src_files.values()),
+            seconds=time.monotonic() - self.started,
+            verified=self.verify,
+            complete=True,
+            retries=tracker.retries,
+            extra_files=len(plan.extra),
+            files=tuple(records[rel] for rel in sorted(records)),
+        )
+
+    def _prepare_destination(self, has_marker: bool, count: int) -> None:
+        if self.kind != "directory":
+            return
+        if has_marker:
+            self._call(
+                self.dst, "withdraw the marker of", self.dst_path, lambda: self.dst.clear_complete(self.dst_path)
+            )
+        journal = {"source": self.src.uri(self.src_path), "started": _now(), "files": count}
+        self._call(self.dst, "write", self.journal_path, lambda: self.dst.write_json(self.journal_path, journal))
+
+    def _copy(self, copier: Any, plan: Plan, ctx: CopyContext) -> None:
+        try:
+            copier.run(plan.copy, ctx)
+        except CopyFailure as failure:
+            store = self.src if failure.side == "source" else self.dst
+            rel = failure.task.rel
+            path = self.src_path if failure.side == "source" else self.dst_path
+            path = _join(path, rel) if self.kind == "directory" else path
+            reason = _describe(store, "read" if failure.side == "source" else "write", path, failure.cause)
+            done = ctx.tracker.files_done
+            raise TransferFailedError(
+                f"transfer {self._where('source')} -> {self._where('destination')} stopped after {done} of "
+                f"{len(plan.copy)} files: {reason}. Nothing was marked complete; the files copied so far are kept, "
+                "and running the transfer again copies only what is missing",
+                files_copied=done,
+                failed_path=rel,
+            ) from failure.cause
+
+    def _destination_after_copy(self, src_files: Mapping[str, FileMeta]) -> dict[str, FileMeta]:
+        if self.kind == "file":
+            _, meta = self._call(self.dst, "check", self.dst_path, lambda: path_kind(self.dst, self.dst_full))
+            return {name: meta for name in src_files if meta is not None}
+        listed: dict[str, FileMeta] = self._call(
+            self.dst, "list", self.dst_path, lambda: list_tree(self.dst, self.dst_full)
+        )
+        return listed
+
+    def _verify(
+        self,
+        plan: Plan,
+        src_files: Mapping[str, FileMeta],
+        after: Mapping[str, FileMeta],
+        computed: Mapping[str, str],
+    ) -> None:
+        problems: list[str] = []
+        for rel, src in src_files.items():
+            dst = after.get(rel)
+            expected_md5 = src.md5 or computed.get(rel)
+            if dst is None:
+                problems.append(f"{rel!r} is missing")
+            elif dst.size != src.size:
+                problems.append(f"{rel!r} has {dst.size} bytes, the source {src.size}")
+            elif expected_md5 and dst.md5 and expected_md5 != dst.md5:
+                problems.append(f"{rel!r} has MD5 {dst.md5}, the source {expected_md5}")
+        if problems:
+            raise TransferVerificationError(
+                f"transfer {self._where('source')} -> {self._where('destination')}: {len(problems)} file(s) at the "
+                f"destination do not match the source after copying: {'; '.join(problems[:5])}"
+                f"{'; ...' if len(problems) > 5 else ''}. The destination was not marked complete; if the source "
+                "changed during the copy, run the transfer again"
+            )
+
+    def _records(
+        self,
+        plan: Plan,
+        src_files: Mapping[str, FileMeta],
+        after: Mapping[str, FileMeta],
+        computed: Mapping[str, str],
+    ) -> dict[str, TransferredFile]:
+        copied = {t.rel for t in plan.copy}
+        records: dict[str, TransferredFile] = {}
+        for rel, src in src_files.items():
+            dst = after.get(rel)
+            md5 = src.md5 or computed.get(rel) or (dst.md5 if dst else None)
+            records[rel] = TransferredFile(
+                path=rel,
+                size=src.size,
+                action="copied" if rel in copied else "skipped",
+                source=src.token,
+                destination=dst.token if dst else None,
+                md5=md5,
+            )
+        return records
+
+    def _finish_folder(
+        self,
+        marker: Mapping[str, Any] | None,
+        records: Mapping[str, TransferredFile],
+        marker_extra: Mapping[str, Any],
+    ) -> None:
+        section = {
+            "version": MANIFEST_VERSION,
+            "source": self.src.uri(self.src_path),
+            "count": len(records),
+            "bytes": sum(r.size for r in records.values()),
+            "files": {rel: [r.size, r.source, r.destination, r.md5] for rel, r in sorted(records.items())},
+        }
+        recorded = (marker or {}).get("transfer") if isinstance(marker, Mapping) else None
+        unchanged = isinstance(recorded, Mapping) and all(recorded.get(k) == v for k, v in section.items())
+        if unchanged and all((marker or {}).get(k) == v for k, v in marker_extra.items()):
+            return  # up to date: the folder is complete as it stands, nothing is written
+        manifest = {**marker_extra, "transfer": {**section, "finished": _now()}}
+        self._call(self.dst, "mark complete", self.dst_path, lambda: self.dst.mark_complete(self.dst_path, manifest))
+        self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
+
+
+def _describe(store: Datastore, action: str, path: str, cause: BaseException) -> str:
+    """The storage error in our words (datastore, path, fix; no secret), via the datastore's error translation."""
+    try:
+        with translate_errors(store.config, action, path):
+            raise cause
+    except (DatastoreAccessError, OSError) as translated:
+        return str(translated)
+    except Exception as other:
+        return f"{type(other).__name__}: {other}"
