@@ -53,14 +53,14 @@ def plain_env(compute_env: Mapping[str, str], environment: Environment | None, l
 def required_datastores(
     launch: StepLaunch, datastores: Mapping[str, DatastoreConfig], *, what: str
 ) -> list[DatastoreConfig]:
-    """The configs of the datastores the step needs, in ``launch.datastores`` order."""
+    """The configs of the datastores the step needs, in ``launch.datastores`` order, each once."""
     missing = [name for name in launch.datastores if name not in datastores]
     if missing:
         raise ConfigError(
             f"{what}: step {launch.step_name!r} needs datastores {missing!r}, but no settings were given for them "
             f"(datastores given: {sorted(datastores)!r})"
         )
-    return [datastores[name] for name in launch.datastores]
+    return [datastores[name] for name in dict.fromkeys(launch.datastores)]
 
 
 def is_in_process(config: DatastoreConfig) -> bool:

@@ -12,7 +12,7 @@ them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,7 @@ class Environment:
 
     name: str | None = None
     image: str | None = None
-    pip_packages: tuple[str, ...] = ()
+    pip_packages: Sequence[str] = ()
     env_vars: Mapping[str, str] = field(default_factory=dict)
     python: str | None = None
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +71,7 @@ def python_for_environment(
     return str(link / "bin" / "python")
 
 
-def venv_key_fields(base_python: str, packages: tuple[str, ...]) -> dict[str, Any]:
+def venv_key_fields(base_python: str, packages: Sequence[str]) -> dict[str, Any]:
     """What the cache key is made of, listed so it can be printed and explained."""
     current = _same_file(base_python, sys.executable)
     return {

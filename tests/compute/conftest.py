@@ -76,9 +76,9 @@ def docker_engine() -> str:
     host = docker_host()
     hint = "start one with `bash scripts/docker-engine.sh` (root; installs docker.io and builds the image once)"
     try:
-        import docker
+        from docker.api.client import APIClient
 
-        client = docker.APIClient(base_url=host, timeout=10)
+        client = APIClient(base_url=host, timeout=10)
         client.ping()
     except Exception as exc:
         pytest.skip(f"no Docker engine at {host} ({type(exc).__name__}): {hint}")

@@ -43,6 +43,8 @@ class KubernetesApiEmulator:
         except BaseException as exc:  # reported to start(), which is waiting for us
             self._error = exc
             self._ready.set()
+        finally:
+            self._loop.close()
 
     async def _main(self) -> None:
         from kmock import Server

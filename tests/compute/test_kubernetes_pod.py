@@ -22,7 +22,7 @@ from airflow_mlpipe.storage.config import config_from_fields
 from tests.compute.helpers import LAUNCH, SECRET_KEY, container, env_of, local_config, pod_manifest, s3_config
 
 IMAGE = "ghcr.io/example/train:1.4"
-DS = {"secrets": ["mlpipe-datastores"], "datastore_secrets": {"mlpipe_default": "mlpipe-datastores"}}
+DS: dict[str, Any] = {"secrets": ["mlpipe-datastores"], "datastore_secrets": {"mlpipe_default": "mlpipe-datastores"}}
 
 
 def compute(**kwargs: Any) -> KubernetesCompute:
