@@ -1,8 +1,7 @@
-"""A DAG run (dag.test) whose task is a KubernetesPodOperator built by build_pod_operator, on the kmock cluster."""
+"""A DAG run (dag.test) whose task runs a pod operator built by build_pod_operator on the kmock cluster."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -22,9 +21,8 @@ def test_pod_step_in_a_dag_run(kubernetes_env: KubernetesEnv, tmp_path: Path, mo
     monkeypatch.setenv("MLPIPE_TEST_K8S_NAMESPACE", namespace)
     monkeypatch.setenv("MLPIPE_TEST_KUBECONFIG", str(kubernetes_env.kubeconfig))
     monkeypatch.setenv("MLPIPE_TEST_PROBE_OUT", str(out))
-    # Read the environment above when the DAG file is (re)loaded here and when dag.test() parses the folder.
-    dag = importlib.reload(compute_kpo).dag
-    run = dag.test()
+
+    run = compute_kpo.dag.test()
 
     assert run.state == "success"
     assert json.loads(out.read_text()) == {"url": "s3://mlpipe-test-bucket/steps", "has_secret": True}
