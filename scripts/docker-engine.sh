@@ -27,10 +27,12 @@ log() { echo "==> $*" >&2; }
 engine_up() { docker -H "$HOST" info >/dev/null 2>&1; }
 
 stop_engine() {
-  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-    log "stopping dockerd (pid $(cat "$PIDFILE"))"
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 50); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.2; done
+  local pid
+  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping dockerd (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   fi
   rm -f "$PIDFILE"
 }
