@@ -72,7 +72,8 @@ class ProgressTracker:
     def retried(self, exc: BaseException) -> None:
         with self._lock:
             self.retries += 1
-        log.warning("transient storage error, retrying: %s: %s", type(exc).__name__, str(exc).splitlines()[0:1])
+        first_line = next(iter(str(exc).splitlines()), "")
+        log.warning("transient storage error, trying again: %s: %s", type(exc).__name__, first_line)
 
     def start(self) -> None:
         self.advance()
