@@ -37,7 +37,7 @@ MiB = 1024 * KiB
 FAST_RETRY = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05)
 
 
-# -- every backend pair that matters ----------------------------------------------------------------------------------
+# -- every backend pair that matters -----------------------------------------------------------------------------------
 PAIRS = [
     pytest.param("local", "local", "local", id="local-local"),
     pytest.param("local", "azurite", "upload", id="local-azurite"),
@@ -127,7 +127,7 @@ def test_local_single_file_is_written_under_a_temporary_name(make_store: MakeSto
     assert os.listdir(dst.root) == ["g.bin"]
 
 
-# -- incremental ------------------------------------------------------------------------------------------------------
+# -- incremental -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dst_kind", ["local", "azurite"])
 def test_rerun_after_losing_files_copies_only_what_is_missing(make_store: MakeStore, dst_kind: str) -> None:
     src, dst = make_store("local", "src"), make_store(dst_kind, "dst")
@@ -234,7 +234,7 @@ def test_unfinished_run_of_the_same_transfer_resumes_without_overwrite(make_stor
     assert dst.is_complete("out") and not dst.exists(f"out/{JOURNAL_NAME}")
 
 
-# -- bad input --------------------------------------------------------------------------------------------------------
+# -- bad input ---------------------------------------------------------------------------------------------------------
 def test_missing_source_names_store_path_and_fix(make_store: MakeStore) -> None:
     src, dst = make_store("moto", "landing"), make_store("local", "dst")
     with pytest.raises(TransferSourceNotFoundError, match=r"datastore 'landing' path 'no/such/folder'.*does not exist"):
@@ -293,7 +293,7 @@ def test_bad_arguments_are_config_errors(make_store: MakeStore) -> None:
         RetryPolicy(attempts=0)
 
 
-# -- faults -------------------------------------------------------------------------------------------------------------
+# -- faults ------------------------------------------------------------------------------------------------------------
 def test_verification_failure_leaves_the_folder_incomplete(make_store: MakeStore, monkeypatch: Any) -> None:
     src, dst = make_store("local", "src"), make_store("local", "dst")
     write_tree(src, "in", random_tree(4))
@@ -464,7 +464,7 @@ def test_destination_store_going_away_mid_copy_then_rerun_completes(
     assert dst.is_complete("out")
 
 
-# -- progress -----------------------------------------------------------------------------------------------------------
+# -- progress ----------------------------------------------------------------------------------------------------------
 def test_progress_reports_totals_and_ends_done(make_store: MakeStore) -> None:
     src, dst = make_store("local", "src"), make_store("local", "dst")
     files = random_tree(7)
