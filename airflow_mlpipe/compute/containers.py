@@ -9,15 +9,20 @@ container's definition before it is created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from airflow_mlpipe.compute.base import StepLaunch
-from airflow_mlpipe.compute.environment import Environment
-from airflow_mlpipe.compute.validation import check_env, check_image
+from airflow_mlpipe.compute.environment import Environment, check_environment_fits
+from airflow_mlpipe.compute.validation import check_env, check_image, safe_label_value
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, env_var_name
 
 DEFAULT_CONTAINER_PYTHON = "python"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlpipe"}
+# Our own labels, next to the dag_id/task_id/run_id labels the providers add at run time.
+LABEL_PREFIX = "airflow-mlpipe"
 # Shorter strings are not credentials, and searching for them would flag innocent arguments.
 _MIN_SECRET_LENGTH = 6
 
@@ -95,3 +100,65 @@ def assert_no_credentials(configs: Iterable[DatastoreConfig], parts: Mapping[str
                         "credentials reach a step only through its compute target's secret mechanism: remove it "
                         "from the arguments and environment variables"
                     )
+
+
+@dataclass(frozen=True)
+class ContainerStep:
+    """What any container target runs for one step, checked: image, command, plain env, labels, datastores."""
+
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    labels: dict[str, str]
+    datastores: list[DatastoreConfig]
+
+
+class ContainerTarget(Protocol):
+    """What ``DockerCompute`` and ``KubernetesCompute`` have in common."""
+
+    kind: str
+
+    @property
+    def image(self) -> str | None: ...
+
+    @property
+    def env(self) -> Mapping[str, str] | None: ...
+
+    @property
+    def labels(self) -> Mapping[str, str] | None: ...
+
+
+def container_step(
+    compute: ContainerTarget,
+    *,
+    task_id: str,
+    launch: StepLaunch,
+    datastores: Mapping[str, DatastoreConfig],
+    environment: Environment | None,
+    dag_id: str | None,
+    check_reachable: Callable[[list[DatastoreConfig]], None],
+) -> ContainerStep:
+    """The checked parts of a container step; ``check_reachable`` refuses datastores the container can't reach."""
+    what = type(compute).__name__
+    check_environment_fits(environment, compute)
+    image = container_image(compute.image, environment, what=what)
+    configs = required_datastores(launch, datastores, what=what)
+    check_reachable(configs)
+    return ContainerStep(
+        image=image,
+        command=container_command(environment, launch),
+        env=plain_env(compute.env or {}, environment, launch),
+        labels={**(compute.labels or {}), **step_labels(task_id, launch.step_name, dag_id)},
+        datastores=configs,
+    )
+
+
+def step_labels(task_id: str, step_name: str, dag_id: str | None) -> dict[str, str]:
+    labels = {
+        **MANAGED_BY,
+        f"{LABEL_PREFIX}/task": safe_label_value(task_id),
+        f"{LABEL_PREFIX}/step": safe_label_value(step_name),
+    }
+    if dag_id:
+        labels[f"{LABEL_PREFIX}/dag"] = safe_label_value(dag_id)
+    return labels

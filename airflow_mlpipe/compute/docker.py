@@ -24,15 +24,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
     assert_no_credentials,
-    container_command,
-    container_image,
+    container_step,
     is_in_process,
-    plain_env,
-    required_datastores,
     unreachable_message,
 )
-from airflow_mlpipe.compute.environment import Environment, check_environment_fits
-from airflow_mlpipe.compute.validation import check_env, check_image, check_labels, safe_label_value
+from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.compute.validation import (
+    check_env,
+    check_image,
+    check_labels,
+    description_hash,
+)
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
@@ -118,10 +120,7 @@ class DockerCompute(ComputeTarget):
     def _put(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
 
-    def __hash__(self) -> int:
-        import json
-
-        return hash(json.dumps(self.describe(), sort_keys=True))
+    __hash__ = description_hash
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -233,22 +232,17 @@ def build_docker_operator(
     from airflow.providers.docker.operators.docker import DockerOperator
     from docker.types import DeviceRequest, Mount
 
-    what = "DockerCompute"
-    check_environment_fits(environment, compute)
-    image = container_image(compute.image, environment, what=what)
-    configs = required_datastores(launch, datastores, what=what)
-    check_datastores_reachable_from_container(compute, configs)
-    command = container_command(environment, launch)
-    env = plain_env(compute.env or {}, environment, launch)
-    labels = {
-        **(compute.labels or {}),
-        "app.kubernetes.io/managed-by": "airflow-mlpipe",
-        "airflow-mlpipe/task": safe_label_value(task_id),
-        "airflow-mlpipe/step": safe_label_value(launch.step_name),
-    }
-    if dag_id:
-        labels["airflow-mlpipe/dag"] = safe_label_value(dag_id)
-    assert_no_credentials(configs, {"command": command, "environment": env, "labels": labels}, what=what)
+    step = container_step(
+        compute,
+        task_id=task_id,
+        launch=launch,
+        datastores=datastores,
+        environment=environment,
+        dag_id=dag_id,
+        check_reachable=lambda configs: check_datastores_reachable_from_container(compute, configs),
+    )
+    plain = {"command": step.command, "environment": step.env, "labels": step.labels}
+    assert_no_credentials(step.datastores, plain, what="DockerCompute")
     mounts = [
         Mount(target=m["target"], source=m["source"], type=m["type"], read_only=m["read_only"])
         for m in compute.mounts
@@ -256,10 +250,10 @@ def build_docker_operator(
     ]
     kwargs: dict[str, Any] = {
         "task_id": task_id,
-        "image": image,
-        "command": command,
-        "environment": env,
-        "private_environment": {env_var_name(c.name): config_to_env_value(c) for c in configs},
+        "image": step.image,
+        "command": step.command,
+        "environment": step.env,
+        "private_environment": {env_var_name(c.name): config_to_env_value(c) for c in step.datastores},
         "mounts": mounts,
         "network_mode": compute.network_mode,
         "docker_url": compute.docker_url,
@@ -269,7 +263,7 @@ def build_docker_operator(
         "mem_limit": compute.mem_limit,
         "shm_size": compute.shm_size,
         "user": compute.user,
-        "labels": labels,
+        "labels": step.labels,
         # The step runner needs no scratch folder from the host, and the provider's default bind-mounts one,
         # which fails against a remote engine.
         "mount_tmp_dir": False,

@@ -11,13 +11,12 @@ them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_mlpipe.compute.base import ComputeTarget
-from airflow_mlpipe.compute.validation import check_env, check_image
+from airflow_mlpipe.compute.validation import check_env, check_image, description_hash
 from airflow_mlpipe.exceptions import ConfigError
 
 
@@ -47,8 +46,10 @@ def _check_python(value: object, *, what: str) -> str | None:
     return value
 
 
-def _description_hash(value: Any) -> int:
-    return hash(json.dumps(value.to_dict(), sort_keys=True))
+class HasKind(Protocol):
+    """A compute target, as far as environments care."""
+
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class Environment:
         object.__setattr__(self, "env_vars", check_env(self.env_vars, what=f"{what} env_vars"))
         object.__setattr__(self, "python", _check_python(self.python, what=what))
 
-    __hash__ = _description_hash
+    __hash__ = description_hash
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,7 +143,7 @@ class RunConfiguration:
             )
         check_environment_fits(self.environment, self.target)
 
-    __hash__ = _description_hash
+    __hash__ = description_hash
 
     def merged(
         self, *, environment: Environment | None = None, target: ComputeTarget | None = None
@@ -163,7 +164,7 @@ class RunConfiguration:
         return self.to_dict()
 
 
-def check_environment_fits(environment: Environment | None, target: ComputeTarget | None) -> None:
+def check_environment_fits(environment: Environment | None, target: HasKind | None) -> None:
     """Refuse an environment that the target cannot provide: pip packages are installed only on local compute."""
     if environment is None or target is None or target.kind == "local" or not environment.pip_packages:
         return

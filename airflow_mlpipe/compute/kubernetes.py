@@ -29,15 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
+    MANAGED_BY,
     assert_no_credentials,
-    container_command,
-    container_image,
+    container_step,
     is_in_process,
-    plain_env,
-    required_datastores,
     unreachable_message,
 )
-from airflow_mlpipe.compute.environment import Environment, check_environment_fits
+from airflow_mlpipe.compute.environment import Environment
 from airflow_mlpipe.compute.k8s_spec import (
     WORKLOAD_IDENTITY,
     DatastoreAccess,
@@ -61,7 +59,7 @@ from airflow_mlpipe.compute.validation import (
     check_non_negative_int,
     check_positive_int,
     check_quantity,
-    safe_label_value,
+    description_hash,
 )
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
@@ -77,10 +75,6 @@ __all__ = [
     "check_datastores_reachable_from_pod",
     "datastore_secret_manifest",
 ]
-
-# Our own pod labels, next to the dag_id/task_id/run_id labels the provider adds at run time.
-LABEL_PREFIX = "airflow-mlpipe"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlpipe"}
 
 
 @dataclass(frozen=True)
@@ -154,7 +148,10 @@ class KubernetesCompute(ComputeTarget):
         names = pull.split(",") if isinstance(pull, str) else list(pull or ())
         put(
             "image_pull_secrets",
-            tuple(check_dns_subdomain(n.strip(), what=f"{what} image_pull_secrets entry") for n in names),
+            tuple(
+                check_dns_subdomain(n.strip() if isinstance(n, str) else n, what=f"{what} image_pull_secrets entry")
+                for n in names
+            ),
         )
         put("secrets", check_secrets(self.secrets, what=f"{what} secrets"))
         put("env", check_env(self.env, what=f"{what} env"))
@@ -182,10 +179,7 @@ class KubernetesCompute(ComputeTarget):
     def _put(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
 
-    def __hash__(self) -> int:
-        import json
-
-        return hash(json.dumps(self.describe(), sort_keys=True))
+    __hash__ = description_hash
 
     @property
     def declared_secrets(self) -> frozenset[str]:
@@ -311,16 +305,19 @@ def build_pod_operator(
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import models as k8s
 
-    what = "KubernetesCompute"
-    check_environment_fits(environment, compute)
-    image = container_image(compute.image, environment, what=what)
-    configs = required_datastores(launch, datastores, what=what)
-    check_datastores_reachable_from_pod(compute, configs)
-    command = container_command(environment, launch)
-    env = plain_env(compute.env or {}, environment, launch)
+    step = container_step(
+        compute,
+        task_id=task_id,
+        launch=launch,
+        datastores=datastores,
+        environment=environment,
+        dag_id=dag_id,
+        check_reachable=lambda configs: check_datastores_reachable_from_pod(compute, configs),
+    )
+    env = dict(step.env)
     # Plain names only declare a Secret; the provider's Secret objects are attached as the provider does.
     secrets = [s for s in compute.secrets or () if not isinstance(s, str)]
-    for config in configs:
+    for config in step.datastores:
         access = compute.datastore_access(config.name)
         if access is WORKLOAD_IDENTITY:
             env[env_var_name(config.name)] = config_to_env_value(config)
@@ -328,22 +325,18 @@ def build_pod_operator(
             secrets.append(_env_secret(env_var_name(config.name), access[0], access[1]))
     if isinstance(compute.datastore_secrets, str):
         secrets.append(_env_from_secret(compute.datastore_secrets))
-    labels = {**(compute.labels or {}), **_our_labels(task_id, launch.step_name, dag_id)}
     annotations = dict(compute.annotations or {})
-    assert_no_credentials(
-        configs,
-        {"command": command, "environment": env, "labels": labels, "annotations": annotations, "image": image},
-        what=what,
-    )
+    plain = {"command": step.command, "environment": env, "labels": step.labels, "annotations": annotations}
+    assert_no_credentials(step.datastores, plain, what="KubernetesCompute")
     kwargs: dict[str, Any] = {
         "task_id": task_id,
         "namespace": compute.namespace,
-        "image": image,
-        "cmds": command[:1],
-        "arguments": command[1:],
+        "image": step.image,
+        "cmds": step.command[:1],
+        "arguments": step.command[1:],
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in env.items()],
         "secrets": secrets,
-        "labels": labels,
+        "labels": step.labels,
         "annotations": annotations,
         "container_resources": _resources(compute),
         "node_selector": dict(compute.node_selector or {}),
@@ -358,17 +351,6 @@ def build_pod_operator(
     }
     kwargs.update(operator_kwargs)
     return KubernetesPodOperator(**kwargs)
-
-
-def _our_labels(task_id: str, step_name: str, dag_id: str | None) -> dict[str, str]:
-    labels = {
-        **MANAGED_BY,
-        f"{LABEL_PREFIX}/task": safe_label_value(task_id),
-        f"{LABEL_PREFIX}/step": safe_label_value(step_name),
-    }
-    if dag_id:
-        labels[f"{LABEL_PREFIX}/dag"] = safe_label_value(dag_id)
-    return labels
 
 
 def _env_secret(env_name: str, secret: str, key: str) -> Any:

@@ -7,6 +7,7 @@ at parse time with a message naming the bad value and the fix, long before a pod
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -221,3 +222,8 @@ def json_copy(value: Any, *, what: str) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise ConfigError(f"{what}: {value!r} ({type(value).__name__}) is not a JSON value")
+
+
+def description_hash(value: Any) -> int:
+    """``__hash__`` of the frozen compute values: their fields hold dicts and lists, their description is JSON."""
+    return hash(json.dumps(value.describe(), sort_keys=True))
