@@ -204,7 +204,7 @@ def _pip_install(python: Path, packages: list[str], *, timeout: float, name: str
         _run([str(python), "-m", "ensurepip", "--default-pip"], what="ensurepip", timeout=timeout)
         cmd = [str(python), "-m", "pip"]
     cmd += ["install", "--disable-pip-version-check", "--no-input", *packages]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    result = _completed(cmd, what=f"pip install {' '.join(packages)}", timeout=timeout)
     if result.returncode != 0:
         raise EnvironmentBuildError(_pip_failure_message(packages, result.stdout + result.stderr, name))
 
@@ -218,16 +218,20 @@ _URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def _pip_failure_message(packages: list[str], output: str, name: str | None) -> str:
-    # Index URLs may carry a token (https://user:token@host/simple): never repeat one.
-    output = _URL_CREDENTIALS.sub(r"\1***@", output)
+    output = _redact(output)
     culprit = _failed_package(packages, output)
     env = f" of environment {name!r}" if name else ""
     what = f"pip package {culprit!r}" if culprit else f"pip packages {packages!r}"
     tail = "\n".join(output.strip().splitlines()[-15:])
-    return (
+    return _redact(
         f"could not install {what}{env}; check the name and version (pip install {culprit or ' '.join(packages)} "
         f"must work on this worker). pip said:\n{tail}"
     )
+
+
+def _redact(text: str) -> str:
+    """Index and package URLs may carry a token (https://user:token@host/simple): never repeat one."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def _failed_package(packages: list[str], output: str) -> str | None:
@@ -259,7 +263,14 @@ def _publish(link: Path, target: Path) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def _completed(cmd: list[str], *, what: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EnvironmentBuildError(_redact(f"{what} did not finish within {timeout:.0f} s")) from None
+
+
 def _run(cmd: list[str], *, what: str, timeout: float) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
+    result = _completed(cmd, what=what, timeout=timeout)
     if result.returncode != 0:
         raise EnvironmentBuildError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
