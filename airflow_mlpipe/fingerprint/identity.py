@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.fingerprint.hashing import HASH_NAME, hash_bytes, hash_files
+from airflow_mlpipe.fingerprint.statcache import StatCache
 
 if TYPE_CHECKING:
     from airflow_mlpipe.storage.datastore import Datastore
@@ -54,8 +55,17 @@ def store_kept_identity(info: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def identities(store: Datastore, infos: Mapping[str, Mapping[str, Any]]) -> dict[str, FileIdentity]:
-    """Identities of files in ``store`` given their relative paths and fsspec ``info`` dicts."""
+def identities(
+    store: Datastore,
+    infos: Mapping[str, Mapping[str, Any]],
+    *,
+    cache: StatCache | bool = True,
+) -> dict[str, FileIdentity]:
+    """Identities of files in ``store`` given their relative paths and fsspec ``info`` dicts.
+
+    Files of a local datastore are hashed, through the stat cache (``cache``: ``True`` for the default one,
+    ``False`` for none) so unchanged files are not read again.
+    """
     out: dict[str, FileIdentity] = {}
     to_hash: list[str] = []
     for rel, info in infos.items():
@@ -66,7 +76,7 @@ def identities(store: Datastore, infos: Mapping[str, Mapping[str, Any]]) -> dict
             out[rel] = FileIdentity(rel, int(info.get("size") or 0), *kept)
     if to_hash:
         if store.protocol == "file":
-            digests = hash_files([store.full_path(rel) for rel in to_hash])
+            digests = hash_files([store.full_path(rel) for rel in to_hash], cache=cache)
         else:
             digests = [hash_bytes(store.read_bytes(rel)) for rel in to_hash]
         for rel, digest in zip(to_hash, digests, strict=True):

@@ -1,0 +1,171 @@
+"""Hash many local files: in this process for small jobs, else in batches spread over a few forked processes.
+
+Why processes and batches: hashing a small file is mostly system calls and interpreter work under the GIL, so
+threads do not help (a thread per file is several times slower than one thread); a batch of files per task keeps
+the hand-over cost per file tiny. Why ``fork``: a worker starts in about 10 ms and needs no re-import of the
+caller's ``__main__`` (``spawn`` and ``forkserver`` take 30-100 ms and re-run it). The workers only open, read
+and hash files and never touch locks that another thread of the parent could hold. Where ``fork`` is missing, in
+a daemonic process (which may not have children), or when the pool breaks, the work is done in this process.
+
+How files are read: one reused 512 KiB buffer per batch (fits the CPU's L2 cache, so the hash reads what the copy
+just wrote) and ``os.readv`` into it; on this kind of machine that beats ``mmap`` (page-table set-up costs more than
+the copy) and larger reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import NamedTuple
+
+import xxhash
+
+log = logging.getLogger(__name__)
+
+BUFFER_SIZE = 512 * 1024
+MAX_WORKERS = 8
+# A cost model for choosing between one process and a pool, from measurements on a 2-core machine: opening,
+# reading and closing a small file costs about 4 us; a read from the page cache and XXH3 run at about 15 GB/s.
+_SECONDS_PER_FILE = 4e-6
+_SECONDS_PER_BYTE = 1 / 15e9
+_POOL_START_SECONDS = 0.015  # forking the workers and handing out the work
+_TASKS_PER_WORKER = 4  # more, smaller tasks even out the load when file sizes differ
+# O_NONBLOCK: a FIFO that slipped through opens and reads as empty instead of hanging; no effect on files
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+
+
+class BatchResult(NamedTuple):
+    """Digests of one batch in order ("" where a file failed), the failures, and files that changed while read."""
+
+    digests: list[str]
+    errors: list[tuple[int, int, str]]  # (index in the batch, errno, message)
+    unstable: list[int]  # indices whose byte count differed from the size given: never cache those
+
+
+def hash_batch(paths: Sequence[str], sizes: Sequence[int] | None = None) -> BatchResult:
+    """Hash files one after another with one buffer. ``sizes`` (from a stat) saves the read that finds EOF."""
+    buf = bytearray(BUFFER_SIZE)
+    view = memoryview(buf)
+    bufs = [buf]
+    digests: list[str] = []
+    errors: list[tuple[int, int, str]] = []
+    unstable: list[int] = []
+    oneshot = xxhash.xxh3_128_hexdigest
+    for i, path in enumerate(paths):
+        expected = -1 if sizes is None else sizes[i]
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError as exc:
+            digests.append("")
+            errors.append((i, exc.errno or 0, exc.strerror or str(exc)))
+            continue
+        try:
+            n = os.readv(fd, bufs)
+            if n == expected and n < BUFFER_SIZE:
+                digests.append(oneshot(view[:n]))  # the common small file: one read, one call
+                continue
+            total, digest = _hash_rest(fd, bufs, view, n)
+            digests.append(digest)
+            if expected >= 0 and total != expected:
+                unstable.append(i)
+        except OSError as exc:
+            digests.append("")
+            errors.append((i, exc.errno or 0, exc.strerror or str(exc)))
+        finally:
+            os.close(fd)
+    return BatchResult(digests, errors, unstable)
+
+
+def _hash_rest(fd: int, bufs: list[bytearray], view: memoryview, first: int) -> tuple[int, str]:
+    """Hash from the first read on to EOF (a short read is not EOF on every filesystem)."""
+    h = xxhash.xxh3_128()
+    n, total = first, 0
+    while n:
+        h.update(view[:n])
+        total += n
+        n = os.readv(fd, bufs)
+    return total, h.hexdigest()
+
+
+def hash_many(paths: Sequence[str], sizes: Sequence[int] | None = None, *, workers: int | None = None) -> BatchResult:
+    """Hash ``paths`` (results in input order), spreading the work over processes when that pays off."""
+    count = worker_count(workers)
+    batches = plan_batches(sizes if sizes is not None else [0] * len(paths), count)
+    if len(batches) < 2:
+        return hash_batch(paths, sizes)
+    try:
+        return _hash_in_pool(paths, sizes, batches, count)
+    except POOL_ERRORS as exc:
+        log.info("hashing in this process instead of %d workers (%s)", count, exc)
+        return hash_batch(paths, sizes)
+
+
+def plan_batches(sizes: Sequence[int], workers: int) -> list[range]:
+    """Consecutive index ranges of roughly equal cost; a single range when a pool would not pay off."""
+    costs = [_SECONDS_PER_FILE + size * _SECONDS_PER_BYTE for size in sizes]
+    total = sum(costs)
+    largest = max(costs, default=0.0)
+    # a pool saves at most what the other workers take off this one; one big file cannot be split
+    saving = min(total - total / workers, total - largest)
+    if workers < 2 or saving <= _POOL_START_SECONDS:
+        return [range(len(sizes))] if sizes else []
+    target = total / (workers * _TASKS_PER_WORKER)
+    batches: list[range] = []
+    start, acc = 0, 0.0
+    for i, cost in enumerate(costs):
+        acc += cost
+        if acc >= target:
+            batches.append(range(start, i + 1))
+            start, acc = i + 1, 0.0
+    if start < len(costs):
+        batches.append(range(start, len(costs)))
+    return batches
+
+
+def _hash_in_pool(paths: Sequence[str], sizes: Sequence[int] | None, batches: list[range], workers: int) -> BatchResult:
+    digests: list[str] = []
+    errors: list[tuple[int, int, str]] = []
+    unstable: list[int] = []
+    with fork_pool(min(workers, len(batches))) as pool:
+        futures = [
+            pool.submit(hash_batch, paths[r.start : r.stop], None if sizes is None else sizes[r.start : r.stop])
+            for r in batches
+        ]
+        for r, future in zip(batches, futures, strict=True):
+            part = future.result()
+            digests.extend(part.digests)
+            errors.extend((r.start + i, code, msg) for i, code, msg in part.errors)
+            unstable.extend(r.start + i for i in part.unstable)
+    return BatchResult(digests, errors, unstable)
+
+
+def fork_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of forked processes (see the module docstring for why fork)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+POOL_ERRORS = (BrokenProcessPool, OSError, AssertionError)  # AssertionError: a daemonic process may not fork
+
+
+def worker_count(requested: int | None) -> int:
+    """How many processes to hash with: ``requested``, else one per CPU (at most 8); 1 where forking is out."""
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return 1
+    if requested is not None:
+        return max(1, requested)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def raise_first_error(paths: Sequence[str], errors: Sequence[tuple[int, int, str]]) -> None:
+    """Raise the failure of the first failed file as the ``OSError`` subclass its errno maps to."""
+    if errors:
+        index, code, message = min(errors)
+        raise OSError(code, message, paths[index])
