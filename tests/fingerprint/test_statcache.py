@@ -1,0 +1,161 @@
+"""The stat cache: exact-stat hits only, the racy-entry guard, and a damaged or unusable cache never failing."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from airflow_mlpipe.fingerprint.hashing import hash_files
+from airflow_mlpipe.fingerprint.statcache import StatCache, default_stat_cache, stat_key
+from tests.fingerprint.helpers import LaterClock, rewrite_keeping_mtime
+
+
+def reference(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def lookup_one(cache: StatCache, path: Path) -> str | None:
+    folder = str(path.parent)
+    return cache.lookup({folder: [(path.name, stat_key(os.stat(path)))]})[folder][0]
+
+
+def test_second_hash_is_a_hit(tmp_path: Path, cache: StatCache) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"1,2,3\n")
+    assert hash_files([path], cache=cache) == [reference(b"1,2,3\n")]
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert hash_files([path], cache=cache) == [reference(b"1,2,3\n")]
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_touching_only_the_mtime_rereads_and_gives_the_same_digest(tmp_path: Path, cache: StatCache) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"same bytes")
+    hash_files([path], cache=cache)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert lookup_one(cache, path) is None  # the stat differs: not trusted
+    assert hash_files([path], cache=cache) == [reference(b"same bytes")]
+    assert lookup_one(cache, path) == reference(b"same bytes")  # and remembered under the new stat
+
+
+def test_new_bytes_same_size_and_mtime_are_detected_through_the_ctime(tmp_path: Path, cache: StatCache) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    hash_files([path], cache=cache)
+    before = os.stat(path)
+    rewrite_keeping_mtime(path, b"a,b\n9,9\n")
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert hash_files([path], cache=cache) == [reference(b"a,b\n9,9\n")]
+
+
+def test_a_file_changed_within_the_racy_window_is_not_cached(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "c.sqlite3")  # the real clock: the file was written just now
+    path = tmp_path / "fresh.txt"
+    path.write_bytes(b"v1")
+    assert hash_files([path], cache=cache) == [reference(b"v1")]
+    # not remembered, so a rewrite that keeps the whole stat (possible within one timestamp tick) is still read
+    assert lookup_one(cache, path) is None
+
+
+def test_the_racy_window_is_measured_from_the_start_of_hashing(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "c.sqlite3", racy_window_ns=1_000)
+    key = (3, 10_000, 1, 10_000)
+    folder = str(tmp_path)
+    assert cache.record({folder: [("young", key, "d")]}, started_ns=10_500) == 0
+    assert cache.record({folder: [("old", key, "d")]}, started_ns=11_001) == 1
+    assert cache.lookup({folder: [("young", key), ("old", key)]})[folder] == [None, "d"]
+
+
+def test_complete_folders_forget_files_that_are_gone(tmp_path: Path, cache: StatCache) -> None:
+    folder = str(tmp_path)
+    key = (1, 1, 1, 1)
+    cache.record({folder: [("a", key, "da"), ("b", key, "db")]}, started_ns=cache.clock())
+    cache.record({folder: [("a", key, "da")]}, started_ns=cache.clock(), complete=True)
+    assert cache.lookup({folder: [("a", key), ("b", key)]})[folder] == ["da", None]
+
+
+def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(
+    tmp_path: Path, cache: StatCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x")
+    hash_files([path], cache=cache)
+    cache.path.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cache.path}{suffix}").unlink(missing_ok=True)
+    with caplog.at_level(logging.WARNING):
+        assert hash_files([path], cache=cache) == [reference(b"x")]
+    assert "damaged" in caplog.text
+    assert hash_files([path], cache=cache) == [reference(b"x")]
+    assert lookup_one(cache, path) == reference(b"x")  # rebuilt and in use again
+
+
+def test_a_damaged_row_is_ignored_and_overwritten(
+    tmp_path: Path, cache: StatCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x")
+    hash_files([path], cache=cache)
+    with sqlite3.connect(cache.path) as db:
+        db.execute("UPDATE folders SET blob = ?", (b"\x00" * 8 + b"garbage",))
+    db.close()
+    with caplog.at_level(logging.WARNING):
+        assert hash_files([path], cache=cache) == [reference(b"x")]
+    assert "damaged entry" in caplog.text
+    assert lookup_one(cache, path) == reference(b"x")
+
+
+def test_a_cache_that_cannot_be_created_is_bypassed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = StatCache(blocker / "stat.sqlite3", clock=LaterClock())
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x")
+    with caplog.at_level(logging.WARNING):
+        assert hash_files([path], cache=cache) == [reference(b"x")]
+        assert hash_files([path], cache=cache) == [reference(b"x")]
+    assert caplog.text.count("files are read again") == 1  # said once, not per call
+
+
+def test_a_cache_of_another_format_is_emptied(tmp_path: Path, cache: StatCache) -> None:
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x")
+    hash_files([path], cache=cache)
+    with sqlite3.connect(cache.path) as db:
+        db.execute("UPDATE meta SET value = 'some-other-format' WHERE key = 'format'")
+    db.close()
+    assert lookup_one(cache, path) is None
+
+
+def _hash_in_child(cache_path: str, paths: list[str]) -> list[str]:
+    return hash_files(paths, cache=StatCache(cache_path, clock=LaterClock()))
+
+
+def test_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
+    cache_path = tmp_path / "shared.sqlite3"
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"f{i}.txt"
+        path.write_text(f"content {i}")
+        paths.append(str(path))
+    jobs = [paths[i::4] for i in range(4)]  # four writers to the same folder's row at once
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.starmap(_hash_in_child, [(str(cache_path), job) for job in jobs])
+    for job, digests in zip(jobs, results, strict=True):
+        assert digests == [reference(Path(p).read_bytes()) for p in job]
+    cache = StatCache(cache_path, clock=LaterClock())
+    assert all(lookup_one(cache, Path(p)) is not None for p in paths)  # no writer's entries were lost
+
+
+def test_default_cache_lives_under_mlpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "home"))
+    assert default_stat_cache().path == tmp_path / "home" / "cache" / "stat-cache.sqlite3"
+    assert default_stat_cache() is default_stat_cache()
