@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.listing_azure import list_azure
 
 # Written into a destination folder while a transfer fills it; removed once the folder is marked complete.
 JOURNAL_NAME = "_MLPIPE_TRANSFER"
@@ -96,10 +97,19 @@ def list_tree(store: Datastore, full: str) -> dict[str, FileMeta]:
     """Every data file below the backend folder ``full``, keyed by its path relative to ``full``."""
     if store.protocol == "file":
         return _walk_local(full) if os.path.isdir(full) else {}
-    store.fs.invalidate_cache(full)
-    found = store.fs.find(full, detail=True, withdirs=False)
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
+    if store.protocol == "abfs":
+        blobs = list_azure(store.fs, full)
+        if blobs is not None:
+            skip = len(base) - len(base.split("/", 1)[0]) - 1  # blob names start below the container
+            for name, size, etag, md5 in blobs:
+                rel = name[skip:]
+                if rel and not is_control_name(rel.rsplit("/", 1)[-1]):
+                    out[rel] = FileMeta(size, f"etag:{etag}", md5)
+            return out
+    store.fs.invalidate_cache(full)
+    found = store.fs.find(full, detail=True, withdirs=False)
     for name, info in found.items():
         name = store.fs._strip_protocol(name)
         if info.get("type", "file") != "file" or not name.startswith(base) or name.endswith("/"):

@@ -486,3 +486,16 @@ def test_marker_extra_keys_are_kept(make_store: MakeStore) -> None:
     marker = dst.read_marker("out")
     assert (marker["dataset"], marker["version"]) == ("train", 3)
     assert COMPLETE_MARKER not in marker["transfer"]["files"]
+
+
+def test_fast_azure_listing_matches_adlfs_find(make_store: MakeStore, monkeypatch: Any) -> None:
+    from airflow_mlpipe.storage import listing
+
+    store = make_store("azurite", "az")
+    files = random_tree(5)
+    write_tree(store, "a/b", files)
+    fast = listing.list_tree(store, store.full_path("a/b"))
+    monkeypatch.setattr(listing, "list_azure", lambda fs, full: None)
+    assert listing.list_tree(store, store.full_path("a/b")) == fast
+    assert set(fast) == set(files)
+    assert fast["empty.txt"].md5 == hashlib.md5(b"").hexdigest()
