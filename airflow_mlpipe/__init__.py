@@ -13,6 +13,11 @@ from airflow_mlpipe.version import __version__
 _EXPORTS: dict[str, str] = {
     "Datastore": "airflow_mlpipe.storage.datastore",
     "DatastoreHook": "airflow_mlpipe.hooks.datastore",
+    "Dataset": "airflow_mlpipe.datasets.dataset",
+    "FileDataset": "airflow_mlpipe.datasets.dataset",
+    "TabularDataset": "airflow_mlpipe.datasets.dataset",
+    "DatasetConsumptionConfig": "airflow_mlpipe.datasets.consumption",
+    "OutputFileDatasetConfig": "airflow_mlpipe.datasets.output",
 }
 
 __all__ = ["__version__", *_EXPORTS]

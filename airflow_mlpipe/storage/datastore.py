@@ -118,6 +118,12 @@ class Datastore:
         options = dict(self._config.storage_options)
         if backend.protocol == "file":
             options.setdefault("auto_mkdir", True)
+        elif backend.protocol != "memory":
+            # Registry records, leases and markers are written by many processes: a cached listing would hide
+            # their writes (a version allocator would retry the same version forever).
+            options.setdefault("use_listings_cache", False)
+        if backend.protocol == "abfs":
+            _quiet_azure_request_logs()
         with translate_errors(self._config, "open the filesystem of"):
             return fsspec.filesystem(backend.protocol, **options)
 
@@ -205,12 +211,14 @@ class Datastore:
             return dict(sorted(entries.items()))
         return sorted(entries)
 
-    def glob(self, pattern: str) -> builtins.list[str]:
-        """Files matching a glob pattern (``**`` crosses folders), as sorted relative paths."""
+    def glob(self, pattern: str, *, detail: bool = False) -> Any:
+        """Files matching a glob pattern (``**`` crosses folders): sorted relative paths, or with ``detail`` a
+        dict of relative path to info."""
         full = self.full_path(pattern)
         with translate_errors(self._config, "search", pattern):
             found = self.fs.glob(full, detail=True)
-        return sorted(self.relpath(p) for p, info in found.items() if info.get("type") != "directory")
+        files = {self.relpath(p): dict(info) for p, info in found.items() if info.get("type") != "directory"}
+        return dict(sorted(files.items())) if detail else sorted(files)
 
     # -- writing ------------------------------------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
@@ -351,6 +359,16 @@ class Datastore:
                         f"datastore {self.name!r} ({self.url}): container or bucket {bucket!r} does not exist; "
                         "create it or correct the connection's url"
                     ) from None
+
+
+def _quiet_azure_request_logs() -> None:
+    """The Azure SDK logs every HTTP request at INFO; under Airflow's INFO logging that floods task logs."""
+    import logging
+
+    for name in ("azure", "azure.core.pipeline.policies.http_logging_policy"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def _json_bytes(value: Any) -> bytes:

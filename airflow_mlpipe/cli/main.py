@@ -1,0 +1,148 @@
+"""``mlpipe``: a thin command line over the library. Every command takes ``--json`` (JSON only on stdout)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line, emit_table, human_bytes
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ML pipelines on Airflow: datasets, runs, reuse.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Registered datasets and their versions.")
+datastores_app = typer.Typer(no_args_is_help=True, help="Datastores (connections of type mlpipe_datastore).")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(datastores_app, name="datastores")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+
+
+def _fail(message: str, as_json: bool) -> None:
+    if as_json:
+        emit_json({"error": message})
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@datasets_app.command("list")
+def datasets_list(as_json: JsonOpt = False) -> None:
+    """Every registered dataset with its latest version."""
+    from airflow_mlpipe.datasets.registry import DatasetRegistry
+
+    registry = DatasetRegistry()
+    rows: list[dict[str, Any]] = []
+    for name in registry.names():
+        versions = registry.versions(name)
+        if not versions:
+            continue
+        latest = registry.get(name, versions[-1])
+        rows.append(
+            {
+                "name": name,
+                "latest_version": latest.version,
+                "versions": len(versions),
+                "kind": latest.kind,
+                "files": len(latest.manifest),
+                "bytes": latest.manifest.total_size,
+                "created_at": latest.created_at,
+                "description": latest.description,
+            }
+        )
+    if as_json:
+        emit_json({"datastore": registry.store.name, "datasets": rows})
+        return
+    for row in rows:
+        row["size"] = human_bytes(row["bytes"])
+    emit_table(rows, ["name", "latest_version", "kind", "files", "size", "created_at", "description"])
+
+
+@datasets_app.command("show")
+def datasets_show(
+    name: str,
+    version: Annotated[str, typer.Option("--version", "-v", help="A version number or 'latest'.")] = "latest",
+    as_json: JsonOpt = False,
+) -> None:
+    """One dataset version: files, content identities, lineage."""
+    from airflow_mlpipe.datasets.registry import DatasetRegistry
+    from airflow_mlpipe.exceptions import DatasetError
+
+    registry = DatasetRegistry()
+    try:
+        record = registry.get(name, version)
+        versions = registry.versions(name)
+    except DatasetError as exc:
+        _fail(str(exc), as_json)
+        return
+    data: dict[str, Any] = {**record.to_dict(), "all_versions": versions}
+    if as_json:
+        emit_json(data)
+        return
+    emit_fields(
+        [
+            ("name", record.name),
+            ("version", f"{record.version} (of {', '.join(map(str, versions))})"),
+            ("kind", record.kind),
+            ("description", record.description or "-"),
+            ("tags", record.tags or "-"),
+            ("created_at", record.created_at),
+            ("files", f"{len(record.manifest)} ({human_bytes(record.manifest.total_size)})"),
+            ("digest", record.manifest.digest),
+            ("lineage", record.lineage or "-"),
+            ("options", record.definition.get("options") or "-"),
+        ]
+    )
+    emit_line()
+    emit_table(
+        [
+            {"datastore": e.datastore, "path": e.path, "size": e.identity.size, "identity": e.identity.token}
+            for e in record.manifest.entries
+        ],
+        ["datastore", "path", "size", "identity"],
+    )
+
+
+@datastores_app.command("list")
+def datastores_list(as_json: JsonOpt = False) -> None:
+    """Datastores this machine can see (environment connections, and the metadata DB when reachable)."""
+    from airflow_mlpipe.storage.resolve import list_datastore_configs
+
+    rows = [
+        {
+            "name": c.name,
+            "url": f"{c.parsed.scheme}://{c.parsed.root}"
+            if c.parsed.protocol not in ("file",)
+            else "file://" + c.parsed.root,
+            "backend": c.parsed.backend.label,
+            "options": c.public_options(),
+            "description": c.description,
+        }
+        for c in list_datastore_configs()
+    ]
+    if as_json:
+        emit_json({"datastores": rows})
+        return
+    emit_table(rows, ["name", "url", "backend", "description"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    # The CLI runs where Airflow's metadata DB is reachable (a scheduler or API server host, or a laptop with
+    # the embedded SQLite DB): read connections from it as Airflow's own CLI does.
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+    sys.stdout = sys.stderr  # library logs go to stderr; results are written through cli.output
+    from airflow_mlpipe.exceptions import MlpipeError
+
+    try:
+        app(args=argv, prog_name="mlpipe")
+    except MlpipeError as exc:
+        if "--json" in (argv if argv is not None else sys.argv):
+            emit_json({"error": str(exc)})
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""How a step consumes a dataset: ``dataset.as_named_input("iris").as_download()``, as in Azure ML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.exceptions import DatasetError
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.datasets.dataset import AbstractDataset
+
+MODES = ("direct", "download", "mount")
+
+
+@dataclass(frozen=True)
+class DatasetConsumptionConfig:
+    """A dataset given to a step under ``name``: ``direct`` (the dataset object, for Tabular), ``download``
+    (files copied to the compute) or ``mount`` (a read-only view)."""
+
+    name: str
+    dataset: AbstractDataset
+    mode: str = "direct"
+    path_on_compute: str | None = None
+
+    def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        return replace(self, mode="download", path_on_compute=_check_path_on_compute(path_on_compute))
+
+    def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        return replace(self, mode="mount", path_on_compute=_check_path_on_compute(path_on_compute))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "path_on_compute": self.path_on_compute,
+            "dataset": self.dataset.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatasetConsumptionConfig:
+        from airflow_mlpipe.datasets.dataset import AbstractDataset
+
+        mode = str(data.get("mode", "direct"))
+        if mode not in MODES:
+            raise DatasetError(f"input {data.get('name')!r}: mode {mode!r} is not one of {MODES}")
+        return cls(
+            name=str(data["name"]),
+            dataset=AbstractDataset.from_dict(data["dataset"]),
+            mode=mode,
+            path_on_compute=data.get("path_on_compute"),
+        )
+
+
+def _check_path_on_compute(path: str | None) -> str | None:
+    if path is None:
+        return None
+    return normalize_relpath(path, datastore="path_on_compute") or None

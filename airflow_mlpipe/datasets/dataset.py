@@ -1,0 +1,481 @@
+"""File and Tabular datasets, as in Azure ML SDK v1: ``Dataset.File.from_files``, ``Dataset.Tabular...``,
+``dataset.register(name)``, ``Dataset.get_by_name(name, version)``.
+
+A dataset is a definition (which files, how to read them). Registering pins a manifest (each file's size and
+content identity) under a name and version. Nothing here touches storage until it is used, so DAG files that
+build datasets parse fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
+from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.datasets.paths import DataPath, match_files, to_data_paths
+from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.fingerprint.identity import identities
+from airflow_mlpipe.storage.datastore import Datastore
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
+
+
+class AbstractDataset:
+    """What File and Tabular datasets share: paths, registration, lazy lookup by name."""
+
+    kind: ClassVar[str] = "abstract"
+
+    def __init__(
+        self,
+        paths: tuple[DataPath, ...] = (),
+        *,
+        options: Mapping[str, Any] | None = None,
+        record: DatasetRecord | None = None,
+        by_name: tuple[str, int | str] | None = None,
+    ) -> None:
+        self._paths = paths
+        self._options = dict(options or {})
+        self._record: DatasetRecord | None = None
+        self._by_name = by_name
+        if record is not None:
+            self._adopt(record)
+
+    def _adopt(self, record: DatasetRecord) -> None:
+        self._record = record
+        self._paths = tuple(DataPath.from_dict(p) for p in record.definition.get("paths", ()))
+        self._options = dict(record.definition.get("options") or {})
+
+    # -- identity -------------------------------------------------------------------------------------------
+    @property
+    def record(self) -> DatasetRecord | None:
+        """The registry record (loaded on first use for ``get_by_name`` references)."""
+        if self._record is None and self._by_name is not None:
+            name, version = self._by_name
+            record = DatasetRegistry().get(name, version)
+            if record.kind != self.kind and self.kind != "abstract":
+                raise DatasetError(
+                    f"dataset {name!r} version {record.version} is a {record.kind} dataset, not a {self.kind} one"
+                )
+            self._adopt(record)
+        return self._record
+
+    @property
+    def name(self) -> str | None:
+        if self._by_name is not None:
+            return self._by_name[0]
+        return self._record.name if self._record else None
+
+    @property
+    def version(self) -> int | None:
+        record = self.record
+        return record.version if record else None
+
+    @property
+    def requested_version(self) -> int | str | None:
+        """The version asked for (``"latest"`` stays unresolved): no storage access."""
+        if self._by_name is not None:
+            return self._by_name[1]
+        return self._record.version if self._record else None
+
+    @property
+    def id(self) -> str | None:
+        record = self.record
+        return record.id if record else None
+
+    @property
+    def description(self) -> str:
+        record = self.record
+        return record.description if record else ""
+
+    @property
+    def tags(self) -> dict[str, str]:
+        record = self.record
+        return dict(record.tags) if record else {}
+
+    @property
+    def is_new_version(self) -> bool | None:
+        """After ``register``: True when it created a version, False when an identical one existed."""
+        return getattr(self, "_created", None)
+
+    @property
+    def data_paths(self) -> tuple[DataPath, ...]:
+        self.record  # noqa: B018 - loads paths of by-name references
+        return self._paths
+
+    @property
+    def options(self) -> dict[str, Any]:
+        self.record  # noqa: B018
+        return dict(self._options)
+
+    def definition(self) -> dict[str, Any]:
+        return {"paths": [p.to_dict() for p in self.data_paths], "options": self.options}
+
+    def __repr__(self) -> str:
+        if self._by_name is not None or self._record is not None:
+            return f"{type(self).__name__}(name={self.name!r}, version={self.requested_version!r})"
+        return f"{type(self).__name__}(paths={[str(p) for p in self._paths]!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able reference: by name and version when registered, else by definition."""
+        if self._by_name is not None:
+            return {"kind": self.kind, "name": self._by_name[0], "version": self._by_name[1]}
+        if self._record is not None:
+            return {"kind": self.kind, "name": self._record.name, "version": self._record.version}
+        return {"kind": self.kind, **self.definition()}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> AbstractDataset:
+        cls = _KINDS.get(str(data.get("kind")))
+        if cls is None:
+            raise DatasetError(f"unknown dataset kind {data.get('kind')!r}; expected 'file' or 'tabular'")
+        if "name" in data:
+            return cls(by_name=(str(data["name"]), data.get("version", "latest")))
+        paths = tuple(DataPath.from_dict(p) for p in data.get("paths", ()))
+        return cls(paths, options=data.get("options"))
+
+    def pinned(self) -> AbstractDataset:
+        """The same dataset with ``"latest"`` resolved to a version number (reads the registry)."""
+        record = self.record
+        if record is None:
+            return self
+        return type(self)(record=record)
+
+    # -- files ----------------------------------------------------------------------------------------------
+    def current_manifest(self) -> Manifest:
+        """The manifest of the files the definition matches now (reads storage)."""
+        entries = []
+        for data_path in self.data_paths:
+            store = Datastore.get(data_path.datastore)
+            infos = match_files(data_path, store)
+            for ident in identities(store, infos).values():
+                entries.append(ManifestEntry(store.name, ident))
+        unique = {(e.datastore, e.path): e for e in entries}
+        return Manifest.of(unique.values())
+
+    def manifest(self) -> Manifest:
+        """The pinned manifest of a registered version, else the current one."""
+        record = self.record
+        return record.manifest if record is not None else self.current_manifest()
+
+    def verified_entries(self) -> list[ManifestEntry]:
+        """The files to read. For a registered version, each must still have the identity it was registered
+        with: a registered version is immutable, so changed data is an error, not a silent new content."""
+        record = self.record
+        if record is None:
+            return list(self.current_manifest().entries)
+        changed = []
+        by_store: dict[str, list[ManifestEntry]] = {}
+        for entry in record.manifest.entries:
+            by_store.setdefault(entry.datastore, []).append(entry)
+        for store_name, entries in by_store.items():
+            store = Datastore.get(store_name)
+            infos = {}
+            for e in entries:
+                try:
+                    infos[e.path] = store.info(e.path)
+                except FileNotFoundError:
+                    changed.append(f"{e.path} (deleted)")
+            now = identities(store, infos)
+            changed += [
+                f"{e.path}"
+                for e in entries
+                if e.path in now and (now[e.path].token != e.identity.token or now[e.path].size != e.identity.size)
+            ]
+        if changed:
+            raise DatasetError(
+                f"dataset {record.name!r} version {record.version}: files changed since it was registered: "
+                f"{', '.join(changed[:10])}; register a new version of the dataset to use the new data"
+            )
+        return list(record.manifest.entries)
+
+    # -- registration ---------------------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        create_new_version: bool = True,
+        *,
+        lineage: Mapping[str, Any] | None = None,
+        registry: DatasetRegistry | None = None,
+    ) -> AbstractDataset:
+        """Register this dataset as the next version of ``name`` (no new version when the content is unchanged:
+        check ``.is_new_version`` on the result)."""
+        check_name(name)
+        definition = self.definition()
+        manifest = self.current_manifest()
+        record, created = (registry or DatasetRegistry()).register(
+            name=name,
+            kind=self.kind,
+            definition=definition,
+            manifest=manifest,
+            description=description,
+            tags=tags,
+            lineage=lineage,
+            create_new_version=create_new_version,
+        )
+        result = type(self)(record=record)
+        result._created = created  # type: ignore[attr-defined]
+        return result
+
+    # -- as step inputs -------------------------------------------------------------------------------------
+    def as_named_input(self, name: str) -> DatasetConsumptionConfig:
+        from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
+
+        return DatasetConsumptionConfig(check_name(name, what="input name"), self)
+
+    def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        return self.as_named_input(self._default_input_name()).as_download(path_on_compute)
+
+    def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
+        return self.as_named_input(self._default_input_name()).as_mount(path_on_compute)
+
+    def _default_input_name(self) -> str:
+        if self.name:
+            return self.name
+        from airflow_mlpipe.fingerprint.hashing import hash_bytes
+
+        # Deterministic: the same definition always gets the same name, so reuse keys stay stable.
+        return "input_" + hash_bytes(repr(self.to_dict()).encode())[:10]
+
+
+class FileDataset(AbstractDataset):
+    """Files in datastores: download them, mount them, or hand their paths to a step."""
+
+    kind = "file"
+
+    def to_path(self) -> list[str]:
+        """The dataset's files as relative paths (the part under each path's folder), as Azure ML's to_path."""
+        return [_relative_in_dataset(e, self.data_paths) for e in self.verified_entries()]
+
+    def download(self, target_path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> list[str]:
+        """Copy the files under ``target_path`` (a new temporary folder by default). Returns the local paths."""
+        target = os.fspath(target_path) if target_path is not None else tempfile.mkdtemp(prefix="mlpipe-dataset-")
+        entries = self.verified_entries()
+        plan = [(e, os.path.join(target, *_relative_in_dataset(e, self.data_paths).split("/"))) for e in entries]
+        if not overwrite:
+            existing = [local for _, local in plan if os.path.exists(local)]
+            if existing:
+                raise DatasetError(
+                    f"download target {target!r} already holds {existing[0]!r} (and {len(existing) - 1} more); "
+                    "pass overwrite=True or choose an empty folder"
+                )
+        by_store: dict[str, list[tuple[ManifestEntry, str]]] = {}
+        for entry, local in plan:
+            by_store.setdefault(entry.datastore, []).append((entry, local))
+        for store_name, items in by_store.items():
+            store = Datastore.get(store_name)
+            for d in {os.path.dirname(local) for _, local in items}:
+                os.makedirs(d, exist_ok=True)
+            store.fs.get([store.full_path(e.path) for e, _ in items], [local for _, local in items])
+        return [local for _, local in plan]
+
+    @contextlib.contextmanager
+    def mount(self, mount_point: str | os.PathLike[str] | None = None) -> Iterator[str]:
+        """A read-only local view of the files for the duration of the ``with`` block; yields the folder.
+
+        Local datastores are linked, not copied; other stores are fetched into the view.
+        """
+        folder = os.fspath(mount_point) if mount_point is not None else tempfile.mkdtemp(prefix="mlpipe-mount-")
+        os.makedirs(folder, exist_ok=True)
+        created = materialize_view(self, folder)
+        try:
+            yield folder
+        finally:
+            for path in created:
+                with contextlib.suppress(OSError):
+                    if not os.path.islink(path):
+                        os.chmod(path, 0o600)
+                    os.unlink(path)
+            if mount_point is None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def materialize_view(dataset: FileDataset, folder: str) -> list[str]:
+    """Make ``folder`` show the dataset's files: symlinks for local datastores, read-only copies otherwise."""
+    entries = dataset.verified_entries()
+    made = []
+    remote: dict[str, list[tuple[ManifestEntry, str]]] = {}
+    for entry in entries:
+        local = os.path.join(folder, *_relative_in_dataset(entry, dataset.data_paths).split("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        store = Datastore.get(entry.datastore)
+        if store.is_local:
+            if os.path.lexists(local):
+                os.unlink(local)
+            os.symlink(store.full_path(entry.path), local)
+        else:
+            remote.setdefault(entry.datastore, []).append((entry, local))
+        made.append(local)
+    for store_name, items in remote.items():
+        store = Datastore.get(store_name)
+        store.fs.get([store.full_path(e.path) for e, _ in items], [local for _, local in items])
+        for _, local in items:
+            os.chmod(local, 0o444)
+    return made
+
+
+class TabularDataset(AbstractDataset):
+    """Delimited or Parquet files read as one table."""
+
+    kind = "tabular"
+
+    def to_pandas_dataframe(self) -> pd.DataFrame:
+        from airflow_mlpipe.datasets.tabular import read_frames
+
+        return read_frames(self.verified_entries(), self.options)
+
+    def to_path(self) -> list[str]:
+        return [_relative_in_dataset(e, self.data_paths) for e in self.verified_entries()]
+
+    def download(self, target_path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> list[str]:
+        return FileDataset.download(self, target_path, overwrite)  # type: ignore[arg-type]
+
+
+def _relative_in_dataset(entry: ManifestEntry, paths: tuple[DataPath, ...]) -> str:
+    """A file's path relative to the folder its dataset path names (the glob's folder part for globs)."""
+    for data_path in paths:
+        if data_path.datastore != entry.datastore:
+            continue
+        base = data_path.path
+        if data_path.is_glob:
+            parts = base.split("/")
+            fixed = []
+            for part in parts:
+                if any(c in part for c in "*?["):
+                    break
+                fixed.append(part)
+            base = "/".join(fixed)
+        elif base == entry.path:
+            return entry.path.rsplit("/", 1)[-1]
+        prefix = base + "/" if base else ""
+        if entry.path.startswith(prefix):
+            return entry.path[len(prefix) :]
+    return entry.path
+
+
+_KINDS: dict[str, type[AbstractDataset]] = {"file": FileDataset, "tabular": TabularDataset}
+
+
+class _FileFactory:
+    @staticmethod
+    def from_files(path: object, validate: bool = False) -> FileDataset:
+        """``path``: one or a list of ``(datastore, "folder/or/glob/*.csv")`` or ``mlpipe://datastores/...``.
+
+        ``validate=True`` checks now that the paths match files (reads storage; keep it off in DAG files).
+        """
+        dataset = FileDataset(to_data_paths(path))
+        if validate:
+            dataset.current_manifest()
+        return dataset
+
+
+class _TabularFactory:
+    @staticmethod
+    def from_delimited_files(
+        path: object,
+        validate: bool = False,
+        include_path: bool = False,
+        infer_column_types: bool = True,
+        set_column_types: Mapping[str, str] | None = None,
+        separator: str = ",",
+        header: bool = True,
+        encoding: str = "utf8",
+        skip_rows: int = 0,
+    ) -> TabularDataset:
+        """Delimited text files (csv, tsv, ...) read as one table; ``separator="\\t"`` for tsv."""
+        if not isinstance(separator, str) or not separator:
+            raise DatasetError(f"separator {separator!r} must be a non-empty string such as ',' or '\\t'")
+        options = {
+            "format": "delimited",
+            "separator": separator,
+            "header": bool(header),
+            "encoding": encoding,
+            "include_path": bool(include_path),
+            "infer_column_types": bool(infer_column_types),
+            "set_column_types": dict(set_column_types or {}),
+            "skip_rows": int(skip_rows),
+        }
+        dataset = TabularDataset(to_data_paths(path), options=options)
+        if validate:
+            dataset.current_manifest()
+        return dataset
+
+    @staticmethod
+    def from_parquet_files(
+        path: object,
+        validate: bool = False,
+        include_path: bool = False,
+        set_column_types: Mapping[str, str] | None = None,
+    ) -> TabularDataset:
+        options = {
+            "format": "parquet",
+            "include_path": bool(include_path),
+            "set_column_types": dict(set_column_types or {}),
+        }
+        dataset = TabularDataset(to_data_paths(path), options=options)
+        if validate:
+            dataset.current_manifest()
+        return dataset
+
+
+class Dataset:
+    """Entry point, as in Azure ML: ``Dataset.File.from_files``, ``Dataset.Tabular.from_delimited_files``,
+    ``Dataset.get_by_name``."""
+
+    File = _FileFactory
+    Tabular = _TabularFactory
+
+    @staticmethod
+    def get_by_name(name: str, version: int | str = "latest", *, kind: str | None = None) -> AbstractDataset:
+        """A registered dataset. The registry is read on first use (not here), so DAG files stay fast; with
+        ``version="latest"`` a step run pins the latest version when it starts."""
+        check_name(name)
+        if version != "latest":
+            try:
+                version = int(version)
+            except (TypeError, ValueError):
+                raise DatasetError(f"dataset {name!r}: version {version!r} is not a number or 'latest'") from None
+            if version < 1:
+                raise DatasetError(f"dataset {name!r}: version {version} does not exist; versions start at 1")
+        if kind is None:
+            return _LazyDataset(by_name=(name, version))
+        return _KINDS[kind](by_name=(name, version))
+
+
+class _LazyDataset(AbstractDataset):
+    """A by-name reference whose kind is known only once its record is read; becomes File or Tabular then."""
+
+    kind = "abstract"
+
+    @property
+    def record(self) -> DatasetRecord | None:
+        record = super().record
+        if record is not None and type(self) is _LazyDataset:
+            self.__class__ = _KINDS[record.kind]  # type: ignore[assignment]
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        assert self._by_name is not None
+        return {"kind": "by_name", "name": self._by_name[0], "version": self._by_name[1]}
+
+    def __getattr__(self, item: str) -> Any:
+        # to_pandas_dataframe / download / mount: load the record, then behave as the registered kind.
+        if item.startswith("_"):
+            raise AttributeError(item)
+        self.record  # noqa: B018
+        if type(self) is _LazyDataset:
+            raise AttributeError(item)
+        return getattr(self, item)
+
+
+_KINDS["by_name"] = _LazyDataset

@@ -1,0 +1,201 @@
+"""Step outputs: ``OutputFileDatasetConfig``, a folder a step writes, optionally registered as a dataset version
+once the step has succeeded and the folder is complete."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
+from airflow_mlpipe.storage.datastore import Datastore
+
+PLACEHOLDERS = ("run-id", "output-name")
+DEFAULT_DESTINATION = "dataset/{run-id}/{output-name}"
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    description: str = ""
+    tags: Mapping[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "tags": dict(self.tags or {})}
+
+
+class OutputFileDatasetConfig:
+    """A folder a step writes its output to, as in Azure ML.
+
+    :param name: the output's name (default: ``<task_id>_output_<n>``, given when a step takes it: never random).
+    :param destination: ``(Datastore or datastore name, "path/{run-id}/{output-name}")``; default
+        ``(default datastore, "dataset/{run-id}/{output-name}")``. ``{run-id}`` is the step run's id.
+    """
+
+    def __init__(self, name: str | None = None, destination: tuple[Any, str] | None = None) -> None:
+        self._name = check_name(name, what="output name") if name is not None else None
+        if destination is None:
+            self.datastore, self.path_template = DEFAULT_DATASTORE, DEFAULT_DESTINATION
+        else:
+            if not (isinstance(destination, tuple) and len(destination) == 2 and isinstance(destination[1], str)):
+                raise DatasetError(
+                    f"output destination {destination!r} must be (Datastore or datastore name, 'path/{{run-id}}')"
+                )
+            store, template = destination
+            self.datastore = store.name if isinstance(store, Datastore) else str(store)
+            self.path_template = _check_template(template, self.datastore)
+        self.mode = "mount"
+        self.overwrite = False
+        self.source_globs: tuple[str, ...] = ()
+        self.registration: Registration | None = None
+        self.producer: str | None = None
+
+    # -- naming ---------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    def bind(self, task_id: str, index: int) -> None:
+        """Called by the step that writes this output: records the producer and settles a default name."""
+        if self.producer is not None and self.producer != task_id:
+            raise DatasetError(
+                f"output {self.name or '(unnamed)'!r} is already written by step {self.producer!r}; step "
+                f"{task_id!r} cannot write it too: give each step its own OutputFileDatasetConfig"
+            )
+        self.producer = task_id
+        if self._name is None:
+            self._name = check_name(f"{task_id}_output_{index}", what="output name")
+
+    # -- Azure ML API ---------------------------------------------------------------------------------------
+    def register_on_complete(
+        self, name: str, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> OutputFileDatasetConfig:
+        """Register the folder as a new version of dataset ``name`` once the step succeeds."""
+        self.registration = Registration(check_name(name), description or "", dict(tags or {}))
+        return self
+
+    def as_upload(self, overwrite: bool = False, source_globs: list[str] | None = None) -> OutputFileDatasetConfig:
+        """Write to a local folder on the compute, uploaded when the script ends (only ``source_globs``
+        matches, when given)."""
+        self.mode = "upload"
+        self.overwrite = bool(overwrite)
+        self.source_globs = tuple(source_globs or ())
+        return self
+
+    def as_mount(self) -> OutputFileDatasetConfig:
+        self.mode = "mount"
+        return self
+
+    def as_input(self, name: str | None = None) -> OutputInput:
+        """This output as an input of a later step (which then runs after the producing step)."""
+        return OutputInput(self, check_name(name, what="input name") if name is not None else None)
+
+    # -- resolution -----------------------------------------------------------------------------------------
+    def resolve(self, step_run_id: str) -> DataPath:
+        """The output folder for a step run: placeholders filled in, confined to the datastore."""
+        if self.name is None:
+            raise DatasetError("an output must be given to a step (or a name) before its path can be resolved")
+        path = fill_placeholders(self.path_template, run_id=step_run_id, output_name=self.name)
+        return DataPath(self.datastore, normalize_relpath(path, datastore=self.datastore))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "datastore": self.datastore,
+            "path_template": self.path_template,
+            "mode": self.mode,
+            "overwrite": self.overwrite,
+            "source_globs": list(self.source_globs),
+            "registration": self.registration.to_dict() if self.registration else None,
+            "producer": self.producer,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputFileDatasetConfig:
+        out = cls(data.get("name"), (data["datastore"], data["path_template"]))
+        out.mode = str(data.get("mode", "mount"))
+        out.overwrite = bool(data.get("overwrite", False))
+        out.source_globs = tuple(data.get("source_globs") or ())
+        reg = data.get("registration")
+        if reg:
+            out.registration = Registration(reg["name"], reg.get("description", ""), reg.get("tags") or {})
+        out.producer = data.get("producer")
+        return out
+
+    def __repr__(self) -> str:
+        return f"OutputFileDatasetConfig(name={self.name!r}, destination=({self.datastore!r}, {self.path_template!r}))"
+
+
+class OutputInput:
+    """``output.as_input()``: the folder an earlier step wrote, read by a later step (mounted by default)."""
+
+    def __init__(self, output: OutputFileDatasetConfig, name: str | None = None, mode: str = "mount") -> None:
+        self.output = output
+        self._name = name
+        self.mode = mode
+
+    @property
+    def name(self) -> str | None:
+        return self._name or self.output.name
+
+    def as_download(self) -> OutputInput:
+        return OutputInput(self.output, self._name, "download")
+
+    def as_mount(self) -> OutputInput:
+        return OutputInput(self.output, self._name, "mount")
+
+    def __repr__(self) -> str:
+        return f"OutputInput(output={self.output.name!r}, name={self.name!r}, mode={self.mode!r})"
+
+
+def fill_placeholders(template: str, *, run_id: str, output_name: str) -> str:
+    values = {"run-id": run_id, "output-name": output_name}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _check_template(template: str, datastore: str) -> str:
+    unknown = sorted({m for m in _PLACEHOLDER.findall(template) if m not in PLACEHOLDERS})
+    if unknown:
+        raise DatasetError(
+            f"output destination {template!r} uses unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}; "
+            f"the known ones are {{run-id}} and {{output-name}}"
+        )
+    if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
+        raise DatasetError(f"output destination {template!r} has an unbalanced '{{' or '}}'")
+    probe = fill_placeholders(template, run_id="run", output_name="out")
+    if not normalize_relpath(probe, datastore=datastore):
+        raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
+    return template
+
+
+def step_run_id(dag_id: str, run_id: str, task_id: str) -> str:
+    """The step run's id used in ``{run-id}``: readable, deterministic, and safe as a path part."""
+    raw = f"{dag_id}.{run_id}.{task_id}"
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", raw)
+
+
+def register_output(
+    output: OutputFileDatasetConfig,
+    folder: DataPath,
+    *,
+    lineage: Mapping[str, Any] | None = None,
+) -> Any:
+    """Register a completed output folder as a FileDataset version; refuses an incomplete folder.
+
+    Returns the registered dataset (``.is_new_version`` tells whether a version was added), or None when the
+    output asks for no registration.
+    """
+    if output.registration is None:
+        return None
+    store = Datastore.get(folder.datastore)
+    store.read_marker(folder.path)  # raises IncompleteFolderError when the step did not finish writing it
+    from airflow_mlpipe.datasets.dataset import FileDataset
+
+    reg = output.registration
+    return FileDataset((folder,)).register(reg.name, reg.description, reg.tags, lineage=lineage)

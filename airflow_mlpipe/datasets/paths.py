@@ -1,0 +1,100 @@
+"""Where a dataset's files are: ``(datastore, "relative/path-or-glob")`` pairs, and the files they match."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+
+_DATASTORE_URL = re.compile(r"^(?:mlpipe|azureml)://datastores/(?P<name>[^/]+)/paths/(?P<path>.*)$")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class DataPath:
+    """A path or glob inside a named datastore."""
+
+    datastore: str
+    path: str
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in self.path for c in _GLOB_CHARS)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"datastore": self.datastore, "path": self.path}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataPath:
+        return cls(str(data["datastore"]), str(data["path"]))
+
+    def __str__(self) -> str:
+        return f"mlpipe://datastores/{self.datastore}/paths/{self.path}"
+
+
+def to_data_path(value: object) -> DataPath:
+    """Accept ``(Datastore | name, "path")``, ``DataPath``, or ``mlpipe://datastores/NAME/paths/PATH``
+    (``azureml://`` as written for Azure ML works too)."""
+    if isinstance(value, DataPath):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        store, path = value
+        name = store.name if isinstance(store, Datastore) else store
+        if not isinstance(name, str) or not isinstance(path, str):
+            raise DatasetError(f"dataset path {value!r}: expected (Datastore or datastore name, 'relative/path')")
+        return DataPath(name, normalize_relpath(path, datastore=name))
+    if isinstance(value, str):
+        match = _DATASTORE_URL.match(value)
+        if match:
+            name = match["name"]
+            return DataPath(name, normalize_relpath(match["path"], datastore=name))
+        raise DatasetError(
+            f"dataset path {value!r} is not a datastore path: write (Datastore.get('NAME'), 'folder/file.csv') or "
+            "'mlpipe://datastores/NAME/paths/folder/file.csv'"
+        )
+    raise DatasetError(
+        f"dataset path {value!r} has type {type(value).__name__}: write (Datastore.get('NAME'), 'folder/*.csv')"
+    )
+
+
+def to_data_paths(values: object) -> tuple[DataPath, ...]:
+    if isinstance(values, (str, DataPath)) or (
+        isinstance(values, tuple)
+        and len(values) == 2
+        and isinstance(values[1], str)
+        and not isinstance(values[0], tuple)
+    ):
+        items: Iterable[object] = [values]
+    elif isinstance(values, Iterable):
+        items = values
+    else:
+        items = [values]
+    paths = tuple(to_data_path(v) for v in items)
+    if not paths:
+        raise DatasetError("a dataset needs at least one path: Dataset.File.from_files(path=[(datastore, 'x/*.csv')])")
+    return paths
+
+
+def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, Any]]:
+    """Files (relative path → fsspec info) that a path matches: a file, every file below a folder, or a glob.
+
+    Completion markers are not data and never match.
+    """
+    if data_path.is_glob:
+        found = store.glob(data_path.path, detail=True)
+    elif data_path.path and store.isfile(data_path.path):
+        found = {data_path.path: store.info(data_path.path)}
+    else:
+        found = store.list(data_path.path, recursive=True, detail=True) if store.exists(data_path.path) else {}
+    found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER}
+    if not found:
+        raise DatasetError(
+            f"dataset path {str(data_path)!r} matches no file in datastore {store.name!r} ({store.url}); "
+            "check the path, or upload the data first"
+        )
+    return found

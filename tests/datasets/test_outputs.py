@@ -1,0 +1,91 @@
+"""OutputFileDatasetConfig: names, destinations, placeholders, registration only of complete folders."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_mlpipe import Dataset, OutputFileDatasetConfig
+from airflow_mlpipe.datasets.output import register_output, step_run_id
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.datasets.registry import DatasetRegistry
+from airflow_mlpipe.exceptions import DatasetError, IncompleteFolderError, PathOutsideDatastoreError
+from airflow_mlpipe.storage.datastore import Datastore
+
+
+def test_default_destination_and_deterministic_name() -> None:
+    out = OutputFileDatasetConfig()
+    out.bind("prep", 0)
+    run = step_run_id("my_dag", "manual__2026-01-01T00:00:00+00:00", "prep")
+    assert run == "my_dag.manual__2026-01-01T00_00_00_00_00.prep"
+    assert out.name == "prep_output_0"
+    assert out.resolve(run) == DataPath("mlpipe_default", f"dataset/{run}/prep_output_0")
+    again = OutputFileDatasetConfig()
+    again.bind("prep", 0)
+    assert again.resolve(run) == out.resolve(run)  # never a random name
+
+
+def test_custom_destination_with_placeholders(local_default: Datastore) -> None:
+    out = OutputFileDatasetConfig(name="clean", destination=(local_default, "team/{output-name}/{run-id}"))
+    assert out.resolve("r1") == DataPath("mlpipe_default", "team/clean/r1")
+    assert OutputFileDatasetConfig.from_dict(out.to_dict()).resolve("r1") == out.resolve("r1")
+
+
+@pytest.mark.parametrize(
+    ("destination", "error", "message"),
+    [
+        pytest.param(
+            ("x", "out/{runid}"),
+            DatasetError,
+            r"unknown placeholder\(s\) \{runid\}.*\{run-id\} and \{output-name\}",
+            id="unknown-placeholder",
+        ),
+        pytest.param(("x", "../{run-id}"), PathOutsideDatastoreError, "contains '..'", id="escape"),
+        pytest.param(("x", "/abs/{run-id}"), PathOutsideDatastoreError, "absolute", id="absolute"),
+        pytest.param(("x", "{output-name"), DatasetError, "unbalanced", id="unbalanced"),
+        pytest.param(("x", "."), DatasetError, "datastore root", id="root"),
+        pytest.param("x/y", DatasetError, "must be", id="not-a-tuple"),
+    ],
+)
+def test_bad_destinations(destination: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        OutputFileDatasetConfig(name="o", destination=destination)  # type: ignore[arg-type]
+
+
+def test_one_output_one_producer() -> None:
+    out = OutputFileDatasetConfig("shared")
+    out.bind("a", 0)
+    out.bind("a", 0)
+    with pytest.raises(DatasetError, match="already written by step 'a'"):
+        out.bind("b", 0)
+
+
+def test_as_input_takes_the_output_name() -> None:
+    out = OutputFileDatasetConfig()
+    inp = out.as_input()
+    out.bind("train", 2)
+    assert inp.name == "train_output_2" and inp.mode == "mount"
+    assert out.as_input("model").as_download().name == "model"
+
+
+def test_registration_waits_for_a_complete_folder(local_default: Datastore) -> None:
+    out = OutputFileDatasetConfig("features").register_on_complete("features_ds", description="f", tags={"k": "v"})
+    out.bind("prep", 0)
+    folder = out.resolve("run-1")
+    local_default.write_text(f"{folder.path}/part-0.csv", "a\n1\n")
+    with pytest.raises(IncompleteFolderError, match="incomplete"):
+        register_output(out, folder, lineage={"task_id": "prep"})
+    assert DatasetRegistry().versions("features_ds") == []
+    local_default.mark_complete(folder.path)
+    registered = register_output(out, folder, lineage={"task_id": "prep"})
+    assert (registered.version, registered.is_new_version) == (1, True)
+    record = DatasetRegistry().get("features_ds")
+    assert record.lineage == {"task_id": "prep"} and record.tags == {"k": "v"}
+    assert [e.path for e in record.manifest.entries] == [f"{folder.path}/part-0.csv"]
+    assert Dataset.get_by_name("features_ds").to_path() == ["part-0.csv"]
+    assert register_output(out, folder).is_new_version is False
+
+
+def test_no_registration_requested() -> None:
+    out = OutputFileDatasetConfig("plain")
+    out.bind("s", 0)
+    assert register_output(out, out.resolve("r")) is None
