@@ -18,6 +18,15 @@ _EXPORTS: dict[str, str] = {
     "TabularDataset": "airflow_mlpipe.datasets.dataset",
     "DatasetConsumptionConfig": "airflow_mlpipe.datasets.consumption",
     "OutputFileDatasetConfig": "airflow_mlpipe.datasets.output",
+    "PipelineParameter": "airflow_mlpipe.steps.params",
+    "PythonScriptOperator": "airflow_mlpipe.operators.python_script",
+    "RegisterDatasetOperator": "airflow_mlpipe.operators.register_dataset",
+    "Run": "airflow_mlpipe.run",
+    "LocalCompute": "airflow_mlpipe.compute.local",
+    "DockerCompute": "airflow_mlpipe.compute.docker",
+    "KubernetesCompute": "airflow_mlpipe.compute.kubernetes",
+    "Environment": "airflow_mlpipe.compute.environment",
+    "RunConfiguration": "airflow_mlpipe.compute.environment",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -58,3 +58,13 @@ class FingerprintPathNotFoundError(FingerprintError, FileNotFoundError):
 
 class UnreadableFileError(FingerprintError, OSError):
     """A file in a source folder or ``hash_paths`` that cannot be read (permission denied, not a regular file)."""
+
+
+def step_failed_error(message: str) -> Exception:
+    """A task failure for Airflow (``AirflowException``): imported lazily so this module stays Airflow-free."""
+    from airflow.sdk.exceptions import AirflowException
+
+    class StepFailedError(AirflowException):
+        """A script step whose script failed, or that could not run."""
+
+    return StepFailedError(message)

@@ -1,0 +1,54 @@
+"""Launch a step on ``LocalCompute``: the runner as a subprocess of the Airflow worker, its output streamed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping
+
+from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
+
+
+def launch_env(launch: StepLaunch, datastores: Mapping[str, DatastoreConfig]) -> dict[str, str]:
+    """The runner's environment: the worker's, the launch's plain variables, and one ``AIRFLOW_CONN_<NAME>``
+    per datastore (credentials stay in this process tree; nothing is written to disk)."""
+    env = dict(os.environ)
+    env.update(launch.env)
+    for name in launch.datastores:
+        env[env_var_name(name)] = config_to_env_value(datastores[name])
+    return env
+
+
+class LocalLauncher:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def run(
+        self,
+        python: str,
+        launch: StepLaunch,
+        datastores: Mapping[str, DatastoreConfig],
+        log_line: Callable[[str], None],
+    ) -> int:
+        self.proc = subprocess.Popen(
+            [python, *launch.args],
+            env=launch_env(launch, datastores),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            log_line(raw.decode("utf-8", "replace").rstrip("\n"))
+        return self.proc.wait()
+
+    def kill(self) -> None:
+        """Stop the runner (it stops the script and records the run as failed)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)

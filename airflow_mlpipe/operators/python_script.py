@@ -1,0 +1,206 @@
+"""``PythonScriptOperator``: Azure ML's ``PythonScriptStep`` as an Airflow operator.
+
+The constructor only stores and checks what it is given (no I/O: DAG files parse fast). ``execute`` snapshots the
+source folder into the default datastore, writes the step spec, and launches the step runner on the step's
+compute target; the runner materialises inputs, runs the script, commits and registers outputs, and writes the
+run record, which ``execute`` then turns into XComs, asset events and the task's result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
+from airflow_mlpipe.compute.environment import Environment, RunConfiguration
+from airflow_mlpipe.compute.local import LocalCompute
+from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
+from airflow_mlpipe.datasets.output import OutputInput, step_run_id
+from airflow_mlpipe.exceptions import ConfigError, step_failed_error
+from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
+from airflow_mlpipe.operators.links import RECORD_URI_KEY, StepRunLink
+from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
+
+OUTPUTS_KEY = "mlpipe_outputs"
+METRICS_KEY = "mlpipe_metrics"
+
+
+class PythonScriptOperator(BaseOperator):
+    """Run ``script_name`` from ``source_directory`` as a pipeline step.
+
+    :param script_name: the script, relative to ``source_directory``.
+    :param source_directory: the folder snapshotted for the step (relative paths are relative to the DAG file).
+        ``.amlignore`` (or ``.gitignore``) excludes files.
+    :param arguments: command-line arguments: strings and numbers, ``PipelineParameter``s, dataset inputs
+        (``ds.as_named_input("x").as_download()``), outputs (``OutputFileDatasetConfig``) and ``output.as_input()``.
+    :param inputs: further inputs not on the command line (read them with ``Run.get_context().input_datasets``).
+    :param outputs: further outputs not on the command line.
+    :param compute_target: ``LocalCompute()`` (default), ``DockerCompute(...)`` or ``KubernetesCompute(...)``.
+    :param runconfig: a ``RunConfiguration`` (its environment and target apply unless given here).
+    :param environment: an ``Environment`` (pip packages, image, env vars, interpreter).
+    :param allow_reuse: reuse the outputs of an identical earlier run instead of running again.
+    :param hash_paths: further files or folders whose content counts for reuse.
+    """
+
+    template_fields: Sequence[str] = ("script_name",)
+    operator_extra_links = (StepRunLink(),)
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        script_name: str,
+        source_directory: str | os.PathLike[str],
+        arguments: Iterable[Any] = (),
+        inputs: Iterable[Any] = (),
+        outputs: Iterable[Any] = (),
+        compute_target: ComputeTarget | None = None,
+        runconfig: RunConfiguration | None = None,
+        environment: Environment | None = None,
+        allow_reuse: bool = True,
+        hash_paths: Sequence[str] | None = None,
+        reuse_ttl: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        task_id = kwargs.get("task_id", "?")
+        if not isinstance(script_name, str) or not script_name.strip() or os.path.isabs(script_name):
+            raise ConfigError(
+                f"step {task_id!r}: script_name {script_name!r} must be a path relative to source_directory"
+            )
+        self._io: StepIO = collect(task_id, arguments, inputs, outputs)
+        if self._io.outputs and any(o.registration for o in self._io.outputs):
+            from airflow_mlpipe.assets import datasets_alias
+
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), datasets_alias()]
+        super().__init__(**kwargs)
+        self.script_name = script_name
+        self.source_directory = os.fspath(source_directory)
+        if runconfig is not None and not isinstance(runconfig, RunConfiguration):
+            raise ConfigError(f"step {self.task_id!r}: runconfig must be a RunConfiguration, not {runconfig!r}")
+        self.environment = environment or (runconfig.environment if runconfig else None)
+        self.compute_target = compute_target or (runconfig.target if runconfig else None) or LocalCompute()
+        if not isinstance(self.compute_target, ComputeTarget):
+            raise ConfigError(
+                f"step {self.task_id!r}: compute_target {self.compute_target!r} is not LocalCompute, DockerCompute or "
+                "KubernetesCompute"
+            )
+        self.allow_reuse = bool(allow_reuse)
+        self.hash_paths = tuple(hash_paths or ())
+        self.reuse_ttl = reuse_ttl
+        self._add_params_to_dag()
+        register_producer(self, self._io)
+        link_producers(self, self._io)
+
+    # -- parse time -----------------------------------------------------------------------------------------
+    def _add_params_to_dag(self) -> None:
+        if not self._io.parameters:
+            return
+        if not self.has_dag():
+            raise ConfigError(
+                f"step {self.task_id!r} uses PipelineParameters: create it inside a DAG (with DAG(...):) so they "
+                "become the DAG's params"
+            )
+        params = self.dag.params
+        for name, parameter in self._io.parameters.items():
+            if name in params:
+                existing = params.get_param(name).value if hasattr(params, "get_param") else params[name]
+                if existing != parameter.default_value:
+                    raise ConfigError(
+                        f"step {self.task_id!r}: PipelineParameter {name!r} has default {parameter.default_value!r} "
+                        f"but the DAG already has param {name!r} = {existing!r}"
+                    )
+                continue
+            params[name] = parameter.to_param()
+
+    # -- run time -------------------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlpipe.operators.step_execution import StepExecution
+
+        return StepExecution(self, context).run()
+
+    def on_kill(self) -> None:
+        launcher = getattr(self, "_launcher", None)
+        if launcher is not None:
+            launcher.kill()
+
+    def resolve_source_directory(self) -> str:
+        if os.path.isabs(self.source_directory):
+            return self.source_directory
+        base = os.path.dirname(self.dag.fileloc) if self.has_dag() and self.dag.fileloc else os.getcwd()
+        return os.path.normpath(os.path.join(base, self.source_directory))
+
+    @property
+    def step_io(self) -> StepIO:
+        return self._io
+
+    def input_specs(self, context: Context, run_id_for_step: str) -> list[dict[str, Any]]:
+        """Inputs as the runner needs them: registered versions pinned, upstream outputs located via XCom."""
+        specs = []
+        for inp in self._io.inputs:
+            if isinstance(inp, DatasetConsumptionConfig):
+                dataset = inp.dataset.pinned()
+                specs.append(
+                    {
+                        "name": inp.name,
+                        "mode": inp.mode,
+                        "path_on_compute": inp.path_on_compute,
+                        "source": {"type": "dataset", "dataset": dataset.to_dict()},
+                    }
+                )
+            else:
+                specs.append(self._upstream_input(context, inp))
+        return specs
+
+    def _upstream_input(self, context: Context, inp: OutputInput) -> dict[str, Any]:
+        output = inp.output
+        producer = output.producer
+        located = context["ti"].xcom_pull(task_ids=producer, key=OUTPUTS_KEY) or {}
+        where = located.get(output.name)
+        if where is None:
+            raise step_failed_error(
+                f"step {self.task_id!r}: input {inp.name!r} is output {output.name!r} of step {producer!r}, which did "
+                "not publish it (did it run and succeed in this DAG run?)"
+            )
+        return {
+            "name": inp.name,
+            "mode": inp.mode,
+            "source": {"type": "folder", "datastore": where["datastore"], "path": where["path"], "producer": producer},
+        }
+
+    def argument_specs(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        specs = []
+        for arg in self._io.arguments:
+            if arg["t"] == "param":
+                specs.append({"t": "param", "name": arg["name"], "value": params.get(arg["name"])})
+            elif arg["t"] in ("input", "output"):
+                specs.append({"t": arg["t"], "name": arg["ref"].name})
+            else:
+                specs.append(dict(arg))
+        return specs
+
+    def output_specs(self, run_id_for_step: str) -> list[dict[str, Any]]:
+        specs = []
+        for output in self._io.outputs:
+            resolved = output.resolve(run_id_for_step)
+            specs.append({**output.to_dict(), "path": resolved.path, "datastore": resolved.datastore})
+        return specs
+
+    def datastore_names(self, input_specs: list[dict[str, Any]], output_specs: list[dict[str, Any]]) -> list[str]:
+        names = {DEFAULT_DATASTORE}
+        for spec in output_specs:
+            names.add(spec["datastore"])
+        for spec in input_specs:
+            source = spec["source"]
+            if source["type"] == "folder":
+                names.add(source["datastore"])
+        return sorted(names)
+
+    def step_run_id(self, context: Context) -> str:
+        ti = context["ti"]
+        return step_run_id(ti.dag_id, ti.run_id, ti.task_id)
+
+
+__all__ = ["METRICS_KEY", "OUTPUTS_KEY", "RECORD_URI_KEY", "PythonScriptOperator", "StepLaunch"]

@@ -1,0 +1,19 @@
+"""``python -m airflow_mlpipe.runner --spec _mlpipe/runs/<step_run_id>/spec.json``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from airflow_mlpipe.runner.execute import run_step
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m airflow_mlpipe.runner", description=__doc__)
+    parser.add_argument("--spec", required=True, help="path of the step spec in the default datastore")
+    args = parser.parse_args(argv)
+    return run_step(args.spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

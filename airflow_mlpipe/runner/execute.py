@@ -1,0 +1,264 @@
+"""Execute one step run from its spec: snapshot, inputs, script, outputs, registration, run record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, register_output
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.runner.inputs import materialize_inputs
+from airflow_mlpipe.runner.outputs import OutputPlan, commit, discard, prepare_outputs
+from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.params import format_value
+from airflow_mlpipe.steps.snapshot import fetch_snapshot
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage.datastore import Datastore
+
+RUN_CONTEXT_ENV = "MLPIPE_RUN_CONTEXT"
+SCRIPT_FAILED = "script exited with code {code}"
+
+
+class StepError(Exception):
+    """A step that could not run or finish; the message is what the task log and the record show."""
+
+
+def run_step(spec_path: str) -> int:
+    store = Datastore.get_default()
+    spec = StepSpec.from_dict(store.read_json(spec_path))
+    record: dict[str, Any] = {
+        "step_run_id": spec.step_run_id,
+        "dag_id": spec.dag_id,
+        "run_id": spec.run_id,
+        "task_id": spec.task_id,
+        "try_number": spec.try_number,
+        "status": "Running",
+        "started_at": records.now_iso(),
+        "script_name": spec.script_name,
+        "snapshot": spec.snapshot,
+        "compute": dict(spec.compute),
+        "environment": dict(spec.environment),
+        **dict(spec.extra),
+    }
+    records.write_record(record, store)
+    workdir = tempfile.mkdtemp(prefix="mlpipe-step-")
+    log_file = os.path.join(workdir, "std_log.txt")
+    plans: dict[str, OutputPlan] = {}
+    process = ScriptProcess()
+    install_signal_handlers(process)
+    code = 1
+    try:
+        with open(log_file, "wb") as log:
+            code = _execute(spec, record, workdir, log, plans, process)
+    except Exception as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        _say(f"step {spec.task_id} failed: {record['error']}")
+        if not isinstance(exc, StepError):
+            traceback.print_exc()
+        code = 1
+    finally:
+        discard(plans)
+        record["status"] = "Completed" if code == 0 else "Failed"
+        record["finished_at"] = records.now_iso()
+        record["exit_code"] = code
+        _upload_log(store, spec, log_file, record)
+        records.write_record(record, store)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+def _execute(
+    spec: StepSpec,
+    record: dict[str, Any],
+    workdir: str,
+    log: Any,
+    plans: dict[str, OutputPlan],
+    process: ScriptProcess,
+) -> int:
+    store = Datastore.get_default()
+    src = os.path.join(workdir, "src")
+    fetch_snapshot(spec.snapshot, store, src)
+    script = os.path.join(src, *spec.script_name.split("/"))
+    if not os.path.isfile(script):
+        raise StepError(f"script {spec.script_name!r} is not in the source snapshot; check script_name")
+    inputs = materialize_inputs(spec.inputs, workdir)
+    record["inputs"] = [_input_summary(i, inputs[str(i["name"])]) for i in spec.inputs]
+    plans.update(prepare_outputs(spec.outputs, workdir))
+    argv = [_argument(a, inputs, plans) for a in spec.arguments]
+    record["arguments"] = [_argument_for_record(a, argv[n]) for n, a in enumerate(spec.arguments)]
+    context_file = _write_run_context(spec, workdir, inputs, plans)
+    env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
+    env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1"})
+    python = spec.python or sys.executable
+    _say(f"running {spec.script_name} {' '.join(argv)}")
+    code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
+    record["metrics"], record["metric_log"] = _collect_metrics(workdir)
+    _upload_artifacts(store, spec, src, workdir, record)
+    if process.killed_by is not None:
+        raise StepError(f"the step was stopped by signal {process.killed_by}; no output was committed")
+    if code != 0:
+        record["error"] = SCRIPT_FAILED.format(code=code)
+        _say(f"{spec.script_name} failed ({record['error']}); no output was committed or registered")
+        return code
+    record["outputs"] = _commit_outputs(spec, plans, record)
+    return 0
+
+
+def _commit_outputs(spec: StepSpec, plans: Mapping[str, OutputPlan], record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    committed = []
+    lineage = {
+        "dag_id": spec.dag_id,
+        "run_id": spec.run_id,
+        "task_id": spec.task_id,
+        "step_run_id": spec.step_run_id,
+        "inputs": [
+            {"name": i["name"], "dataset": i.get("dataset"), "datastore": i.get("datastore"), "path": i.get("path")}
+            for i in record.get("inputs", [])
+        ],
+    }
+    for out_spec in spec.outputs:
+        plan = plans[str(out_spec["name"])]
+        manifest = commit(plan)
+        output = OutputFileDatasetConfig.from_dict(out_spec)
+        registered = register_output(output, DataPath(plan.store.name, plan.path), lineage=lineage)
+        entry: dict[str, Any] = {
+            "name": plan.name,
+            "datastore": plan.store.name,
+            "path": plan.path,
+            "uri": plan.store.uri(plan.path),
+            "manifest": manifest.summary(),
+        }
+        if registered is not None:
+            entry["registered"] = {
+                "name": registered.name,
+                "version": registered.version,
+                "created": bool(registered.is_new_version),
+            }
+            verb = "registered as" if registered.is_new_version else "unchanged, already"
+            _say(f"output {plan.name}: {verb} dataset {registered.name} version {registered.version}")
+        _say(f"output {plan.name}: {manifest.summary()['files']} files committed at {entry['uri']}")
+        committed.append(entry)
+    return committed
+
+
+def _argument(arg: Mapping[str, Any], inputs: Mapping[str, Any], plans: Mapping[str, OutputPlan]) -> str:
+    kind = arg["t"]
+    if kind == "str":
+        return str(arg["v"])
+    if kind == "param":
+        return format_value(arg["value"])
+    if kind == "input":
+        info = inputs[str(arg["name"])]
+        return str(info["path"]) if info.get("path") else str(arg["name"])
+    if kind == "output":
+        return plans[str(arg["name"])].staging
+    raise StepError(f"unknown argument kind {kind!r} in the step spec")
+
+
+def _argument_for_record(arg: Mapping[str, Any], value: str) -> Any:
+    if arg["t"] == "str":
+        return value
+    return {"kind": arg["t"], "name": arg.get("name"), "value": arg.get("value", value)}
+
+
+def _input_summary(spec: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+    source = spec["source"]
+    out: dict[str, Any] = {"name": spec["name"], "mode": spec["mode"]}
+    if source["type"] == "dataset":
+        out["dataset"] = source["dataset"]
+    else:
+        out["datastore"], out["path"] = source["datastore"], source["path"]
+        if source.get("producer"):
+            out["producer"] = source["producer"]
+    return out
+
+
+def _write_run_context(spec: StepSpec, workdir: str, inputs: Mapping[str, Any], plans: Mapping[str, OutputPlan]) -> str:
+    context = {
+        "run_id": spec.step_run_id,
+        "parent": {"dag_id": spec.dag_id, "run_id": spec.run_id},
+        "task_id": spec.task_id,
+        "try_number": spec.try_number,
+        "metrics_file": os.path.join(workdir, "metrics.jsonl"),
+        "artifacts_dir": os.path.join(workdir, "artifacts"),
+        "inputs": {name: dict(info) for name, info in inputs.items()},
+        "outputs": {name: plan.staging for name, plan in plans.items()},
+    }
+    path = os.path.join(workdir, "run_context.json")
+    with open(path, "w") as fh:
+        json.dump(context, fh)
+    return path
+
+
+def _collect_metrics(workdir: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Metrics as Azure ML's ``run.get_metrics()`` shows them: a name logged once maps to its value, a name
+    logged several times to the list of values; tables, rows and images keep their kind."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    entries: list[dict[str, Any]] = []
+    if os.path.exists(path):
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    try:
+                        entries.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+    scalars: dict[str, list[Any]] = {}
+    metrics: dict[str, Any] = {}
+    for entry in entries:
+        name, kind, value = entry["name"], entry["kind"], entry.get("value")
+        if kind == "scalar":
+            scalars.setdefault(name, []).append(value)
+        elif kind == "row":
+            table = metrics.setdefault(name, {})
+            for key, v in (value or {}).items():
+                table.setdefault(key, []).append(v)
+        else:
+            metrics[name] = value
+    for name, values in scalars.items():
+        metrics[name] = values[0] if len(values) == 1 else values
+    return metrics, entries
+
+
+def _upload_artifacts(store: Datastore, spec: StepSpec, src: str, workdir: str, record: dict[str, Any]) -> None:
+    """Files the script wrote to ``./outputs`` and files given to ``run.upload_file`` become run artifacts."""
+    uploaded = []
+    base = records.artifacts_folder(spec.step_run_id)
+    for folder, prefix in ((os.path.join(src, "outputs"), "outputs"), (os.path.join(workdir, "artifacts"), "")):
+        if not os.path.isdir(folder):
+            continue
+        for dirpath, _, filenames in os.walk(folder):
+            for fname in filenames:
+                full = os.path.join(dirpath, fname)
+                rel = os.path.relpath(full, folder).replace(os.sep, "/")
+                name = f"{prefix}/{rel}" if prefix else rel
+                store.upload(full, f"{base}/{name}")
+                uploaded.append(name)
+    record["artifacts"] = sorted(uploaded)
+
+
+def _upload_log(store: Datastore, spec: StepSpec, log_file: str, record: dict[str, Any]) -> None:
+    if not os.path.exists(log_file):
+        return
+    target = records.log_path(spec.step_run_id, spec.try_number)
+    try:
+        store.upload(log_file, target)
+        record["logs"] = [target]
+        with open(log_file, "rb") as fh:
+            tail = fh.read()[-4000:]
+        record["log_tail"] = tail.decode("utf-8", "replace")
+    except Exception as exc:  # the record must still be written
+        record["log_error"] = str(exc)
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(f"[mlpipe] {message}\n")
+    sys.stdout.flush()

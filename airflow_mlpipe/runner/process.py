@@ -1,0 +1,48 @@
+"""Run the user's script as a child process, streaming its output line by line and keeping a copy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import IO
+
+
+class ScriptProcess:
+    """The script's process; ``terminate`` is safe to call from a signal handler."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.killed_by: int | None = None
+
+    def run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str], log: IO[bytes], echo: IO[bytes]) -> int:
+        self.proc = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        assert self.proc.stdout is not None
+        for line in iter(self.proc.stdout.readline, b""):
+            log.write(line)
+            echo.write(line)
+            echo.flush()
+        return self.proc.wait()
+
+    def terminate(self, signum: int, _frame: FrameType | None = None) -> None:
+        self.killed_by = signum
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+
+def install_signal_handlers(process: ScriptProcess) -> None:
+    """SIGTERM/SIGINT (Airflow killing the task, a pod being deleted) stop the script; the runner then records
+    the run as failed and commits nothing."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, process.terminate)
+
+
+def stdout_bytes() -> IO[bytes]:
+    return sys.stdout.buffer

@@ -1,0 +1,1 @@
+"""Script steps without Airflow: the step spec, source snapshots, run records, pipeline parameters."""
