@@ -12,7 +12,7 @@ from airflow_mlpipe.storage.datastore import Datastore
 
 # Files in flight by default. Local copies are kernel work (a second thread overlaps metadata syscalls, more only
 # contend for the GIL); object stores want a few dozen requests in flight (measured: see docs/bench-transfer.md).
-DEFAULT_WORKERS = {"local": 2, "upload": 48, "download": 32, "stream": 32, "server-side": 32}
+DEFAULT_WORKERS = {"local": 2, "upload": 32, "download": 16, "stream": 16, "server-side": 32}
 
 
 def same_filesystem(a: Datastore, b: Datastore) -> bool:
