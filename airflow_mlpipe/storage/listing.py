@@ -89,7 +89,10 @@ def _walk_local(top: str) -> dict[str, FileMeta]:
                     if not entry.is_symlink():
                         pending.append((f"{prefix}{entry.name}/", entry.path))
                 elif not is_control_name(entry.name):
-                    out[prefix + entry.name] = local_meta(entry.stat())
+                    try:
+                        out[prefix + entry.name] = local_meta(entry.stat())
+                    except FileNotFoundError:
+                        continue  # a link to nothing (or a file deleted meanwhile): no data to copy
     return out
 
 

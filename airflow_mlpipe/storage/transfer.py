@@ -172,6 +172,7 @@ class _Transfer:
         self.src_full, self.dst_full = src.full_path(src_path), dst.full_path(dst_path)
         self.kind, self.overwrite, self.verify, self.files, self.retry = kind, overwrite, verify, files, retry
         self.started = time.monotonic()
+        self.journal_found = False
 
     # -- labels and guarded storage calls -----------------------------------------------------------------------
     def _where(self, side: str) -> str:
@@ -287,6 +288,7 @@ class _Transfer:
         self, src_files: Mapping[str, FileMeta], dst_files: Mapping[str, FileMeta], marker: Mapping[str, Any] | None
     ) -> Plan:
         journal = self._read_json(self.journal_path) if self.kind == "directory" and dst_files else None
+        self.journal_found = journal is not None
         unfinished_run_of_ours = bool(journal and journal.get("source") == self.src.uri(self.src_path))
         plan = plan_transfer(
             src_files,
@@ -467,6 +469,8 @@ class _Transfer:
         recorded = (marker or {}).get("transfer") if isinstance(marker, Mapping) else None
         unchanged = isinstance(recorded, Mapping) and all(recorded.get(k) == v for k, v in section.items())
         if unchanged and all((marker or {}).get(k) == v for k, v in marker_extra.items()):
+            if self.journal_found:  # left by a run that died between marking complete and cleaning up
+                self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
             return  # up to date: the folder is complete as it stands, nothing is written
         manifest = {**marker_extra, "transfer": {**section, "finished": _now()}}
         self._call(self.dst, "mark complete", self.dst_path, lambda: self.dst.mark_complete(self.dst_path, manifest))

@@ -499,3 +499,21 @@ def test_fast_azure_listing_matches_adlfs_find(make_store: MakeStore, monkeypatc
     assert listing.list_tree(store, store.full_path("a/b")) == fast
     assert set(fast) == set(files)
     assert fast["empty.txt"].md5 == hashlib.md5(b"").hexdigest()
+
+
+def test_journal_left_after_marking_complete_is_cleaned_up(make_store: MakeStore) -> None:
+    src, dst = make_store("local", "src"), make_store("local", "dst")
+    write_tree(src, "in", random_tree(3))
+    transfer(src, "in", dst, "out")
+    dst.write_json(f"out/{JOURNAL_NAME}", {"source": src.uri("in")})  # as if the run died right after the marker
+    result = transfer(src, "in", dst, "out")
+    assert result.up_to_date
+    assert not dst.exists(f"out/{JOURNAL_NAME}") and dst.is_complete("out")
+
+
+def test_links_to_nothing_in_a_local_source_are_skipped(make_store: MakeStore) -> None:
+    src, dst = make_store("local", "src"), make_store("local", "dst")
+    src.write_bytes("in/a.bin", b"a")
+    os.symlink("/nonexistent/target", src.full_path("in/dangling"))
+    result = transfer(src, "in", dst, "out")
+    assert [f.path for f in result.files] == ["a.bin"]
