@@ -1,11 +1,8 @@
-"""Hash many local files: in this process for small jobs, else in batches spread over a few forked processes.
+"""Hash many local files: in this process for small jobs, else in batches spread over a few worker processes.
 
 Why processes and batches: hashing a small file is mostly system calls and interpreter work under the GIL, so
 threads do not help (a thread per file is several times slower than one thread); a batch of files per task keeps
-the hand-over cost per file tiny. Why ``fork``: a worker starts in about 10 ms and needs no re-import of the
-caller's ``__main__`` (``spawn`` and ``forkserver`` take 30-100 ms and re-run it). The workers only open, read
-and hash files and never touch locks that another thread of the parent could hold. Where ``fork`` is missing, in
-a daemonic process (which may not have children), or when the pool breaks, the work is done in this process.
+the hand-over cost per file tiny. When the pool cannot be had or breaks, the work is done in this process.
 
 How files are read: one reused 512 KiB buffer per batch (fits the CPU's L2 cache, so the hash reads what the copy
 just wrote) and ``os.readv`` into it; on this kind of machine that beats ``mmap`` (page-table set-up costs more than
@@ -15,19 +12,17 @@ the copy) and larger reads.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 import xxhash
 
+from airflow_mlpipe.fingerprint.pool import POOL_ERRORS, fork_pool, worker_count
+
 log = logging.getLogger(__name__)
 
 BUFFER_SIZE = 512 * 1024
-MAX_WORKERS = 8
 # A cost model for choosing between one process and a pool, from measurements on a 2-core machine: opening,
 # reading and closing a small file costs about 4 us; a read from the page cache and XXH3 run at about 15 GB/s.
 _SECONDS_PER_FILE = 4e-6
@@ -141,27 +136,6 @@ def _hash_in_pool(paths: Sequence[str], sizes: Sequence[int] | None, batches: li
             errors.extend((r.start + i, code, msg) for i, code, msg in part.errors)
             unstable.extend(r.start + i for i in part.unstable)
     return BatchResult(digests, errors, unstable)
-
-
-def fork_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of forked processes (see the module docstring for why fork)."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-
-
-POOL_ERRORS = (BrokenProcessPool, OSError, AssertionError)  # AssertionError: a daemonic process may not fork
-
-
-def worker_count(requested: int | None) -> int:
-    """How many processes to hash with: ``requested``, else one per CPU (at most 8); 1 where forking is out."""
-    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
-        return 1
-    if requested is not None:
-        return max(1, requested)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_WORKERS))
 
 
 def raise_first_error(paths: Sequence[str], errors: Sequence[tuple[int, int, str]]) -> None:

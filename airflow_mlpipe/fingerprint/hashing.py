@@ -16,7 +16,7 @@ import xxhash
 
 from airflow_mlpipe.fingerprint.batch import hash_batch, raise_first_error
 from airflow_mlpipe.fingerprint.local import folder_digests
-from airflow_mlpipe.fingerprint.statcache import StatCache, StatKey, resolve_cache, stat_key
+from airflow_mlpipe.fingerprint.statcache import FolderStats, StatCache, StatKey, resolve_cache, stat_key
 
 HASH_NAME = "xxh3"
 
@@ -49,7 +49,8 @@ def hash_files(
     texts = [os.fspath(p) for p in paths]
     store = resolve_cache(cache)
     started_ns = store.clock() if store is not None else 0  # before the stats: see StatCache on racy entries
-    folders: dict[str, list[tuple[str, StatKey]]] = {}
+    names: dict[str, list[str]] = {}
+    keys: dict[str, list[StatKey]] = {}
     spots: list[tuple[str, int]] = []
     cwd = os.getcwd()
     absolute: dict[str, str] = {}
@@ -59,9 +60,11 @@ def hash_files(
         if folder is None:
             # joined, not normalised: "link/../x" must still go through the link, as open() would
             folder = absolute[head] = os.path.join(cwd, head) if head else cwd
-        files = folders.setdefault(folder, [])
-        spots.append((folder, len(files)))
-        files.append((name, _regular_file_key(text)))
+        folder_names = names.setdefault(folder, [])
+        spots.append((folder, len(folder_names)))
+        folder_names.append(name)
+        keys.setdefault(folder, []).append(_regular_file_key(text))
+    folders = {folder: FolderStats(names[folder], keys[folder]) for folder in names}
     digests = folder_digests(folders, store, started_ns=started_ns, workers=workers)
     return [digests[folder][i] for folder, i in spots]
 

@@ -15,17 +15,19 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 from airflow_mlpipe.exceptions import UnreadableFileError
-from airflow_mlpipe.fingerprint.batch import POOL_ERRORS, fork_pool, worker_count
 from airflow_mlpipe.fingerprint.local import folder_digests
-from airflow_mlpipe.fingerprint.statcache import StatCache
+from airflow_mlpipe.fingerprint.pool import POOL_ERRORS, fork_pool, worker_count
+from airflow_mlpipe.fingerprint.statcache import FolderStats, StatCache
 from airflow_mlpipe.fingerprint.walk import Pending, Walk, Walker, unreadable_error
 
 log = logging.getLogger(__name__)
 
 PARALLEL_MIN_FILES = 4000  # about 15 ms of walking: below that, starting processes costs more than it saves
+_SIZE = itemgetter(0)
 _TASKS_PER_WORKER = 8  # folders are handed out in this many parts per worker, to even out unequal sub-trees
 
 
@@ -98,7 +100,7 @@ def _scan_part(
 
 
 def _digest_walk(walk: Walk, shown: str, cache: StatCache | None, started_ns: int, *, workers: int) -> ScanResult:
-    folders = {folder: ff.files for folder, ff in walk.folders.items()}
+    folders = {folder: FolderStats(ff.names, ff.keys) for folder, ff in walk.folders.items()}
     try:
         digests = folder_digests(folders, cache, started_ns=started_ns, complete=True, workers=workers)
     except OSError as exc:
@@ -106,9 +108,8 @@ def _digest_walk(walk: Walk, shown: str, cache: StatCache | None, started_ns: in
         raise unreadable_error(shown, rel, exc) from exc
     result = ScanResult(links=dict(walk.links))
     for folder, ff in walk.folders.items():
-        names = [name for name, _ in ff.files]
-        sizes = [key[0] for _, key in ff.files]
-        result.folders.append(FolderResult(ff.rel, names, sizes, digests[folder], ff.executable))
+        sizes = list(map(_SIZE, ff.keys))
+        result.folders.append(FolderResult(ff.rel, ff.names, sizes, digests[folder], ff.executable))
     return result
 
 

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import xxhash
 
@@ -37,6 +37,23 @@ log = logging.getLogger(__name__)
 StatKey = tuple[int, int, int, int]
 # What one folder's row holds: the stat key and the digest of each file, by name.
 _Folder = tuple[dict[str, StatKey], dict[str, str]]
+
+
+class FolderStats(NamedTuple):
+    """Files of one folder to look up: names and their stat keys, in parallel lists."""
+
+    names: Sequence[str]
+    keys: Sequence[StatKey]
+
+
+class FolderDigests(NamedTuple):
+    """Files of one folder to remember: names, the stat keys taken before reading, and digests."""
+
+    names: Sequence[str]
+    keys: Sequence[StatKey]
+    digests: Sequence[str]
+
+
 _T = TypeVar("_T")
 
 FORMAT = "mlpipe-stat-cache/1"
@@ -91,23 +108,25 @@ class StatCache:
         self.__init__(state["path"], racy_window_ns=state["racy_window_ns"], clock=state["clock"])  # type: ignore[misc]
 
     # -- reading --------------------------------------------------------------------------------------------------
-    def lookup(self, folders: Mapping[str, Sequence[tuple[str, StatKey]]]) -> dict[str, list[str | None]]:
-        """For each absolute folder, the cached digest of each ``(name, key)`` given, or None (a miss)."""
+    def lookup(self, folders: Mapping[str, FolderStats]) -> dict[str, list[str | None]]:
+        """For each absolute folder, the cached digest of each file named, or None where the stat differs."""
         cached = self._load(list(folders))
         out: dict[str, list[str | None]] = {}
-        hits = 0
-        for folder, files in folders.items():
-            keys, digests = cached.get(folder, _EMPTY)
+        hits = misses = 0
+        for folder, (names, keys) in folders.items():
+            known_keys, known_digests = cached.get(folder, _EMPTY)
             found: list[str | None]
-            if keys == dict(files):  # the whole folder as it was: compared in C, no loop per file here
-                found = [digests[name] for name, _ in files]
+            if known_keys == dict(zip(names, keys, strict=True)):  # the folder as it was: compared in C
+                found = list(map(known_digests.__getitem__, names))
             else:
-                found = [digests.get(name) if keys.get(name) == key else None for name, key in files]
-            hits += len(found) - found.count(None)
+                get_key, get_digest = known_keys.get, known_digests.get
+                found = [get_digest(n) if get_key(n) == k else None for n, k in zip(names, keys, strict=True)]
+            missed = found.count(None)
+            hits, misses = hits + len(found) - missed, misses + missed
             out[folder] = found
         with self._lock:
             self.hits += hits
-            self.misses += sum(len(f) for f in folders.values()) - hits
+            self.misses += misses
         return out
 
     def _load(self, folders: list[str]) -> dict[str, _Folder]:
@@ -144,24 +163,18 @@ class StatCache:
         return None
 
     # -- writing --------------------------------------------------------------------------------------------------
-    def record(
-        self,
-        folders: Mapping[str, Sequence[tuple[str, StatKey, str]]],
-        *,
-        started_ns: int,
-        complete: bool = False,
-    ) -> int:
-        """Remember ``(name, key, digest)`` of files hashed from ``started_ns`` on; returns how many were kept.
+    def record(self, folders: Mapping[str, FolderDigests], *, started_ns: int, complete: bool = False) -> int:
+        """Remember the digests of files stat'ed and hashed from ``started_ns`` on; returns how many were kept.
 
-        ``complete`` says each folder's list holds every file in it, so names not listed are forgotten. Entries
+        ``complete`` says each folder's lists hold every file in it, so names not listed are forgotten. Entries
         in the racy window are left out (see the module docstring).
         """
         newest_ok = started_ns - self.racy_window_ns
         updates: dict[str, _Folder] = {}
-        for folder, files in folders.items():
-            keep = [(n, k, d) for n, k, d in files if k[1] < newest_ok and k[3] < newest_ok]
+        for folder, (names, keys, digests) in folders.items():
+            keep = [i for i, k in enumerate(keys) if k[1] < newest_ok and k[3] < newest_ok]
             if keep or complete:
-                updates[folder] = ({n: k for n, k, _ in keep}, {n: d for n, _, d in keep})
+                updates[folder] = ({names[i]: keys[i] for i in keep}, {names[i]: digests[i] for i in keep})
         if not updates:
             return 0
         now_s = self.clock() // 1_000_000_000
@@ -242,9 +255,11 @@ class StatCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            # WAL: readers never wait for a writer; NORMAL sync: a lost entry after a power cut costs one re-read
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # No fsync: this is a cache, opened and closed per call. A killed process cannot damage it (the rollback
+            # journal is on disk); a power cut might, which is detected (checksums, SQLite's own checks) and rebuilt.
+            # WAL would sync on every close, as the last connection checkpoints: 15-20 ms a call.
+            db.execute("PRAGMA journal_mode=TRUNCATE")
+            db.execute("PRAGMA synchronous=OFF")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS folders (folder TEXT PRIMARY KEY, used_s INTEGER NOT NULL, "

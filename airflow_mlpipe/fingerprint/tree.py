@@ -10,11 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from itertools import chain, repeat
-from operator import itemgetter
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import xxhash
 
@@ -23,6 +20,8 @@ from airflow_mlpipe.fingerprint.hashing import HASH_NAME
 from airflow_mlpipe.fingerprint.ignore import DEFAULT_IGNORE_FILE_NAMES
 from airflow_mlpipe.fingerprint.scan import ScanResult, paused_gc, scan_folder
 from airflow_mlpipe.fingerprint.statcache import StatCache, resolve_cache
+
+_V = TypeVar("_V")
 
 TREE_FORMAT = "mlpipe-tree/1"  # part of every digest: a new serialisation gets a new salt
 
@@ -51,11 +50,11 @@ class TreeEntry(NamedTuple):
         return cls(int(data["size"]), str(data["digest"]), bool(data["executable"]), bool(data.get("link", False)))
 
 
-_SIZE, _DIGEST = itemgetter(0), itemgetter(1)
-
-
 def _flag(entry: TreeEntry) -> str:
     return "l" if entry[3] else "x" if entry[2] else "-"
+
+
+_FILE_FLAG = {True: "x", False: "-"}  # by the executable bit
 
 
 def link_entry(target: str) -> TreeEntry:
@@ -63,39 +62,82 @@ def link_entry(target: str) -> TreeEntry:
     return TreeEntry(len(raw), xxhash.xxh3_128_hexdigest(raw), False, True)
 
 
-@dataclass(frozen=True, eq=False)
 class Tree:
-    """Files by relative POSIX path, sorted. Equal trees have equal digests and vice versa."""
+    """Files by relative POSIX path, sorted; immutable. Equal trees have equal digests and vice versa.
 
-    entries: Mapping[str, TreeEntry]
+    Kept as parallel columns (paths, sizes, digests, flags): a scan of a large tree makes no per-file objects
+    unless ``entries`` is asked for, and the digest is computed from the columns directly.
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "entries", MappingProxyType(dict(sorted(self.entries.items()))))
+    __slots__ = ("_digest", "_digests", "_entries", "_flags", "_paths", "_sizes")
+    _paths: Sequence[str]
+    _sizes: Sequence[int]
+    _digests: Sequence[str]
+    _flags: Sequence[str]
+    _entries: Mapping[str, TreeEntry] | None
+    _digest: str | None
+
+    def __init__(self, entries: Mapping[str, TreeEntry] | None = None) -> None:
+        items = sorted((entries or {}).items())
+        self._fill(
+            [p for p, _ in items],
+            [e.size for _, e in items],
+            [e.digest for _, e in items],
+            list(map(_flag, (e for _, e in items))),
+        )
 
     @classmethod
-    def _presorted(cls, entries: dict[str, TreeEntry]) -> Tree:
-        """A tree from entries already in path order (skips a sort of a large tree)."""
+    def from_columns(
+        cls, paths: Sequence[str], sizes: Sequence[int], digests: Sequence[str], flags: Sequence[str]
+    ) -> Tree:
+        """A tree from parallel columns in any order (``flags``: ``-`` file, ``x`` executable, ``l`` link)."""
         tree = cls.__new__(cls)
-        object.__setattr__(tree, "entries", MappingProxyType(entries))
+        order = sorted(range(len(paths)), key=paths.__getitem__)
+        tree._fill(_permute(paths, order), _permute(sizes, order), _permute(digests, order), _permute(flags, order))
         return tree
 
-    @cached_property
+    def _fill(self, paths: Sequence[str], sizes: Sequence[int], digests: Sequence[str], flags: Sequence[str]) -> None:
+        for name, value in zip(self.__slots__, (None, digests, None, flags, paths, sizes), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Tree is immutable: cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Tree.from_columns, (self._paths, self._sizes, self._digests, self._flags))
+
+    @property
+    def entries(self) -> Mapping[str, TreeEntry]:
+        """Every file by relative path, in path order (read-only)."""
+        if self._entries is None:
+            new = tuple.__new__  # TreeEntry(...) runs Python code per call; a large tree makes this the hot loop
+            values = [
+                new(TreeEntry, (s, d, f == "x", f == "l"))
+                for s, d, f in zip(self._sizes, self._digests, self._flags, strict=True)
+            ]
+            object.__setattr__(self, "_entries", MappingProxyType(dict(zip(self._paths, values, strict=True))))
+        assert self._entries is not None
+        return self._entries
+
+    @property
     def digest(self) -> str:
         """XXH3-128 of ``TREE_FORMAT`` and, per path in order, ``path, size, digest, flag``, NUL-separated."""
-        values = self.entries.values()
-        fields = zip(self.entries, map(str, map(_SIZE, values)), map(_DIGEST, values), map(_flag, values), strict=True)
-        body = "\0".join([TREE_FORMAT, *chain.from_iterable(fields), ""])
-        return xxhash.xxh3_128_hexdigest(body.encode("utf-8", "surrogateescape"))
+        if self._digest is None:
+            rows = zip(self._paths, self._sizes, self._digests, self._flags, strict=True)
+            body = TREE_FORMAT + "\0" + "".join([f"{p}\0{s}\0{d}\0{f}\0" for p, s, d, f in rows])
+            object.__setattr__(self, "_digest", xxhash.xxh3_128_hexdigest(body.encode("utf-8", "surrogateescape")))
+        assert self._digest is not None
+        return self._digest
 
     @property
     def size(self) -> int:
-        return sum(e.size for e in self.entries.values())
+        return sum(self._sizes)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._paths)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.entries)
+        return iter(self._paths)
 
     def __contains__(self, path: object) -> bool:
         return path in self.entries
@@ -200,22 +242,24 @@ def scan_tree(
 
 
 def tree_of(scanned: ScanResult) -> Tree:
-    """The tree of a scanned folder, in path order."""
+    """The tree of a scanned folder."""
     paths: list[str] = []
-    values: list[TreeEntry] = []
-    new = tuple.__new__  # TreeEntry(...) runs Python code per call; a large tree makes this the hot loop
+    sizes: list[int] = []
+    digests: list[str] = []
+    flags: list[str] = []
     for part in scanned.folders:
-        prefix = f"{part.rel}/" if part.rel else ""
-        paths += [prefix + name for name in part.names]
-        values += [
-            new(TreeEntry, entry)
-            for entry in zip(part.sizes, part.digests, part.executable, repeat(False, len(part.names)), strict=True)
-        ]
+        paths += map(f"{part.rel}/".__add__, part.names) if part.rel else part.names
+        sizes += part.sizes
+        digests += part.digests
+        flags += map(_FILE_FLAG.__getitem__, part.executable)
     for rel, target in scanned.links.items():
+        entry = link_entry(target)
         paths.append(rel)
-        values.append(link_entry(target))
-    return Tree._presorted(dict(sorted(zip(paths, values, strict=True), key=_first)))
+        sizes.append(entry.size)
+        digests.append(entry.digest)
+        flags.append("l")
+    return Tree.from_columns(paths, sizes, digests, flags)
 
 
-def _first(pair: tuple[str, TreeEntry]) -> str:
-    return pair[0]
+def _permute(column: Sequence[_V], order: Sequence[int]) -> list[_V]:
+    return [column[i] for i in order]

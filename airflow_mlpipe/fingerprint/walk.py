@@ -39,7 +39,8 @@ class FolderFiles:
     """The regular files (and links to them) directly in one folder."""
 
     rel: str  # POSIX, relative to the walked root; "" for the root
-    files: list[tuple[str, StatKey]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    keys: list[StatKey] = field(default_factory=list)  # from a stat taken before anything is read
     executable: list[bool] = field(default_factory=list)
 
 
@@ -91,7 +92,7 @@ class Walker:
                 raise self._unreadable(where, exc) from exc
             here = self.walk.folders[folder] = FolderFiles(rel_dir)
             self._add_entries(fd, folder, here, entries, rules)
-            self.walk.files += len(here.files)
+            self.walk.files += len(here.names)
         finally:
             os.close(fd)
 
@@ -101,7 +102,7 @@ class Walker:
         # the hot loop of a large tree: one stat per file; ignore rules consulted only where a folder has some
         prefix = f"{here.rel}/" if here.rel else ""
         base = folder.rstrip("/") + "/"
-        files, executable, pending = here.files, here.executable, self.pending
+        names, keys, executable, pending = here.names, here.keys, here.executable, self.pending
         excludes = rules.excludes if rules.stack else None
         for entry in entries:
             name = entry.name
@@ -124,7 +125,8 @@ class Walker:
                 raise self._unreadable(prefix + name, exc) from exc
             if st.st_mode & _S_IFMT != stat.S_IFREG:
                 raise self._not_regular(prefix + name)
-            files.append((name, (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
+            names.append(name)
+            keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
             executable.append(st.st_mode & stat.S_IXUSR != 0)
 
     def _add_link(self, fd: int, here: FolderFiles, name: str, rel: str) -> None:
@@ -138,7 +140,8 @@ class Walker:
         if stat.S_ISDIR(st.st_mode):
             self.walk.links[rel] = os.readlink(name, dir_fd=fd)
         elif stat.S_ISREG(st.st_mode):
-            here.files.append((name, stat_key(st)))
+            here.names.append(name)
+            here.keys.append(stat_key(st))
             here.executable.append(st.st_mode & stat.S_IXUSR != 0)
         else:
             raise self._not_regular(rel)

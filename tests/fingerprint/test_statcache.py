@@ -12,7 +12,13 @@ import pytest
 import xxhash
 
 from airflow_mlpipe.fingerprint.hashing import hash_files
-from airflow_mlpipe.fingerprint.statcache import StatCache, default_stat_cache, stat_key
+from airflow_mlpipe.fingerprint.statcache import (
+    FolderDigests,
+    FolderStats,
+    StatCache,
+    default_stat_cache,
+    stat_key,
+)
 from tests.fingerprint.helpers import LaterClock, rewrite_keeping_mtime
 
 
@@ -22,7 +28,7 @@ def reference(data: bytes) -> str:
 
 def lookup_one(cache: StatCache, path: Path) -> str | None:
     folder = str(path.parent)
-    return cache.lookup({folder: [(path.name, stat_key(os.stat(path)))]})[folder][0]
+    return cache.lookup({folder: FolderStats([path.name], [stat_key(os.stat(path))])})[folder][0]
 
 
 def test_second_hash_is_a_hit(tmp_path: Path, cache: StatCache) -> None:
@@ -69,17 +75,17 @@ def test_the_racy_window_is_measured_from_the_start_of_hashing(tmp_path: Path) -
     cache = StatCache(tmp_path / "c.sqlite3", racy_window_ns=1_000)
     key = (3, 10_000, 1, 10_000)
     folder = str(tmp_path)
-    assert cache.record({folder: [("young", key, "d")]}, started_ns=10_500) == 0
-    assert cache.record({folder: [("old", key, "d")]}, started_ns=11_001) == 1
-    assert cache.lookup({folder: [("young", key), ("old", key)]})[folder] == [None, "d"]
+    assert cache.record({folder: FolderDigests(["young"], [key], ["d"])}, started_ns=10_500) == 0
+    assert cache.record({folder: FolderDigests(["old"], [key], ["d"])}, started_ns=11_001) == 1
+    assert cache.lookup({folder: FolderStats(["young", "old"], [key, key])})[folder] == [None, "d"]
 
 
 def test_complete_folders_forget_files_that_are_gone(tmp_path: Path, cache: StatCache) -> None:
     folder = str(tmp_path)
     key = (1, 1, 1, 1)
-    cache.record({folder: [("a", key, "da"), ("b", key, "db")]}, started_ns=cache.clock())
-    cache.record({folder: [("a", key, "da")]}, started_ns=cache.clock(), complete=True)
-    assert cache.lookup({folder: [("a", key), ("b", key)]})[folder] == ["da", None]
+    cache.record({folder: FolderDigests(["a", "b"], [key, key], ["da", "db"])}, started_ns=cache.clock())
+    cache.record({folder: FolderDigests(["a"], [key], ["da"])}, started_ns=cache.clock(), complete=True)
+    assert cache.lookup({folder: FolderStats(["a", "b"], [key, key])})[folder] == ["da", None]
 
 
 def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(

@@ -11,7 +11,7 @@ import xxhash
 
 from airflow_mlpipe.exceptions import ConfigError, FingerprintPathNotFoundError, UnreadableFileError
 from airflow_mlpipe.fingerprint import scan
-from airflow_mlpipe.fingerprint.statcache import StatCache, stat_key
+from airflow_mlpipe.fingerprint.statcache import FolderStats, StatCache, stat_key
 from airflow_mlpipe.fingerprint.tree import Tree, TreeDiff, TreeEntry, diff, scan_tree
 from tests.fingerprint.helpers import write_tree
 
@@ -243,7 +243,8 @@ def test_parallel_scan_equals_one_process(tmp_path: Path, cache: StatCache, monk
     assert scan_tree(tmp_path, cache=cache, workers=2) == expected  # warm, in workers
     # the workers recorded their files in the shared cache
     folder = tmp_path / "d11" / "s2"
-    found = cache.lookup({str(folder): [(p.name, stat_key(p.stat())) for p in folder.iterdir()]})
+    files = sorted(folder.iterdir())
+    found = cache.lookup({str(folder): FolderStats([p.name for p in files], [stat_key(p.stat()) for p in files])})
     assert None not in found[str(folder)]
     assert "d03/x.tmp" not in expected and "d05/keep.tmp" in expected
 
