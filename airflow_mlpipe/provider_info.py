@@ -64,4 +64,5 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hook-class-names": ["airflow_mlpipe.hooks.datastore.DatastoreHook"],
+        "extra-links": ["airflow_mlpipe.operators.links.StepRunLink"],
     }

@@ -15,6 +15,8 @@ datasets_app = typer.Typer(no_args_is_help=True, help="Registered datasets and t
 datastores_app = typer.Typer(no_args_is_help=True, help="Datastores (connections of type mlpipe_datastore).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(datastores_app, name="datastores")
+runs_app = typer.Typer(no_args_is_help=True, help="Step runs: status, inputs, outputs, metrics, logs.")
+app.add_typer(runs_app, name="runs")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
@@ -125,6 +127,85 @@ def datastores_list(as_json: JsonOpt = False) -> None:
         emit_json({"datastores": rows})
         return
     emit_table(rows, ["name", "url", "backend", "description"])
+
+
+@runs_app.command("list")
+def runs_list(
+    dag: Annotated[str | None, typer.Option("--dag", help="Only runs of this DAG.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Step runs, newest first."""
+    from airflow_mlpipe.steps.records import iter_records
+
+    rows = []
+    for record in iter_records(dag_id=dag):
+        rows.append(
+            {
+                "step_run_id": record.get("step_run_id"),
+                "dag_id": record.get("dag_id"),
+                "task_id": record.get("task_id"),
+                "status": record.get("status"),
+                "reused": bool(record.get("reused_from")),
+                "started_at": record.get("started_at"),
+                "finished_at": record.get("finished_at"),
+                "metrics": len(record.get("metrics") or {}),
+            }
+        )
+        if len(rows) >= limit:
+            break
+    if as_json:
+        emit_json({"runs": rows})
+        return
+    emit_table(rows, ["step_run_id", "task_id", "status", "reused", "started_at", "metrics"])
+
+
+@runs_app.command("show")
+def runs_show(run: str, as_json: JsonOpt = False) -> None:
+    """One step run: status, arguments, inputs, outputs, metrics, reuse, logs."""
+    from airflow_mlpipe.steps.records import read_record
+
+    try:
+        record = read_record(run)
+    except FileNotFoundError:
+        _fail(f"no step run {run!r}; list them with: mlpipe runs list", as_json)
+        return
+    if as_json:
+        emit_json(record)
+        return
+    emit_fields(
+        [
+            ("step run", record.get("step_run_id")),
+            ("dag / run / task", f"{record.get('dag_id')} / {record.get('run_id')} / {record.get('task_id')}"),
+            ("status", record.get("status")),
+            ("started / finished", f"{record.get('started_at')} / {record.get('finished_at')}"),
+            ("script", record.get("script_name")),
+            ("arguments", record.get("arguments")),
+            ("snapshot", (record.get("snapshot_info") or {}).get("digest")),
+            ("git", record.get("git")),
+            ("reuse", record.get("reuse") or "-"),
+            ("error", record.get("error") or "-"),
+            ("logs", record.get("logs")),
+            ("artifacts", record.get("artifacts")),
+        ]
+    )
+    emit_line()
+    emit_table(
+        [{"name": i.get("name"), "mode": i.get("mode"), "source": i.get("dataset") or i.get("path")}
+         for i in record.get("inputs") or []],
+        ["name", "mode", "source"],
+        empty="(no inputs)",
+    )
+    emit_line()
+    emit_table(
+        [{"name": o["name"], "uri": o.get("uri"), "files": (o.get("manifest") or {}).get("files"),
+          "registered": o.get("registered")} for o in record.get("outputs") or []],
+        ["name", "uri", "files", "registered"],
+        empty="(no outputs)",
+    )
+    emit_line()
+    emit_table([{"metric": k, "value": v} for k, v in (record.get("metrics") or {}).items()], ["metric", "value"],
+               empty="(no metrics)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -92,7 +92,7 @@ def _execute(
     record["inputs"] = [_input_summary(i, inputs[str(i["name"])]) for i in spec.inputs]
     plans.update(prepare_outputs(spec.outputs, workdir))
     argv = [_argument(a, inputs, plans) for a in spec.arguments]
-    record["arguments"] = [_argument_for_record(a, argv[n]) for n, a in enumerate(spec.arguments)]
+    record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)
     env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1"})
@@ -162,9 +162,12 @@ def _argument(arg: Mapping[str, Any], inputs: Mapping[str, Any], plans: Mapping[
     raise StepError(f"unknown argument kind {kind!r} in the step spec")
 
 
-def _argument_for_record(arg: Mapping[str, Any], value: str) -> Any:
+def _argument_for_record(arg: Mapping[str, Any], value: str, plans: Mapping[str, OutputPlan]) -> Any:
     if arg["t"] == "str":
         return value
+    if arg["t"] == "output":
+        plan = plans[str(arg["name"])]
+        value = plan.store.uri(plan.path)  # where the output ends up, not the staging folder the script saw
     return {"kind": arg["t"], "name": arg.get("name"), "value": arg.get("value", value)}
 
 
