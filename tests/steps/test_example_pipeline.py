@@ -108,7 +108,7 @@ def test_failing_script_commits_and_registers_nothing(
     monkeypatch.setenv("MLPIPE_HOME", env["MLPIPE_HOME"])
     resolve.clear_cache()
     proc = airflow_dags_test("step_failing", env=env, check=False)
-    state, tasks = last_run_states("step_failing")
+    _, tasks = last_run_states("step_failing")
     assert tasks["fails"] == "failed", proc.stdout[-3000:]
     assert "about to fail" in proc.stdout + proc.stderr
     assert "script exited with code 3" in proc.stdout + proc.stderr
