@@ -191,21 +191,33 @@ def runs_show(run: str, as_json: JsonOpt = False) -> None:
     )
     emit_line()
     emit_table(
-        [{"name": i.get("name"), "mode": i.get("mode"), "source": i.get("dataset") or i.get("path")}
-         for i in record.get("inputs") or []],
+        [
+            {"name": i.get("name"), "mode": i.get("mode"), "source": i.get("dataset") or i.get("path")}
+            for i in record.get("inputs") or []
+        ],
         ["name", "mode", "source"],
         empty="(no inputs)",
     )
     emit_line()
     emit_table(
-        [{"name": o["name"], "uri": o.get("uri"), "files": (o.get("manifest") or {}).get("files"),
-          "registered": o.get("registered")} for o in record.get("outputs") or []],
+        [
+            {
+                "name": o["name"],
+                "uri": o.get("uri"),
+                "files": (o.get("manifest") or {}).get("files"),
+                "registered": o.get("registered"),
+            }
+            for o in record.get("outputs") or []
+        ],
         ["name", "uri", "files", "registered"],
         empty="(no outputs)",
     )
     emit_line()
-    emit_table([{"metric": k, "value": v} for k, v in (record.get("metrics") or {}).items()], ["metric", "value"],
-               empty="(no metrics)")
+    emit_table(
+        [{"metric": k, "value": v} for k, v in (record.get("metrics") or {}).items()],
+        ["metric", "value"],
+        empty="(no metrics)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
