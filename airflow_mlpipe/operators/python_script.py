@@ -91,6 +91,8 @@ class PythonScriptOperator(BaseOperator):
         self.hash_paths = tuple(hash_paths or ())
         self.reuse_ttl = reuse_ttl
         self._add_params_to_dag()
+        if not isinstance(self.compute_target, LocalCompute):
+            check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])
         register_producer(self, self._io)
         link_producers(self, self._io)
 
@@ -201,6 +203,44 @@ class PythonScriptOperator(BaseOperator):
     def step_run_id(self, context: Context) -> str:
         ti = context["ti"]
         return step_run_id(ti.dag_id, ti.run_id, ti.task_id)
+
+
+def check_reachable_at_parse(task_id: str, compute: ComputeTarget, output_datastores: list[str]) -> None:
+    """Refuse, when the DAG file is parsed, a container or pod step whose datastores it cannot reach (a local
+    default datastore above all). Only settings known for sure are judged: where Airflow's connection lookup is
+    incomplete (a bare ``DagBag`` in a script), the same check runs again before the container is created."""
+    from airflow_mlpipe.storage.resolve import find_config, local_default_config
+
+    configs = []
+    for name in sorted({DEFAULT_DATASTORE, *output_datastores}):
+        config = find_config(name)
+        if config is None and name == DEFAULT_DATASTORE and _connection_lookup_is_complete():
+            config = local_default_config()
+        if config is not None:
+            configs.append(config)
+    try:
+        if compute.kind == "kubernetes":
+            from airflow_mlpipe.compute.kubernetes import check_datastores_reachable_from_pod
+
+            check_datastores_reachable_from_pod(compute, configs)  # type: ignore[arg-type]
+        elif compute.kind == "docker":
+            from airflow_mlpipe.compute.docker import check_datastores_reachable_from_container
+
+            check_datastores_reachable_from_container(compute, configs)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(f"step {task_id!r}: {exc}") from None
+
+
+def _connection_lookup_is_complete() -> bool:
+    """True where ``Connection.get`` sees every backend: the DAG processor and workers (supervisor comms) and
+    server processes; False in a plain script, where the metadata DB is not consulted."""
+    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server":
+        return True
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 __all__ = ["METRICS_KEY", "OUTPUTS_KEY", "RECORD_URI_KEY", "PythonScriptOperator", "StepLaunch"]

@@ -109,3 +109,34 @@ def test_every_example_dag_imports() -> None:
     files = {p.name for p in EXAMPLES.glob("*.py")}
     loaded = {dag.fileloc.rsplit("/", 1)[-1] for dag in bag.dags.values()}
     assert files <= loaded, f"example files without a DAG: {files - loaded}"
+
+
+def test_pod_step_with_a_local_default_datastore_fails_at_parse(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import json
+
+    from airflow_mlpipe import KubernetesCompute
+    from airflow_mlpipe.storage import resolve
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLPIPE_DEFAULT",
+        json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": tmp_path.as_uri()}}),
+    )
+    resolve.clear_cache()
+    gpu = KubernetesCompute(
+        image="python:3.11", gpu=1, secrets=["ds-secret"], datastore_secrets={"mlpipe_default": "ds-secret"}
+    )
+    with _dag("parse_pod_local"), pytest.raises(ConfigError, match=r"step 'train'.*mlpipe_default.*a pod"):
+        PythonScriptOperator(task_id="train", script_name="t.py", source_directory=".", compute_target=gpu)
+
+
+def test_pod_step_with_the_embedded_default_fails_where_lookup_is_complete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_mlpipe import KubernetesCompute
+    from airflow_mlpipe.storage import resolve
+
+    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
+    resolve.clear_cache()
+    gpu = KubernetesCompute(
+        image="python:3.11", gpu=1, secrets=["ds-secret"], datastore_secrets={"mlpipe_default": "ds-secret"}
+    )
+    with _dag("parse_pod_embedded"), pytest.raises(ConfigError, match="mlpipe_default"):
+        PythonScriptOperator(task_id="train", script_name="t.py", source_directory=".", compute_target=gpu)
