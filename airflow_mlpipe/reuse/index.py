@@ -1,0 +1,92 @@
+"""The reuse index: ``_mlpipe/reuse/<key>.json`` maps a reuse key to the step run that produced outputs for it.
+
+An entry is written only after every output of that run is complete (and registered, when asked). A corrupt
+entry is ignored with a warning and overwritten by the next run that produces the key; it never fails a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_mlpipe.storage.datastore import Datastore
+
+log = logging.getLogger(__name__)
+
+INDEX_ROOT = "_mlpipe/reuse"
+ENTRY_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ReuseEntry:
+    """:param outputs: per output ``{"name", "datastore", "path", "uri", "manifest": {"files", "bytes",
+    "digest"}, "registered": {...} | None}`` as the run record has them."""
+
+    key: str
+    step_run_id: str
+    dag_id: str
+    task_id: str
+    created_at: str
+    outputs: tuple[Mapping[str, Any], ...] = ()
+    components: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": ENTRY_FORMAT,
+            "key": self.key,
+            "step_run_id": self.step_run_id,
+            "dag_id": self.dag_id,
+            "task_id": self.task_id,
+            "created_at": self.created_at,
+            "outputs": [dict(o) for o in self.outputs],
+            "components": dict(self.components),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReuseEntry:
+        if data.get("format") != ENTRY_FORMAT:
+            raise ValueError(f"reuse entry format {data.get('format')!r} is not {ENTRY_FORMAT}")
+        return cls(
+            key=str(data["key"]),
+            step_run_id=str(data["step_run_id"]),
+            dag_id=str(data["dag_id"]),
+            task_id=str(data["task_id"]),
+            created_at=str(data["created_at"]),
+            outputs=tuple(data.get("outputs") or ()),
+            components=dict(data.get("components") or {}),
+        )
+
+
+class ReuseIndex:
+    def __init__(self, store: Datastore | None = None) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> Datastore:
+        if self._store is None:
+            self._store = Datastore.get_default()
+        return self._store
+
+    @staticmethod
+    def path(key: str) -> str:
+        return f"{INDEX_ROOT}/{key}.json"
+
+    def get(self, key: str) -> ReuseEntry | None:
+        """The entry for ``key``; None when there is none or it is unreadable (then a warning is logged)."""
+        try:
+            data = self.store.read_json(self.path(key))
+            return ReuseEntry.from_dict(data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the corrupt reuse index entry %s (%s); the next run will overwrite it", key, exc)
+            return None
+
+    def put(self, entry: ReuseEntry) -> None:
+        """Write (or overwrite) the entry: the newest complete run for a key wins."""
+        self.store.write_json(self.path(entry.key), entry.to_dict())
+
+    def drop(self, key: str) -> None:
+        self.store.delete(self.path(key), missing_ok=True)
