@@ -60,6 +60,10 @@ class UnreadableFileError(FingerprintError, OSError):
     """A file in a source folder or ``hash_paths`` that cannot be read (permission denied, not a regular file)."""
 
 
+class LeaseLostError(MlpipeError):
+    """A step run's lease on a reuse key was taken over by another run (its heartbeats stopped for too long)."""
+
+
 def step_failed_error(message: str) -> Exception:
     """A task failure for Airflow (``AirflowException``): imported lazily so this module stays Airflow-free."""
     from airflow.sdk.exceptions import AirflowException
