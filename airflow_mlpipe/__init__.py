@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "OutputFileDatasetConfig": "airflow_mlpipe.datasets.output",
     "PipelineParameter": "airflow_mlpipe.steps.params",
     "PythonScriptOperator": "airflow_mlpipe.operators.python_script",
+    "DataTransferOperator": "airflow_mlpipe.operators.data_transfer",
     "RegisterDatasetOperator": "airflow_mlpipe.operators.register_dataset",
     "Run": "airflow_mlpipe.run",
     "LocalCompute": "airflow_mlpipe.compute.local",

@@ -15,6 +15,9 @@ datasets_app = typer.Typer(no_args_is_help=True, help="Registered datasets and t
 datastores_app = typer.Typer(no_args_is_help=True, help="Datastores (connections of type mlpipe_datastore).")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(datastores_app, name="datastores")
+from airflow_mlpipe.cli.transfer import transfer_command  # noqa: E402
+
+app.command("transfer")(transfer_command)
 runs_app = typer.Typer(no_args_is_help=True, help="Step runs: status, inputs, outputs, metrics, logs.")
 app.add_typer(runs_app, name="runs")
 
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         app(args=argv, prog_name="mlpipe")
-    except MlpipeError as exc:
+    except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             emit_json({"error": str(exc)})
         else:
