@@ -1,0 +1,1 @@
+"""Triggers that run in Airflow's triggerer while a task is deferred."""
