@@ -45,7 +45,7 @@ def _setup(kubernetes_env: KubernetesEnv, azurite, monkeypatch: pytest.MonkeyPat
 def test_gpu_step_runs_in_a_pod_and_registers_its_output(kubernetes_env: KubernetesEnv, azurite, monkeypatch) -> None:
     env, namespace = _setup(kubernetes_env, azurite, monkeypatch)
     proc = airflow_dags_test(DAG_ID, dags_folder=EXAMPLES / "kubernetes", env=env, check=False)
-    state, tasks = last_run_states(DAG_ID)
+    _state, tasks = last_run_states(DAG_ID)
     assert tasks == {"data_prep": "success", "train": "success"}, proc.stdout[-4000:] + proc.stderr[-4000:]
     (pod,) = kubernetes_env.kubelet.runs_in(namespace)
     container = pod.manifest["spec"]["containers"][0]
@@ -64,7 +64,7 @@ def test_gpu_step_runs_in_a_pod_and_registers_its_output(kubernetes_env: Kuberne
 def test_failing_script_in_a_pod_fails_the_task(
     kubernetes_env: KubernetesEnv, azurite, monkeypatch, tmp_path: Path
 ) -> None:
-    env, namespace = _setup(kubernetes_env, azurite, monkeypatch)
+    env, _namespace = _setup(kubernetes_env, azurite, monkeypatch)
     broken = tmp_path / "kubernetes"
     shutil.copytree(EXAMPLES / "kubernetes", broken)
     steps = tmp_path / "ml_pipeline_steps"
