@@ -8,5 +8,9 @@ echo "==> ruff"
 .venv/bin/ruff format --check airflow_mlpipe tests dags_examples bench
 echo "==> mypy"
 .venv/bin/mypy
+echo "==> Docker engine for the DockerCompute tests (skipped with a reason where none can start)"
+if [ "$(id -u)" = "0" ]; then
+  bash scripts/docker-engine.sh || echo "    no Docker engine here: the Docker tests will be skipped"
+fi
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"
