@@ -16,7 +16,12 @@ set -euo pipefail
 STATE_DIR="${MLPIPE_DOCKER_DIR:-${TMPDIR:-/tmp}/mlpipe-docker}"
 CACHE_DIR="${MLPIPE_DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airflow-mlpipe}"
 IMAGE="${MLPIPE_TEST_IMAGE:-mlpipe-test-python:bookworm}"
-MIRROR="${MLPIPE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror this machine's apt already uses (first "URIs:" or "deb" line), unless one is given.
+apt_mirror() {
+  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
+    grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } | grep -v security | head -n 1
+}
+MIRROR="${MLPIPE_DEBIAN_MIRROR:-$(apt_mirror)}"
 SOCK="$STATE_DIR/docker.sock"
 HOST="unix://$SOCK"
 PIDFILE="$STATE_DIR/dockerd.pid"
