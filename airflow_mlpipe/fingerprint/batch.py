@@ -30,7 +30,7 @@ _SECONDS_PER_BYTE = 1 / 15e9
 _POOL_START_SECONDS = 0.015  # forking the workers and handing out the work
 _TASKS_PER_WORKER = 4  # more, smaller tasks even out the load when file sizes differ
 # O_NONBLOCK: a FIFO that slipped through opens and reads as empty instead of hanging; no effect on files
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
 
 
 class BatchResult(NamedTuple):
@@ -41,49 +41,51 @@ class BatchResult(NamedTuple):
     unstable: list[int]  # indices whose byte count differed from the size given: never cache those
 
 
+class Reader:
+    """One reusable buffer, and the reading of an open file into a digest (see the module docstring on sizes)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(BUFFER_SIZE)
+        self.view = memoryview(self.buffer)
+        self.buffers = [self.buffer]
+
+    def digest(self, fd: int, expected: int = -1) -> tuple[str, int]:
+        """The digest of what ``fd`` holds from here on, and how many bytes that was. ``expected`` (a size from
+        a stat) saves the read that finds EOF; a short read is not EOF on every filesystem, so only then."""
+        n = os.readv(fd, self.buffers)
+        if n == expected and n < BUFFER_SIZE:
+            return xxhash.xxh3_128_hexdigest(self.view[:n]), n  # the common small file: one read, one call
+        h = xxhash.xxh3_128()
+        total = 0
+        while n:
+            h.update(self.view[:n])
+            total += n
+            n = os.readv(fd, self.buffers)
+        return h.hexdigest(), total
+
+
 def hash_batch(paths: Sequence[str], sizes: Sequence[int] | None = None) -> BatchResult:
     """Hash files one after another with one buffer. ``sizes`` (from a stat) saves the read that finds EOF."""
-    buf = bytearray(BUFFER_SIZE)
-    view = memoryview(buf)
-    bufs = [buf]
+    reader = Reader()
     digests: list[str] = []
     errors: list[tuple[int, int, str]] = []
     unstable: list[int] = []
-    oneshot = xxhash.xxh3_128_hexdigest
     for i, path in enumerate(paths):
         expected = -1 if sizes is None else sizes[i]
         try:
-            fd = os.open(path, _OPEN_FLAGS)
+            fd = os.open(path, OPEN_FLAGS)
+            try:
+                digest, total = reader.digest(fd, expected)
+            finally:
+                os.close(fd)
         except OSError as exc:
             digests.append("")
             errors.append((i, exc.errno or 0, exc.strerror or str(exc)))
             continue
-        try:
-            n = os.readv(fd, bufs)
-            if n == expected and n < BUFFER_SIZE:
-                digests.append(oneshot(view[:n]))  # the common small file: one read, one call
-                continue
-            total, digest = _hash_rest(fd, bufs, view, n)
-            digests.append(digest)
-            if expected >= 0 and total != expected:
-                unstable.append(i)
-        except OSError as exc:
-            digests.append("")
-            errors.append((i, exc.errno or 0, exc.strerror or str(exc)))
-        finally:
-            os.close(fd)
+        digests.append(digest)
+        if expected >= 0 and total != expected:
+            unstable.append(i)
     return BatchResult(digests, errors, unstable)
-
-
-def _hash_rest(fd: int, bufs: list[bytearray], view: memoryview, first: int) -> tuple[int, str]:
-    """Hash from the first read on to EOF (a short read is not EOF on every filesystem)."""
-    h = xxhash.xxh3_128()
-    n, total = first, 0
-    while n:
-        h.update(view[:n])
-        total += n
-        n = os.readv(fd, bufs)
-    return total, h.hexdigest()
 
 
 def hash_many(paths: Sequence[str], sizes: Sequence[int] | None = None, *, workers: int | None = None) -> BatchResult:

@@ -66,7 +66,7 @@ def hash_files(
         keys.setdefault(folder, []).append(_regular_file_key(text))
     folders = {folder: FolderStats(names[folder], keys[folder]) for folder in names}
     digests = folder_digests(folders, store, started_ns=started_ns, workers=workers)
-    return [digests[folder][i] for folder, i in spots]
+    return [digests[folder].digests[i] for folder, i in spots]
 
 
 def _regular_file_key(path: str) -> StatKey:

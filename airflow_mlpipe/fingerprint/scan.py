@@ -5,18 +5,24 @@ whole scan is split, not only the reading: this process walks until it has seen 
 hands the folders left to forked workers, each of which walks its share, looks it up in the stat cache, hashes
 what is new and records it, and sends back names, sizes, digests and executable bits. Meanwhile this process
 finishes its own share. A small tree never starts a process.
+
+A folder the stat cache holds nothing for (a first scan) is read while it is walked: each file is opened by name
+in its folder and its key taken from the open file, which saves the stat by path a look-up would need.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import marshal
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
+
+import xxhash
 
 from airflow_mlpipe.exceptions import UnreadableFileError
 from airflow_mlpipe.fingerprint.local import folder_digests
@@ -32,19 +38,53 @@ _TASKS_PER_WORKER = 8  # folders are handed out in this many parts per worker, t
 
 
 class FolderResult(NamedTuple):
-    """The kept files directly in one folder, as parallel lists (cheap to send between processes)."""
+    """The kept files directly in one folder, as parallel lists (cheap to send between processes), and the
+    folder's signature when the stat cache holds it whole."""
 
     rel: str
     names: list[str]
     sizes: list[int]
     digests: list[str]
     executable: list[bool]
+    signature: bytes | None
 
 
 @dataclass
 class ScanResult:
     folders: list[FolderResult] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # relative path -> link text
+
+    def signature(self) -> bytes | None:
+        """What the whole tree looked like (every folder's signature, every link), or None when some folder is
+        not held whole by the stat cache: equal signatures mean an unchanged tree."""
+        if any(part.signature is None for part in self.folders):
+            return None
+        folders = sorted((part.rel, part.signature) for part in self.folders)
+        return xxhash.xxh3_128_digest(marshal.dumps((folders, sorted(self.links.items())), 2))
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What every process of one scan shares (sent to the workers)."""
+
+    root: str
+    shown: str
+    ignore_file_names: tuple[str, ...]
+    cache: StatCache | None
+    started_ns: int
+    cached_folders: frozenset[str]  # folders the cache holds anything for: the others are read while walked
+
+    def walker(self, pending: Sequence[Pending] | None = None) -> Walker:
+        return Walker(
+            self.root,
+            ignore_file_names=self.ignore_file_names,
+            shown=self.shown,
+            pending=pending,
+            hash_while_walking=self.uncached,
+        )
+
+    def uncached(self, folder: str) -> bool:
+        return folder not in self.cached_folders
 
 
 def scan_folder(
@@ -57,26 +97,27 @@ def scan_folder(
     workers: int | None = None,
 ) -> ScanResult:
     """Every kept file under ``root`` (absolute, real path) with its digest. ``shown`` names it in errors."""
+    cached_folders = cache.folders_under(root) if cache is not None else frozenset()
+    scan = _Scan(root, shown, tuple(ignore_file_names), cache, started_ns, cached_folders)
     count = worker_count(workers)
-    walker = Walker(root, ignore_file_names=ignore_file_names, shown=shown)
+    walker = scan.walker()
     walker.run(until_files=PARALLEL_MIN_FILES if count > 1 else None)
     if walker.pending:
         try:
-            return _scan_in_pool(walker, shown, cache, started_ns, count)
+            return _scan_in_pool(scan, walker, count)
         except UnreadableFileError:
             raise
         except POOL_ERRORS as exc:
             log.info("scanning %s in this process instead of %d workers (%s)", shown, count, exc)
             walker.run()
-    return _digest_walk(walker.walk, shown, cache, started_ns, workers=count)
+    return _digest_walk(scan, walker.walk, workers=count)
 
 
-def _scan_in_pool(walker: Walker, shown: str, cache: StatCache | None, started_ns: int, count: int) -> ScanResult:
+def _scan_in_pool(scan: _Scan, walker: Walker, count: int) -> ScanResult:
     parts = _split(walker.pending, count * _TASKS_PER_WORKER)
-    root, names = walker.walk.root, walker.ignore_file_names
     with fork_pool(min(count, len(parts))) as pool:
-        futures = [pool.submit(_scan_part, root, shown, names, part, cache, started_ns) for part in parts]
-        result = _digest_walk(walker.walk, shown, cache, started_ns, workers=1)  # this process's share, meanwhile
+        futures = [pool.submit(_scan_part, scan, part) for part in parts]
+        result = _digest_walk(scan, walker.walk, workers=1)  # this process's share, meanwhile
         for future in futures:
             part_result = future.result()
             result.folders += part_result.folders
@@ -85,31 +126,27 @@ def _scan_in_pool(walker: Walker, shown: str, cache: StatCache | None, started_n
     return result
 
 
-def _scan_part(
-    root: str,
-    shown: str,
-    ignore_file_names: Sequence[str],
-    pending: Sequence[Pending],
-    cache: StatCache | None,
-    started_ns: int,
-) -> ScanResult:
+def _scan_part(scan: _Scan, pending: Sequence[Pending]) -> ScanResult:
     """In a worker: walk some folders (and everything under them) and fingerprint their files."""
     with paused_gc():
-        walk = Walker(root, ignore_file_names=ignore_file_names, shown=shown, pending=pending).run()
-        return _digest_walk(walk, shown, cache, started_ns, workers=1)
+        return _digest_walk(scan, scan.walker(pending).run(), workers=1)
 
 
-def _digest_walk(walk: Walk, shown: str, cache: StatCache | None, started_ns: int, *, workers: int) -> ScanResult:
+def _digest_walk(scan: _Scan, walk: Walk, *, workers: int) -> ScanResult:
     folders = {folder: FolderStats(ff.names, ff.keys) for folder, ff in walk.folders.items()}
+    hashed = {f: (ff.digests, ff.unstable) for f, ff in walk.folders.items() if ff.digests is not None}
     try:
-        digests = folder_digests(folders, cache, started_ns=started_ns, complete=True, workers=workers)
+        digests = folder_digests(
+            folders, scan.cache, started_ns=scan.started_ns, complete=True, workers=workers, hashed=hashed
+        )
     except OSError as exc:
         rel = os.path.relpath(exc.filename or walk.root, walk.root).replace(os.sep, "/")
-        raise unreadable_error(shown, rel, exc) from exc
+        raise unreadable_error(scan.shown, rel, exc) from exc
     result = ScanResult(links=dict(walk.links))
     for folder, ff in walk.folders.items():
         sizes = list(map(_SIZE, ff.keys))
-        result.folders.append(FolderResult(ff.rel, ff.names, sizes, digests[folder], ff.executable))
+        found = digests[folder]
+        result.folders.append(FolderResult(ff.rel, ff.names, sizes, found.digests, ff.executable, found.signature))
     return result
 
 

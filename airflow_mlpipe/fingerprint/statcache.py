@@ -9,17 +9,17 @@ The "racy" case (as git calls it): a file rewritten within the timestamp granula
 keeps its stat while its bytes change. Entries whose ``mtime`` or ``ctime`` lies within ``racy_window_ns`` of the
 start of hashing are therefore never cached; such a file is simply read again next time.
 
-Storage: one SQLite file (default ``$MLPIPE_HOME/cache/stat-cache.sqlite3``) with a row per folder, holding a
-checksummed ``marshal`` blob of ``({name: (size, mtime_ns, inode, ctime_ns)}, {name: digest})``: loading the 100
-folders of a 100,000-file tree is one query and ~25 ms, and an unchanged folder is recognised by one dict
-comparison. SQLite's locking makes concurrent processes safe; a
-corrupt or unreadable cache is reported with a warning and rebuilt (or bypassed), never raised: it is only a cache,
-and may be deleted at any time.
+Storage (see ``cachedb``): one SQLite file, default ``$MLPIPE_HOME/cache/stat-cache.sqlite3``, with a row per
+folder: the names and stat keys of its files, their digests (checksummed ``marshal`` blobs), and a *signature*,
+the XXH3-128 of the names and keys in listing order, kept only when every file of the folder was cached. A folder
+whose listing has that signature again is unchanged as a whole: its digests are taken without a look at each
+file. A second table keeps, per scanned tree, the signature of all its folders and the tree's digest, so an
+unchanged tree's digest is not recomputed either.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import marshal
 import os
 import sqlite3
@@ -27,48 +27,65 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import xxhash
 
-log = logging.getLogger(__name__)
+from airflow_mlpipe.fingerprint.cachedb import CacheDB
 
-# (size, mtime_ns, inode, ctime_ns): a plain tuple so a whole folder compares in C.
+# (size, mtime_ns, inode, ctime_ns): a plain tuple, compared in C.
 StatKey = tuple[int, int, int, int]
-# What one folder's row holds: the stat key and the digest of each file, by name.
-_Folder = tuple[dict[str, StatKey], dict[str, str]]
+
+RACY_WINDOW_NS = 2_000_000_000  # coarser than any common filesystem's timestamps (FAT: 2 s)
+UNUSED_ROW_TTL_S = 30 * 24 * 3600  # rows not used for this long are dropped
+_TOUCH_AFTER_S = 24 * 3600  # mark a row as used at most once a day: keeps the warm path read-only
+_MAX_SQL_PARAMS = 500
+_CHECKSUM_BYTES = 8
+_MARSHAL_VERSION = 2  # no back-references: the same values always give the same bytes (signatures rely on it)
 
 
 class FolderStats(NamedTuple):
-    """Files of one folder to look up: names and their stat keys, in parallel lists."""
+    """Files of one folder to look up: names and their stat keys, in parallel lists (listing order)."""
 
     names: Sequence[str]
     keys: Sequence[StatKey]
 
 
 class FolderDigests(NamedTuple):
-    """Files of one folder to remember: names, the stat keys taken before reading, and digests."""
+    """Files of one folder to remember: names, the stat keys taken before reading, and digests.
+
+    ``complete``: these are all the folder's files, in listing order; the row is then replaced (files that are
+    gone are forgotten) and, when every file can be cached, the folder is kept whole, with its signature.
+    """
 
     names: Sequence[str]
     keys: Sequence[StatKey]
     digests: Sequence[str]
+    complete: bool = False
 
 
-_T = TypeVar("_T")
+class Lookup(NamedTuple):
+    """A folder's cached digests (None: a miss), and its signature when the whole folder was found unchanged."""
 
-FORMAT = "mlpipe-stat-cache/1"
-RACY_WINDOW_NS = 2_000_000_000  # coarser than any common filesystem's timestamps (FAT: 2 s)
-UNUSED_ROW_TTL_S = 30 * 24 * 3600  # folders not looked at for this long are dropped
-_TOUCH_AFTER_S = 24 * 3600  # mark a row as used at most once a day: keeps the warm path read-only
-_BUSY_TIMEOUT_S = 5.0
-_MAX_SQL_PARAMS = 500
-_CHECKSUM_BYTES = 8
-_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-_EMPTY: _Folder = ({}, {})
+    digests: list[str | None]
+    signature: bytes | None
+
+
+class _Row(NamedTuple):
+    signature: bytes | None
+    names: list[str]
+    keys: list[StatKey]
+    digests: list[str]
+    complete: bool
 
 
 def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def signature(names: Sequence[str], keys: Sequence[StatKey]) -> bytes:
+    """What a folder's listing looked like: equal only when every name and stat key is equal, in the same order."""
+    return xxhash.xxh3_128_digest(marshal.dumps((list(names), list(keys)), _MARSHAL_VERSION))
 
 
 def default_cache_path() -> Path:
@@ -92,8 +109,7 @@ class StatCache:
         self.clock = clock
         self.hits = 0
         self.misses = 0
-        self._disabled = False
-        self._warned: set[str] = set()
+        self._db = CacheDB(self.path)
         self._pruned = False
         self._lock = threading.Lock()
 
@@ -107,207 +123,197 @@ class StatCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], racy_window_ns=state["racy_window_ns"], clock=state["clock"])  # type: ignore[misc]
 
-    # -- reading --------------------------------------------------------------------------------------------------
-    def lookup(self, folders: Mapping[str, FolderStats]) -> dict[str, list[str | None]]:
+    def clear(self) -> None:
+        """Forget every entry (the file is removed and made again on next use)."""
+        self._db.clear()
+
+    # -- files ----------------------------------------------------------------------------------------------------
+    def lookup(self, folders: Mapping[str, FolderStats]) -> dict[str, Lookup]:
         """For each absolute folder, the cached digest of each file named, or None where the stat differs."""
-        cached = self._load(list(folders))
-        out: dict[str, list[str | None]] = {}
+        now_signatures = {folder: signature(*files) for folder, files in folders.items()}
+        rows = self._load(list(folders), now_signatures)
+        out: dict[str, Lookup] = {}
         hits = misses = 0
         for folder, (names, keys) in folders.items():
-            known_keys, known_digests = cached.get(folder, _EMPTY)
-            found: list[str | None]
-            if known_keys == dict(zip(names, keys, strict=True)):  # the folder as it was: compared in C
-                found = list(map(known_digests.__getitem__, names))
+            row = rows.get(folder)
+            if row is None:
+                found: list[str | None] = [None] * len(names)
+            elif isinstance(row, list):  # the same signature: the whole folder as it was
+                found = list(row)
             else:
+                known_keys, known_digests = row
                 get_key, get_digest = known_keys.get, known_digests.get
                 found = [get_digest(n) if get_key(n) == k else None for n, k in zip(names, keys, strict=True)]
             missed = found.count(None)
             hits, misses = hits + len(found) - missed, misses + missed
-            out[folder] = found
+            out[folder] = Lookup(found, now_signatures[folder] if isinstance(row, list) else None)
+        self.count(hits=hits, misses=misses)
+        return out
+
+    def count(self, *, hits: int = 0, misses: int = 0) -> None:
+        """Add to ``hits`` (files not read thanks to the cache) and ``misses`` (files read); per process."""
         with self._lock:
             self.hits += hits
             self.misses += misses
-        return out
 
-    def _load(self, folders: list[str]) -> dict[str, _Folder]:
-        if not folders:
+    def _load(
+        self, folders: list[str], now_signatures: Mapping[str, bytes]
+    ) -> dict[str, list[str] | tuple[dict[str, StatKey], dict[str, str]]]:
+        """Per folder: its digest list when the signature matches (nothing else decoded), else its entries."""
+        now_s = self.clock() // 1_000_000_000
+
+        def load(db: sqlite3.Connection) -> dict[str, list[str] | tuple[dict[str, StatKey], dict[str, str]]]:
+            found: dict[str, list[str] | tuple[dict[str, StatKey], dict[str, str]]] = {}
+            stale: list[tuple[int, str]] = []
+            for folder, used_s, sig, stats, digests in _select(db, folders):
+                decoded_digests = self._decode(folder, digests)
+                if not isinstance(decoded_digests, list):
+                    continue
+                if sig is not None and sig == now_signatures[folder]:
+                    found[folder] = decoded_digests
+                else:
+                    decoded = self._decode(folder, stats)
+                    if not (isinstance(decoded, tuple) and len(decoded) == 2):
+                        continue
+                    names, keys = decoded
+                    found[folder] = (
+                        dict(zip(names, keys, strict=True)),
+                        dict(zip(names, decoded_digests, strict=True)),
+                    )
+                if now_s - used_s > _TOUCH_AFTER_S:
+                    stale.append((now_s, folder))
+            if stale:
+                _touch(db, "UPDATE folders SET used_s = ? WHERE folder = ?", stale)
+            return found
+
+        return self._db.run(load, {}) if folders else {}
+
+    def record(self, folders: Mapping[str, FolderDigests], *, started_ns: int) -> dict[str, bytes]:
+        """Remember the digests of files stat'ed from ``started_ns`` on; returns the signatures of the folders kept
+        whole. Entries in the racy window are left out (see the module docstring)."""
+        newest_ok = started_ns - self.racy_window_ns
+        rows: dict[str, _Row] = {}
+        for folder, (names, keys, digests, complete) in folders.items():
+            keep = [i for i, k in enumerate(keys) if k[1] < newest_ok and k[3] < newest_ok]
+            whole = complete and len(keep) == len(names)
+            if keep or complete:
+                rows[folder] = _Row(
+                    signature(names, keys) if whole else None,
+                    [names[i] for i in keep],
+                    [keys[i] for i in keep],
+                    [digests[i] for i in keep],
+                    complete,
+                )
+        if not rows:
             return {}
         now_s = self.clock() // 1_000_000_000
 
-        def load(db: sqlite3.Connection) -> dict[str, _Folder]:
-            found: dict[str, _Folder] = {}
-            stale: list[tuple[int, str]] = []
-            for folder, used_s, blob in _select(db, "folder, used_s, blob", folders):
-                decoded = self._decode(folder, blob)
-                if decoded is not None:
-                    found[folder] = decoded
-                    if now_s - used_s > _TOUCH_AFTER_S:
-                        stale.append((now_s, folder))
-            if stale:
-                _touch(db, stale)
-            return found
-
-        return self._run(load, {})
-
-    def _decode(self, folder: str, blob: bytes) -> _Folder | None:
-        # marshal is not meant for damaged input: check the checksum before trusting the bytes to it
-        body = blob[_CHECKSUM_BYTES:]
-        if blob[:_CHECKSUM_BYTES] == xxhash.xxh3_64_digest(body):
-            try:
-                keys, digests = marshal.loads(body)
-                if isinstance(keys, dict) and isinstance(digests, dict):
-                    return keys, digests
-            except (EOFError, ValueError, TypeError):
-                pass
-        self._warn("corrupt-row", f"stat cache {str(self.path)!r}: ignoring a damaged entry for {folder!r}")
-        return None
-
-    # -- writing --------------------------------------------------------------------------------------------------
-    def record(self, folders: Mapping[str, FolderDigests], *, started_ns: int, complete: bool = False) -> int:
-        """Remember the digests of files stat'ed and hashed from ``started_ns`` on; returns how many were kept.
-
-        ``complete`` says each folder's lists hold every file in it, so names not listed are forgotten. Entries
-        in the racy window are left out (see the module docstring).
-        """
-        newest_ok = started_ns - self.racy_window_ns
-        updates: dict[str, _Folder] = {}
-        for folder, (names, keys, digests) in folders.items():
-            keep = [i for i, k in enumerate(keys) if k[1] < newest_ok and k[3] < newest_ok]
-            if keep or complete:
-                updates[folder] = ({names[i]: keys[i] for i in keep}, {names[i]: digests[i] for i in keep})
-        if not updates:
-            return 0
-        now_s = self.clock() // 1_000_000_000
-
-        def write(db: sqlite3.Connection) -> int:
+        def write(db: sqlite3.Connection) -> dict[str, bytes]:
             with db:
                 db.execute("BEGIN IMMEDIATE")  # read, merge and write under the write lock: no update is lost
-                merged = updates if complete else self._merge(db, updates)
+                merged = {**self._merge(db, {f: r for f, r in rows.items() if not r.complete})}
+                merged.update((f, r) for f, r in rows.items() if r.complete)
                 db.executemany(
-                    "INSERT OR REPLACE INTO folders (folder, used_s, blob) VALUES (?, ?, ?)",
-                    [(f, now_s, _encode(entry)) for f, entry in merged.items()],
+                    "INSERT OR REPLACE INTO folders (folder, used_s, signature, stats, digests) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (f, now_s, r.signature, _encode((r.names, r.keys)), _encode(r.digests))
+                        for f, r in merged.items()
+                    ],
                 )
                 if not self._pruned:
                     db.execute("DELETE FROM folders WHERE used_s < ?", (now_s - UNUSED_ROW_TTL_S,))
+                    db.execute("DELETE FROM trees WHERE used_s < ?", (now_s - UNUSED_ROW_TTL_S,))
             self._pruned = True
-            return sum(len(keys) for keys, _ in updates.values())
+            return {f: r.signature for f, r in rows.items() if r.signature is not None}
 
-        return self._run(write, 0)
+        return self._db.run(write, {})
 
-    def _merge(self, db: sqlite3.Connection, updates: dict[str, _Folder]) -> dict[str, _Folder]:
-        merged = {
-            folder: self._decode(folder, blob) or ({}, {})
-            for folder, blob in _select(db, "folder, blob", list(updates))
-        }
-        for folder, (keys, digests) in updates.items():
-            old_keys, old_digests = merged.setdefault(folder, ({}, {}))
-            old_keys.update(keys)
-            old_digests.update(digests)
+    def _merge(self, db: sqlite3.Connection, rows: dict[str, _Row]) -> dict[str, _Row]:
+        """Add ``rows`` to what the folders hold; a merged row has no signature (its listing is not known)."""
+        merged: dict[str, _Row] = {}
+        if not rows:
+            return merged
+        held: dict[str, tuple[list[str], list[StatKey], list[str]]] = {}
+        for folder, _, _, stats, digests in _select(db, list(rows)):
+            decoded, decoded_digests = self._decode(folder, stats), self._decode(folder, digests)
+            if isinstance(decoded, tuple) and isinstance(decoded_digests, list):
+                held[folder] = (*decoded, decoded_digests)
+        for folder, row in rows.items():
+            old_names, old_keys, old_digests = held.get(folder, ([], [], []))
+            entries = dict(zip(old_names, zip(old_keys, old_digests, strict=True), strict=True))
+            entries.update(zip(row.names, zip(row.keys, row.digests, strict=True), strict=True))
+            values = list(entries.values())
+            merged[folder] = _Row(None, list(entries), [k for k, _ in values], [d for _, d in values], False)
         return merged
 
-    def clear(self) -> None:
-        """Forget every entry (the file is removed and made again on next use)."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
-
-    # -- connection and failure handling ----------------------------------------------------------------------------
-    def _run(self, op: Callable[[sqlite3.Connection], _T], fallback: _T) -> _T:
-        """``op`` on a fresh connection; ``fallback`` when the cache cannot be used now. A damaged file is rebuilt."""
-        for attempt in (1, 2):
-            if self._disabled:
-                return fallback
+    def _decode(self, folder: str, blob: bytes) -> Any:
+        # marshal is not meant for damaged input: the checksum is checked before the bytes are trusted to it
+        body = blob[_CHECKSUM_BYTES:]
+        if blob[:_CHECKSUM_BYTES] == xxhash.xxh3_64_digest(body):
             try:
-                db = self._open()
-            except OSError as exc:
-                self._give_up(f"cannot be created ({exc})")
-                return fallback
-            except sqlite3.Error as exc:
-                if not self._recover(exc, attempt):
-                    return fallback
-                continue
-            try:
-                return op(db)
-            except sqlite3.Error as exc:
-                if not self._recover(exc, attempt):
-                    return fallback
-            finally:
-                db.close()
-        return fallback
+                return marshal.loads(body)
+            except (EOFError, ValueError, TypeError):
+                pass
+        self._db.warn_once("corrupt-row", f"stat cache {str(self.path)!r}: ignoring a damaged entry for {folder!r}")
+        return None
 
-    def _recover(self, exc: sqlite3.Error, attempt: int) -> bool:
-        """True when the operation should be tried again (the damaged file was removed)."""
-        name = getattr(exc, "sqlite_errorname", "")
-        if name in _CORRUPT and attempt == 1:
-            self._warn("corrupt", f"stat cache {str(self.path)!r} is damaged ({exc}); rebuilding it")
-            self.clear()
-            return True
-        if name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-            log.debug("stat cache %s is busy; going on without it this time", self.path)
-        else:
-            self._give_up(f"cannot be used ({exc})")
-        return False
+    def folders_under(self, root: str) -> frozenset[str]:
+        """The folders at or below ``root`` that the cache holds anything for (one query, nothing decoded)."""
 
-    def _give_up(self, why: str) -> None:
-        self._warn("off", f"stat cache {str(self.path)!r} {why}; files are read again instead")
-        self._disabled = True
+        def read(db: sqlite3.Connection) -> frozenset[str]:
+            base = root.rstrip("/")
+            query = "SELECT folder FROM folders WHERE folder = ? OR (folder > ? AND folder < ?)"
+            return frozenset(row[0] for row in db.execute(query, (base, base + "/", base + "0")))  # "0" follows "/"
 
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            # No fsync: this is a cache, opened and closed per call. A killed process cannot damage it (the rollback
-            # journal is on disk); a power cut might, which is detected (checksums, SQLite's own checks) and rebuilt.
-            # WAL would sync on every close, as the last connection checkpoints: 15-20 ms a call.
-            db.execute("PRAGMA journal_mode=TRUNCATE")
-            db.execute("PRAGMA synchronous=OFF")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        return self._db.run(read, frozenset())
+
+    # -- trees ----------------------------------------------------------------------------------------------------
+    def tree_digest(self, root: str, config: str, tree_signature: bytes) -> str | None:
+        """The digest kept for the tree at ``root`` scanned with ``config``, if its signature is the same."""
+
+        def read(db: sqlite3.Connection) -> str | None:
+            query = "SELECT signature, digest, used_s FROM trees WHERE root = ? AND config = ?"
+            found = db.execute(query, (root, config)).fetchone()
+            if found is None or found[0] != tree_signature:
+                return None
+            now_s = self.clock() // 1_000_000_000
+            if now_s - found[2] > _TOUCH_AFTER_S:
+                _touch(db, "UPDATE trees SET used_s = ? WHERE root = ? AND config = ?", [(now_s, root, config)])
+            return str(found[1])
+
+        return self._db.run(read, None)
+
+    def remember_tree(self, root: str, config: str, tree_signature: bytes, digest: str) -> None:
+        now_s = self.clock() // 1_000_000_000
+
+        def write(db: sqlite3.Connection) -> None:
             db.execute(
-                "CREATE TABLE IF NOT EXISTS folders (folder TEXT PRIMARY KEY, used_s INTEGER NOT NULL, "
-                "blob BLOB NOT NULL) WITHOUT ROWID"
+                "INSERT OR REPLACE INTO trees (root, config, signature, digest, used_s) VALUES (?, ?, ?, ?, ?)",
+                (root, config, tree_signature, digest, now_s),
             )
-            found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            if found is None or found[0] != _format_tag():
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.execute("DELETE FROM folders")  # written by another format: start afresh
-                    db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (_format_tag(),))
-        except BaseException:
-            db.close()
-            raise
-        return db
 
-    def _warn(self, what: str, message: str) -> None:
-        with self._lock:
-            if what in self._warned:
-                return
-            self._warned.add(what)
-        log.warning(message)
+        self._db.run(write, None)
 
 
-def _format_tag() -> str:
-    return f"{FORMAT}/marshal-{marshal.version}"
-
-
-def _select(db: sqlite3.Connection, columns: str, folders: list[str]) -> list[tuple[Any, ...]]:
+def _select(db: sqlite3.Connection, folders: list[str]) -> list[tuple[Any, ...]]:
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(folders), _MAX_SQL_PARAMS):
         part = folders[start : start + _MAX_SQL_PARAMS]
         marks = ",".join("?" * len(part))
-        found.extend(db.execute(f"SELECT {columns} FROM folders WHERE folder IN ({marks})", part))
+        query = f"SELECT folder, used_s, signature, stats, digests FROM folders WHERE folder IN ({marks})"
+        found.extend(db.execute(query, part))
     return found
 
 
-def _touch(db: sqlite3.Connection, stale: list[tuple[int, str]]) -> None:
+def _touch(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """Mark rows as used, unless another process is writing: a lookup never waits for that."""
     db.execute("PRAGMA busy_timeout = 0")
-    try:
-        db.executemany("UPDATE folders SET used_s = ? WHERE folder = ?", stale)
-    except sqlite3.OperationalError:
-        log.debug("stat cache busy: rows not marked as used this time")
+    with contextlib.suppress(sqlite3.OperationalError):  # busy: marked next time
+        db.executemany(statement, rows)
 
 
-def _encode(folder: _Folder) -> bytes:
-    body = marshal.dumps(folder)
+def _encode(value: Any) -> bytes:
+    body = marshal.dumps(value, _MARSHAL_VERSION)
     return xxhash.xxh3_64_digest(body) + body
 
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -20,8 +20,6 @@ from airflow_mlpipe.fingerprint.hashing import HASH_NAME
 from airflow_mlpipe.fingerprint.ignore import DEFAULT_IGNORE_FILE_NAMES
 from airflow_mlpipe.fingerprint.scan import ScanResult, paused_gc, scan_folder
 from airflow_mlpipe.fingerprint.statcache import StatCache, resolve_cache
-
-_V = TypeVar("_V")
 
 TREE_FORMAT = "mlpipe-tree/1"  # part of every digest: a new serialisation gets a new salt
 
@@ -65,57 +63,73 @@ def link_entry(target: str) -> TreeEntry:
 class Tree:
     """Files by relative POSIX path, sorted; immutable. Equal trees have equal digests and vice versa.
 
-    Kept as parallel columns (paths, sizes, digests, flags): a scan of a large tree makes no per-file objects
-    unless ``entries`` is asked for, and the digest is computed from the columns directly.
+    Kept as parallel columns (paths, sizes, digests, flags), sorted only when first read: a warm scan of a large
+    tree, whose digest comes from the stat cache, makes no per-file objects and sorts nothing.
     """
 
-    __slots__ = ("_digest", "_digests", "_entries", "_flags", "_paths", "_sizes")
-    _paths: Sequence[str]
-    _sizes: Sequence[int]
-    _digests: Sequence[str]
-    _flags: Sequence[str]
+    __slots__ = ("_columns", "_digest", "_entries", "_sorted")
+    _columns: tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]]
+    _sorted: bool
     _entries: Mapping[str, TreeEntry] | None
     _digest: str | None
 
     def __init__(self, entries: Mapping[str, TreeEntry] | None = None) -> None:
         items = sorted((entries or {}).items())
-        self._fill(
-            [p for p, _ in items],
-            [e.size for _, e in items],
-            [e.digest for _, e in items],
-            list(map(_flag, (e for _, e in items))),
-        )
+        columns = ([p for p, _ in items], [e.size for _, e in items], [e.digest for _, e in items])
+        self._fill((*columns, [_flag(e) for _, e in items]), is_sorted=True, digest=None)
 
     @classmethod
     def from_columns(
-        cls, paths: Sequence[str], sizes: Sequence[int], digests: Sequence[str], flags: Sequence[str]
+        cls,
+        paths: Sequence[str],
+        sizes: Sequence[int],
+        digests: Sequence[str],
+        flags: Sequence[str],
+        *,
+        digest: str | None = None,
     ) -> Tree:
-        """A tree from parallel columns in any order (``flags``: ``-`` file, ``x`` executable, ``l`` link)."""
+        """A tree from parallel columns in any order (``flags``: ``-`` file, ``x`` executable, ``l`` link).
+
+        ``digest``: the tree's digest when already known (from the stat cache), trusted as given.
+        """
         tree = cls.__new__(cls)
-        order = sorted(range(len(paths)), key=paths.__getitem__)
-        tree._fill(_permute(paths, order), _permute(sizes, order), _permute(digests, order), _permute(flags, order))
+        tree._fill((paths, sizes, digests, flags), is_sorted=False, digest=digest)
         return tree
 
-    def _fill(self, paths: Sequence[str], sizes: Sequence[int], digests: Sequence[str], flags: Sequence[str]) -> None:
-        for name, value in zip(self.__slots__, (None, digests, None, flags, paths, sizes), strict=True):
-            object.__setattr__(self, name, value)
+    def _fill(
+        self,
+        columns: tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]],
+        *,
+        is_sorted: bool,
+        digest: str | None,
+    ) -> None:
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_sorted", is_sorted)
+        object.__setattr__(self, "_entries", None)
+        object.__setattr__(self, "_digest", digest)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a Tree is immutable: cannot set {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Tree.from_columns, (self._paths, self._sizes, self._digests, self._flags))
+        return (_unpickle, (*self._columns, self._digest))
+
+    def _sorted_columns(self) -> tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]]:
+        if not self._sorted:
+            paths = self._columns[0]
+            order = sorted(range(len(paths)), key=paths.__getitem__)
+            object.__setattr__(self, "_columns", tuple([column[i] for i in order] for column in self._columns))
+            object.__setattr__(self, "_sorted", True)
+        return self._columns
 
     @property
     def entries(self) -> Mapping[str, TreeEntry]:
         """Every file by relative path, in path order (read-only)."""
         if self._entries is None:
+            paths, sizes, digests, flags = self._sorted_columns()
             new = tuple.__new__  # TreeEntry(...) runs Python code per call; a large tree makes this the hot loop
-            values = [
-                new(TreeEntry, (s, d, f == "x", f == "l"))
-                for s, d, f in zip(self._sizes, self._digests, self._flags, strict=True)
-            ]
-            object.__setattr__(self, "_entries", MappingProxyType(dict(zip(self._paths, values, strict=True))))
+            values = [new(TreeEntry, (s, d, f == "x", f == "l")) for s, d, f in zip(sizes, digests, flags, strict=True)]
+            object.__setattr__(self, "_entries", MappingProxyType(dict(zip(paths, values, strict=True))))
         assert self._entries is not None
         return self._entries
 
@@ -123,7 +137,7 @@ class Tree:
     def digest(self) -> str:
         """XXH3-128 of ``TREE_FORMAT`` and, per path in order, ``path, size, digest, flag``, NUL-separated."""
         if self._digest is None:
-            rows = zip(self._paths, self._sizes, self._digests, self._flags, strict=True)
+            rows = zip(*self._sorted_columns(), strict=True)
             body = TREE_FORMAT + "\0" + "".join([f"{p}\0{s}\0{d}\0{f}\0" for p, s, d, f in rows])
             object.__setattr__(self, "_digest", xxhash.xxh3_128_hexdigest(body.encode("utf-8", "surrogateescape")))
         assert self._digest is not None
@@ -131,13 +145,13 @@ class Tree:
 
     @property
     def size(self) -> int:
-        return sum(self._sizes)
+        return sum(self._columns[1])
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return len(self._columns[0])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
+        return iter(self._sorted_columns()[0])
 
     def __contains__(self, path: object) -> bool:
         return path in self.entries
@@ -227,22 +241,25 @@ def scan_tree(
         raise FingerprintPathNotFoundError(f"folder {shown!r} does not exist; check the path (and the working folder)")
     store = resolve_cache(cache)
     started_ns = store.clock() if store is not None else 0  # before any stat: see StatCache on racy entries
+    root = os.path.realpath(shown)
     with paused_gc():
         scanned = scan_folder(
-            os.path.realpath(shown),
+            root,
             shown=shown,
             ignore_file_names=ignore_file_names,
             cache=store,
             started_ns=started_ns,
             workers=workers,
         )
-        tree = tree_of(scanned)
+        tree = tree_of(scanned, cache=store, root=root, config="\0".join([TREE_FORMAT, *ignore_file_names]))
         tree.digest  # noqa: B018 -- computed here, where the collector is paused
     return tree
 
 
-def tree_of(scanned: ScanResult) -> Tree:
-    """The tree of a scanned folder."""
+def tree_of(scanned: ScanResult, *, cache: StatCache | None = None, root: str = "", config: str = "") -> Tree:
+    """The tree of a scanned folder; its digest from ``cache`` when the whole tree is unchanged since it was kept."""
+    signature = scanned.signature() if cache is not None else None
+    known = cache.tree_digest(root, config, signature) if cache is not None and signature is not None else None
     paths: list[str] = []
     sizes: list[int] = []
     digests: list[str] = []
@@ -258,8 +275,13 @@ def tree_of(scanned: ScanResult) -> Tree:
         sizes.append(entry.size)
         digests.append(entry.digest)
         flags.append("l")
-    return Tree.from_columns(paths, sizes, digests, flags)
+    tree = Tree.from_columns(paths, sizes, digests, flags, digest=known)
+    if cache is not None and signature is not None and known is None:
+        cache.remember_tree(root, config, signature, tree.digest)
+    return tree
 
 
-def _permute(column: Sequence[_V], order: Sequence[int]) -> list[_V]:
-    return [column[i] for i in order]
+def _unpickle(
+    paths: Sequence[str], sizes: Sequence[int], digests: Sequence[str], flags: Sequence[str], digest: str | None
+) -> Tree:
+    return Tree.from_columns(paths, sizes, digests, flags, digest=digest)

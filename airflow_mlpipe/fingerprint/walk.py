@@ -14,10 +14,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from airflow_mlpipe.exceptions import UnreadableFileError
+from airflow_mlpipe.fingerprint.batch import OPEN_FLAGS, Reader
 from airflow_mlpipe.fingerprint.ignore import (
     ALWAYS_SKIPPED_FOLDERS,
     ALWAYS_SKIPPED_SUFFIXES,
@@ -42,6 +43,8 @@ class FolderFiles:
     names: list[str] = field(default_factory=list)
     keys: list[StatKey] = field(default_factory=list)  # from a stat taken before anything is read
     executable: list[bool] = field(default_factory=list)
+    digests: list[str] | None = None  # when hashed while walked
+    unstable: list[int] = field(default_factory=list)  # files hashed while walked whose size changed meanwhile
 
 
 @dataclass
@@ -62,11 +65,15 @@ class Walker:
         ignore_file_names: Sequence[str] = DEFAULT_IGNORE_FILE_NAMES,
         shown: str = "",
         pending: Sequence[Pending] | None = None,
+        hash_while_walking: Callable[[str], bool] | None = None,
     ) -> None:
         self.walk = Walk(root)
         self.ignore_file_names = tuple(ignore_file_names)
         self.shown = shown or root
         self.pending: list[Pending] = list(pending) if pending is not None else [(root, "", IgnoreRules())]
+        # folders for which this says yes have their files read as they are met (see ``_hash_entry``)
+        self.hash_while_walking = hash_while_walking
+        self._reader: Reader | None = None
 
     def run(self, *, until_files: int | None = None) -> Walk:
         """Visit folders until none is left, or until ``until_files`` files have been seen."""
@@ -91,6 +98,8 @@ class Walker:
                 where = os.path.relpath(exc.filename or folder, self.walk.root).replace(os.sep, "/")
                 raise self._unreadable(where, exc) from exc
             here = self.walk.folders[folder] = FolderFiles(rel_dir)
+            if self.hash_while_walking is not None and self.hash_while_walking(folder):
+                here.digests = []
             self._add_entries(fd, folder, here, entries, rules)
             self.walk.files += len(here.names)
         finally:
@@ -115,6 +124,9 @@ class Walker:
                     continue
                 if excludes and excludes(prefix + name, is_dir=False):
                     continue
+                if here.digests is not None:
+                    self._hash_entry(fd, here, entry, prefix + name)
+                    continue
                 if entry.is_symlink():
                     self._add_link(fd, here, name, prefix + name)
                     continue
@@ -129,22 +141,66 @@ class Walker:
             keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
             executable.append(st.st_mode & stat.S_IXUSR != 0)
 
-    def _add_link(self, fd: int, here: FolderFiles, name: str, rel: str) -> None:
+    def _add_link(self, fd: int, here: FolderFiles, name: str, rel: str) -> bool:
+        """A symlink: a file when it points to one (True), else recorded by its link text."""
         try:
             st = os.stat(name, dir_fd=fd)
         except OSError as exc:
             if exc.errno not in _DANGLING:
                 raise
             self.walk.links[rel] = os.readlink(name, dir_fd=fd)
-            return
+            return False
         if stat.S_ISDIR(st.st_mode):
             self.walk.links[rel] = os.readlink(name, dir_fd=fd)
-        elif stat.S_ISREG(st.st_mode):
-            here.names.append(name)
-            here.keys.append(stat_key(st))
-            here.executable.append(st.st_mode & stat.S_IXUSR != 0)
-        else:
+            return False
+        if not stat.S_ISREG(st.st_mode):
             raise self._not_regular(rel)
+        here.names.append(name)
+        here.keys.append(stat_key(st))
+        here.executable.append(st.st_mode & stat.S_IXUSR != 0)
+        return True
+
+    def _hash_entry(self, dir_fd: int, here: FolderFiles, entry: os.DirEntry[str], rel: str) -> None:
+        """Read a file as it is met: opened by name in its folder, its key from ``fstat`` of the open file (so it
+        describes exactly what is read), then read. Saves the separate stat by path of a two-pass scan."""
+        assert here.digests is not None
+        if entry.is_symlink():
+            if self._add_link(dir_fd, here, entry.name, rel):
+                here.digests.append(self._read_link_target(dir_fd, here, entry.name))
+            return
+        if not entry.is_file(follow_symlinks=False):
+            raise self._not_regular(rel)
+        fd = os.open(entry.name, OPEN_FLAGS, dir_fd=dir_fd)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # replaced since it was listed
+                raise self._not_regular(rel)
+            digest, total = self.reader.digest(fd, st.st_size)
+        finally:
+            os.close(fd)
+        if total != st.st_size:
+            here.unstable.append(len(here.names))
+        here.names.append(entry.name)
+        here.keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+        here.executable.append(st.st_mode & stat.S_IXUSR != 0)
+        here.digests.append(digest)
+
+    def _read_link_target(self, dir_fd: int, here: FolderFiles, name: str) -> str:
+        size = here.keys[-1][0]  # from the stat just taken through the link
+        fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
+        try:
+            digest, total = self.reader.digest(fd, size)
+        finally:
+            os.close(fd)
+        if total != size:
+            here.unstable.append(len(here.names) - 1)
+        return digest
+
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader()
+        return self._reader
 
     def _not_regular(self, rel: str) -> UnreadableFileError:
         return UnreadableFileError(

@@ -16,7 +16,9 @@ from airflow_mlpipe.fingerprint.statcache import (
     FolderDigests,
     FolderStats,
     StatCache,
+    StatKey,
     default_stat_cache,
+    signature,
     stat_key,
 )
 from tests.fingerprint.helpers import LaterClock, rewrite_keeping_mtime
@@ -28,7 +30,7 @@ def reference(data: bytes) -> str:
 
 def lookup_one(cache: StatCache, path: Path) -> str | None:
     folder = str(path.parent)
-    return cache.lookup({folder: FolderStats([path.name], [stat_key(os.stat(path))])})[folder][0]
+    return cache.lookup({folder: FolderStats([path.name], [stat_key(os.stat(path))])})[folder].digests[0]
 
 
 def test_second_hash_is_a_hit(tmp_path: Path, cache: StatCache) -> None:
@@ -75,17 +77,49 @@ def test_the_racy_window_is_measured_from_the_start_of_hashing(tmp_path: Path) -
     cache = StatCache(tmp_path / "c.sqlite3", racy_window_ns=1_000)
     key = (3, 10_000, 1, 10_000)
     folder = str(tmp_path)
-    assert cache.record({folder: FolderDigests(["young"], [key], ["d"])}, started_ns=10_500) == 0
-    assert cache.record({folder: FolderDigests(["old"], [key], ["d"])}, started_ns=11_001) == 1
-    assert cache.lookup({folder: FolderStats(["young", "old"], [key, key])})[folder] == [None, "d"]
+    cache.record({folder: FolderDigests(["young"], [key], ["d"])}, started_ns=10_500)
+    cache.record({folder: FolderDigests(["old"], [key], ["d"])}, started_ns=11_001)
+    assert cache.lookup({folder: FolderStats(["young", "old"], [key, key])})[folder].digests == [None, "d"]
 
 
 def test_complete_folders_forget_files_that_are_gone(tmp_path: Path, cache: StatCache) -> None:
     folder = str(tmp_path)
     key = (1, 1, 1, 1)
     cache.record({folder: FolderDigests(["a", "b"], [key, key], ["da", "db"])}, started_ns=cache.clock())
-    cache.record({folder: FolderDigests(["a"], [key], ["da"])}, started_ns=cache.clock(), complete=True)
-    assert cache.lookup({folder: FolderStats(["a", "b"], [key, key])})[folder] == ["da", None]
+    cache.record({folder: FolderDigests(["a"], [key], ["da"], complete=True)}, started_ns=cache.clock())
+    assert cache.lookup({folder: FolderStats(["a", "b"], [key, key])})[folder].digests == ["da", None]
+
+
+@pytest.mark.parametrize(
+    ("names", "keys", "whole"),
+    [
+        pytest.param(["a", "b"], [(1, 1, 1, 1), (2, 2, 2, 2)], True, id="same-listing"),
+        pytest.param(["b", "a"], [(2, 2, 2, 2), (1, 1, 1, 1)], False, id="other-order"),
+        pytest.param(["a"], [(1, 1, 1, 1)], False, id="a-file-gone"),
+        pytest.param(["a", "b"], [(1, 1, 1, 1), (2, 2, 2, 3)], False, id="a-file-changed"),
+    ],
+)
+def test_a_folder_kept_whole_is_recognised_by_its_signature(
+    tmp_path: Path, cache: StatCache, names: list[str], keys: list[StatKey], whole: bool
+) -> None:
+    folder = str(tmp_path)
+    recorded = FolderDigests(["a", "b"], [(1, 1, 1, 1), (2, 2, 2, 2)], ["da", "db"], complete=True)
+    assert cache.record({folder: recorded}, started_ns=cache.clock()) == {folder: signature(["a", "b"], recorded.keys)}
+    found = cache.lookup({folder: FolderStats(names, keys)})[folder]
+    assert (found.signature is not None) is whole
+    expected = {"a": "da", "b": None if names == ["a", "b"] and not whole else "db"}
+    assert found.digests == [expected[n] for n in names]
+
+
+def test_a_folder_with_a_racy_file_is_not_kept_whole(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "c.sqlite3", racy_window_ns=1_000)
+    folder = str(tmp_path)
+    keys = [(1, 100, 1, 100), (1, 10_000, 2, 10_000)]
+    record = FolderDigests(["old", "young"], keys, ["do", "dy"], complete=True)
+    assert cache.record({folder: record}, started_ns=10_500) == {}
+    found = cache.lookup({folder: FolderStats(["old", "young"], keys)})[folder]
+    assert found.digests == ["do", None]
+    assert found.signature is None
 
 
 def test_a_corrupt_cache_file_is_rebuilt_with_a_warning(
@@ -111,7 +145,7 @@ def test_a_damaged_row_is_ignored_and_overwritten(
     path.write_bytes(b"x")
     hash_files([path], cache=cache)
     with sqlite3.connect(cache.path) as db:
-        db.execute("UPDATE folders SET blob = ?", (b"\x00" * 8 + b"garbage",))
+        db.execute("UPDATE folders SET digests = ?", (b"\x00" * 8 + b"garbage",))
     db.close()
     with caplog.at_level(logging.WARNING):
         assert hash_files([path], cache=cache) == [reference(b"x")]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from airflow_mlpipe.exceptions import ConfigError, FingerprintPathNotFoundError,
 from airflow_mlpipe.fingerprint import scan
 from airflow_mlpipe.fingerprint.statcache import FolderStats, StatCache, stat_key
 from airflow_mlpipe.fingerprint.tree import Tree, TreeDiff, TreeEntry, diff, scan_tree
-from tests.fingerprint.helpers import write_tree
+from tests.fingerprint.helpers import LaterClock, write_tree
 
 SOURCE = {"train.py": "print('train')\n", "pkg/__init__.py": "", "pkg/util.py": "X = 1\n", "conf/a.yaml": "a: 1\n"}
 
@@ -175,7 +179,7 @@ def test_a_fifo_that_is_ignored_is_fine(tmp_path: Path) -> None:
     assert sorted(scan_tree(tmp_path, cache=False)) == [".amlignore", "train.py"]
 
 
-def _scan_as_nobody(folder: Path) -> str:
+def _scan_as_nobody(folder: Path, cache: StatCache | bool) -> str:
     """Scan in a forked child that has dropped root: root reads any file, whatever its mode bits."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -184,11 +188,13 @@ def _scan_as_nobody(folder: Path) -> str:
         try:
             os.setgid(65534)
             os.setuid(65534)
-            scan_tree(folder, cache=False, workers=1)
+            scan_tree(folder, cache=cache, workers=1)
         except UnreadableFileError as exc:
             message = f"UnreadableFileError: {exc}"
         except BaseException as exc:
             message = f"{type(exc).__name__}: {exc}"
+        if isinstance(cache, StatCache):
+            message += f" (cache hits: {cache.hits})"
         os.write(write_end, message.encode())
         os._exit(0)
     os.close(write_end)
@@ -198,28 +204,40 @@ def _scan_as_nobody(folder: Path) -> str:
     return message
 
 
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A folder another user can reach (pytest's temporary folders are private to their owner)."""
+    folder = Path(os.path.realpath(tempfile.mkdtemp(prefix="mlpipe-fp-test-")))
+    folder.chmod(0o777)
+    yield folder
+    for path in folder.rglob("*"):
+        path.chmod(0o777)
+    shutil.rmtree(folder)
+
+
 @pytest.mark.parametrize("what", [pytest.param("file", id="file"), pytest.param("folder", id="folder")])
-def test_an_unreadable_file_or_folder_is_named(tmp_path_factory: pytest.TempPathFactory, what: str) -> None:
-    # a folder of its own with open modes on the way down, so a non-root user can reach it
-    folder = Path(os.path.realpath(tmp_path_factory.mktemp("perm", numbered=True)))
-    for parent in [folder, *folder.parents]:
-        if parent.stat().st_uid == os.getuid() and not parent.stat().st_mode & 0o001:
-            parent.chmod(parent.stat().st_mode | 0o005)
-    write_tree(folder, {"train.py": "t", "secret/key.txt": "k"})
-    locked = folder / ("secret/key.txt" if what == "file" else "secret")
+@pytest.mark.parametrize("cached", [pytest.param(False, id="first-scan"), pytest.param(True, id="cached-before")])
+def test_an_unreadable_file_or_folder_is_named(reachable: Path, what: str, cached: bool) -> None:
+    src = write_tree(reachable / "src", {"train.py": "t", "secret/key.txt": "k"})
+    cache: StatCache | bool = False
+    if cached:  # the folder is in the cache: the file is looked up (a miss: chmod changed its ctime), then read
+        cache = StatCache(reachable / "cache" / "stat.sqlite3", clock=LaterClock())
+        scan_tree(src, cache=cache)
+        for path in [reachable / "cache", *(reachable / "cache").iterdir()]:
+            path.chmod(0o777)
+    locked = src / ("secret/key.txt" if what == "file" else "secret")
     locked.chmod(0o000)
-    try:
-        if os.geteuid() == 0:
-            message = _scan_as_nobody(folder)
-        else:
-            with pytest.raises(UnreadableFileError) as info:
-                scan_tree(folder, cache=False)
-            message = f"UnreadableFileError: {info.value}"
-    finally:
-        locked.chmod(0o755)
+    if os.geteuid() == 0:
+        message = _scan_as_nobody(src, cache)
+    else:
+        with pytest.raises(UnreadableFileError) as info:
+            scan_tree(src, cache=cache)
+        message = f"UnreadableFileError: {info.value}" + (f" (cache hits: {cache.hits})" if cached else "")
     rel = "secret/key.txt" if what == "file" else "secret"
     assert message.startswith("UnreadableFileError:"), message
     assert repr(rel) in message and "permission denied" in message and ".amlignore" in message
+    if cached and what == "file":
+        assert "(cache hits: 1)" in message  # train.py came from the cache: the look-up path was taken
 
 
 def test_warm_scan_reads_nothing(tmp_path: Path, cache: StatCache) -> None:
@@ -229,6 +247,28 @@ def test_warm_scan_reads_nothing(tmp_path: Path, cache: StatCache) -> None:
     warm = scan_tree(tmp_path, cache=cache)
     assert warm == cold
     assert (cache.hits, cache.misses) == (len(SOURCE), len(SOURCE))
+
+
+def test_an_unchanged_tree_takes_its_digest_from_the_cache(tmp_path: Path, cache: StatCache) -> None:
+    write_tree(tmp_path, SOURCE)
+    cold = scan_tree(tmp_path, cache=cache)
+    with sqlite3.connect(cache.path) as db:
+        (stored,) = db.execute("SELECT digest FROM trees").fetchone()
+        assert stored == cold.digest
+        db.execute("UPDATE trees SET digest = 'from-the-cache'")  # to see where the next digest comes from
+    db.close()
+    assert scan_tree(tmp_path, cache=cache).digest == "from-the-cache"
+    (tmp_path / "pkg" / "util.py").write_text("X = 2\n")  # any change: the stored digest no longer applies
+    assert scan_tree(tmp_path, cache=cache).digest == scan_tree(tmp_path, cache=False).digest != cold.digest
+
+
+def test_renaming_a_file_is_a_change(tmp_path: Path, cache: StatCache) -> None:
+    write_tree(tmp_path, SOURCE)
+    before = scan_tree(tmp_path, cache=cache)
+    scan_tree(tmp_path, cache=cache)
+    (tmp_path / "pkg" / "util.py").rename(tmp_path / "pkg" / "utils.py")
+    change = diff(before, scan_tree(tmp_path, cache=cache))
+    assert (change.added, change.removed, change.changed) == (("pkg/utils.py",), ("pkg/util.py",), ())
 
 
 def test_parallel_scan_equals_one_process(tmp_path: Path, cache: StatCache, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,9 +283,9 @@ def test_parallel_scan_equals_one_process(tmp_path: Path, cache: StatCache, monk
     assert scan_tree(tmp_path, cache=cache, workers=2) == expected  # warm, in workers
     # the workers recorded their files in the shared cache
     folder = tmp_path / "d11" / "s2"
-    files = sorted(folder.iterdir())
-    found = cache.lookup({str(folder): FolderStats([p.name for p in files], [stat_key(p.stat()) for p in files])})
-    assert None not in found[str(folder)]
+    listed = sorted(folder.iterdir())
+    found = cache.lookup({str(folder): FolderStats([p.name for p in listed], [stat_key(p.stat()) for p in listed])})
+    assert None not in found[str(folder)].digests
     assert "d03/x.tmp" not in expected and "d05/keep.tmp" in expected
 
 
