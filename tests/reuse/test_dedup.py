@@ -1,0 +1,98 @@
+"""``claim_key``: produce, wait or ready, take-overs, retries of the same step run, and the settings."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.reuse.dedup import DedupSettings, claim_key
+from airflow_mlpipe.reuse.index import ReuseIndex
+from airflow_mlpipe.reuse.lease import Leases
+from airflow_mlpipe.reuse.wait import lease_from_event
+from airflow_mlpipe.triggers.reuse import ReuseTrigger
+from tests.reuse.lease_helpers import entry_for, use_local_default
+
+KEY = "ef" * 16
+SETTINGS = DedupSettings(lease_ttl=30, clock_skew=0, poll_interval=0.05)
+
+
+@pytest.fixture
+def leases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Leases:
+    return Leases(use_local_default(monkeypatch, tmp_path))
+
+
+def test_the_first_run_produces_and_the_second_waits_with_trigger_kwargs(leases: Leases) -> None:
+    first = claim_key(KEY, step_run_id="d.run1.t", settings=SETTINGS, info={"dag_id": "d"})
+    assert first.outcome == "produce" and first.lease is not None
+    record = leases.read(KEY)
+    assert record is not None and record.info["step_run_id"] == "d.run1.t" and record.info["dag_id"] == "d"
+    second = claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS)
+    assert second.outcome == "wait" and second.holder == record
+    assert "d.run1.t is computing it now" in second.describe()
+    kwargs = second.trigger_kwargs()
+    assert ReuseTrigger(**kwargs).serialize()[1]["poll_interval"] == 0.05  # the trigger takes them as they are
+
+
+def test_an_entry_written_just_before_the_lease_is_reused(leases: Leases) -> None:
+    ReuseIndex().put(entry_for(KEY, "d.run1.t"))
+    claim = claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS)
+    assert claim.outcome == "ready" and claim.entry is not None and claim.entry.step_run_id == "d.run1.t"
+    assert leases.read(KEY).released  # type: ignore[union-attr]  # it let the lease go again
+
+
+def test_producing_under_keep_alive_then_a_waiter_gets_ready(leases: Leases) -> None:
+    claim = claim_key(KEY, step_run_id="d.run1.t", settings=SETTINGS)
+    assert claim.lease is not None
+    with claim.lease.keep_alive():
+        assert claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS).outcome == "wait"
+        ReuseIndex().put(entry_for(KEY, "d.run1.t"))
+    assert claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS).outcome == "ready"
+
+
+def test_a_waiter_takes_over_what_the_trigger_saw_go_stale(leases: Leases) -> None:
+    dead = claim_key(KEY, step_run_id="d.run1.t", settings=DedupSettings(lease_ttl=0.2, clock_skew=60))
+    assert dead.outcome == "produce"
+
+    async def first_event() -> dict[str, object]:
+        async for event in ReuseTrigger(KEY, poll_interval=0.05, clock_skew=60).run():
+            return dict(event.payload)
+        raise AssertionError("no event")
+
+    event = asyncio.run(first_event())
+    assert event["status"] == "lease_expired" and event["reason"] == "stale"
+    # by its own timestamps (60 s of margin) the lease is still held: only the watched record allows the take-over
+    settings = DedupSettings(lease_ttl=30, clock_skew=60)
+    assert claim_key(KEY, step_run_id="d.run2.t", settings=settings).outcome == "wait"
+    claim = claim_key(KEY, step_run_id="d.run2.t", settings=settings, take_over=lease_from_event(event))
+    assert claim.outcome == "produce" and claim.lease is not None and claim.lease.record.generation == 2
+
+
+def test_a_retry_of_the_same_step_run_does_not_wait_for_its_dead_try(leases: Leases) -> None:
+    first_try = claim_key(KEY, step_run_id="d.run1.t", try_number=1, settings=SETTINGS)
+    assert first_try.outcome == "produce"
+    retry = claim_key(KEY, step_run_id="d.run1.t", try_number=2, settings=SETTINGS)
+    assert retry.outcome == "produce" and retry.lease is not None and retry.lease.record.generation == 2
+    # another step run still waits for the retry
+    assert claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS).outcome == "wait"
+
+
+def test_settings_from_the_environment() -> None:
+    env = {"MLPIPE_REUSE_LEASE_TTL": "12", "MLPIPE_REUSE_CLOCK_SKEW": "0", "MLPIPE_REUSE_POLL_INTERVAL": "0.5"}
+    assert DedupSettings.from_env(env) == DedupSettings(lease_ttl=12, clock_skew=0, poll_interval=0.5)
+    assert DedupSettings.from_env({}) == DedupSettings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("MLPIPE_REUSE_LEASE_TTL", "0", id="zero-ttl"),
+        pytest.param("MLPIPE_REUSE_POLL_INTERVAL", "soon", id="not-a-number"),
+        pytest.param("MLPIPE_REUSE_CLOCK_SKEW", "-1", id="negative"),
+    ],
+)
+def test_bad_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}={value!r}"):
+        DedupSettings.from_env({name: value})
