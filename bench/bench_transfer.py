@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ class Row:
     engine_s: float
     goal: str
     emulator_cpu: float | None = None
-    notes: list[str] = field(default_factory=list)
+    client_cpu: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -78,37 +79,61 @@ def _cpu_seconds(server: Server | None) -> float:
 @dataclass
 class Timing:
     seconds: float
-    emulator_cpu: float  # emulator CPU seconds per wall second
+    emulator_cpu: float  # CPU seconds per wall second of the busiest emulator (1.0: one core, its limit)
+    client_cpu: float  # CPU seconds per wall second of this process (all its threads)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(fn: Callable[[], Any], emulators: tuple[Server, ...] = ()) -> Timing:
     cpu0 = [_cpu_seconds(s) for s in emulators]
+    own0 = _own_cpu()
     start = time.perf_counter()
     fn()
-    seconds = time.perf_counter() - start
+    seconds = max(time.perf_counter() - start, 1e-9)
     busiest = max((_cpu_seconds(s) - c for s, c in zip(emulators, cpu0, strict=True)), default=0.0)
-    return Timing(seconds, busiest / seconds if seconds > 0 else 0.0)
+    return Timing(seconds, busiest / seconds, (_own_cpu() - own0) / seconds)
 
 
-def best_of(
+@dataclass
+class Compared:
+    baseline: float  # best seconds of the baseline
+    engine: float  # best seconds of the engine's full copy
+    rerun: float  # best seconds of the engine's up-to-date re-run, right after each full copy
+    emulator_cpu: float  # during the engine's full copy (see Timing)
+    client_cpu: float
+
+
+def compare(
     repeat: int,
     baseline: Callable[[], Any],
-    engine: Callable[[], Any],
+    make_engine: Callable[[], Callable[[], Any]],
     emulators: tuple[Server, ...] = (),
     before: Callable[[], Any] | None = None,
-) -> tuple[float, float, float]:
-    """Interleaved runs; the best of each (least disturbed by other load). Returns (baseline, engine, emu cpu)."""
-    base, eng, emu = [], [], []
+) -> Compared:
+    """Interleaved runs, the best of each (least disturbed by other load).
+
+    ``make_engine()`` prepares a fresh destination and returns the transfer to time; it is timed twice: the full
+    copy, then at once the re-run that finds everything up to date (same conditions for the ratio of the two).
+    """
+    base, full, rerun, emu, own = [], [], [], [], []
     for _ in range(repeat):
         if before:
             before()
         base.append(timed(baseline, emulators).seconds)
         if before:
             before()
-        t = timed(engine, emulators)
-        eng.append(t.seconds)
+        run = make_engine()
+        t = timed(run, emulators)
+        full.append(t.seconds)
         emu.append(t.emulator_cpu)
-    return min(base), min(eng), max(emu)
+        own.append(t.client_cpu)
+        rerun.append(timed(run, emulators).seconds)
+    best = full.index(min(full))
+    return Compared(min(base), min(full), min(rerun), emu[best], own[best])
 
 
 # -- data --------------------------------------------------------------------------------------------------------------
@@ -140,12 +165,11 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def drop_marker_files(folder: Path) -> None:
-    for p in folder.glob(".made-*"):
-        p.unlink()
-
-
 # -- scenarios ---------------------------------------------------------------------------------------------------------
+def rerun_row(scenario: str, result: Compared) -> Row:
+    return Row(scenario, "engine full copy", result.engine, result.rerun, "re-run < 0.1x")
+
+
 def local_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     import fsspec
 
@@ -155,177 +179,168 @@ def local_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     make_big(big, sizes.big)
     src = Datastore("bench-src", work.as_uri())
     out = work / "out"
-    out.mkdir(exist_ok=True)
     dst = Datastore("bench-dst", out.as_uri())
-
-    def engine_big() -> None:
-        transfer(src, "big.bin", dst, f"big-{uuid.uuid4().hex[:6]}.bin", kind="file")
 
     def clean() -> None:
         fresh(out).mkdir()
         os.sync()  # start each timed run without the previous run's dirty pages still being written back
 
+    def engine(path: str, dest: str, kind: Any) -> Callable[[], Callable[[], Any]]:
+        return lambda: lambda: transfer(src, path, dst, dest, kind=kind)
+
+    label = f"local->local 1 file {sizes.big // MiB} MiB"
     for name, baseline in [
         ("cp", lambda: subprocess.run(["cp", str(big), str(out / "cp.bin")], check=True)),
         ("fsspec put", lambda: lfs.put(str(big), str(out / "put.bin"))),
     ]:
-        b, e, _ = best_of(sizes.repeat, baseline, engine_big, before=clean)
-        rows.append(Row(f"local->local 1 file {sizes.big // MiB} MiB", name, b, e, ">= 0.9x"))
+        result = compare(sizes.repeat, baseline, engine("big.bin", "big.bin", "file"), before=clean)
+        rows.append(Row(label, name, result.baseline, result.engine, ">= 0.9x"))
+    rows.append(rerun_row(label, result))
 
     small = work / "small"
     make_small(small, sizes.small_count, sizes.small_size)
     label = f"local->local {sizes.small_count} x {sizes.small_size // 1000} KB"
-
-    def engine_small() -> None:
-        transfer(src, "small", dst, "tree")
-
     for name, baseline in [
         ("cp -r", lambda: subprocess.run(["cp", "-r", str(small), str(out / "cp")], check=True)),
         ("fsspec put", lambda: lfs.put(str(small), str(out / "put"), recursive=True)),
     ]:
-        b, e, _ = best_of(sizes.repeat, baseline, engine_small, before=clean)
-        rows.append(Row(label, name, b, e, ">= 0.9x"))
-
-    clean()
-    full = min(timed(engine_small).seconds for _ in range(1))
-    rerun = min(timed(engine_small).seconds for _ in range(sizes.repeat))
-    rows.append(Row(label, "engine full copy", full, rerun, "re-run < 0.1x", notes=["engine = up-to-date re-run"]))
-    clean()
-    transfer(src, "big.bin", dst, "big.bin", kind="file")
-    full_big = min(timed(lambda: transfer(src, "big.bin", dst, "big2.bin", kind="file")).seconds for _ in range(1))
-    rerun_big = min(
-        timed(lambda: transfer(src, "big.bin", dst, "big.bin", kind="file")).seconds for _ in range(sizes.repeat)
-    )
-    rows.append(
-        Row(
-            f"local->local 1 file {sizes.big // MiB} MiB",
-            "engine full copy",
-            full_big,
-            rerun_big,
-            "re-run < 0.1x",
-            notes=["engine = up-to-date re-run"],
-        )
-    )
+        result = compare(sizes.repeat, baseline, engine("small", "tree", "directory"), before=clean)
+        rows.append(Row(label, name, result.baseline, result.engine, ">= 0.9x"))
+    rows.append(rerun_row(label, result))
     clean()
     return rows
 
 
 @contextlib.contextmanager
-def emulators() -> Iterator[tuple[Azurite, MotoS3]]:
-    azurite, moto = Azurite(), MotoS3()
-    azurite.start()
-    moto.start()
+def running(*servers: Server) -> Iterator[None]:
+    """Fresh emulators for one scenario: both keep every byte in memory (Azurite began to answer HTTP 500 past
+    about 4 GB), and a restart is far faster than deleting 10,000 blobs."""
+    for server in servers:
+        server.start()
     try:
-        yield azurite, moto
+        yield
     finally:
-        azurite.stop()
-        moto.stop()
+        for server in servers:
+            server.stop()
 
 
-def _container(fs: Any) -> str:
+def _bucket(fs: Any) -> str:
     name = f"b{uuid.uuid4().hex[:12]}"
     fs.mkdir(name)
     return name
 
 
-def emulator_scenarios(work: Path, sizes: Sizes, azurite: Azurite, moto: MotoS3) -> list[Row]:
+def _row(scenario: str, baseline: str, result: Compared, goal: str = "") -> Row:
+    return Row(scenario, baseline, result.baseline, result.engine, goal, result.emulator_cpu, result.client_cpu)
+
+
+def _engine(src: Datastore, path: str, make_dst: Callable[[], Datastore], kind: Any) -> Callable[[], Any]:
+    def prepare() -> Callable[[], Any]:
+        dst = make_dst()
+        return lambda: transfer(src, path, dst, "copy", kind=kind)
+
+    return prepare
+
+
+def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
+    """Local -> Azurite and Azurite -> moto, each against plain fsspec/adlfs/s3fs calls with default settings."""
     import fsspec
     from fsspec.generic import GenericFileSystem, rsync
 
     rows: list[Row] = []
-    # Plain filesystems with default settings, as a user would make them (their own instances: no shared state).
+    azurite, moto = Azurite(), MotoS3()
+    # Plain filesystems with default settings, as a user would make them (own instances: nothing shared with ours).
     az = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
     s3 = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
     local = Datastore("bench-local", work.as_uri())
-    small = work / "emu-small"
-    make_small(small, sizes.emu_count, sizes.small_size)
-    big = work / "emu-big.bin"
-    make_big(big, sizes.emu_big)
-    n = sizes.emu_count
-    label_small = f"{n} x {sizes.small_size // 1000} KB"
-    label_big = f"1 file {sizes.emu_big // MiB} MiB"
+    make_small(work / "emu-small", sizes.emu_count, sizes.small_size)
+    make_big(work / "emu-big.bin", sizes.emu_big)
+    small = f"{sizes.emu_count} x {sizes.small_size // 1000} KB"
+    large = f"1 file {sizes.emu_big // MiB} MiB"
 
     def az_store() -> Datastore:
-        return Datastore("bench-az", f"az://{_container(az)}/data", {"connection_string": azurite.connection_string})
+        return Datastore("bench-az", f"az://{_bucket(az)}/data", {"connection_string": azurite.connection_string})
 
     def s3_store() -> Datastore:
-        return Datastore("bench-s3", f"s3://{_container(s3)}/data", moto.storage_options())
+        return Datastore("bench-s3", f"s3://{_bucket(s3)}/data", moto.storage_options())
 
-    emus: tuple[Server, ...] = (azurite,)
-    b, e, cpu = best_of(
-        1,
-        lambda: az.put(str(small), f"{_container(az)}/data/small", recursive=True),
-        lambda: transfer(local, "emu-small", az_store(), "small"),
-        emus,
-    )
-    rows.append(Row(f"local->Azurite {label_small}", "adlfs put (defaults)", b, e, ">= 1.5x", cpu))
-    b, e, cpu = best_of(
-        1,
-        lambda: az.put(str(big), f"{_container(az)}/data/big.bin"),
-        lambda: transfer(local, "emu-big.bin", az_store(), "big.bin", kind="file"),
-        emus,
-    )
-    rows.append(Row(f"local->Azurite {label_big}", "adlfs put (defaults)", b, e, "", cpu))
+    def empty_moto() -> None:
+        s3.invalidate_cache()
+        for bucket in s3.ls(""):
+            s3.rm(bucket, recursive=True)
 
-    # An Azurite source for the store-to-store rows, and the up-to-date re-run against it.
-    az_src = az_store()
-    full = timed(lambda: transfer(local, "emu-small", az_src, "small"), emus).seconds
-    rerun = timed(lambda: transfer(local, "emu-small", az_src, "small"), emus).seconds
-    rows.append(
-        Row(f"local->Azurite {label_small}", "engine full copy", full, rerun, "re-run < 0.1x", notes=["re-run"])
-    )
-    transfer(local, "emu-big.bin", az_src, "big.bin", kind="file")
-    src_dir = az_src.full_path("small")
-    src_big = az_src.full_path("big.bin")
-    emus = (azurite, moto)
+    label = f"local->Azurite {small}"
+    with running(azurite):
+        result = compare(
+            1,
+            lambda: az.put(str(work / "emu-small"), f"{_bucket(az)}/data/copy", recursive=True),
+            _engine(local, "emu-small", az_store, "directory"),
+            (azurite,),
+        )
+    rows += [_row(label, "adlfs put (defaults)", result, ">= 1.5x"), rerun_row(label, result)]
+    with running(azurite):
+        result = compare(
+            1,
+            lambda: az.put(str(work / "emu-big.bin"), f"{_bucket(az)}/data/copy"),
+            _engine(local, "emu-big.bin", az_store, "file"),
+            (azurite,),
+        )
+    rows.append(_row(f"local->Azurite {large}", "adlfs put (defaults)", result))
 
-    def two_step() -> None:
-        with tempfile.TemporaryDirectory(dir=work) as tmp:
-            az.get(src_dir, f"{tmp}/small", recursive=True)
-            s3.put(f"{tmp}/small", f"{_container(s3)}/data/small", recursive=True)
+    with running(azurite, moto):
+        az_src = az_store()
+        transfer(local, "emu-small", az_src, "small")
+        transfer(local, "emu-big.bin", az_src, "big.bin", kind="file")
 
-    generic = GenericFileSystem(
-        default_method="options",
-        storage_options={"abfs": {"connection_string": azurite.connection_string}, "s3": moto.storage_options()},
-    )
+        def two_step(path: str, recursive: bool) -> Callable[[], Any]:
+            def run() -> None:
+                with tempfile.TemporaryDirectory(dir=work) as tmp:
+                    az.get(az_src.full_path(path), f"{tmp}/x", recursive=recursive)
+                    s3.put(f"{tmp}/x", f"{_bucket(s3)}/data/copy", recursive=recursive)
 
-    def generic_rsync() -> None:
-        rsync(f"abfs://{src_dir}", f"s3://{_container(s3)}/data/small", fs=generic)
+            return run
 
-    for name, baseline in [("adlfs get + s3fs put (defaults)", two_step), ("fsspec.generic.rsync", generic_rsync)]:
-        b, e, cpu = best_of(1, baseline, lambda: transfer(az_src, "small", s3_store(), "small"), emus)
-        rows.append(Row(f"Azurite->moto {label_small}", name, b, e, ">= 1.5x", cpu))
+        generic = GenericFileSystem(
+            default_method="options",
+            storage_options={"abfs": {"connection_string": azurite.connection_string}, "s3": moto.storage_options()},
+        )
 
-    def two_step_big() -> None:
-        with tempfile.TemporaryDirectory(dir=work) as tmp:
-            az.get(src_big, f"{tmp}/big.bin")
-            s3.put(f"{tmp}/big.bin", f"{_container(s3)}/data/big.bin")
+        def generic_rsync() -> None:
+            rsync(f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(s3)}/data/copy", fs=generic)
 
-    b, e, cpu = best_of(1, two_step_big, lambda: transfer(az_src, "big.bin", s3_store(), "big.bin", kind="file"), emus)
-    rows.append(Row(f"Azurite->moto {label_big}", "adlfs get + s3fs put (defaults)", b, e, "", cpu))
-
-    s3_dst = s3_store()
-    full = timed(lambda: transfer(az_src, "small", s3_dst, "small"), emus).seconds
-    rerun = timed(lambda: transfer(az_src, "small", s3_dst, "small"), emus).seconds
-    rows.append(Row(f"Azurite->moto {label_small}", "engine full copy", full, rerun, "re-run < 0.1x", notes=["re-run"]))
+        label = f"Azurite->moto {small}"
+        for name, baseline in [
+            ("adlfs get + s3fs put (defaults)", two_step("small", True)),
+            ("fsspec.generic.rsync (defaults)", generic_rsync),
+        ]:
+            engine = _engine(az_src, "small", s3_store, "directory")
+            result = compare(1, baseline, engine, (azurite, moto), before=empty_moto)
+            rows.append(_row(label, name, result, ">= 1.5x"))
+        rows.append(rerun_row(label, result))
+        engine = _engine(az_src, "big.bin", s3_store, "file")
+        result = compare(1, two_step("big.bin", False), engine, (azurite, moto), before=empty_moto)
+        rows.append(_row(f"Azurite->moto {large}", "adlfs get + s3fs put (defaults)", result))
     return rows
 
 
 # -- report ------------------------------------------------------------------------------------------------------------
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def report(rows: list[Row]) -> str:
+    """A Markdown table. ``ratio``: baseline / engine (higher is better), or re-run / full copy (lower is better)."""
     head = (
-        f"| {'scenario':38} | {'baseline':32} | {'base s':>7} | {'engine s':>8} | {'ratio':>6} | goal          "
-        "| emu cpu |"
+        f"| {'scenario':38} | {'baseline':32} | {'base s':>7} | {'engine s':>8} | {'ratio':>7} | {'goal':13} "
+        "| emu cpu | own cpu |"
     )
-    lines = [head, "|" + "|".join("-" * (len(c) + 0) for c in head.split("|")[1:-1]) + "|"]
+    lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
         rerun = "re-run" in r.goal
-        ratio = r.engine_s / r.baseline_s if rerun else r.speedup
-        shown = f"{ratio:.3f}x" if rerun else f"{ratio:.2f}x"
-        emu = "" if r.emulator_cpu is None else f"{r.emulator_cpu:.2f}"
+        ratio = f"{r.engine_s / r.baseline_s:.3f}x" if rerun else f"{r.speedup:.2f}x"
         lines.append(
-            f"| {r.scenario:38} | {r.baseline:32} | {r.baseline_s:7.2f} | {r.engine_s:8.3f} | {shown:>6} | "
-            f"{r.goal:13} | {emu:>7} |"
+            f"| {r.scenario:38} | {r.baseline:32} | {r.baseline_s:7.2f} | {r.engine_s:8.3f} | {ratio:>7} | "
+            f"{r.goal:13} | {_cell(r.emulator_cpu):>7} | {_cell(r.client_cpu):>7} |"
         )
     return "\n".join(lines)
 
@@ -346,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += local_scenarios(work, sizes)
         print(report(rows), flush=True)
     if args.only in (None, "emulators"):
-        with emulators() as (azurite, moto):
-            rows += emulator_scenarios(work, sizes, azurite, moto)
+        rows += emulator_scenarios(work, sizes)
     print()
     print(report(rows))
     print(f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores")

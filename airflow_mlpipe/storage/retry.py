@@ -109,7 +109,7 @@ def _class_names(exc: BaseException) -> set[str]:
 
 def _http_status(exc: BaseException) -> tuple[int | None, str]:
     """(HTTP status, service error code) of an azure ``HttpResponseError`` or a botocore ``ClientError``."""
-    status = getattr(exc, "status_code", None)
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)  # azure-core, aiohttp
     code = str(getattr(exc, "error_code", "") or "")
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
