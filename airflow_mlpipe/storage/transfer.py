@@ -40,6 +40,13 @@ from airflow_mlpipe.storage.transfer_errors import (
     TransferSourceNotFoundError,
     TransferVerificationError,
 )
+from airflow_mlpipe.storage.transfer_manifest import (
+    file_records,
+    manifest_section,
+    marker_unchanged,
+    mismatches,
+    recorded_files,
+)
 from airflow_mlpipe.storage.transfer_plan import Plan, plan_transfer
 from airflow_mlpipe.storage.transfer_types import TransferKind, TransferProgress, TransferredFile, TransferResult
 
@@ -58,7 +65,6 @@ __all__ = [
     "transfer",
 ]
 
-MANIFEST_VERSION = 1
 _MiB = 1024 * 1024
 
 
@@ -295,7 +301,7 @@ class _Transfer:
             dst_files,
             src_path=self._src_file,
             dst_path=self._dst_file,
-            manifest=self._recorded_files(marker),
+            manifest=recorded_files(marker, self.src.uri(self.src_path)),
             replace_different=self.overwrite or unfinished_run_of_ours,
             same_content=self._same_content(src_files, dst_files),
         )
@@ -307,13 +313,6 @@ class _Transfer:
                 "or choose another destination path"
             )
         return plan
-
-    def _recorded_files(self, marker: Mapping[str, Any] | None) -> Mapping[str, Any]:
-        section = (marker or {}).get("transfer")
-        if not isinstance(section, Mapping) or section.get("source") != self.src.uri(self.src_path):
-            return {}
-        files = section.get("files")
-        return files if isinstance(files, Mapping) else {}
 
     # -- steps 3 to 5 -----------------------------------------------------------------------------------------------
     def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any]) -> TransferResult:
@@ -347,8 +346,8 @@ class _Transfer:
         else:
             after = dict(dst_files)
         if self.verify:
-            self._verify(plan, src_files, after, ctx.md5s)
-        records = self._records(plan, src_files, after, ctx.md5s)
+            self._verify(src_files, after, ctx)
+        records = file_records(plan, src_files, after, ctx.md5s)
         if self.kind == "directory":
             self._finish_folder(marker, records, marker_extra)
         tracker.finish()
@@ -406,23 +405,8 @@ class _Transfer:
         )
         return listed
 
-    def _verify(
-        self,
-        plan: Plan,
-        src_files: Mapping[str, FileMeta],
-        after: Mapping[str, FileMeta],
-        computed: Mapping[str, str],
-    ) -> None:
-        problems: list[str] = []
-        for rel, src in src_files.items():
-            dst = after.get(rel)
-            expected_md5 = src.md5 or computed.get(rel)
-            if dst is None:
-                problems.append(f"{rel!r} is missing")
-            elif dst.size != src.size:
-                problems.append(f"{rel!r} has {dst.size} bytes, the source {src.size}")
-            elif expected_md5 and dst.md5 and expected_md5 != dst.md5:
-                problems.append(f"{rel!r} has MD5 {dst.md5}, the source {expected_md5}")
+    def _verify(self, src_files: Mapping[str, FileMeta], after: Mapping[str, FileMeta], ctx: CopyContext) -> None:
+        problems = mismatches(src_files, after, ctx.md5s)
         if problems:
             raise TransferVerificationError(
                 f"transfer {self._where('source')} -> {self._where('destination')}: {len(problems)} file(s) at the "
@@ -431,44 +415,14 @@ class _Transfer:
                 "changed during the copy, run the transfer again"
             )
 
-    def _records(
-        self,
-        plan: Plan,
-        src_files: Mapping[str, FileMeta],
-        after: Mapping[str, FileMeta],
-        computed: Mapping[str, str],
-    ) -> dict[str, TransferredFile]:
-        copied = {t.rel for t in plan.copy}
-        records: dict[str, TransferredFile] = {}
-        for rel, src in src_files.items():
-            dst = after.get(rel)
-            md5 = src.md5 or computed.get(rel) or (dst.md5 if dst else None)
-            records[rel] = TransferredFile(
-                path=rel,
-                size=src.size,
-                action="copied" if rel in copied else "skipped",
-                source=src.token,
-                destination=dst.token if dst else None,
-                md5=md5,
-            )
-        return records
-
     def _finish_folder(
         self,
         marker: Mapping[str, Any] | None,
         records: Mapping[str, TransferredFile],
         marker_extra: Mapping[str, Any],
     ) -> None:
-        section = {
-            "version": MANIFEST_VERSION,
-            "source": self.src.uri(self.src_path),
-            "count": len(records),
-            "bytes": sum(r.size for r in records.values()),
-            "files": {rel: [r.size, r.source, r.destination, r.md5] for rel, r in sorted(records.items())},
-        }
-        recorded = (marker or {}).get("transfer") if isinstance(marker, Mapping) else None
-        unchanged = isinstance(recorded, Mapping) and all(recorded.get(k) == v for k, v in section.items())
-        if unchanged and all((marker or {}).get(k) == v for k, v in marker_extra.items()):
+        section = manifest_section(self.src.uri(self.src_path), records)
+        if marker_unchanged(marker, section, marker_extra):
             if self.journal_found:  # left by a run that died between marking complete and cleaning up
                 self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
             return  # up to date: the folder is complete as it stands, nothing is written

@@ -370,30 +370,36 @@ def test_transient_error_rule_reads_status_codes_through_wrappers() -> None:
         assert is_transient(wrapper) is expected, status
 
 
-def _stop_when(server: MotoS3, files_done: int) -> tuple[Any, threading.Event, threading.Event]:
-    """A progress callback that holds the copy at ``files_done`` files until the test has stopped ``server``."""
-    reached, stopped = threading.Event(), threading.Event()
+def _transfer_while_stopping(server: MotoS3, src: Datastore, dst: Datastore) -> TransferFailedError:
+    """Run a transfer of ``in`` to ``out`` on a thread and stop ``server`` once 20 files are done.
 
-    def callback(progress: TransferProgress) -> None:
-        if progress.files_done >= files_done and not reached.is_set():
+    The progress callback holds the copy at that point until the server is down, so the stop always lands
+    mid-copy, whatever the machine's speed.
+    """
+    reached, stopped = threading.Event(), threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def hold(progress: TransferProgress) -> None:
+        if progress.files_done >= 20 and not reached.is_set():
             reached.set()
             stopped.wait(timeout=30)
 
-    return callback, reached, stopped
-
-
-def _run_in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
+    def run() -> None:
         try:
-            outcome["result"] = fn()
+            transfer(src, "in", dst, "out", progress=hold, progress_interval=0, retry=FAST_RETRY, max_workers=4)
         except BaseException as exc:
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=run)
     thread.start()
-    return thread, outcome
+    assert reached.wait(timeout=30), "the copy never got going"
+    server.stop()
+    stopped.set()
+    thread.join(timeout=60)
+    error = outcome.get("error")
+    assert isinstance(error, TransferFailedError), outcome
+    assert "could not be reached" in str(error) and "Nothing was marked complete" in str(error)
+    return error
 
 
 def test_source_store_going_away_mid_copy_then_rerun_resumes(make_store: MakeStore, private_moto: MotoS3) -> None:
@@ -401,20 +407,10 @@ def test_source_store_going_away_mid_copy_then_rerun_resumes(make_store: MakeSto
     dst = make_store("local", "cache")
     files = random_tree(60, size=800)
     write_tree(src, "in", files)
-    callback, reached, stopped = _stop_when(private_moto, 20)
 
-    thread, outcome = _run_in_thread(
-        lambda: transfer(src, "in", dst, "out", progress=callback, progress_interval=0, retry=FAST_RETRY, max_workers=4)
-    )
-    assert reached.wait(timeout=30)
-    private_moto.stop()
-    stopped.set()
-    thread.join(timeout=60)
+    error = _transfer_while_stopping(private_moto, src, dst)
 
-    error = outcome.get("error")
-    assert isinstance(error, TransferFailedError), outcome
-    assert "datastore 'landing'" in str(error) and "could not be reached" in str(error)
-    assert "Nothing was marked complete" in str(error)
+    assert "datastore 'landing'" in str(error)
     assert not dst.is_complete("out") and dst.exists(f"out/{JOURNAL_NAME}")
     kept = read_tree(dst, "out")
     assert 20 <= len(kept) < len(files)
@@ -432,30 +428,25 @@ def test_source_store_going_away_mid_copy_then_rerun_resumes(make_store: MakeSto
 
 
 def test_destination_store_going_away_mid_copy_then_rerun_completes(
-    make_store: MakeStore, private_moto: MotoS3
+    make_store: MakeStore, private_moto: MotoS3, monkeypatch: Any
 ) -> None:
     src = make_store("local", "src")
     dst = fragile_s3_datastore(private_moto, "team")
     files = random_tree(60, size=800)
     write_tree(src, "in", files)
-    callback, reached, stopped = _stop_when(private_moto, 20)
+    marked: list[str] = []
+    mark_complete = dst.mark_complete
+    monkeypatch.setattr(dst, "mark_complete", lambda folder, manifest=None: marked.append(folder))
 
-    thread, outcome = _run_in_thread(
-        lambda: transfer(src, "in", dst, "out", progress=callback, progress_interval=0, retry=FAST_RETRY, max_workers=4)
-    )
-    assert reached.wait(timeout=30)
-    private_moto.stop()
-    stopped.set()
-    thread.join(timeout=60)
+    error = _transfer_while_stopping(private_moto, src, dst)
 
-    error = outcome.get("error")
-    assert isinstance(error, TransferFailedError), outcome
-    assert "datastore 'team'" in str(error) and "could not be reached" in str(error)
+    assert "datastore 'team'" in str(error)
     assert 20 <= error.files_copied < len(files)
+    assert marked == [], "nothing may be marked complete by the failed run"
 
     private_moto.start()  # in-memory: everything written before the stop is gone, the re-run copies it all
     dst.fs.mkdir(dst.root.split("/", 1)[0])
-    assert not dst.is_complete("out")
+    monkeypatch.setattr(dst, "mark_complete", mark_complete)
     result = transfer(src, "in", dst, "out", retry=FAST_RETRY)
 
     assert (result.files_copied, result.files_skipped) == (len(files), 0)
