@@ -64,5 +64,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hook-class-names": ["airflow_mlpipe.hooks.datastore.DatastoreHook"],
-        "extra-links": ["airflow_mlpipe.operators.links.StepRunLink"],
+        "extra-links": [
+            "airflow_mlpipe.operators.links.StepRunLink",
+            "airflow_mlpipe.operators.links.ReusedFromLink",
+        ],
     }

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line, emit_table, human_bytes
+from airflow_mlpipe.cli.reuse import reuse_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ML pipelines on Airflow: datasets, runs, reuse.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Registered datasets and their versions.")
@@ -20,6 +21,7 @@ from airflow_mlpipe.cli.transfer import transfer_command  # noqa: E402
 app.command("transfer")(transfer_command)
 runs_app = typer.Typer(no_args_is_help=True, help="Step runs: status, inputs, outputs, metrics, logs.")
 app.add_typer(runs_app, name="runs")
+app.add_typer(reuse_app, name="reuse")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 

@@ -11,15 +11,24 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 RECORD_URI_KEY = "mlpipe_record_uri"
+REUSED_FROM_KEY = "mlpipe_reused_from_uri"
 
 
 class StepRunLink(BaseOperatorLink):
     """The step run record (status, arguments, inputs, outputs, metrics, logs) in the default datastore."""
 
     name = "Step run record"
+    record_key = RECORD_URI_KEY
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.execution_time.xcom import XCom
 
-        value = XCom.get_value(ti_key=ti_key, key=RECORD_URI_KEY)
+        value = XCom.get_value(ti_key=ti_key, key=self.record_key)
         return str(value) if value else ""
+
+
+class ReusedFromLink(StepRunLink):
+    """For a reused step: the record of the earlier step run whose outputs it took (empty for a step that ran)."""
+
+    name = "Reused step run"
+    record_key = REUSED_FROM_KEY

@@ -21,7 +21,7 @@ from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput, step_run_id
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
-from airflow_mlpipe.operators.links import RECORD_URI_KEY, StepRunLink
+from airflow_mlpipe.operators.links import RECORD_URI_KEY, ReusedFromLink, StepRunLink
 from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
 
 OUTPUTS_KEY = "mlpipe_outputs"
@@ -46,7 +46,7 @@ class PythonScriptOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("script_name",)
-    operator_extra_links = (StepRunLink(),)
+    operator_extra_links = (StepRunLink(), ReusedFromLink())
     ui_color = "#e8f4fd"
 
     def __init__(

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.exceptions import MlpipeError, step_failed_error
-from airflow_mlpipe.operators.links import RECORD_URI_KEY
+from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
+from airflow_mlpipe.fingerprint.tree import Tree
+from airflow_mlpipe.operators.links import RECORD_URI_KEY, REUSED_FROM_KEY
+from airflow_mlpipe.operators.step_reuse import (
+    environment_component,
+    read_earlier_record,
+    register_reused_outputs,
+    reuse_block,
+    reuse_policy,
+    reused_record,
+)
+from airflow_mlpipe.reuse.decide import ReuseDecision, decide
+from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory
+from airflow_mlpipe.reuse.index import ReuseIndex
+from airflow_mlpipe.reuse.indexing import index_run
+from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
 from airflow_mlpipe.steps import records
-from airflow_mlpipe.steps.snapshot import git_info, scan_source, store_snapshot
+from airflow_mlpipe.steps.snapshot import Snapshot, git_info, scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -21,6 +38,21 @@ if TYPE_CHECKING:
     from airflow_mlpipe.operators.python_script import PythonScriptOperator
 
 XCOM_METRICS_LIMIT = 50
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a step run would do, worked out before deciding whether it runs: the source tree, the arguments with
+    this run's parameter values, the inputs and outputs as the spec names them, and the reuse fingerprint."""
+
+    source_directory: str
+    tree: Tree
+    params: dict[str, Any]
+    arguments: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    fingerprint: StepFingerprint
 
 
 class StepExecution:
@@ -30,53 +62,169 @@ class StepExecution:
         self.log = operator.log
         self.store = Datastore.get_default()
         self.srid = operator.step_run_id(context)
+        self.started_at = records.now_iso()
 
     def run(self) -> dict[str, Any]:
+        """Check the reuse index: on a hit, publish the earlier outputs; on a miss, run the step, then index its
+        outputs so that later runs may reuse them."""
+        plan = self._or_fail(self.plan)
+        decision = self.decide(plan)
+        if decision.hit:
+            return self.reuse(plan, decision)
+        return self.compute(plan, decision)
+
+    def _or_fail(self, step: Callable[[], _T]) -> _T:
         try:
-            spec = self.prepare()
+            return step()
         except MlpipeError as exc:
             raise step_failed_error(f"step {self.op.task_id!r} cannot run: {exc}") from None
-        code = self.launch(spec)
-        return self.finish(code)
 
-    # -- before the runner ----------------------------------------------------------------------------------
-    def prepare(self) -> StepSpec:
-        op, ti = self.op, self.context["ti"]
+    # -- the plan and the reuse decision ------------------------------------------------------------------------
+    def plan(self) -> StepPlan:
+        op = self.op
         source = op.resolve_source_directory()
         self._check_source(source)
         tree = scan_source(source)
-        snapshot = store_snapshot(source, tree, self.store)
+        hash_tree = scan_hash_paths(source, op.hash_paths) if op.hash_paths else None
+        params = dict(self.context.get("params") or {})
+        arguments = op.argument_specs(params)
+        inputs = op.input_specs(self.context, self.srid)
+        outputs = op.output_specs(self.srid)
+        fingerprint = fingerprint_step(
+            script_name=op.script_name,
+            source=tree,
+            hash_paths=hash_tree,
+            arguments=arguments,
+            inputs=inputs,
+            outputs=outputs,
+            environment=environment_component(op),
+        )
+        return StepPlan(source, tree, params, arguments, inputs, outputs, fingerprint)
+
+    def decide(self, plan: StepPlan) -> ReuseDecision:
+        """Decide, keep the decision in the step's history, and say it in the task log."""
+        ti = self.context["ti"]
+        history = StepHistory(ti.dag_id, ti.task_id, self.store)
+        decision = decide(
+            plan.fingerprint,
+            step_run_id=self.srid,
+            index=ReuseIndex(self.store),
+            policy=reuse_policy(self.op, self.context),
+            history=history,
+        )
+        history.add(
+            HistoryEntry(
+                step_run_id=self.srid,
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                decided_at=decision.decided_at,
+                key=decision.key,
+                components=plan.fingerprint.key.components(),
+                details=plan.fingerprint.details,
+                decision=decision.to_dict(),
+            )
+        )
+        verdict = "hit" if decision.hit else "miss"
+        self.log.info("Reuse %s (key %s): %s", verdict, decision.key, "; ".join(decision.explanation))
+        return decision
+
+    # -- a hit ----------------------------------------------------------------------------------------------
+    def reuse(self, plan: StepPlan, decision: ReuseDecision) -> dict[str, Any]:
+        """Finish without compute: this step run's outputs are the earlier run's folders."""
+        assert decision.entry is not None
+        ti, earlier_id = self.context["ti"], decision.entry.step_run_id
+        outputs = [dict(o) for o in decision.entry.outputs]
+        lineage = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "step_run_id": self.srid,
+            "reused_from": earlier_id,
+        }
+        self._or_fail(lambda: register_reused_outputs(self.op, outputs, lineage))
+        record = reused_record(
+            base=self.record_base(plan, Snapshot(plan.tree, 0)),
+            earlier=read_earlier_record(earlier_id, self.store),
+            outputs=outputs,
+            reused_from=earlier_id,
+            reuse=reuse_block(plan.fingerprint, decision),
+        )
+        records.write_record(record, self.store)
+        ti.xcom_push(key=RECORD_URI_KEY, value=self.store.uri(records.record_path(self.srid)))
+        ti.xcom_push(key=REUSED_FROM_KEY, value=self.store.uri(records.record_path(earlier_id)))
+        return publish(self.context, self.op, record, reused=True)
+
+    def record_base(self, plan: StepPlan, snapshot: Snapshot) -> dict[str, Any]:
+        """This step run's identity and what it was asked to do, as the run record and the spec's extra keep it."""
+        ti = self.context["ti"]
+        return {
+            "step_run_id": self.srid,
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": int(ti.try_number or 1),
+            "started_at": self.started_at,
+            "script_name": self.op.script_name,
+            "snapshot": snapshot.digest,
+            "snapshot_info": snapshot.describe(),
+            "source_directory": plan.source_directory,
+            "parameters": {name: plan.params.get(name) for name in self.op.step_io.parameters},
+            "compute": self.op.compute_target.describe(),
+            "environment": self.op.environment.to_dict() if self.op.environment else {},
+        }
+
+    # -- a miss ---------------------------------------------------------------------------------------------
+    def compute(self, plan: StepPlan, decision: ReuseDecision) -> dict[str, Any]:
+        spec = self._or_fail(lambda: self.prepare(plan, decision))
+        code = self.launch(spec)
+        record = self.finish(code)
+        result = publish(self.context, self.op, record, reused=False)
+        self._index(plan, record)
+        return result
+
+    def _index(self, plan: StepPlan, record: dict[str, Any]) -> None:
+        try:
+            entry = index_run(ReuseIndex(self.store), plan.fingerprint, record)
+        except (MlpipeError, OSError) as exc:  # the step succeeded; only later reuse of it is lost
+            self.log.warning("Could not index step run %s for reuse: %s", self.srid, exc)
+            return
+        if entry is not None:
+            self.log.info("Indexed the outputs of step run %s under reuse key %s", self.srid, entry.key)
+
+    def prepare(self, plan: StepPlan, decision: ReuseDecision) -> StepSpec:
+        op, ti = self.op, self.context["ti"]
+        snapshot = store_snapshot(plan.source_directory, plan.tree, self.store)
         self.log.info(
             "Source snapshot %s: %d files, %d bytes (%d uploaded) from %s",
             snapshot.digest,
-            len(tree),
-            tree.size,
+            len(plan.tree),
+            plan.tree.size,
             snapshot.uploaded_files,
-            source,
+            plan.source_directory,
         )
-        params = dict(self.context.get("params") or {})
-        inputs = op.input_specs(self.context, self.srid)
-        outputs = op.output_specs(self.srid)
-        self.datastores = self._datastores(inputs, outputs)
+        self.datastores = self._datastores(plan.inputs, plan.outputs)
+        base = self.record_base(plan, snapshot)
         spec = StepSpec(
             step_run_id=self.srid,
             dag_id=ti.dag_id,
             run_id=ti.run_id,
             task_id=ti.task_id,
-            try_number=int(ti.try_number or 1),
+            try_number=base["try_number"],
             script_name=op.script_name,
             snapshot=snapshot.digest,
-            arguments=tuple(op.argument_specs(params)),
-            inputs=tuple(inputs),
-            outputs=tuple(outputs),
-            environment=op.environment.to_dict() if op.environment else {},
+            arguments=tuple(plan.arguments),
+            inputs=tuple(plan.inputs),
+            outputs=tuple(plan.outputs),
+            environment=base["environment"],
             python=self._script_python(),
-            compute=op.compute_target.describe(),
+            compute=base["compute"],
             extra={
-                "snapshot_info": snapshot.describe(),
-                "source_directory": source,
-                "git": git_info(source),
-                "parameters": {name: params.get(name) for name in op.step_io.parameters},
+                "snapshot_info": base["snapshot_info"],
+                "source_directory": plan.source_directory,
+                "git": git_info(plan.source_directory),
+                "parameters": base["parameters"],
+                "reuse": reuse_block(plan.fingerprint, decision),
             },
         )
         self.store.write_json(records.spec_path(self.srid), spec.to_dict())
@@ -169,6 +317,7 @@ class StepExecution:
 
     # -- after the runner -----------------------------------------------------------------------------------
     def finish(self, code: int) -> dict[str, Any]:
+        """The run record of a step run that completed; a task failure otherwise."""
         try:
             record = records.read_record(self.srid, self.store)
         except FileNotFoundError:
@@ -184,7 +333,7 @@ class StepExecution:
                 f"step {self.op.task_id!r} failed: {record.get('error') or f'exit code {code}'}; nothing was "
                 f"committed or registered. Run record: {records.record_path(self.srid)}\n--- last lines ---\n{tail}"
             )
-        return publish(self.context, self.op, record, reused=False)
+        return record
 
 
 def publish(context: Context, op: Any, record: dict[str, Any], *, reused: bool) -> dict[str, Any]:
@@ -202,7 +351,7 @@ def publish(context: Context, op: Any, record: dict[str, Any], *, reused: bool) 
     ti.xcom_push(key=METRICS_KEY, value=metrics)
     for out in record.get("outputs", []):
         reg = out.get("registered")
-        if reg and reg.get("created") and not reused:
+        if reg and reg.get("created"):  # a reused output may still add a version: the latest had other content
             extra = {
                 "dataset": reg["name"],
                 "version": reg["version"],
@@ -214,11 +363,14 @@ def publish(context: Context, op: Any, record: dict[str, Any], *, reused: bool) 
                     "step_run_id": record["step_run_id"],
                 },
             }
+            if reused:
+                extra["reused_from"] = record.get("reused_from")
             context["outlet_events"][datasets_alias()].add(dataset_asset(reg["name"]), extra=extra)
     return {
         "step_run_id": record["step_run_id"],
         "status": record["status"],
         "reused": reused,
+        "reused_from": record.get("reused_from") if reused else None,
         "outputs": outputs,
         "metrics": metrics,
         "registered": [o["registered"] for o in record.get("outputs", []) if o.get("registered")],

@@ -1,0 +1,94 @@
+"""``mlpipe reuse explain DAG_ID TASK_ID [--run RUN] [--json]``: was a step run reused, and if not, why not."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line
+
+reuse_app = typer.Typer(no_args_is_help=True, help="Step reuse: why a step ran again or took earlier outputs.")
+
+
+@reuse_app.command("explain")
+def explain(
+    dag_id: str,
+    task_id: str,
+    run: Annotated[
+        str | None, typer.Option("--run", help="A DAG run id or step run id (default: the latest step run).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Hit or miss for a step run of DAG_ID/TASK_ID and, on a miss, which parts of its reuse key changed."""
+    found = find_decision(dag_id, task_id, run)
+    if found is None:
+        which = f"step run {run!r}" if run else "any step run"
+        message = (
+            f"no reuse decision for {which} of {dag_id}/{task_id}; list step runs with: mlpipe runs list --dag {dag_id}"
+        )
+        if as_json:
+            emit_json({"error": message})
+        else:
+            typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(code=1)
+    if as_json:
+        emit_json(found)
+        return
+    emit_fields(
+        [
+            ("step run", found["step_run_id"]),
+            ("decided at", found["decided_at"]),
+            ("decision", "hit (reused)" if found["hit"] else f"miss ({found['reason']})"),
+            ("reuse key", found["key"]),
+            ("reused from", found.get("reused_from") or "-"),
+            ("compared with", found.get("compared_with") or "-"),
+        ]
+    )
+    emit_line()
+    for line in found["explanation"]:
+        emit_line(f"  - {line}")
+
+
+def find_decision(dag_id: str, task_id: str, run: str | None) -> dict[str, Any] | None:
+    """The decision of the given (or latest) step run: from the step's reuse history, else from the run record."""
+    from airflow_mlpipe.datasets.output import step_run_id
+    from airflow_mlpipe.reuse.history import StepHistory
+
+    history = StepHistory(dag_id, task_id)
+    candidates = [run, step_run_id(dag_id, run, task_id)] if run else []
+    entry = next((e for e in map(history.find, candidates) if e is not None), None) if run else history.latest()
+    if entry is not None:
+        return _row(entry.step_run_id, entry.key, entry.decided_at, entry.decision)
+    for candidate in candidates:
+        decision = _from_run_record(candidate)
+        if decision is not None:
+            return decision
+    return None
+
+
+def _from_run_record(candidate: str) -> dict[str, Any] | None:
+    from airflow_mlpipe.steps.records import read_record
+
+    try:
+        record = read_record(candidate)
+    except (FileNotFoundError, ValueError):
+        return None
+    reuse = record.get("reuse") or {}
+    decision = reuse.get("decision")
+    if not decision:
+        return None
+    return _row(str(record["step_run_id"]), str(reuse.get("key")), str(decision.get("decided_at")), decision)
+
+
+def _row(srid: str, key: str, decided_at: str, decision: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "step_run_id": srid,
+        "key": key,
+        "decided_at": decided_at,
+        "hit": bool(decision.get("hit")),
+        "reason": decision.get("reason"),
+        "explanation": list(decision.get("explanation") or ()),
+        "reused_from": decision.get("reused_from"),
+        "compared_with": decision.get("compared_with"),
+    }

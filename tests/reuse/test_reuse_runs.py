@@ -1,0 +1,185 @@
+"""Step reuse in real Airflow runs (``airflow dags test``): what runs again, what is reused, and why.
+
+The example pipeline checks a plain second run. ``reuse_chain`` (tests/dags) runs from a copy of its step folders
+that each test edits; every script execution appends the step's name to a counter file outside the datastore.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from airflow_mlpipe import Datastore
+from airflow_mlpipe.assets import dataset_asset_uri
+from airflow_mlpipe.cli import output
+from airflow_mlpipe.cli.main import app
+from airflow_mlpipe.datasets.registry import DatasetRegistry
+from airflow_mlpipe.reuse.index import ReuseIndex
+from airflow_mlpipe.steps.records import read_record
+from airflow_mlpipe.storage import resolve
+from tests.airflow_utils import EXAMPLES, TEST_DAGS, airflow_dags_test, asset_events, last_run_states, last_run_xcom
+
+EXAMPLE = "mlpipe_example_pipeline"
+CHAIN = "reuse_chain"
+CHAIN_STEPS = ("prep", "train", "report")
+
+
+@dataclass
+class Pipeline:
+    """One private MLPIPE_HOME, source copy and counter; ``run`` triggers the DAG and returns who executed."""
+
+    dag_id: str
+    dags_folder: Path
+    env: dict[str, str]
+    sources: Path
+    counter: Path
+
+    def run(self, conf: dict[str, Any] | None = None) -> list[str]:
+        before = self.executed()
+        airflow_dags_test(self.dag_id, dags_folder=self.dags_folder, conf=conf, env=self.env)
+        state, tasks = last_run_states(self.dag_id)
+        assert state == "success" and set(tasks.values()) == {"success"}, tasks
+        return sorted(self.executed()[len(before) :])
+
+    def executed(self) -> list[str]:
+        return self.counter.read_text().split() if self.counter.exists() else []
+
+    def results(self, *tasks: str) -> dict[str, dict[str, Any]]:
+        return {t: last_run_xcom(self.dag_id, t) for t in tasks}
+
+    def explain(self, task_id: str, *args: str) -> dict[str, Any]:
+        """``mlpipe reuse explain DAG TASK ... --json``, in this process (the CLI writes to the stdout it saw at
+        import, so it is swapped for a buffer here)."""
+        buffer, saved = io.StringIO(), output._STDOUT
+        output._STDOUT = buffer
+        try:
+            result = CliRunner().invoke(app, ["reuse", "explain", self.dag_id, task_id, *args, "--json"])
+        finally:
+            output._STDOUT = saved
+        assert result.exit_code == 0, result.output + buffer.getvalue()
+        return dict(json.loads(buffer.getvalue()))
+
+
+def _pipeline(dag_id: str, dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    sources = tmp_path / "sources"
+    shutil.copytree(TEST_DAGS / "reuse_steps", sources)
+    env = {
+        "MLPIPE_HOME": str(tmp_path / "mlpipe"),
+        "MLPIPE_REUSE_SOURCES": str(sources),
+        "MLPIPE_REUSE_COUNTER": str(tmp_path / "executed.txt"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    resolve.clear_cache()
+    return Pipeline(dag_id, dags_folder, env, sources, tmp_path / "executed.txt")
+
+
+@pytest.fixture
+def chain(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    pipeline = _pipeline(CHAIN, TEST_DAGS, tmp_path, monkeypatch)
+    Datastore.get_default().write_text("raw/part-0.csv", "x\n1\n2\n3\n")
+    assert pipeline.run() == ["audit", "prep", "report", "train"]
+    yield pipeline
+
+
+def _statuses(pipeline: Pipeline) -> dict[str, str]:
+    return {t: read_record(r["step_run_id"])["status"] for t, r in pipeline.results(*CHAIN_STEPS).items()}
+
+
+def test_example_second_run_reuses_every_step(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = _pipeline(EXAMPLE, EXAMPLES, tmp_path, monkeypatch)
+    steps = ("data_prep", "train", "compare")
+    events_before = len(asset_events(dataset_asset_uri("iris_model")))  # the metadata DB is shared by the session
+    example.run()
+    first = example.results(*steps)
+    assert all(r["status"] == "Completed" and r["reused"] is False for r in first.values())
+
+    example.run()
+    second = example.results(*steps)
+    store = Datastore.get_default()
+    for task in steps:
+        result, earlier = second[task], first[task]
+        assert result["reused"] is True and result["status"] == "Reused"
+        assert result["reused_from"] == earlier["step_run_id"]
+        assert result["outputs"] == earlier["outputs"]  # downstream as_input()s resolve to the earlier data
+        record = read_record(result["step_run_id"])
+        assert record["status"] == "Reused" and record["reused_from"] == earlier["step_run_id"]
+        assert record["reuse"]["decision"]["hit"] is True and record["reuse"]["key"]
+        assert set(record["reuse"]["components"]) >= {"script", "source", "arguments", "inputs", "outputs"}
+        link = last_run_xcom(EXAMPLE, task, key="_link_ReusedFromLink")
+        assert link == store.uri(f"_mlpipe/runs/{earlier['step_run_id']}/record.json")
+        assert example.explain(task)["hit"] is True
+    # the model is registered once: the reused step adds no version and no asset event
+    assert DatasetRegistry().versions("iris_model") == [1]
+    assert second["compare"]["registered"] == [{"name": "iris_model", "version": 1, "created": False}]
+    assert len(asset_events(dataset_asset_uri("iris_model"))) == events_before + 1
+    assert read_record(second["compare"]["step_run_id"])["metrics"]["test_accuracy"] > 0.8
+
+
+def test_what_changes_reruns_exactly_the_affected_steps(chain: Pipeline) -> None:
+    # only an mtime, and a file that .amlignore excludes: nothing runs again but the step that never reuses
+    os.utime(chain.sources / "train" / "train.py", (1, 1))
+    (chain.sources / "prep" / "notes.log").write_text("scratch")
+    assert chain.run() == ["audit"]
+    assert _statuses(chain) == {"prep": "Reused", "train": "Reused", "report": "Reused"}
+    assert chain.explain("audit")["explanation"] == ["reuse disabled (allow_reuse=False)"]
+
+    # a parameter value: train and what reads its model
+    assert chain.run({"learning_rate": 0.5}) == ["audit", "report", "train"]
+    assert chain.explain("prep")["hit"] is True
+    assert chain.explain("train")["explanation"] == ["parameter learning_rate 0.1 → 0.5"]
+    assert "input model: upstream output changed" in chain.explain("report")["explanation"]
+
+    # a source file, and a file hash_paths names outside the source folder
+    with open(chain.sources / "train" / "train.py", "a") as fh:
+        fh.write("# tuned\n")
+    (chain.sources / "shared" / "common.py").write_text("SCALE = 2.0\n")
+    assert chain.run({"learning_rate": 0.5}) == ["audit", "report", "train"]
+    assert chain.explain("train")["explanation"] == [
+        "source file train.py changed",
+        "hash_paths file ../shared/common.py changed",
+    ]
+
+
+def test_new_data_lost_outputs_regenerate_and_a_corrupt_index_entry(chain: Pipeline) -> None:
+    store = Datastore.get_default()
+    # other bytes in the input csv at the same path: everything downstream of it
+    store.write_text("raw/part-0.csv", "x\n1\n2\n4\n")
+    assert chain.run() == ["audit", "prep", "report", "train"]
+    assert chain.explain("prep")["explanation"] == ["input raw: file raw/part-0.csv content changed"]
+    assert chain.explain("train")["explanation"][0] == "input prepped: upstream output changed"
+
+    # a reused output deleted: the step computes it again (and its downstream reads the new folder)
+    lost = chain.results("train")["train"]["outputs"]["model"]["path"]
+    store.delete(lost, recursive=True)
+    assert chain.run() == ["audit", "report", "train"]
+    assert chain.explain("train")["explanation"][0] == f"earlier outputs are gone ({lost} missing)"
+    assert chain.explain("train", "--run", chain.results("train")["train"]["step_run_id"])["hit"] is False
+
+    # regenerate_outputs: every step runs, and the next run reuses the new outputs
+    assert chain.run({"regenerate_outputs": True}) == ["audit", "prep", "report", "train"]
+    assert chain.explain("report")["explanation"] == ["regenerate_outputs requested in the trigger conf"]
+    regenerated = chain.results(*CHAIN_STEPS)
+    assert chain.run() == ["audit"]
+    assert {t: r["reused_from"] for t, r in chain.results(*CHAIN_STEPS).items()} == {
+        t: r["step_run_id"] for t, r in regenerated.items()
+    }
+
+    # a corrupt index entry: ignored with a reason, then overwritten by the run
+    key = read_record(chain.results("prep")["prep"]["step_run_id"])["reuse"]["key"]
+    store.write_text(ReuseIndex.path(key), "{not json")
+    assert "prep" in chain.run()
+    assert chain.explain("prep")["explanation"][0].startswith("the reuse index entry for this key is corrupt")
+    entry = ReuseIndex(store).get(key)
+    assert entry is not None and entry.step_run_id == chain.results("prep")["prep"]["step_run_id"]
