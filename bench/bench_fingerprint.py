@@ -262,13 +262,17 @@ def bench_tree(root: Path, dvc: Dvc | None, rounds: int, work: Path) -> dict[str
         add("ours cold (in process)", timed(lambda: scan_tree(root, cache=cache).digest))  # noqa: B023
         add("ours cold, no cache at all", timed(lambda: scan_tree(root, cache=False).digest))
         add("ours cold (new process)", run_timed(ours_in_new_process(root, fresh_path)))
+        forced = StatCache(work / f"tree-cache-{r}-forced.sqlite3")
+        add("ours cold, 2 workers forced", timed(lambda: scan_tree(root, cache=forced, workers=2).digest))  # noqa: B023
         if dvc is not None:
             add("dvc status (CLI)", dvc.cli("status", "-q"))
             add("dvc status (API)", dvc.api("status"))
         found: list[str] = []
         add("ours warm (in process)", timed(lambda: found.append(scan_tree(root, cache=cache).digest)))  # noqa: B023
         add("ours warm (new process)", run_timed(ours_in_new_process(root, cache_path)))
-        assert found == [reference], "a warm scan must give the cold digest"
+        warm_forced = timed(lambda: found.append(scan_tree(root, cache=forced, workers=2).digest))  # noqa: B023
+        add("ours warm, 2 workers forced", warm_forced)
+        assert found == [reference, reference], "a warm scan must give the cold digest"
     return samples
 
 
@@ -279,7 +283,8 @@ def ratio(slow: Sample, fast: Sample) -> tuple[float, float]:
 def report(args: argparse.Namespace, big: dict[str, Sample], tree: dict[str, Sample], meta: dict[str, object]) -> str:
     gib = args.big_mib / 1024
     lines = [
-        f"Machine: {meta['cpus']} CPUs, Python {meta['python']}, {meta['dvc']}; rounds: {args.rounds}; {meta['when']}",
+        f"Machine: {meta['cpus']} CPUs, load average {meta['load']}; Python {meta['python']}, DVC {meta['dvc']}; "
+        f"rounds: {args.rounds}; {meta['when']}",
         "",
         f"### One {args.big_mib} MiB file (page cache warm; GB/s = 10^9 bytes/s)",
         "",
@@ -357,11 +362,13 @@ def main() -> None:
             dvc.setup()
         # the racy-entry guard never caches a file changed in the last seconds: let the new files age past it
         time.sleep(RACY_WINDOW_NS / 1e9 + 0.5)
+        load_before = os.getloadavg()[0]
         print("one big file", flush=True)
         big_samples = bench_big_file(big, args.big_mib, args.rounds, work)
         print("the tree", flush=True)
         tree_samples = bench_tree(tree_root, dvc, args.rounds, work)
         meta: dict[str, object] = {
+            "load": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
             "cpus": len(os.sched_getaffinity(0)),
             "python": sys.version.split()[0],
             "dvc": dvc.version() if dvc is not None else "no DVC",

@@ -71,7 +71,7 @@ class Walker:
         self.ignore_file_names = tuple(ignore_file_names)
         self.shown = shown or root
         self.pending: list[Pending] = list(pending) if pending is not None else [(root, "", IgnoreRules())]
-        # folders for which this says yes have their files read as they are met (see ``_hash_entry``)
+        # folders for which this says yes have their files read as they are met (see ``_read_file``)
         self.hash_while_walking = hash_while_walking
         self._reader: Reader | None = None
 
@@ -124,13 +124,18 @@ class Walker:
                     continue
                 if excludes and excludes(prefix + name, is_dir=False):
                     continue
-                if here.digests is not None:
-                    self._hash_entry(fd, here, entry, prefix + name)
-                    continue
                 if entry.is_symlink():
-                    self._add_link(fd, here, name, prefix + name)
+                    link_target = self._link_target(fd, name, prefix + name)
+                    if link_target is None:
+                        continue  # kept by its link text
+                    st = link_target
+                elif not entry.is_file(follow_symlinks=False):
+                    raise self._not_regular(prefix + name)
+                elif here.digests is None:
+                    st = entry.stat(follow_symlinks=False)
+                if here.digests is not None:  # a folder read while walked: the key comes from the open file
+                    self._read_file(fd, here, name, prefix + name)
                     continue
-                st = entry.stat(follow_symlinks=False)
             except UnreadableFileError:
                 raise
             except OSError as exc:
@@ -141,36 +146,26 @@ class Walker:
             keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
             executable.append(st.st_mode & stat.S_IXUSR != 0)
 
-    def _add_link(self, fd: int, here: FolderFiles, name: str, rel: str) -> bool:
-        """A symlink: a file when it points to one (True), else recorded by its link text."""
+    def _link_target(self, fd: int, name: str, rel: str) -> os.stat_result | None:
+        """What a symlink points to, when that is a regular file; otherwise the link is kept by its link text."""
         try:
             st = os.stat(name, dir_fd=fd)
         except OSError as exc:
             if exc.errno not in _DANGLING:
                 raise
+            st = None
+        if st is None or stat.S_ISDIR(st.st_mode):
             self.walk.links[rel] = os.readlink(name, dir_fd=fd)
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            self.walk.links[rel] = os.readlink(name, dir_fd=fd)
-            return False
+            return None
         if not stat.S_ISREG(st.st_mode):
             raise self._not_regular(rel)
-        here.names.append(name)
-        here.keys.append(stat_key(st))
-        here.executable.append(st.st_mode & stat.S_IXUSR != 0)
-        return True
+        return st
 
-    def _hash_entry(self, dir_fd: int, here: FolderFiles, entry: os.DirEntry[str], rel: str) -> None:
-        """Read a file as it is met: opened by name in its folder, its key from ``fstat`` of the open file (so it
-        describes exactly what is read), then read. Saves the separate stat by path of a two-pass scan."""
+    def _read_file(self, dir_fd: int, here: FolderFiles, name: str, rel: str) -> None:
+        """Read a file as it is met: opened by name in its folder (through a link too), its key from ``fstat`` of
+        the open file, so the key describes exactly what is read; saves the stat by path of a look-up."""
         assert here.digests is not None
-        if entry.is_symlink():
-            if self._add_link(dir_fd, here, entry.name, rel):
-                here.digests.append(self._read_link_target(dir_fd, here, entry.name))
-            return
-        if not entry.is_file(follow_symlinks=False):
-            raise self._not_regular(rel)
-        fd = os.open(entry.name, OPEN_FLAGS, dir_fd=dir_fd)
+        fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):  # replaced since it was listed
@@ -180,21 +175,10 @@ class Walker:
             os.close(fd)
         if total != st.st_size:
             here.unstable.append(len(here.names))
-        here.names.append(entry.name)
-        here.keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+        here.names.append(name)
+        here.keys.append(stat_key(st))
         here.executable.append(st.st_mode & stat.S_IXUSR != 0)
         here.digests.append(digest)
-
-    def _read_link_target(self, dir_fd: int, here: FolderFiles, name: str) -> str:
-        size = here.keys[-1][0]  # from the stat just taken through the link
-        fd = os.open(name, OPEN_FLAGS, dir_fd=dir_fd)
-        try:
-            digest, total = self.reader.digest(fd, size)
-        finally:
-            os.close(fd)
-        if total != size:
-            here.unstable.append(len(here.names) - 1)
-        return digest
 
     @property
     def reader(self) -> Reader:
@@ -217,8 +201,3 @@ def unreadable_error(shown: str, rel: str, exc: OSError) -> UnreadableFileError:
     return UnreadableFileError(
         f"cannot read {rel!r} in {shown!r}: {reason}; make it readable or exclude it in .amlignore"
     )
-
-
-def walk_folder(root: str, *, ignore_file_names: Sequence[str] = DEFAULT_IGNORE_FILE_NAMES, shown: str = "") -> Walk:
-    """Every file under the folder ``root`` (absolute) that the ignore rules keep. ``shown``: the name in errors."""
-    return Walker(root, ignore_file_names=ignore_file_names, shown=shown).run()

@@ -19,6 +19,16 @@ from airflow_mlpipe.fingerprint.statcache import FolderStats, StatCache, stat_ke
 from airflow_mlpipe.fingerprint.tree import Tree, TreeDiff, TreeEntry, diff, scan_tree
 from tests.fingerprint.helpers import LaterClock, write_tree
 
+# Both ways a folder is scanned: read while walked (nothing cached for it), or looked up in the stat cache.
+SCAN_WAYS = [pytest.param(False, id="first-scan"), pytest.param(True, id="cached-before")]
+
+
+def scan_one_way(folder: Path, cache: StatCache, cached: bool) -> Tree:
+    if cached:
+        scan_tree(folder, cache=cache)
+    return scan_tree(folder, cache=cache if cached else False)
+
+
 SOURCE = {"train.py": "print('train')\n", "pkg/__init__.py": "", "pkg/util.py": "X = 1\n", "conf/a.yaml": "a: 1\n"}
 
 
@@ -104,10 +114,11 @@ def test_describe_is_bounded() -> None:
 
 
 # -- scanning a folder ----------------------------------------------------------------------------------------------
-def test_scan_records_size_content_and_executable_bit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cached", SCAN_WAYS)
+def test_scan_records_size_content_and_executable_bit(tmp_path: Path, cache: StatCache, cached: bool) -> None:
     write_tree(tmp_path, SOURCE)
     (tmp_path / "train.py").chmod(0o755)
-    tree = scan_tree(tmp_path, cache=False)
+    tree = scan_one_way(tmp_path, cache, cached)
     assert sorted(tree) == sorted(SOURCE)
     assert tree["train.py"] == TreeEntry(len(SOURCE["train.py"]), reference(SOURCE["train.py"].encode()), True)
     assert tree["pkg/util.py"].executable is False
@@ -128,7 +139,8 @@ def test_editing_a_file_is_named_by_diff(tmp_path: Path, cache: StatCache) -> No
     assert diff(before, after).describe("source file") == ["source file train.py changed"]
 
 
-def test_symlinks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cached", SCAN_WAYS)
+def test_symlinks(tmp_path: Path, cache: StatCache, cached: bool) -> None:
     outside = write_tree(tmp_path / "outside", {"shared.py": "S = 1\n", "lib/x.py": "x"})
     src = write_tree(tmp_path / "src", {"train.py": "t"})
     (src / "to_file.py").symlink_to(src / "train.py")
@@ -136,7 +148,7 @@ def test_symlinks(tmp_path: Path) -> None:
     (src / "to_folder").symlink_to(outside / "lib")
     (src / "loop").symlink_to(src)
     (src / "dangling").symlink_to(src / "nowhere")
-    tree = scan_tree(src, cache=False)
+    tree = scan_one_way(src, cache, cached)
     assert tree["to_file.py"] == tree["train.py"]  # a link to a file counts as the file
     assert tree["to_outside_file.py"].digest == reference(b"S = 1\n")
     for name in ("to_folder", "loop", "dangling"):  # not followed: the link text is fingerprinted
@@ -166,11 +178,15 @@ def test_a_file_is_not_a_folder(tmp_path: Path) -> None:
         scan_tree(tmp_path / "f.py")
 
 
-def test_a_fifo_is_named_not_waited_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cached", SCAN_WAYS)
+def test_a_fifo_is_named_not_waited_on(tmp_path: Path, cache: StatCache, cached: bool) -> None:
     write_tree(tmp_path, {"train.py": "t"})
+    if cached:
+        scan_tree(tmp_path, cache=cache)
     os.mkfifo(tmp_path / "pipe")
-    with pytest.raises(UnreadableFileError, match="'pipe'.*not a regular file"):
-        scan_tree(tmp_path, cache=False)
+    (tmp_path / "link-to-pipe").symlink_to(tmp_path / "pipe")
+    with pytest.raises(UnreadableFileError, match="'(link-to-)?pipe'.*not a regular file"):
+        scan_tree(tmp_path, cache=cache if cached else False)
 
 
 def test_a_fifo_that_is_ignored_is_fine(tmp_path: Path) -> None:
