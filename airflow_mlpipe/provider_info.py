@@ -7,6 +7,7 @@ from typing import Any
 from airflow_mlpipe.version import __version__
 
 CONN_TYPE = "mlpipe_datastore"
+INTEGRATION = "ML pipelines (airflow-mlpipe)"
 
 
 # The connection form. Airflow 3 builds it from "conn-fields"; DatastoreHook returns the same for older UIs.
@@ -68,4 +69,6 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlpipe.operators.links.StepRunLink",
             "airflow_mlpipe.operators.links.ReusedFromLink",
         ],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_mlpipe.sensors.reuse"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_mlpipe.triggers.reuse"]}],
     }

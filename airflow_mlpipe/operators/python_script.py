@@ -123,6 +123,12 @@ class PythonScriptOperator(BaseOperator):
 
         return StepExecution(self, context).run()
 
+    def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume from ``ReuseTrigger``: another run was computing this step's reuse key (see ``step_dedup``)."""
+        from airflow_mlpipe.operators.step_execution import StepExecution
+
+        return StepExecution(self, context).resume_after_reuse_wait(event or {})
+
     def on_kill(self) -> None:
         launcher = getattr(self, "_launcher", None)
         if launcher is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,6 +14,7 @@ from airflow_mlpipe.exceptions import MlpipeError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.tree import Tree
 from airflow_mlpipe.operators.links import RECORD_URI_KEY, REUSED_FROM_KEY
+from airflow_mlpipe.operators.step_dedup import compute_once
 from airflow_mlpipe.operators.step_reuse import (
     environment_component,
     read_earlier_record,
@@ -26,7 +27,9 @@ from airflow_mlpipe.reuse.decide import ReuseDecision, decide
 from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.indexing import index_run
+from airflow_mlpipe.reuse.lease import LeaseRecord
 from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
+from airflow_mlpipe.reuse.wait import lease_from_event
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import Snapshot, git_info, scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
@@ -64,14 +67,23 @@ class StepExecution:
         self.srid = operator.step_run_id(context)
         self.started_at = records.now_iso()
 
-    def run(self) -> dict[str, Any]:
+    def run(self, *, take_over: LeaseRecord | None = None) -> dict[str, Any]:
         """Check the reuse index: on a hit, publish the earlier outputs; on a miss, run the step, then index its
-        outputs so that later runs may reuse them."""
+        outputs so that later runs may reuse them. A miss whose key another run is computing right now waits for
+        it (deferred) instead; ``take_over``: the lease record a wait ended on, its holder gone."""
         plan = self._or_fail(self.plan)
         decision = self.decide(plan)
         if decision.hit:
             return self.reuse(plan, decision)
-        return self.compute(plan, decision)
+        if decision.reason == "disabled":  # allow_reuse=False: nothing to share, no lease
+            return self.compute(plan, decision)
+        return compute_once(self, plan, decision, take_over=take_over)
+
+    def resume_after_reuse_wait(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """After ``ReuseTrigger``: decide again (a "ready" key is a hit now), taking over a lease that went
+        stale. Needs nothing but the event: the operator is re-created from the DAG file to resume."""
+        self.log.info("Resumed after waiting for reuse key %s: %s", event.get("key"), dict(event))
+        return self.run(take_over=lease_from_event(event))
 
     def _or_fail(self, step: Callable[[], _T]) -> _T:
         try:

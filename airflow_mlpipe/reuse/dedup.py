@@ -104,10 +104,13 @@ def claim_key(
     settings: DedupSettings | None = None,
     store: Datastore | None = None,
     take_over: LeaseRecord | None = None,
+    accept_entry: bool = True,
 ) -> Claim:
     """Try to become the producer of ``key``; see the module's notes for the three outcomes.
 
     :param take_over: from a ``lease_expired`` event: the record the trigger watched go stale.
+    :param accept_entry: False for a run that computes whatever the index holds (``regenerate_outputs``): it
+        never gets ``ready``.
     """
     settings = settings or DedupSettings.from_env()
     leases = Leases(store, clock_skew=settings.clock_skew)
@@ -117,7 +120,7 @@ def claim_key(
     for _ in range(5):
         lease = leases.acquire(key, holder, settings.lease_ttl, info=lease_info, take_over=take_over)
         if lease is not None:
-            entry = index.get(key)
+            entry = index.get(key) if accept_entry else None
             if entry is not None:
                 lease.release()
                 return Claim("ready", key, settings, entry=entry)

@@ -104,7 +104,7 @@ class LeaseRecord:
 
     def same_as(self, other: LeaseRecord | None) -> bool:
         """The same holder's record, not written since ``other`` was read."""
-        return other is not None and (self.holder, self.version) == (other.holder, other.version)
+        return other is not None and (self.key, self.holder, self.version) == (other.key, other.holder, other.version)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.operators.step_dedup import RESUME_METHOD, compute_once
 from airflow_mlpipe.reuse.dedup import DedupSettings, claim_key
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
@@ -96,3 +100,77 @@ def test_settings_from_the_environment() -> None:
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"{name}={value!r}"):
         DedupSettings.from_env({name: value})
+
+
+class FakeExecution:
+    """What ``compute_once`` uses of a ``StepExecution``: the step's identity, compute, decide and reuse."""
+
+    def __init__(self, store: object, srid: str, *, fail: bool = False) -> None:
+        self.context = {"ti": SimpleNamespace(try_number=1, dag_id="d", run_id=srid, task_id="t")}
+        self.srid = srid
+        self.store = store
+        self.log = logging.getLogger("fake-step")
+        self.fail = fail
+        self.deferred: list[tuple[object, str]] = []
+        self.op = SimpleNamespace(defer=self._defer)
+        self.held_while_computing: bool | None = None
+
+    def _defer(self, *, trigger: object, method_name: str) -> None:
+        self.deferred.append((trigger, method_name))
+        raise TaskDeferred(trigger=trigger, method_name=method_name)  # type: ignore[arg-type]
+
+    def compute(self, plan: object, decision: object) -> dict[str, object]:
+        record = Leases(self.store).read(KEY)  # type: ignore[arg-type]
+        self.held_while_computing = record is not None and not record.released and srid_of(record) == self.srid
+        if self.fail:
+            raise RuntimeError("script failed")
+        ReuseIndex(self.store).put(entry_for(KEY, self.srid))  # type: ignore[arg-type]
+        return {"computed": self.srid}
+
+    def decide(self, plan: object) -> object:
+        entry = ReuseIndex(self.store).get(KEY)  # type: ignore[arg-type]
+        return SimpleNamespace(hit=entry is not None, key=KEY, reason="hit" if entry else "no_entry", entry=entry)
+
+    def reuse(self, plan: object, decision: object) -> dict[str, object]:
+        return {"reused": decision.entry.step_run_id}  # type: ignore[attr-defined]
+
+
+def srid_of(record: object) -> object:
+    return record.info.get("step_run_id")  # type: ignore[attr-defined]
+
+
+MISS = SimpleNamespace(key=KEY, reason="no_entry", hit=False)
+
+
+def test_the_operator_side_computes_under_the_lease_then_releases(leases: Leases) -> None:
+    producer = FakeExecution(leases.store, "d.run1.t")
+    assert compute_once(producer, None, MISS) == {"computed": "d.run1.t"}  # type: ignore[arg-type]
+    assert producer.held_while_computing is True
+    assert leases.read(KEY).released  # type: ignore[union-attr]
+    # a later run's claim finds the entry (its decide would have hit first in the operator)
+    assert compute_once(FakeExecution(leases.store, "d.run2.t"), None, MISS) == {"reused": "d.run1.t"}  # type: ignore[arg-type]
+
+
+def test_a_failing_producer_releases_so_waiters_take_over_at_once(leases: Leases) -> None:
+    with pytest.raises(RuntimeError, match="script failed"):
+        compute_once(FakeExecution(leases.store, "d.run1.t", fail=True), None, MISS)  # type: ignore[arg-type]
+    record = leases.read(KEY)
+    assert record is not None and record.released
+    assert compute_once(FakeExecution(leases.store, "d.run2.t"), None, MISS) == {"computed": "d.run2.t"}  # type: ignore[arg-type]
+
+
+def test_a_held_key_defers_to_the_resume_method_of_the_operator(leases: Leases) -> None:
+    from airflow_mlpipe.operators.python_script import PythonScriptOperator
+
+    assert claim_key(KEY, step_run_id="d.run1.t", settings=SETTINGS).outcome == "produce"
+    waiter = FakeExecution(leases.store, "d.run2.t")
+    with pytest.raises(TaskDeferred):
+        compute_once(waiter, None, MISS)  # type: ignore[arg-type]
+    ((trigger, method),) = waiter.deferred
+    assert isinstance(trigger, ReuseTrigger) and trigger.key == KEY
+    assert method == RESUME_METHOD and callable(getattr(PythonScriptOperator, method))
+    # regenerate_outputs never waits: it computes alongside
+    regenerate = SimpleNamespace(key=KEY, reason="regenerate", hit=False)
+    other = FakeExecution(leases.store, "d.run3.t")
+    assert compute_once(other, None, regenerate) == {"computed": "d.run3.t"}  # type: ignore[arg-type]
+    assert other.deferred == [] and other.held_while_computing is False
