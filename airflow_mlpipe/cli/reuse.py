@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -81,7 +82,7 @@ def _from_run_record(candidate: str) -> dict[str, Any] | None:
     return _row(str(record["step_run_id"]), str(reuse.get("key")), str(decision.get("decided_at")), decision)
 
 
-def _row(srid: str, key: str, decided_at: str, decision: dict[str, Any]) -> dict[str, Any]:
+def _row(srid: str, key: str, decided_at: str, decision: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "step_run_id": srid,
         "key": key,

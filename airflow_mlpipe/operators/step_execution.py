@@ -139,6 +139,13 @@ class StepExecution:
         )
         verdict = "hit" if decision.hit else "miss"
         self.log.info("Reuse %s (key %s): %s", verdict, decision.key, "; ".join(decision.explanation))
+        for name, detail in plan.fingerprint.details["inputs"].items():
+            if detail.get("read_to_hash"):
+                self.log.warning(
+                    "Input %s: its store keeps no hash for %d files; they were read to fingerprint them",
+                    name,
+                    detail["read_to_hash"],
+                )
         return decision
 
     # -- a hit ----------------------------------------------------------------------------------------------

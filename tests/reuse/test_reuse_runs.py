@@ -6,7 +6,6 @@ that each test edits; every script execution appends the step's name to a counte
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from airflow_mlpipe import Datastore
 from airflow_mlpipe.assets import dataset_asset_uri
-from airflow_mlpipe.cli import output
-from airflow_mlpipe.cli.main import app
 from airflow_mlpipe.datasets.registry import DatasetRegistry
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps.records import read_record
 from airflow_mlpipe.storage import resolve
 from tests.airflow_utils import EXAMPLES, TEST_DAGS, airflow_dags_test, asset_events, last_run_states, last_run_xcom
+from tests.reuse.reuse_helpers import mlpipe_in_process
 
 EXAMPLE = "mlpipe_example_pipeline"
 CHAIN = "reuse_chain"
@@ -57,16 +54,10 @@ class Pipeline:
         return {t: last_run_xcom(self.dag_id, t) for t in tasks}
 
     def explain(self, task_id: str, *args: str) -> dict[str, Any]:
-        """``mlpipe reuse explain DAG TASK ... --json``, in this process (the CLI writes to the stdout it saw at
-        import, so it is swapped for a buffer here)."""
-        buffer, saved = io.StringIO(), output._STDOUT
-        output._STDOUT = buffer
-        try:
-            result = CliRunner().invoke(app, ["reuse", "explain", self.dag_id, task_id, *args, "--json"])
-        finally:
-            output._STDOUT = saved
-        assert result.exit_code == 0, result.output + buffer.getvalue()
-        return dict(json.loads(buffer.getvalue()))
+        """``mlpipe reuse explain DAG TASK ... --json``."""
+        code, printed = mlpipe_in_process("reuse", "explain", self.dag_id, task_id, *args, "--json")
+        assert code == 0, printed
+        return dict(json.loads(printed))
 
 
 def _pipeline(dag_id: str, dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
@@ -127,7 +118,8 @@ def test_example_second_run_reuses_every_step(
     assert read_record(second["compare"]["step_run_id"])["metrics"]["test_accuracy"] > 0.8
 
 
-def test_what_changes_reruns_exactly_the_affected_steps(chain: Pipeline) -> None:
+def test_what_reruns_what_is_reused_and_why(chain: Pipeline) -> None:
+    store = Datastore.get_default()
     # only an mtime, and a file that .amlignore excludes: nothing runs again but the step that never reuses
     os.utime(chain.sources / "train" / "train.py", (1, 1))
     (chain.sources / "prep" / "notes.log").write_text("scratch")
@@ -141,7 +133,7 @@ def test_what_changes_reruns_exactly_the_affected_steps(chain: Pipeline) -> None
     assert chain.explain("train")["explanation"] == ["parameter learning_rate 0.1 → 0.5"]
     assert "input model: upstream output changed" in chain.explain("report")["explanation"]
 
-    # a source file, and a file hash_paths names outside the source folder
+    # a source file, and a file that hash_paths names outside the source folder
     with open(chain.sources / "train" / "train.py", "a") as fh:
         fh.write("# tuned\n")
     (chain.sources / "shared" / "common.py").write_text("SCALE = 2.0\n")
@@ -151,35 +143,35 @@ def test_what_changes_reruns_exactly_the_affected_steps(chain: Pipeline) -> None
         "hash_paths file ../shared/common.py changed",
     ]
 
-
-def test_new_data_lost_outputs_regenerate_and_a_corrupt_index_entry(chain: Pipeline) -> None:
-    store = Datastore.get_default()
-    # other bytes in the input csv at the same path: everything downstream of it
+    # other bytes in the input csv at the same path: every step downstream of it
     store.write_text("raw/part-0.csv", "x\n1\n2\n4\n")
-    assert chain.run() == ["audit", "prep", "report", "train"]
+    assert chain.run({"learning_rate": 0.5}) == ["audit", "prep", "report", "train"]
     assert chain.explain("prep")["explanation"] == ["input raw: file raw/part-0.csv content changed"]
     assert chain.explain("train")["explanation"][0] == "input prepped: upstream output changed"
 
     # a reused output deleted: the step computes it again (and its downstream reads the new folder)
     lost = chain.results("train")["train"]["outputs"]["model"]["path"]
     store.delete(lost, recursive=True)
-    assert chain.run() == ["audit", "report", "train"]
+    assert chain.run({"learning_rate": 0.5}) == ["audit", "report", "train"]
     assert chain.explain("train")["explanation"][0] == f"earlier outputs are gone ({lost} missing)"
-    assert chain.explain("train", "--run", chain.results("train")["train"]["step_run_id"])["hit"] is False
 
-    # regenerate_outputs: every step runs, and the next run reuses the new outputs
-    assert chain.run({"regenerate_outputs": True}) == ["audit", "prep", "report", "train"]
+    # regenerate_outputs: every step runs, and later runs reuse the new outputs
+    assert chain.run({"learning_rate": 0.5, "regenerate_outputs": True}) == ["audit", "prep", "report", "train"]
     assert chain.explain("report")["explanation"] == ["regenerate_outputs requested in the trigger conf"]
     regenerated = chain.results(*CHAIN_STEPS)
-    assert chain.run() == ["audit"]
-    assert {t: r["reused_from"] for t, r in chain.results(*CHAIN_STEPS).items()} == {
-        t: r["step_run_id"] for t, r in regenerated.items()
-    }
 
-    # a corrupt index entry: ignored with a reason, then overwritten by the run
-    key = read_record(chain.results("prep")["prep"]["step_run_id"])["reuse"]["key"]
+    # ... except where the index entry is corrupt: ignored with a reason, then overwritten by the run
+    key = read_record(regenerated["report"]["step_run_id"])["reuse"]["key"]
     store.write_text(ReuseIndex.path(key), "{not json")
-    assert "prep" in chain.run()
-    assert chain.explain("prep")["explanation"][0].startswith("the reuse index entry for this key is corrupt")
+    assert chain.run({"learning_rate": 0.5}) == ["audit", "report"]
+    now = chain.results(*CHAIN_STEPS)
+    assert {t: now[t]["reused_from"] for t in ("prep", "train")} == {
+        t: regenerated[t]["step_run_id"] for t in ("prep", "train")
+    }
+    assert chain.explain("report")["explanation"][0].startswith("the reuse index entry for this key is corrupt")
     entry = ReuseIndex(store).get(key)
-    assert entry is not None and entry.step_run_id == chain.results("prep")["prep"]["step_run_id"]
+    assert entry is not None and entry.step_run_id == now["report"]["step_run_id"]
+
+    # explain --run: an earlier step run's decision, by its DAG run id
+    first_train = read_record(regenerated["train"]["step_run_id"])
+    assert chain.explain("train", "--run", first_train["run_id"])["reason"] == "regenerate"
