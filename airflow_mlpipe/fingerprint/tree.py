@@ -201,9 +201,10 @@ class TreeDiff:
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
-    def describe(self, noun: str = "file", *, limit: int = 10) -> list[str]:
-        """Lines such as ``source file train.py changed``; at most ``limit`` of them, then a count of the rest."""
-        lines = [f"{noun} {p} changed" for p in self.changed]
+    def describe(self, noun: str = "file", *, limit: int = 10, changed: str = "changed") -> list[str]:
+        """Lines such as ``source file train.py changed``; at most ``limit`` of them, then a count of the rest.
+        ``changed``: the words for a path in both trees (``"content changed"`` for data files)."""
+        lines = [f"{noun} {p} {changed}" for p in self.changed]
         lines += [f"{noun} {p} added" for p in self.added]
         lines += [f"{noun} {p} removed" for p in self.removed]
         if len(lines) > limit:

@@ -169,7 +169,10 @@ def _input_lines(
 
 def _content_lines(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     before, after = old.get("entries"), new.get("entries")
-    files = [] if before is None or after is None else _file_lines(f"input {name}: file", _entries_diff(before, after))
+    files = []
+    if before is not None and after is not None:
+        changes = _entries_diff(before, after)
+        files = changes.describe(f"input {name}: file", limit=FILE_LINES_LIMIT, changed="content changed")
     if new.get("origin") == "upstream":
         if files:
             return [f"input {name}: upstream output changed", *files]
@@ -181,15 +184,6 @@ def _content_lines(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) ->
     if files:
         return lines + files
     return [*lines, f"input {name}: content changed ({old.get('files')} → {new.get('files')} files)"]
-
-
-def _file_lines(noun: str, changes: TreeDiff) -> list[str]:
-    lines = [f"{noun} {p} content changed" for p in changes.changed]
-    lines += [f"{noun} {p} added" for p in changes.added]
-    lines += [f"{noun} {p} removed" for p in changes.removed]
-    if len(lines) > FILE_LINES_LIMIT:
-        lines = [*lines[:FILE_LINES_LIMIT], f"... and {len(lines) - FILE_LINES_LIMIT} more"]
-    return lines
 
 
 # -- outputs ------------------------------------------------------------------------------------------------
