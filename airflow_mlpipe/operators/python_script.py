@@ -129,10 +129,19 @@ class PythonScriptOperator(BaseOperator):
 
         return StepExecution(self, context).resume_after_reuse_wait(event or {})
 
+    def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume a step whose pod was awaited in the triggerer (``KubernetesCompute(deferrable=True)``)."""
+        from airflow_mlpipe.operators.step_execution import StepExecution
+
+        return StepExecution(self, context).resume_container(event)
+
     def on_kill(self) -> None:
         launcher = getattr(self, "_launcher", None)
         if launcher is not None:
             launcher.kill()
+        delegate = getattr(self, "_delegate", None)
+        if delegate is not None:
+            delegate.on_kill()
 
     def resolve_source_directory(self) -> str:
         if os.path.isabs(self.source_directory):

@@ -303,15 +303,32 @@ class StepExecution:
         from airflow_mlpipe.compute.delegate import execute_delegated
 
         delegate = self.container_operator()
+        self.op._delegate = delegate  # for on_kill: the provider's operator deletes its pod or container
         self.log.info("Running step %s on %s", self.srid, self.op.compute_target.kind)
+        return self._delegated(lambda: execute_delegated(delegate, self.context))
+
+    def _delegated(self, call: Callable[[], Any]) -> int:
         try:
-            execute_delegated(delegate, self.context)
+            call()
         except Exception as exc:  # the runner's record tells what failed; the provider's error says how
             if type(exc).__name__ == "TaskDeferred":
                 raise
             self.log.error("The %s step failed: %s", self.op.compute_target.kind, exc)
             return 1
         return 0
+
+    def resume_container(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """After the pod operator's own trigger (``KubernetesCompute(deferrable=True)``): let the provider finish
+        the pod, then finish the step from its run record. Only the spec written before deferring is needed."""
+        spec = StepSpec.from_dict(self.store.read_json(records.spec_path(self.srid)))
+        self.datastores = self._datastores([dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs])
+        delegate = self.container_operator()
+        self.op._delegate = delegate
+        code = self._delegated(lambda: delegate.trigger_reentry(self.context, event))
+        record = self.finish(code)
+        result = publish(self.context, self.op, record, reused=False)
+        self._index(self._or_fail(self.plan), record)
+        return result
 
     def container_operator(self) -> Any:
         from airflow_mlpipe.compute.docker import DockerCompute, build_docker_operator

@@ -38,6 +38,8 @@ gpu_pool = KubernetesCompute(
     node_selector={"pool": "gpu"},
     secrets=["mlpipe-datastores"],
     datastore_secrets={"mlpipe_default": "mlpipe-datastores"},
+    # wait for the pod in the triggerer instead of holding a worker slot
+    deferrable=os.environ.get("MLPIPE_K8S_DEFERRABLE", "1") == "1",
 )
 
 with DAG(

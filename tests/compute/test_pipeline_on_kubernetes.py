@@ -47,6 +47,8 @@ def test_gpu_step_runs_in_a_pod_and_registers_its_output(kubernetes_env: Kuberne
     proc = airflow_dags_test(DAG_ID, dags_folder=EXAMPLES / "kubernetes", env=env, check=False)
     _state, tasks = last_run_states(DAG_ID)
     assert tasks == {"data_prep": "success", "train": "success"}, proc.stdout[-4000:] + proc.stderr[-4000:]
+    output = proc.stdout + proc.stderr
+    assert "TaskDeferred" in output or "deferred" in output.lower(), output[-3000:]  # waited in the triggerer
     (pod,) = kubernetes_env.kubelet.runs_in(namespace)
     container = pod.manifest["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
