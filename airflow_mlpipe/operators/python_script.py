@@ -41,8 +41,10 @@ class PythonScriptOperator(BaseOperator):
     :param compute_target: ``LocalCompute()`` (default), ``DockerCompute(...)`` or ``KubernetesCompute(...)``.
     :param runconfig: a ``RunConfiguration`` (its environment and target apply unless given here).
     :param environment: an ``Environment`` (pip packages, image, env vars, interpreter).
-    :param allow_reuse: reuse the outputs of an identical earlier run instead of running again.
+    :param allow_reuse: reuse the outputs of an identical earlier run instead of running again (trigger conf
+        ``{"regenerate_outputs": true}`` runs every step of that DAG run anyway).
     :param hash_paths: further files or folders whose content counts for reuse.
+    :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
     """
 
     template_fields: Sequence[str] = ("script_name",)
@@ -89,7 +91,7 @@ class PythonScriptOperator(BaseOperator):
             )
         self.allow_reuse = bool(allow_reuse)
         self.hash_paths = tuple(hash_paths or ())
-        self.reuse_ttl = reuse_ttl
+        self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
         self._add_params_to_dag()
         if not isinstance(self.compute_target, LocalCompute):
             check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])
@@ -218,6 +220,14 @@ class PythonScriptOperator(BaseOperator):
     def step_run_id(self, context: Context) -> str:
         ti = context["ti"]
         return step_run_id(ti.dag_id, ti.run_id, ti.task_id)
+
+
+def _check_ttl(task_id: str, ttl: object) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
+        raise ConfigError(f"step {task_id!r}: reuse_ttl {ttl!r} must be a positive number of seconds, or None")
+    return float(ttl)
 
 
 def check_reachable_at_parse(task_id: str, compute: ComputeTarget, output_datastores: list[str]) -> None:
