@@ -8,8 +8,9 @@ their mtimes or the order the filesystem lists them in. ``diff`` names what chan
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -20,6 +21,9 @@ from airflow_mlpipe.fingerprint.hashing import HASH_NAME
 from airflow_mlpipe.fingerprint.ignore import DEFAULT_IGNORE_FILE_NAMES
 from airflow_mlpipe.fingerprint.scan import ScanResult, paused_gc, scan_folder
 from airflow_mlpipe.fingerprint.statcache import StatCache, resolve_cache
+
+# A tree as parallel columns: relative paths, sizes, digests and flags ("-" file, "x" executable, "l" link).
+Columns = tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]]
 
 TREE_FORMAT = "mlpipe-tree/1"  # part of every digest: a new serialisation gets a new salt
 
@@ -67,8 +71,9 @@ class Tree:
     tree, whose digest comes from the stat cache, makes no per-file objects and sorts nothing.
     """
 
-    __slots__ = ("_columns", "_digest", "_entries", "_sorted")
-    _columns: tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]]
+    __slots__ = ("_build", "_columns", "_digest", "_entries", "_sorted")
+    _build: Callable[[], Columns] | None  # makes the columns, on first need
+    _columns: Columns | None
     _sorted: bool
     _entries: Mapping[str, TreeEntry] | None
     _digest: str | None
@@ -96,31 +101,50 @@ class Tree:
         tree._fill((paths, sizes, digests, flags), is_sorted=False, digest=digest)
         return tree
 
-    def _fill(
-        self,
-        columns: tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]],
-        *,
-        is_sorted: bool,
-        digest: str | None,
-    ) -> None:
+    @classmethod
+    def later(cls, build: Callable[[], Columns], *, digest: str) -> Tree:
+        """A tree whose digest is known and whose columns ``build`` makes only if they are asked for (a reuse
+        check of an unchanged source folder needs the digest alone)."""
+        tree = cls.__new__(cls)
+        tree._fill(None, is_sorted=False, digest=digest)
+        object.__setattr__(tree, "_build", build)
+        return tree
+
+    def _fill(self, columns: Columns | None, *, is_sorted: bool, digest: str | None) -> None:
+        object.__setattr__(self, "_build", None)
         object.__setattr__(self, "_columns", columns)
         object.__setattr__(self, "_sorted", is_sorted)
         object.__setattr__(self, "_entries", None)
         object.__setattr__(self, "_digest", digest)
 
+    def _raw_columns(self) -> Columns:
+        if self._columns is None:
+            assert self._build is not None
+            object.__setattr__(self, "_columns", self._build())
+            object.__setattr__(self, "_build", None)
+        assert self._columns is not None
+        return self._columns
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a Tree is immutable: cannot set {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_unpickle, (*self._columns, self._digest))
+        return (_unpickle, (*self._raw_columns(), self._digest))
 
-    def _sorted_columns(self) -> tuple[Sequence[str], Sequence[int], Sequence[str], Sequence[str]]:
+    def _sorted_columns(self) -> Columns:
+        columns = self._raw_columns()
         if not self._sorted:
-            paths = self._columns[0]
+            paths, sizes, digests, flags = columns
             order = sorted(range(len(paths)), key=paths.__getitem__)
-            object.__setattr__(self, "_columns", tuple([column[i] for i in order] for column in self._columns))
+            columns = (
+                [paths[i] for i in order],
+                [sizes[i] for i in order],
+                [digests[i] for i in order],
+                [flags[i] for i in order],
+            )
+            object.__setattr__(self, "_columns", columns)
             object.__setattr__(self, "_sorted", True)
-        return self._columns
+        return columns
 
     @property
     def entries(self) -> Mapping[str, TreeEntry]:
@@ -145,10 +169,10 @@ class Tree:
 
     @property
     def size(self) -> int:
-        return sum(self._columns[1])
+        return sum(self._raw_columns()[1])
 
     def __len__(self) -> int:
-        return len(self._columns[0])
+        return len(self._raw_columns()[0])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._sorted_columns()[0])
@@ -261,6 +285,15 @@ def tree_of(scanned: ScanResult, *, cache: StatCache | None = None, root: str = 
     """The tree of a scanned folder; its digest from ``cache`` when the whole tree is unchanged since it was kept."""
     signature = scanned.signature() if cache is not None else None
     known = cache.tree_digest(root, config, signature) if cache is not None and signature is not None else None
+    if known is not None:
+        return Tree.later(partial(_columns_of, scanned), digest=known)
+    tree = Tree.from_columns(*_columns_of(scanned))
+    if cache is not None and signature is not None:
+        cache.remember_tree(root, config, signature, tree.digest)
+    return tree
+
+
+def _columns_of(scanned: ScanResult) -> Columns:
     paths: list[str] = []
     sizes: list[int] = []
     digests: list[str] = []
@@ -276,10 +309,7 @@ def tree_of(scanned: ScanResult, *, cache: StatCache | None = None, root: str = 
         sizes.append(entry.size)
         digests.append(entry.digest)
         flags.append("l")
-    tree = Tree.from_columns(paths, sizes, digests, flags, digest=known)
-    if cache is not None and signature is not None and known is None:
-        cache.remember_tree(root, config, signature, tree.digest)
-    return tree
+    return paths, sizes, digests, flags
 
 
 def _unpickle(

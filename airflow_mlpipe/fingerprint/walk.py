@@ -28,7 +28,7 @@ from airflow_mlpipe.fingerprint.ignore import (
 from airflow_mlpipe.fingerprint.statcache import StatKey, stat_key
 
 _DANGLING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
-_S_IFMT = 0o170000
+_S_IFMT, _S_IFREG, _S_IXUSR = 0o170000, stat.S_IFREG, stat.S_IXUSR
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 # A folder still to visit: (absolute path, path relative to the root, the ignore rules in force there).
@@ -109,53 +109,62 @@ class Walker:
         self, fd: int, folder: str, here: FolderFiles, entries: list[os.DirEntry[str]], rules: IgnoreRules
     ) -> None:
         # the hot loop of a large tree: one stat per file; ignore rules consulted only where a folder has some
+        # (names bound to locals: this loop runs once per file of the tree)
         prefix = f"{here.rel}/" if here.rel else ""
         base = folder.rstrip("/") + "/"
-        names, keys, executable, pending = here.names, here.keys, here.executable, self.pending
+        add_name, add_key, add_executable = here.names.append, here.keys.append, here.executable.append
+        pending, skipped_suffixes, read_while_walked = self.pending, ALWAYS_SKIPPED_SUFFIXES, here.digests is not None
         excludes = rules.excludes if rules.stack else None
         for entry in entries:
             name = entry.name
             try:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.is_file(follow_symlinks=False):  # a regular file, from the listing alone: most entries
+                    if name.endswith(skipped_suffixes) or name == ".git":
+                        continue
+                    if excludes and excludes(prefix + name, is_dir=False):
+                        continue
+                    if read_while_walked:  # the key comes from the open file
+                        self._read_file(fd, here, name, prefix + name)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                elif entry.is_dir(follow_symlinks=False):
                     if name not in ALWAYS_SKIPPED_FOLDERS and not (excludes and excludes(prefix + name, is_dir=True)):
                         pending.append((base + name, prefix + name, rules))
                     continue
-                if name.endswith(ALWAYS_SKIPPED_SUFFIXES) or name == ".git":
-                    continue
-                if excludes and excludes(prefix + name, is_dir=False):
-                    continue
-                if entry.is_symlink():
-                    link_target = self._link_target(fd, name, prefix + name)
+                else:
+                    if name == ".git" or (excludes and excludes(prefix + name, is_dir=False)):
+                        continue
+                    link_target = self._link_target(fd, entry, prefix + name)
                     if link_target is None:
                         continue  # kept by its link text
+                    if read_while_walked:
+                        self._read_file(fd, here, name, prefix + name)
+                        continue
                     st = link_target
-                elif not entry.is_file(follow_symlinks=False):
-                    raise self._not_regular(prefix + name)
-                elif here.digests is None:
-                    st = entry.stat(follow_symlinks=False)
-                if here.digests is not None:  # a folder read while walked: the key comes from the open file
-                    self._read_file(fd, here, name, prefix + name)
-                    continue
             except UnreadableFileError:
                 raise
             except OSError as exc:
                 raise self._unreadable(prefix + name, exc) from exc
-            if st.st_mode & _S_IFMT != stat.S_IFREG:
+            mode = st.st_mode
+            if mode & _S_IFMT != _S_IFREG:
                 raise self._not_regular(prefix + name)
-            names.append(name)
-            keys.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
-            executable.append(st.st_mode & stat.S_IXUSR != 0)
+            add_name(name)
+            add_key((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+            add_executable(mode & _S_IXUSR != 0)
 
-    def _link_target(self, fd: int, name: str, rel: str) -> os.stat_result | None:
-        """What a symlink points to, when that is a regular file; otherwise the link is kept by its link text."""
+    def _link_target(self, fd: int, entry: os.DirEntry[str], rel: str) -> os.stat_result | None:
+        """What a symlink points to, when that is a regular file; otherwise the link is kept by its link text.
+        Anything else (a FIFO, socket or device, or a link to one) cannot be fingerprinted."""
+        if not entry.is_symlink():
+            raise self._not_regular(rel)
         try:
-            st = os.stat(name, dir_fd=fd)
+            st = os.stat(entry.name, dir_fd=fd)
         except OSError as exc:
             if exc.errno not in _DANGLING:
                 raise
             st = None
         if st is None or stat.S_ISDIR(st.st_mode):
-            self.walk.links[rel] = os.readlink(name, dir_fd=fd)
+            self.walk.links[rel] = os.readlink(entry.name, dir_fd=fd)
             return None
         if not stat.S_ISREG(st.st_mode):
             raise self._not_regular(rel)
