@@ -514,7 +514,8 @@ def med(values: Sequence[float]) -> float:
 
 
 def ratio(value: float, base: float, digits: int = 2) -> str:
-    return f"{value / base:.{digits}f}x" if base > 0 else "-"
+    """``value / base`` as "1.23x"; "-" for a base under a millisecond (nothing to compare with)."""
+    return f"{value / base:.{digits}f}x" if base >= 0.001 else "-"
 
 
 def spread(values: Sequence[float]) -> str:
