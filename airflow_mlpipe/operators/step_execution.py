@@ -23,7 +23,7 @@ from airflow_mlpipe.operators.step_reuse import (
     reuse_policy,
     reused_record,
 )
-from airflow_mlpipe.reuse.decide import ReuseDecision, decide
+from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
 from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.indexing import index_run
@@ -115,38 +115,8 @@ class StepExecution:
 
     def decide(self, plan: StepPlan) -> ReuseDecision:
         """Decide, keep the decision in the step's history, and say it in the task log."""
-        ti = self.context["ti"]
-        history = StepHistory(ti.dag_id, ti.task_id, self.store)
-        decision = decide(
-            plan.fingerprint,
-            step_run_id=self.srid,
-            index=ReuseIndex(self.store),
-            policy=reuse_policy(self.op, self.context),
-            history=history,
-        )
-        history.add(
-            HistoryEntry(
-                step_run_id=self.srid,
-                dag_id=ti.dag_id,
-                run_id=ti.run_id,
-                task_id=ti.task_id,
-                decided_at=decision.decided_at,
-                key=decision.key,
-                components=plan.fingerprint.key.components(),
-                details=plan.fingerprint.details,
-                decision=decision.to_dict(),
-            )
-        )
-        verdict = "hit" if decision.hit else "miss"
-        self.log.info("Reuse %s (key %s): %s", verdict, decision.key, "; ".join(decision.explanation))
-        for name, detail in plan.fingerprint.details["inputs"].items():
-            if detail.get("read_to_hash"):
-                self.log.warning(
-                    "Input %s: its store keeps no hash for %d files; they were read to fingerprint them",
-                    name,
-                    detail["read_to_hash"],
-                )
-        return decision
+        policy = reuse_policy(self.op, self.context)
+        return decide_and_record(plan.fingerprint, self.context, self.srid, self.store, policy, self.log)
 
     # -- a hit ----------------------------------------------------------------------------------------------
     def reuse(self, plan: StepPlan, decision: ReuseDecision) -> dict[str, Any]:
@@ -370,6 +340,39 @@ class StepExecution:
                 f"committed or registered. Run record: {records.record_path(self.srid)}\n--- last lines ---\n{tail}"
             )
         return record
+
+
+def decide_and_record(
+    fingerprint: StepFingerprint, context: Context, srid: str, store: Datastore, policy: ReusePolicy, log: Any
+) -> ReuseDecision:
+    """The reuse decision for a step run, kept in the step's history and said in the task log (script steps
+    and data transfers alike)."""
+    ti = context["ti"]
+    history = StepHistory(ti.dag_id, ti.task_id, store)
+    decision = decide(fingerprint, step_run_id=srid, index=ReuseIndex(store), policy=policy, history=history)
+    history.add(
+        HistoryEntry(
+            step_run_id=srid,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            decided_at=decision.decided_at,
+            key=decision.key,
+            components=fingerprint.key.components(),
+            details=fingerprint.details,
+            decision=decision.to_dict(),
+        )
+    )
+    verdict = "hit" if decision.hit else "miss"
+    log.info("Reuse %s (key %s): %s", verdict, decision.key, "; ".join(decision.explanation))
+    for name, detail in fingerprint.details["inputs"].items():
+        if detail.get("read_to_hash"):
+            log.warning(
+                "Input %s: its store keeps no hash for %d files; they were read to fingerprint them",
+                name,
+                detail["read_to_hash"],
+            )
+    return decision
 
 
 def publish(context: Context, op: Any, record: dict[str, Any], *, reused: bool) -> dict[str, Any]:

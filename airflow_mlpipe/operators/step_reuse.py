@@ -28,13 +28,14 @@ REUSED = "Reused"
 
 
 def reuse_policy(op: PythonScriptOperator, context: Context) -> ReusePolicy:
+    return ReusePolicy(allow_reuse=op.allow_reuse, regenerate=regenerate_requested(context), ttl=op.reuse_ttl)
+
+
+def regenerate_requested(context: Context) -> bool:
+    """The trigger conf's ``{"regenerate_outputs": true}``: every step of this DAG run computes anew."""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    return ReusePolicy(
-        allow_reuse=op.allow_reuse,
-        regenerate=_truthy(conf.get(REGENERATE_CONF_KEY)) if isinstance(conf, Mapping) else False,
-        ttl=op.reuse_ttl,
-    )
+    return _truthy(conf.get(REGENERATE_CONF_KEY)) if isinstance(conf, Mapping) else False
 
 
 def _truthy(value: Any) -> bool:

@@ -43,11 +43,13 @@ def test_example_transfer_feeds_a_script_step(airflow_db: Path, local_home: dict
     assert (result["files_copied"], result["verified"], result["registered"]["version"]) == (3, True, 1)
     assert len(Dataset.get_by_name("iris_curated").to_path()) == 3
     assert last_run_xcom("mlpipe_example_transfer", "data_prep")["metrics"]["rows_raw"] == 90
-    # again: the landed files are rewritten with the same bytes, so nothing is copied and no version is added
+    # again: the landed files are rewritten with the same bytes: a reuse hit, nothing copied, no new version
     airflow_dags_test("mlpipe_example_transfer", dags_folder=EXAMPLES, env=local_home)
     again = last_run_xcom("mlpipe_example_transfer", "copy_to_curated")
-    assert (again["files_copied"], again["files_skipped"], again["registered"]["created"]) == (0, 3, False)
+    assert (again["reused"], again["files_copied"], again["registered"]["created"]) == (True, 0, False)
+    assert again["reused_from"] == result["step_run_id"]
     assert DatasetRegistry().versions("iris_curated") == [1]
+    assert last_run_states("mlpipe_example_transfer")[1]["data_prep"] == "success"
 
 
 def test_azure_to_s3_copy_is_verified_and_incremental(airflow_db: Path, azurite, moto_s3, local_home) -> None:
@@ -65,17 +67,25 @@ def test_azure_to_s3_copy_is_verified_and_incremental(airflow_db: Path, azurite,
     first = last_run_xcom("transfer_cloud", "copy")
     assert (first["files_copied"], first["verified"], first["complete"]) == (5, True, True)
     assert dst.read_bytes("out/sub/f3.bin") == bytes([3]) * 1003 and dst.is_complete("out")
+    airflow_dags_test("transfer_cloud", env=env)
+    assert last_run_xcom("transfer_cloud", "copy")["reused"] is True  # unchanged source: a reuse hit
     src.write_bytes("in/sub/f9.bin", b"new")
     airflow_dags_test("transfer_cloud", env=env)
     second = last_run_xcom("transfer_cloud", "copy")
-    assert (second["files_copied"], second["files_skipped"]) == (1, 5)
+    assert (second["reused"], second["files_copied"], second["files_skipped"]) == (False, 1, 5)
     assert second["registered"]["version"] == 2
+    explain = subprocess.run(
+        [sys.executable, "-m", "airflow_mlpipe.cli.main", "reuse", "explain", "transfer_cloud", "copy", "--json"],
+        capture_output=True, text=True, env={**os.environ, **env}, check=False,
+    )  # fmt: skip
+    assert explain.returncode == 0, explain.stderr
+    assert "sub/f9.bin" in explain.stdout and "added" in explain.stdout
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        pytest.param({"TRANSFER_SRC": "nothing-here"}, "does not exist", id="missing-source"),
+        pytest.param({"TRANSFER_SRC": "nothing-here"}, "matches no file in datastore 'az_src'", id="missing-source"),
         pytest.param({"TRANSFER_DST": "taken"}, "overwrite", id="destination-differs"),
     ],
 )
