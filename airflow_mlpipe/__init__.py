@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "PipelineParameter": "airflow_mlpipe.steps.params",
     "PythonScriptOperator": "airflow_mlpipe.operators.python_script",
     "DataTransferOperator": "airflow_mlpipe.operators.data_transfer",
+    "ReuseSensor": "airflow_mlpipe.sensors.reuse",
     "RegisterDatasetOperator": "airflow_mlpipe.operators.register_dataset",
     "Run": "airflow_mlpipe.run",
     "LocalCompute": "airflow_mlpipe.compute.local",
