@@ -1,13 +1,14 @@
 """Benchmark of the copy engine (``airflow_mlpipe.storage.transfer``) against plain tools, as ratios in one run.
 
-    .venv/bin/python bench/bench_transfer.py            # full sizes (about 10 minutes on 2 cores)
-    .venv/bin/python bench/bench_transfer.py --quick    # small sizes (about a minute)
+    .venv/bin/python bench/bench_transfer.py            # full sizes (10,000 files, 1 GiB; 10 to 30 minutes)
+    .venv/bin/python bench/bench_transfer.py --quick    # small sizes (about 2 minutes)
 
-Starts its own Azurite and moto (``tests/emulators.py``). Every figure is a ratio against a baseline measured in
-the same run, interleaved with it (baseline, engine, baseline, engine, ...), best of ``--repeat`` each: the
-machines are shared and noisy, so absolute seconds mean little. Emulator CPU is sampled from /proc during each
-run: an emulator near one full core (``emu cpu`` about 1.0) is the bottleneck (Azurite is single-threaded node,
-moto a single Python process).
+Starts its own Azurite and moto (``tests/emulators.py``), fresh for each scenario. Each scenario runs in rounds:
+every baseline once, then the engine's full copy and at once its up-to-date re-run; the best time of each over the
+rounds is kept (the least disturbed by other load: the machines are shared, so absolute seconds mean little, and
+only ratios from one run are reported). ``emu cpu``: CPU seconds per wall second of the busiest emulator during the
+engine's best full copy (1.0 is a full core: Azurite is one node process, moto one Python process, so near 1.0 the
+emulator is the bottleneck); ``own cpu``: the same for this process (the engine's client side).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,12 @@ class Sizes:
     small_size: int
     emu_count: int  # small files to and between emulators
     emu_big: int  # bytes of the large file to and between emulators
-    repeat: int
+    rounds: int  # local scenarios
+    emu_rounds: int  # emulator scenarios (a round of 10,000 files takes minutes)
 
 
-FULL = Sizes(big=1024 * MiB, small_count=10_000, small_size=100_000, emu_count=10_000, emu_big=256 * MiB, repeat=3)
-QUICK = Sizes(big=128 * MiB, small_count=2_000, small_size=100_000, emu_count=1_000, emu_big=32 * MiB, repeat=2)
+FULL = Sizes(1024 * MiB, 10_000, 100_000, 10_000, 256 * MiB, rounds=3, emu_rounds=1)
+QUICK = Sizes(128 * MiB, 2_000, 100_000, 1_000, 32 * MiB, rounds=2, emu_rounds=2)
 
 
 @dataclass
@@ -64,23 +66,24 @@ class Row:
     client_cpu: float | None = None
 
     @property
-    def speedup(self) -> float:
+    def rerun(self) -> bool:
+        return "re-run" in self.goal
+
+    @property
+    def ratio(self) -> float:
+        """baseline / engine (higher is better); for a re-run row, re-run / full copy (lower is better)."""
+        if self.rerun:
+            return self.engine_s / self.baseline_s
         return self.baseline_s / self.engine_s if self.engine_s > 0 else float("inf")
 
 
-def _cpu_seconds(server: Server | None) -> float:
-    if server is None or server.proc is None:
+# -- timing -----------------------------------------------------------------------------------------------------------
+def _cpu_seconds(server: Server) -> float:
+    if server.proc is None:
         return 0.0
     with open(f"/proc/{server.proc.pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-@dataclass
-class Timing:
-    seconds: float
-    emulator_cpu: float  # CPU seconds per wall second of the busiest emulator (1.0: one core, its limit)
-    client_cpu: float  # CPU seconds per wall second of this process (all its threads)
 
 
 def _own_cpu() -> float:
@@ -88,55 +91,60 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@dataclass
+class Timing:
+    seconds: float
+    emulator_cpu: float
+    client_cpu: float
+
+
 def timed(fn: Callable[[], Any], emulators: tuple[Server, ...] = ()) -> Timing:
-    cpu0 = [_cpu_seconds(s) for s in emulators]
+    emu0 = [_cpu_seconds(s) for s in emulators]
     own0 = _own_cpu()
     start = time.perf_counter()
     fn()
     seconds = max(time.perf_counter() - start, 1e-9)
-    busiest = max((_cpu_seconds(s) - c for s, c in zip(emulators, cpu0, strict=True)), default=0.0)
+    busiest = max((_cpu_seconds(s) - c for s, c in zip(emulators, emu0, strict=True)), default=0.0)
     return Timing(seconds, busiest / seconds, (_own_cpu() - own0) / seconds)
 
 
 @dataclass
-class Compared:
-    baseline: float  # best seconds of the baseline
-    engine: float  # best seconds of the engine's full copy
-    rerun: float  # best seconds of the engine's up-to-date re-run, right after each full copy
-    emulator_cpu: float  # during the engine's full copy (see Timing)
-    client_cpu: float
+class Scenario:
+    """``make_engine()`` prepares a fresh destination and returns the transfer to time (full copy, then re-run)."""
+
+    label: str
+    baselines: dict[str, Callable[[], Any]]
+    make_engine: Callable[[], Callable[[], Any]]
+    goal: str = ""
+    with_rerun: bool = False
+    emulators: tuple[Server, ...] = ()
+    before: Callable[[], Any] = field(default=lambda: None)
+
+    def measure(self, rounds: int) -> list[Row]:
+        base: dict[str, list[float]] = {name: [] for name in self.baselines}
+        full: list[Timing] = []
+        rerun: list[float] = []
+        for _ in range(rounds):
+            for name, baseline in self.baselines.items():
+                self.before()
+                base[name].append(timed(baseline, self.emulators).seconds)
+            self.before()
+            run = self.make_engine()
+            full.append(timed(run, self.emulators))
+            if self.with_rerun:
+                rerun.append(timed(run, self.emulators).seconds)
+        best = min(full, key=lambda t: t.seconds)
+        emu = best.emulator_cpu if self.emulators else None
+        rows = [
+            Row(self.label, name, min(times), best.seconds, self.goal, emu, best.client_cpu)
+            for name, times in base.items()
+        ]
+        if self.with_rerun:
+            rows.append(Row(self.label, "engine full copy", best.seconds, min(rerun), "re-run < 0.1x"))
+        return rows
 
 
-def compare(
-    repeat: int,
-    baseline: Callable[[], Any],
-    make_engine: Callable[[], Callable[[], Any]],
-    emulators: tuple[Server, ...] = (),
-    before: Callable[[], Any] | None = None,
-) -> Compared:
-    """Interleaved runs, the best of each (least disturbed by other load).
-
-    ``make_engine()`` prepares a fresh destination and returns the transfer to time; it is timed twice: the full
-    copy, then at once the re-run that finds everything up to date (same conditions for the ratio of the two).
-    """
-    base, full, rerun, emu, own = [], [], [], [], []
-    for _ in range(repeat):
-        if before:
-            before()
-        base.append(timed(baseline, emulators).seconds)
-        if before:
-            before()
-        run = make_engine()
-        t = timed(run, emulators)
-        full.append(t.seconds)
-        emu.append(t.emulator_cpu)
-        own.append(t.client_cpu)
-        rerun.append(timed(run, emulators).seconds)
-    best = full.index(min(full))
-    return Compared(min(base), min(full), min(rerun), emu[best], own[best])
-
-
-# -- data --------------------------------------------------------------------------------------------------------------
+# -- data -------------------------------------------------------------------------------------------------------------
 def make_big(path: Path, size: int) -> None:
     if path.exists() and path.stat().st_size == size:
         return
@@ -149,64 +157,60 @@ def make_big(path: Path, size: int) -> None:
 
 
 def make_small(folder: Path, count: int, size: int) -> None:
-    marker = folder / f".made-{count}-{size}"
-    if marker.exists():
+    done = folder / f".made-{count}-{size}"
+    if done.exists():
         return
     shutil.rmtree(folder, ignore_errors=True)
     for i in range(count):
         sub = folder / f"d{i % 20:02d}"
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"f{i:05d}.bin").write_bytes(os.urandom(size))
-    marker.touch()
+    done.touch()
 
 
-def fresh(path: Path) -> Path:
-    shutil.rmtree(path, ignore_errors=True)
-    return path
-
-
-# -- scenarios ---------------------------------------------------------------------------------------------------------
-def rerun_row(scenario: str, result: Compared) -> Row:
-    return Row(scenario, "engine full copy", result.engine, result.rerun, "re-run < 0.1x")
-
-
+# -- scenarios --------------------------------------------------------------------------------------------------------
 def local_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     import fsspec
 
     lfs = fsspec.filesystem("file")
-    rows = []
-    big = work / "big.bin"
+    big, small, out = work / "big.bin", work / "small", work / "out"
     make_big(big, sizes.big)
-    src = Datastore("bench-src", work.as_uri())
-    out = work / "out"
-    dst = Datastore("bench-dst", out.as_uri())
+    make_small(small, sizes.small_count, sizes.small_size)
+    src, dst = Datastore("bench-src", work.as_uri()), Datastore("bench-dst", out.as_uri())
 
     def clean() -> None:
-        fresh(out).mkdir()
-        os.sync()  # start each timed run without the previous run's dirty pages still being written back
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        os.sync()  # no timed run starts while the previous run's dirty pages are still being written back
 
     def engine(path: str, dest: str, kind: Any) -> Callable[[], Callable[[], Any]]:
         return lambda: lambda: transfer(src, path, dst, dest, kind=kind)
 
-    label = f"local->local 1 file {sizes.big // MiB} MiB"
-    for name, baseline in [
-        ("cp", lambda: subprocess.run(["cp", str(big), str(out / "cp.bin")], check=True)),
-        ("fsspec put", lambda: lfs.put(str(big), str(out / "put.bin"))),
-    ]:
-        result = compare(sizes.repeat, baseline, engine("big.bin", "big.bin", "file"), before=clean)
-        rows.append(Row(label, name, result.baseline, result.engine, ">= 0.9x"))
-    rows.append(rerun_row(label, result))
-
-    small = work / "small"
-    make_small(small, sizes.small_count, sizes.small_size)
-    label = f"local->local {sizes.small_count} x {sizes.small_size // 1000} KB"
-    for name, baseline in [
-        ("cp -r", lambda: subprocess.run(["cp", "-r", str(small), str(out / "cp")], check=True)),
-        ("fsspec put", lambda: lfs.put(str(small), str(out / "put"), recursive=True)),
-    ]:
-        result = compare(sizes.repeat, baseline, engine("small", "tree", "directory"), before=clean)
-        rows.append(Row(label, name, result.baseline, result.engine, ">= 0.9x"))
-    rows.append(rerun_row(label, result))
+    scenarios = [
+        Scenario(
+            f"local->local 1 file {sizes.big // MiB} MiB",
+            {
+                "cp": lambda: subprocess.run(["cp", str(big), str(out / "cp.bin")], check=True),
+                "fsspec put": lambda: lfs.put(str(big), str(out / "put.bin")),
+            },
+            engine("big.bin", "big.bin", "file"),
+            ">= 0.9x",
+            with_rerun=True,
+            before=clean,
+        ),
+        Scenario(
+            f"local->local {sizes.small_count} x {sizes.small_size // 1000} KB",
+            {
+                "cp -r": lambda: subprocess.run(["cp", "-r", str(small), str(out / "cp")], check=True),
+                "fsspec put": lambda: lfs.put(str(small), str(out / "put"), recursive=True),
+            },
+            engine("small", "tree", "directory"),
+            ">= 0.9x",
+            with_rerun=True,
+            before=clean,
+        ),
+    ]
+    rows = [row for s in scenarios for row in s.measure(sizes.rounds)]
     clean()
     return rows
 
@@ -230,10 +234,6 @@ def _bucket(fs: Any) -> str:
     return name
 
 
-def _row(scenario: str, baseline: str, result: Compared, goal: str = "") -> Row:
-    return Row(scenario, baseline, result.baseline, result.engine, goal, result.emulator_cpu, result.client_cpu)
-
-
 def _engine(src: Datastore, path: str, make_dst: Callable[[], Datastore], kind: Any) -> Callable[[], Any]:
     def prepare() -> Callable[[], Any]:
         dst = make_dst()
@@ -247,16 +247,17 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     import fsspec
     from fsspec.generic import GenericFileSystem, rsync
 
-    rows: list[Row] = []
     azurite, moto = Azurite(), MotoS3()
     # Plain filesystems with default settings, as a user would make them (own instances: nothing shared with ours).
     az = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
     s3 = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
     local = Datastore("bench-local", work.as_uri())
-    make_small(work / "emu-small", sizes.emu_count, sizes.small_size)
-    make_big(work / "emu-big.bin", sizes.emu_big)
-    small = f"{sizes.emu_count} x {sizes.small_size // 1000} KB"
-    large = f"1 file {sizes.emu_big // MiB} MiB"
+    small, big = work / "emu-small", work / "emu-big.bin"
+    make_small(small, sizes.emu_count, sizes.small_size)
+    make_big(big, sizes.emu_big)
+    n_small = f"{sizes.emu_count} x {sizes.small_size // 1000} KB"
+    n_big = f"1 file {sizes.emu_big // MiB} MiB"
+    rounds = sizes.emu_rounds
 
     def az_store() -> Datastore:
         return Datastore("bench-az", f"az://{_bucket(az)}/data", {"connection_string": azurite.connection_string})
@@ -269,24 +270,23 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
         for bucket in s3.ls(""):
             s3.rm(bucket, recursive=True)
 
-    label = f"local->Azurite {small}"
+    rows: list[Row] = []
     with running(azurite):
-        result = compare(
-            1,
-            lambda: az.put(str(work / "emu-small"), f"{_bucket(az)}/data/copy", recursive=True),
+        rows += Scenario(
+            f"local->Azurite {n_small}",
+            {"adlfs put (defaults)": lambda: az.put(str(small), f"{_bucket(az)}/data/copy", recursive=True)},
             _engine(local, "emu-small", az_store, "directory"),
-            (azurite,),
-        )
-    rows += [_row(label, "adlfs put (defaults)", result, ">= 1.5x"), rerun_row(label, result)]
+            ">= 1.5x",
+            with_rerun=True,
+            emulators=(azurite,),
+        ).measure(rounds)
     with running(azurite):
-        result = compare(
-            1,
-            lambda: az.put(str(work / "emu-big.bin"), f"{_bucket(az)}/data/copy"),
+        rows += Scenario(
+            f"local->Azurite {n_big}",
+            {"adlfs put (defaults)": lambda: az.put(str(big), f"{_bucket(az)}/data/copy")},
             _engine(local, "emu-big.bin", az_store, "file"),
-            (azurite,),
-        )
-    rows.append(_row(f"local->Azurite {large}", "adlfs put (defaults)", result))
-
+            emulators=(azurite,),
+        ).measure(rounds)
     with running(azurite, moto):
         az_src = az_store()
         transfer(local, "emu-small", az_src, "small")
@@ -304,40 +304,43 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
             default_method="options",
             storage_options={"abfs": {"connection_string": azurite.connection_string}, "s3": moto.storage_options()},
         )
-
-        def generic_rsync() -> None:
-            rsync(f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(s3)}/data/copy", fs=generic)
-
-        label = f"Azurite->moto {small}"
-        for name, baseline in [
-            ("adlfs get + s3fs put (defaults)", two_step("small", True)),
-            ("fsspec.generic.rsync (defaults)", generic_rsync),
-        ]:
-            engine = _engine(az_src, "small", s3_store, "directory")
-            result = compare(1, baseline, engine, (azurite, moto), before=empty_moto)
-            rows.append(_row(label, name, result, ">= 1.5x"))
-        rows.append(rerun_row(label, result))
-        engine = _engine(az_src, "big.bin", s3_store, "file")
-        result = compare(1, two_step("big.bin", False), engine, (azurite, moto), before=empty_moto)
-        rows.append(_row(f"Azurite->moto {large}", "adlfs get + s3fs put (defaults)", result))
+        rows += Scenario(
+            f"Azurite->moto {n_small}",
+            {
+                "adlfs get + s3fs put (defaults)": two_step("small", True),
+                "fsspec.generic.rsync (defaults)": lambda: rsync(
+                    f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(s3)}/data/copy", fs=generic
+                ),
+            },
+            _engine(az_src, "small", s3_store, "directory"),
+            ">= 1.5x",
+            with_rerun=True,
+            emulators=(azurite, moto),
+            before=empty_moto,
+        ).measure(rounds)
+        rows += Scenario(
+            f"Azurite->moto {n_big}",
+            {"adlfs get + s3fs put (defaults)": two_step("big.bin", False)},
+            _engine(az_src, "big.bin", s3_store, "file"),
+            emulators=(azurite, moto),
+            before=empty_moto,
+        ).measure(rounds)
     return rows
 
 
-# -- report ------------------------------------------------------------------------------------------------------------
+# -- report -----------------------------------------------------------------------------------------------------------
 def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
 def report(rows: list[Row]) -> str:
-    """A Markdown table. ``ratio``: baseline / engine (higher is better), or re-run / full copy (lower is better)."""
     head = (
         f"| {'scenario':38} | {'baseline':32} | {'base s':>7} | {'engine s':>8} | {'ratio':>7} | {'goal':13} "
         "| emu cpu | own cpu |"
     )
     lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
-        rerun = "re-run" in r.goal
-        ratio = f"{r.engine_s / r.baseline_s:.3f}x" if rerun else f"{r.speedup:.2f}x"
+        ratio = f"{r.ratio:.3f}x" if r.rerun else f"{r.ratio:.2f}x"
         lines.append(
             f"| {r.scenario:38} | {r.baseline:32} | {r.baseline_s:7.2f} | {r.engine_s:8.3f} | {ratio:>7} | "
             f"{r.goal:13} | {_cell(r.emulator_cpu):>7} | {_cell(r.client_cpu):>7} |"
@@ -347,16 +350,20 @@ def report(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes)")
     parser.add_argument("--only", choices=["local", "emulators"], help="run one group of scenarios")
+    parser.add_argument("--rounds", type=int, help="rounds per scenario (default: 3 local, 1 emulators; quick 2)")
     parser.add_argument("--work", type=Path, help="scratch folder (kept between runs to reuse test data)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.rounds:
+        sizes = Sizes(**{**asdict(sizes), "rounds": args.rounds, "emu_rounds": args.rounds})
     work = args.work or Path(tempfile.gettempdir()) / "mlpipe-bench-transfer"
     work.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     started = time.perf_counter()
+    load = os.getloadavg()[0]
     if args.only in (None, "local"):
         rows += local_scenarios(work, sizes)
         print(report(rows), flush=True)
@@ -364,9 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         rows += emulator_scenarios(work, sizes)
     print()
     print(report(rows))
-    print(f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores")
+    print(
+        f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores, "
+        f"load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+    )
     if args.json:
-        args.json.write_text(json.dumps([r.__dict__ | {"speedup": r.speedup} for r in rows], indent=2))
+        args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in rows], indent=2))
     return 0
 
 

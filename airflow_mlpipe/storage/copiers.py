@@ -10,10 +10,10 @@ from airflow_mlpipe.storage.copy_generic import GenericCopier, SyncServerCopier
 from airflow_mlpipe.storage.copy_local import LocalCopier
 from airflow_mlpipe.storage.datastore import Datastore
 
-# Files in flight by default. Local copies are kernel work, and a few threads keep the disk busy while one waits
-# on a directory lock or on writeback; object stores want a few dozen requests in flight, and more only queue up
-# (measured: docs/bench-transfer.md).
-DEFAULT_WORKERS = {"local": 4, "upload": 32, "download": 16, "stream": 16, "server-side": 32}
+# Files in flight by default. Local copies are kernel work: a second thread keeps the disk busy while one waits on
+# a directory lock or on writeback, more threads mostly hand the GIL around; object stores want a few dozen
+# requests in flight, and more only queue up (measured: docs/bench-transfer.md).
+DEFAULT_WORKERS = {"local": 2, "upload": 32, "download": 16, "stream": 16, "server-side": 32}
 
 
 def same_filesystem(a: Datastore, b: Datastore) -> bool:
