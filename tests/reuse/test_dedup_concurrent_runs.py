@@ -1,5 +1,10 @@
-"""Two DAG runs of the same pipeline at once, each an ``airflow dags test`` process on the shared SQLite metadata DB
-and the same default datastore: every step's script runs once.
+"""Two DAG runs of the same pipeline at once, each an ``airflow dags test`` process, sharing the default
+datastore: every step's script runs once.
+
+Each process has its own copy of the migrated SQLite metadata DB. Dedup coordinates through the datastore only
+(leases and the reuse index; task code never writes Airflow's DB), so this is what matters; two ``dags test``
+processes on ONE SQLite file race when both sync the DAG folder at start ("UNIQUE constraint failed: dag.dag_id"
+was seen here), which would make the test flaky for reasons that have nothing to do with dedup.
 
 No timing is left to chance. Each step's script counts itself, then holds until the test opens that step's gate;
 the test opens it only once the OTHER run has deferred on the step (its log says the trigger runs). So for each
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,7 +26,8 @@ from typing import Any
 import pytest
 
 from airflow_mlpipe.reuse.index import ReuseIndex
-from tests.airflow_utils import REPO, TEST_DAGS
+from airflow_mlpipe.steps.records import iter_records
+from tests.airflow_utils import REPO, TEST_DAGS, last_run_states, last_run_xcom
 from tests.reuse.lease_helpers import use_local_default
 
 DAG_ID = "reuse_dedup_pair"
@@ -77,7 +84,12 @@ def test_two_concurrent_runs_compute_each_step_once(
         "MLPIPE_DEDUP_GATES": str(gates),
         "MLPIPE_REUSE_POLL_INTERVAL": "0.2",
     }
-    runs = [DagRunProcess(env), DagRunProcess(env)]
+    second_db = tmp_path / "airflow-second-run.db"
+    shutil.copyfile(airflow_db / "airflow.db", second_db)  # migrated, and idle: no test writes it now
+    runs = [
+        DagRunProcess(env),
+        DagRunProcess({**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{second_db}"}),
+    ]
     try:
         for step in STEPS:
             _wait_for_a_deferral(runs, step)
@@ -91,18 +103,30 @@ def test_two_concurrent_runs_compute_each_step_once(
 
     assert counter.read_text().splitlines() == list(STEPS)  # each script ran once, in all
 
-    results = _results_by_run()
-    assert len(results) == 2
+    records = list(iter_records(store, dag_id=DAG_ID))
+    assert len(records) == 4  # two runs, two steps
     for step in STEPS:
-        by_run = sorted((r[step] for r in results.values()), key=lambda r: r["reused"])
-        produced, reused = by_run
-        assert produced["reused"] is False and reused["reused"] is True
-        assert reused["reused_from"] == produced["step_run_id"]
-        assert reused["outputs"] == produced["outputs"]  # the waiter's outputs are the producer's folders
-        entry = ReuseIndex(store).get(_key_of(store, reused["step_run_id"]))
+        produced, reused = sorted((r for r in records if r["task_id"] == step), key=lambda r: r["status"])
+        assert (produced["status"], reused["status"]) == ("Completed", "Reused")
+        assert reused["reused_from"] == produced["step_run_id"] and produced["run_id"] != reused["run_id"]
+        assert _folders(reused) == _folders(produced)  # the waiter's outputs are the producer's folders
+        entry = ReuseIndex(store).get(reused["reuse"]["key"])
         assert entry is not None and entry.step_run_id == produced["step_run_id"]
-    second = next(iter(results.values()))["second"]["outputs"]["second_out"]
-    assert store.read_text(second["path"] + "/result.txt") == "first\nsecond\n"
+        assert produced["reuse"]["key"] == reused["reuse"]["key"]
+    # the run on the session's DB, as Airflow saw it: a success whose steps say what their records say
+    state, tasks = last_run_states(DAG_ID)
+    assert state == "success" and tasks == {"first": "success", "second": "success"}
+    by_id = {r["step_run_id"]: r for r in records}
+    for step in STEPS:
+        result = last_run_xcom(DAG_ID, step)
+        assert result["reused"] == (by_id[result["step_run_id"]]["status"] == "Reused")
+    second = next(r for r in records if r["task_id"] == "second" and r["status"] == "Completed")
+    (out,) = second["outputs"]
+    assert store.read_text(out["path"] + "/result.txt") == "first\nsecond\n"
+
+
+def _folders(record: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((o["datastore"], o["path"]) for o in record["outputs"])
 
 
 def _wait_for_a_deferral(runs: list[DagRunProcess], step: str) -> None:
@@ -115,22 +139,3 @@ def _wait_for_a_deferral(runs: list[DagRunProcess], step: str) -> None:
         runs[0].deferred[step].wait(0.25)
     logs = "\n=====\n".join(run.log()[-5000:] for run in runs)
     raise AssertionError(f"no run deferred on step {step!r}:\n{logs}")
-
-
-def _results_by_run() -> dict[str, dict[str, Any]]:
-    """{run_id: {task_id: the step's result (its return value XCom)}} for every run of the DAG."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(XComModel).filter(XComModel.dag_id == DAG_ID, XComModel.key == "return_value").all()
-        found: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            found.setdefault(row.run_id, {})[row.task_id] = XComModel.deserialize_value(row)
-    return found
-
-
-def _key_of(store: Any, step_run_id: str) -> str:
-    from airflow_mlpipe.steps.records import read_record
-
-    return str(read_record(step_run_id, store)["reuse"]["key"])
