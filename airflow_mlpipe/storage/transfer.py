@@ -21,6 +21,7 @@ import posixpath
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
@@ -120,31 +121,24 @@ def transfer(
     return job.run(settings, marker_extra or {})
 
 
+@dataclass(frozen=True)
 class _CopySettings:
-    def __init__(
-        self,
-        progress: ProgressCallback | None,
-        interval: float,
-        workers: int | None,
-        chunk_size: int,
-        block_parallel: int,
-        memory_limit: int,
-    ) -> None:
-        for name, value in (
-            ("chunk_size", chunk_size),
-            ("block_parallel", block_parallel),
-            ("memory_limit", memory_limit),
-        ):
+    progress: ProgressCallback | None
+    interval: float
+    workers: int | None
+    chunk_size: int
+    block_parallel: int
+    memory_limit: int
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "block_parallel", "memory_limit"):
+            value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"transfer({name}={value!r}): give a positive number")
-        if workers is not None and workers < 1:
-            raise ConfigError(f"transfer(max_workers={workers!r}): give a positive number, or None for the default")
-        self.progress = progress
-        self.interval = interval
-        self.workers = workers
-        self.chunk_size = chunk_size
-        self.block_parallel = block_parallel
-        self.memory_limit = memory_limit
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(
+                f"transfer(max_workers={self.workers!r}): give a positive number, or None for the default"
+            )
 
 
 def _now() -> str:
