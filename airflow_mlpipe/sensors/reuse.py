@@ -67,13 +67,21 @@ class ReuseSensor(BaseSensorOperator):
 
     # -- one look -------------------------------------------------------------------------------------------
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        from airflow_mlpipe.reuse.decide import find_reusable
         from airflow_mlpipe.reuse.wait import look
 
-        state = look(self.key, self._index(), self._leases(), self._watch())
+        index, leases = self._index(), self._leases()
+        state = look(self.key, index, leases, self._watch())
         self.log.info("%s", state.describe())
         if state.status == "ready":
-            assert state.entry is not None
-            return PokeReturnValue(is_done=True, xcom_value=state.entry.to_dict())
+            # as a step's hit does: the outputs must still exist and match (a stale entry is dropped)
+            lookup = find_reusable(index, self.key)
+            if lookup.entry is not None:
+                return PokeReturnValue(is_done=True, xcom_value=lookup.entry.to_dict())
+            self.log.info("reuse key %s: its entry cannot be used: %s", self.key, lookup.problem or lookup.reason)
+            state = look(self.key, index, leases, self._watch())
+            if state.status == "ready":
+                return self._missing(f"reuse key {self.key}: its entry cannot be used ({lookup.problem})")
         if state.status == "free":
             return self._missing(state.describe())
         return False
@@ -138,13 +146,10 @@ class ReuseSensor(BaseSensorOperator):
         event = dict(event or {})
         status = event.get("status")
         if status == "ready":
-            entry = self._index().get(self.key)
-            if entry is not None:
-                self.log.info("reuse key %s: ready, produced by step run %s", self.key, entry.step_run_id)
-                return entry.to_dict()
-            # dropped as stale between the trigger's look and now: as good as missing
-            result = self._missing(f"reuse key {self.key}: its index entry is gone again")
-        elif status == "lease_expired":
+            # look again, verifying the outputs: done, or waiting again if the entry was unusable and a run is
+            # computing the key anew
+            return self.execute(context)
+        if status == "lease_expired":
             result = self._missing(
                 f"reuse key {self.key}: no entry and no live holder ({event.get('reason', 'expired')})"
             )
@@ -156,5 +161,4 @@ class ReuseSensor(BaseSensorOperator):
             raise AirflowException(f"reuse key {self.key}: waiting failed: {event.get('message') or event}")
         if isinstance(result, PokeReturnValue):
             return result.xcom_value
-        # on_missing="wait" never gets "lease_expired"; a vanished entry means waiting again
-        return self.execute(context)
+        return self.execute(context)  # on_missing="wait" does not get "lease_expired"; if it did, wait again

@@ -75,12 +75,18 @@ def use_local_default(monkeypatch: object, tmp_path: Path) -> Datastore:
     return Datastore.get_default()
 
 
-def entry_for(key: str, step_run_id: str = "dag.run.task") -> ReuseEntry:
+def entry_for(key: str, step_run_id: str = "dag.run.task", store: Datastore | None = None) -> ReuseEntry:
+    """An index entry for ``key``; with ``store`` its output folder exists there, complete (so it verifies)."""
+    path = f"dataset/{step_run_id}/out"
+    digest = f"digest-of-{step_run_id}"
+    if store is not None:
+        store.write_text(f"{path}/result.txt", step_run_id)
+        store.mark_complete(path, {"digest": digest, "entries": []})
     return ReuseEntry(
         key=key,
         step_run_id=step_run_id,
         dag_id="dag",
         task_id="task",
         created_at="2026-11-25T10:00:00+00:00",
-        outputs=({"name": "out", "datastore": "mlpipe_default", "path": f"dataset/{step_run_id}/out"},),
+        outputs=({"name": "out", "datastore": "mlpipe_default", "path": path, "manifest": {"digest": digest}},),
     )

@@ -34,7 +34,7 @@ def sensor(**kwargs: Any) -> ReuseSensor:
 
 
 def test_a_ready_key_returns_its_entry(leases: Leases) -> None:
-    entry = entry_for(KEY, "producer")
+    entry = entry_for(KEY, "producer", leases.store)
     ReuseIndex().put(entry)
     result = sensor().poke({})  # type: ignore[arg-type]
     assert isinstance(result, PokeReturnValue) and result.is_done and result.xcom_value == entry.to_dict()
@@ -60,6 +60,20 @@ def test_on_missing_policies(leases: Leases, released: bool) -> None:
     assert sensor(on_missing="wait").poke({}) is False  # type: ignore[arg-type]
 
 
+def test_an_entry_whose_outputs_are_gone_is_not_ready(leases: Leases) -> None:
+    """Verified as a step's hit is: a stale entry is dropped, and the sensor judges by the lease."""
+    ReuseIndex().put(entry_for(KEY, "old-run", leases.store))
+    leases.store.delete("dataset/old-run", recursive=True)
+    lease = leases.acquire(KEY, "recomputing", ttl=60)
+    assert lease is not None
+    assert sensor().poke({}) is False  # type: ignore[arg-type]  # not failed: a run is computing it anew
+    assert ReuseIndex().get(KEY) is None
+    lease.release()  # that run failed too
+    ReuseIndex().put(entry_for(KEY, "old-run"))
+    with pytest.raises(AirflowFailException, match="no live holder"):
+        sensor().execute_complete({}, {"status": "ready", "key": KEY})  # type: ignore[arg-type]
+
+
 def test_a_bad_policy_is_refused() -> None:
     with pytest.raises(ConfigError, match="on_missing 'maybe'"):
         sensor(on_missing="maybe")
@@ -78,7 +92,7 @@ def test_a_held_key_defers_to_the_trigger(leases: Leases) -> None:
 
 def test_resuming_from_each_event(leases: Leases) -> None:
     """A re-created sensor resumes with the event alone."""
-    entry = entry_for(KEY, "producer")
+    entry = entry_for(KEY, "producer", leases.store)
     ReuseIndex().put(entry)
     assert sensor().execute_complete({}, {"status": "ready", "key": KEY}) == entry.to_dict()  # type: ignore[arg-type]
     ReuseIndex().drop(KEY)
@@ -109,7 +123,7 @@ def test_a_dag_run_defers_while_another_run_computes_then_gets_the_entry(
     leases = Leases(store)
     lease = leases.acquire(KEY, "another-run", ttl=5)
     assert lease is not None
-    entry = entry_for(KEY, "another-run")
+    entry = entry_for(KEY, "another-run", store)
     env = {
         **os.environ,
         "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS),
