@@ -13,4 +13,5 @@ if [ "$(id -u)" = "0" ]; then
   bash scripts/docker-engine.sh || echo "    no Docker engine here: the Docker tests will be skipped"
 fi
 echo "==> pytest"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (one per CPU here): most tests wait on real servers and Airflow subprocesses, not on the CPU.
+exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-2}" --dist loadfile "$@"
