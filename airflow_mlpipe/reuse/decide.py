@@ -182,6 +182,7 @@ def _verify_output(output: Mapping[str, Any]) -> str | None:
     name, path = output.get("name"), str(output.get("path"))
     try:
         store = Datastore.get(str(output.get("datastore")))
+        store.config  # noqa: B018 -- looked up here, so that a datastore that is gone is a miss, not an error
     except DatastoreNotFoundError:
         return f"earlier output {name} is in datastore {output.get('datastore')!r}, which no longer exists"
     try:

@@ -42,56 +42,74 @@ class Datastore:
         extra = {"url": url, **dict(storage_options or {})}
         if description:
             extra["description"] = description
-        self._config = config_from_fields(name, conn_type=None, extra=extra)
+        self._config: DatastoreConfig | None = config_from_fields(name, conn_type=None, extra=extra)
+        self._name = name
 
     @classmethod
     def from_config(cls, config: DatastoreConfig) -> Datastore:
         obj = cls.__new__(cls)
-        obj._config = config
+        obj._config, obj._name = config, config.name
+        return obj
+
+    @classmethod
+    def by_name(cls, name: str) -> Datastore:
+        """A datastore whose connection is looked up on first use, not now: what DAG files get, so that
+        parsing them never waits for a connection lookup."""
+        from airflow_mlpipe.exceptions import DatastoreNotFoundError
+
+        if not isinstance(name, str) or not name:
+            raise DatastoreNotFoundError(f"datastore name {name!r} is not a non-empty string")
+        obj = cls.__new__(cls)
+        obj._config, obj._name = None, name
         return obj
 
     # -- resolution ---------------------------------------------------------------------------------------------
     @classmethod
     def get(cls, name: str) -> Datastore:
         """The datastore defined by the Airflow connection ``name`` (conn_type ``mlpipe_datastore``)."""
-        from airflow_mlpipe.storage.resolve import resolve_datastore
-
-        return resolve_datastore(name)
+        return cls.by_name(name)
 
     @classmethod
     def get_default(cls) -> Datastore:
         """Connection ``mlpipe_default``, or the local folder ``$MLPIPE_HOME/datastore`` when it is absent."""
-        from airflow_mlpipe.storage.resolve import resolve_default_datastore
+        from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
 
-        return resolve_default_datastore()
+        return cls.by_name(DEFAULT_DATASTORE)
 
     # -- identity -----------------------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self._config.name
+        return self._name
 
     @property
     def config(self) -> DatastoreConfig:
+        """The connection's settings (looked up on first use for ``Datastore.get``)."""
+        if self._config is None:
+            from airflow_mlpipe.storage.resolve import resolve_datastore
+
+            self._config = resolve_datastore(self._name).config
         return self._config
 
     @property
     def protocol(self) -> str:
-        return self._config.parsed.protocol
+        return self.config.parsed.protocol
 
     @property
     def url(self) -> str:
         """The root's canonical URL (no credentials)."""
-        return display_url(self._config.parsed)
+        return display_url(self.config.parsed)
 
     @property
     def description(self) -> str:
-        return self._config.description
+        return self.config.description
 
     @property
     def is_local(self) -> bool:
         return self.protocol == "file"
 
     def __repr__(self) -> str:
+        if self._config is None:
+            return f"Datastore(name={self.name!r})"
         return f"Datastore(name={self.name!r}, url={self.url!r})"
 
     def __eq__(self, other: object) -> bool:
@@ -104,18 +122,18 @@ class Datastore:
     @cached_property
     def fs(self) -> Any:
         """The fsspec filesystem (built on first use; the backend library is imported then)."""
-        backend = self._config.parsed.backend
+        backend = self.config.parsed.backend
         if backend.module:
             try:
                 __import__(backend.module)
             except ImportError:
                 raise ConfigError(
-                    f"datastore {self.name!r}: url {self._config.url!r} needs the Python package "
+                    f"datastore {self.name!r}: url {self.config.url!r} needs the Python package "
                     f"{backend.package!r}, which is not installed; run: pip install {backend.package}"
                 ) from None
         import fsspec
 
-        options = dict(self._config.storage_options)
+        options = dict(self.config.storage_options)
         if backend.protocol == "file":
             options.setdefault("auto_mkdir", True)
         elif backend.protocol != "memory":
@@ -124,17 +142,17 @@ class Datastore:
             options.setdefault("use_listings_cache", False)
         if backend.protocol == "abfs":
             _quiet_azure_request_logs()
-        with translate_errors(self._config, "open the filesystem of"):
+        with translate_errors(self.config, "open the filesystem of"):
             return fsspec.filesystem(backend.protocol, **options)
 
     @cached_property
     def root(self) -> str:
         """The root folder as the backend filesystem spells paths."""
-        root = self._config.parsed.root
+        root = self.config.parsed.root
         if self.protocol == "file":
             root = os.path.abspath(root)
             if not os.path.isdir(root):
-                with translate_errors(self._config, "create the root folder"):
+                with translate_errors(self.config, "create the root folder"):
                     os.makedirs(root, exist_ok=True)
         return root
 
@@ -156,27 +174,27 @@ class Datastore:
     # -- reading ------------------------------------------------------------------------------------------------
     def exists(self, path: str = "") -> bool:
         full = self.full_path(path)
-        with translate_errors(self._config, "check", path):
+        with translate_errors(self.config, "check", path):
             return bool(self.fs.exists(full))
 
     def isdir(self, path: str = "") -> bool:
         full = self.full_path(path)
-        with translate_errors(self._config, "check", path):
+        with translate_errors(self.config, "check", path):
             return bool(self.fs.isdir(full))
 
     def isfile(self, path: str) -> bool:
         full = self.full_path(path)
-        with translate_errors(self._config, "check", path):
+        with translate_errors(self.config, "check", path):
             return bool(self.fs.isfile(full))
 
     def info(self, path: str) -> dict[str, Any]:
         full = self.full_path(path)
-        with translate_errors(self._config, "read information about", path):
+        with translate_errors(self.config, "read information about", path):
             return dict(self.fs.info(full))
 
     def read_bytes(self, path: str) -> bytes:
         full = self.full_path(path)
-        with translate_errors(self._config, "read", path):
+        with translate_errors(self.config, "read", path):
             return bytes(self.fs.cat_file(full))
 
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
@@ -188,7 +206,7 @@ class Datastore:
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         """Open a file. Writing through ``open`` is not atomic: use ``write_bytes`` for records."""
         full = self.full_path(path)
-        with translate_errors(self._config, "open", path):
+        with translate_errors(self.config, "open", path):
             if "w" in mode and self.protocol == "file":
                 os.makedirs(os.path.dirname(full), exist_ok=True)
             return self.fs.open(full, mode, **kwargs)
@@ -199,7 +217,7 @@ class Datastore:
         Returns sorted relative paths, or with ``detail`` a dict of relative path to info.
         """
         full = self.full_path(path)
-        with translate_errors(self._config, "list", path):
+        with translate_errors(self.config, "list", path):
             if recursive:
                 found = self.fs.find(full, detail=True, withdirs=False)
                 entries = {self.relpath(p): info for p, info in found.items()}
@@ -215,7 +233,7 @@ class Datastore:
         """Files matching a glob pattern (``**`` crosses folders): sorted relative paths, or with ``detail`` a
         dict of relative path to info."""
         full = self.full_path(pattern)
-        with translate_errors(self._config, "search", pattern):
+        with translate_errors(self.config, "search", pattern):
             found = self.fs.glob(full, detail=True)
         files = {self.relpath(p): dict(info) for p, info in found.items() if info.get("type") != "directory"}
         return dict(sorted(files.items())) if detail else sorted(files)
@@ -224,7 +242,7 @@ class Datastore:
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace the whole object at ``path``: readers see the old or the new content, never a part."""
         full = self.full_path(path)
-        with translate_errors(self._config, "write", path):
+        with translate_errors(self.config, "write", path):
             if self.protocol == "file":
                 _local_atomic_write(full, data, replace=True)
             else:
@@ -239,7 +257,7 @@ class Datastore:
     def create_if_absent(self, path: str, data: bytes) -> bool:
         """Create ``path`` with ``data`` unless it exists. Exactly one of many racing writers gets True."""
         full = self.full_path(path)
-        with translate_errors(self._config, "create", path):
+        with translate_errors(self.config, "create", path):
             try:
                 if self.protocol == "file":
                     _local_atomic_write(full, data, replace=False)
@@ -262,7 +280,7 @@ class Datastore:
         if not rel and recursive:
             raise ConfigError(f"datastore {self.name!r}: refusing to delete the whole datastore root")
         full = self.full_path(rel)
-        with translate_errors(self._config, "delete", path):
+        with translate_errors(self.config, "delete", path):
             if not missing_ok and not self.fs.exists(full):
                 raise FileNotFoundError(full)
             try:
@@ -287,7 +305,7 @@ class Datastore:
             sources, targets = [local], [self.full_path(path)]
         else:
             raise FileNotFoundError(f"cannot upload {local!r} to datastore {self.name!r}: it does not exist")
-        with translate_errors(self._config, "upload to", path):
+        with translate_errors(self.config, "upload to", path):
             if self.protocol == "file":
                 for target in {os.path.dirname(t) for t in targets}:
                     os.makedirs(target, exist_ok=True)
@@ -302,7 +320,7 @@ class Datastore:
         rel = normalize_relpath(path, datastore=self.name)
         if self.isfile(rel):
             os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-            with translate_errors(self._config, "download", path):
+            with translate_errors(self.config, "download", path):
                 self.fs.get_file(self.full_path(rel), local)
             return [local]
         files = [f for f in self.list(rel, recursive=True) if os.path.basename(f) != COMPLETE_MARKER]
@@ -312,7 +330,7 @@ class Datastore:
         locals_ = [os.path.join(local, *f[len(prefix) :].split("/")) for f in files]
         for d in {os.path.dirname(p) for p in locals_} | {local}:
             os.makedirs(d, exist_ok=True)
-        with translate_errors(self._config, "download", path):
+        with translate_errors(self.config, "download", path):
             if files:
                 self.fs.get([self.full_path(f) for f in files], locals_)
         return locals_
@@ -345,7 +363,7 @@ class Datastore:
 
     def check_access(self) -> None:
         """List the root once: raises ``DatastoreAccessError`` with a fix when the store refuses or is away."""
-        with translate_errors(self._config, "list"):
+        with translate_errors(self.config, "list"):
             try:
                 self.fs.ls(self.root, refresh=True)
             except FileNotFoundError:

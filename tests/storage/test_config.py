@@ -188,3 +188,10 @@ def test_mlpipe_home_defaults_to_airflow_home(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv("MLPIPE_HOME")
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     assert Datastore.get_default().root == str(tmp_path / "mlpipe" / "datastore")
+
+
+def test_get_looks_the_connection_up_on_first_use_only() -> None:
+    store = Datastore.get("not_defined_yet")  # what a DAG file does at parse time: no lookup
+    assert store.name == "not_defined_yet" and repr(store) == "Datastore(name='not_defined_yet')"
+    with pytest.raises(DatastoreNotFoundError, match="no datastore named 'not_defined_yet'"):
+        store.exists("x")
