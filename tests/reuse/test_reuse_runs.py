@@ -120,12 +120,28 @@ def test_example_second_run_reuses_every_step(
 
 def test_what_reruns_what_is_reused_and_why(chain: Pipeline) -> None:
     store = Datastore.get_default()
-    # only an mtime, and a file that .amlignore excludes: nothing runs again but the step that never reuses
+    # regenerate_outputs: every step runs (the audit step never reuses: allow_reuse=False)
+    assert chain.run({"regenerate_outputs": True}) == ["audit", "prep", "report", "train"]
+    assert chain.explain("report")["explanation"] == ["regenerate_outputs requested in the trigger conf"]
+    assert chain.explain("audit")["explanation"] == ["reuse disabled (allow_reuse=False)"]
+    regenerated = chain.results(*CHAIN_STEPS)
+
+    # later runs reuse the regenerated outputs; only an mtime, and a file that .amlignore excludes, change
+    # nothing; a corrupt index entry is ignored with a reason, and the run overwrites it
     os.utime(chain.sources / "train" / "train.py", (1, 1))
     (chain.sources / "prep" / "notes.log").write_text("scratch")
-    assert chain.run() == ["audit"]
-    assert _statuses(chain) == {"prep": "Reused", "train": "Reused", "report": "Reused"}
-    assert chain.explain("audit")["explanation"] == ["reuse disabled (allow_reuse=False)"]
+    key = read_record(regenerated["report"]["step_run_id"])["reuse"]["key"]
+    store.write_text(ReuseIndex.path(key), "{not json")
+    assert chain.run() == ["audit", "report"]
+    now = chain.results(*CHAIN_STEPS)
+    assert _statuses(chain) == {"prep": "Reused", "train": "Reused", "report": "Completed"}
+    assert {t: now[t]["reused_from"] for t in ("prep", "train")} == {
+        t: regenerated[t]["step_run_id"] for t in ("prep", "train")
+    }
+    assert chain.explain("train")["hit"] is True
+    assert chain.explain("report")["explanation"][0].startswith("the reuse index entry for this key is corrupt")
+    entry = ReuseIndex(store).get(key)
+    assert entry is not None and entry.step_run_id == now["report"]["step_run_id"]
 
     # a parameter value: train and what reads its model
     assert chain.run({"learning_rate": 0.5}) == ["audit", "report", "train"]
@@ -155,23 +171,7 @@ def test_what_reruns_what_is_reused_and_why(chain: Pipeline) -> None:
     assert chain.run({"learning_rate": 0.5}) == ["audit", "report", "train"]
     assert chain.explain("train")["explanation"][0] == f"earlier outputs are gone ({lost} missing)"
 
-    # regenerate_outputs: every step runs, and later runs reuse the new outputs
-    assert chain.run({"learning_rate": 0.5, "regenerate_outputs": True}) == ["audit", "prep", "report", "train"]
-    assert chain.explain("report")["explanation"] == ["regenerate_outputs requested in the trigger conf"]
-    regenerated = chain.results(*CHAIN_STEPS)
-
-    # ... except where the index entry is corrupt: ignored with a reason, then overwritten by the run
-    key = read_record(regenerated["report"]["step_run_id"])["reuse"]["key"]
-    store.write_text(ReuseIndex.path(key), "{not json")
-    assert chain.run({"learning_rate": 0.5}) == ["audit", "report"]
-    now = chain.results(*CHAIN_STEPS)
-    assert {t: now[t]["reused_from"] for t in ("prep", "train")} == {
-        t: regenerated[t]["step_run_id"] for t in ("prep", "train")
-    }
-    assert chain.explain("report")["explanation"][0].startswith("the reuse index entry for this key is corrupt")
-    entry = ReuseIndex(store).get(key)
-    assert entry is not None and entry.step_run_id == now["report"]["step_run_id"]
-
     # explain --run: an earlier step run's decision, by its DAG run id
-    first_train = read_record(regenerated["train"]["step_run_id"])
-    assert chain.explain("train", "--run", first_train["run_id"])["reason"] == "regenerate"
+    assert chain.explain("train", "--run", read_record(regenerated["train"]["step_run_id"])["run_id"])["reason"] == (
+        "regenerate"
+    )
