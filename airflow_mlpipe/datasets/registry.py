@@ -17,7 +17,7 @@ from typing import Any
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +78,11 @@ class DatasetRecord:
         )
 
 
-class DatasetRegistry:
+class DatasetRegistry(OnDefaultDatastore):
     """Registered datasets in a datastore (the default datastore unless one is given)."""
 
     def __init__(self, store: Datastore | None = None) -> None:
         self._store = store
-
-    @property
-    def store(self) -> Datastore:
-        if self._store is None:
-            self._store = Datastore.get_default()
-        return self._store
 
     def _record_path(self, name: str, version: int) -> str:
         return f"{REGISTRY_ROOT}/{name}/{version}.json"

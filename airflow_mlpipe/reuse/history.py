@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.reuse.index import INDEX_ROOT
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +67,13 @@ class HistoryEntry:
         )
 
 
-class StepHistory:
+class StepHistory(OnDefaultDatastore):
     """The decisions of one step (``dag_id``/``task_id``), newest last."""
 
     def __init__(self, dag_id: str, task_id: str, store: Datastore | None = None) -> None:
         self.dag_id = dag_id
         self.task_id = task_id
         self._store = store
-
-    @property
-    def store(self) -> Datastore:
-        if self._store is None:
-            self._store = Datastore.get_default()
-        return self._store
 
     @property
     def folder(self) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,9 @@ class ReuseEntry:
         )
 
 
-class ReuseIndex:
+class ReuseIndex(OnDefaultDatastore):
     def __init__(self, store: Datastore | None = None) -> None:
         self._store = store
-
-    @property
-    def store(self) -> Datastore:
-        if self._store is None:
-            self._store = Datastore.get_default()
-        return self._store
 
     @staticmethod
     def path(key: str) -> str:

@@ -379,6 +379,19 @@ class Datastore:
                     ) from None
 
 
+class OnDefaultDatastore:
+    """For records kept in a datastore (registry, reuse index, histories): ``store`` is the datastore given, or
+    the default one, resolved on first use."""
+
+    _store: Datastore | None = None
+
+    @property
+    def store(self) -> Datastore:
+        if self._store is None:
+            self._store = Datastore.get_default()
+        return self._store
+
+
 def _quiet_azure_request_logs() -> None:
     """The Azure SDK logs every HTTP request at INFO; under Airflow's INFO logging that floods task logs."""
     import logging
