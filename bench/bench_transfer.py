@@ -3,7 +3,9 @@
     .venv/bin/python bench/bench_transfer.py            # full sizes (10,000 files, 1 GiB; 10 to 30 minutes)
     .venv/bin/python bench/bench_transfer.py --quick    # small sizes (about 2 minutes)
 
-Starts its own Azurite and moto (``tests/emulators.py``), fresh for each scenario. Each scenario runs in rounds:
+Starts its own Azurite and moto (``tests/emulators.py``). Uploads to Azurite start from a freshly started Azurite
+every time (it slows down as it fills up, which would favour whichever runs first); moto is emptied before each
+store-to-store run. Each scenario runs in rounds:
 every baseline once, then the engine's full copy and at once its up-to-date re-run; the best time of each over the
 rounds is kept (the least disturbed by other load: the machines are shared, so absolute seconds mean little, and
 only ratios from one run are reported). ``emu cpu``: CPU seconds per wall second of the busiest emulator during the
@@ -248,9 +250,6 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     from fsspec.generic import GenericFileSystem, rsync
 
     azurite, moto = Azurite(), MotoS3()
-    # Plain filesystems with default settings, as a user would make them (own instances: nothing shared with ours).
-    az = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
-    s3 = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
     local = Datastore("bench-local", work.as_uri())
     small, big = work / "emu-small", work / "emu-big.bin"
     make_small(small, sizes.emu_count, sizes.small_size)
@@ -258,36 +257,58 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
     n_small = f"{sizes.emu_count} x {sizes.small_size // 1000} KB"
     n_big = f"1 file {sizes.emu_big // MiB} MiB"
     rounds = sizes.emu_rounds
+    # Plain filesystems with default settings, as a user would make them (own instances: nothing shared with ours).
+    plain: dict[str, Any] = {}
+
+    def connect() -> None:
+        from adlfs import AzureBlobFileSystem
+
+        AzureBlobFileSystem.clear_instance_cache()  # no pooled connection to an Azurite that was restarted
+        plain["az"] = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
+        plain["s3"] = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
+
+    def fresh_azurite() -> None:
+        """Every upload into an empty Azurite: it slows down as it fills, which would favour whoever runs first."""
+        azurite.stop()
+        azurite.start()
+        connect()
 
     def az_store() -> Datastore:
-        return Datastore("bench-az", f"az://{_bucket(az)}/data", {"connection_string": azurite.connection_string})
+        container = _bucket(plain["az"])
+        return Datastore("bench-az", f"az://{container}/data", {"connection_string": azurite.connection_string})
 
     def s3_store() -> Datastore:
-        return Datastore("bench-s3", f"s3://{_bucket(s3)}/data", moto.storage_options())
+        return Datastore("bench-s3", f"s3://{_bucket(plain['s3'])}/data", moto.storage_options())
 
     def empty_moto() -> None:
-        s3.invalidate_cache()
-        for bucket in s3.ls(""):
-            s3.rm(bucket, recursive=True)
+        plain["s3"].invalidate_cache()
+        for bucket in plain["s3"].ls(""):
+            plain["s3"].rm(bucket, recursive=True)
 
     rows: list[Row] = []
     with running(azurite):
         rows += Scenario(
             f"local->Azurite {n_small}",
-            {"adlfs put (defaults)": lambda: az.put(str(small), f"{_bucket(az)}/data/copy", recursive=True)},
+            {
+                "adlfs put (defaults)": lambda: plain["az"].put(
+                    str(small), f"{_bucket(plain['az'])}/data/c", recursive=True
+                )
+            },
             _engine(local, "emu-small", az_store, "directory"),
             ">= 1.5x",
             with_rerun=True,
             emulators=(azurite,),
+            before=fresh_azurite,
         ).measure(rounds)
-    with running(azurite):
         rows += Scenario(
             f"local->Azurite {n_big}",
-            {"adlfs put (defaults)": lambda: az.put(str(big), f"{_bucket(az)}/data/copy")},
+            {"adlfs put (defaults)": lambda: plain["az"].put(str(big), f"{_bucket(plain['az'])}/data/copy")},
             _engine(local, "emu-big.bin", az_store, "file"),
             emulators=(azurite,),
+            before=fresh_azurite,
         ).measure(rounds)
     with running(azurite, moto):
+        connect()
         az_src = az_store()
         transfer(local, "emu-small", az_src, "small")
         transfer(local, "emu-big.bin", az_src, "big.bin", kind="file")
@@ -295,8 +316,8 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
         def two_step(path: str, recursive: bool) -> Callable[[], Any]:
             def run() -> None:
                 with tempfile.TemporaryDirectory(dir=work) as tmp:
-                    az.get(az_src.full_path(path), f"{tmp}/x", recursive=recursive)
-                    s3.put(f"{tmp}/x", f"{_bucket(s3)}/data/copy", recursive=recursive)
+                    plain["az"].get(az_src.full_path(path), f"{tmp}/x", recursive=recursive)
+                    plain["s3"].put(f"{tmp}/x", f"{_bucket(plain['s3'])}/data/copy", recursive=recursive)
 
             return run
 
@@ -309,7 +330,7 @@ def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
             {
                 "adlfs get + s3fs put (defaults)": two_step("small", True),
                 "fsspec.generic.rsync (defaults)": lambda: rsync(
-                    f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(s3)}/data/copy", fs=generic
+                    f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(plain['s3'])}/data/copy", fs=generic
                 ),
             },
             _engine(az_src, "small", s3_store, "directory"),

@@ -161,16 +161,14 @@ class AsyncCopier:
     async def _read_whole(self, task: FileTask) -> bytes:
         with on_side(task, "source"):
             if self.mode == "upload":
-                with open(task.src, "rb") as fh:
-                    return fh.read()
+                return await asyncio.to_thread(_read_local, task.src)
             return bytes(await self.src.fs._cat_file(task.src))
 
     async def _download(self, task: FileTask, ctx: CopyContext) -> None:
         with on_side(task, "destination"), local_target(task, ctx.atomic) as target:
             if task.size <= ctx.chunk_size:
                 data = await self._read_whole(task)
-                with open(target, "wb") as fh:
-                    fh.write(data)
+                await asyncio.to_thread(_write_local, target, data)
             else:
                 with on_side(task, "source"):
                     await self.src.fs._get_file(task.src, target, **_download_options(self.src.fs, ctx))
@@ -194,10 +192,21 @@ class AsyncCopier:
             os.close(fd)
 
 
+# Local file I/O goes to threads: a read that misses the page cache (or a write held up by writeback) takes
+# milliseconds, and on the event loop it would stall every request in flight.
+def _read_local(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _write_local(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 def _remote_reader(fs: Any, path: str) -> ReadRange:
     return lambda start, end: fs._cat_file(path, start=start, end=end)
 
 
 def _local_reader(fd: int) -> ReadRange:
-    # pread on a thread: a block read from disk must not stall the event loop's other transfers.
     return lambda start, end: asyncio.to_thread(os.pread, fd, end - start, start)
