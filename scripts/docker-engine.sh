@@ -19,7 +19,7 @@ IMAGE="${MLPIPE_TEST_IMAGE:-mlpipe-test-python:bookworm}"
 # The Debian mirror this machine's apt already uses (first "URIs:" or "deb" line), unless one is given.
 apt_mirror() {
   { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}';
-    grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } | grep -v security | head -n 1
+    grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } | grep -v security | head -n 1 || true
 }
 MIRROR="${MLPIPE_DEBIAN_MIRROR:-$(apt_mirror)}"
 SOCK="$STATE_DIR/docker.sock"
