@@ -17,7 +17,8 @@ def explain(
     dag_id: str,
     task_id: str,
     run: Annotated[
-        str | None, typer.Option("--run", help="A DAG run id or step run id (default: the latest step run).")
+        str | None,
+        typer.Option("--run", help="A DAG run id (its last try) or a step run id (default: the latest step run)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
@@ -53,19 +54,13 @@ def explain(
 
 def find_decision(dag_id: str, task_id: str, run: str | None) -> dict[str, Any] | None:
     """The decision of the given (or latest) step run: from the step's reuse history, else from the run record."""
-    from airflow_mlpipe.datasets.output import step_run_id
     from airflow_mlpipe.reuse.history import StepHistory
 
     history = StepHistory(dag_id, task_id)
-    candidates = [run, step_run_id(dag_id, run, task_id)] if run else []
-    entry = next((e for e in map(history.find, candidates) if e is not None), None) if run else history.latest()
+    entry = (history.find(run) or history.find_run(run)) if run else history.latest()
     if entry is not None:
         return _row(entry.step_run_id, entry.key, entry.decided_at, entry.decision)
-    for candidate in candidates:
-        decision = _from_run_record(candidate)
-        if decision is not None:
-            return decision
-    return None
+    return _from_run_record(run) if run else None
 
 
 def _from_run_record(candidate: str) -> dict[str, Any] | None:

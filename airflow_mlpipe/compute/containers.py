@@ -15,11 +15,11 @@ from typing import Protocol
 
 from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.environment import Environment, check_environment_fits
+from airflow_mlpipe.compute.keyed import DEFAULT_CONTAINER_PYTHON
 from airflow_mlpipe.compute.validation import check_env, check_image, safe_label_value
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, env_var_name
 
-DEFAULT_CONTAINER_PYTHON = "python"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlpipe"}
 # Our own labels, next to the dag_id/task_id/run_id labels the providers add at run time.
 LABEL_PREFIX = "airflow-mlpipe"

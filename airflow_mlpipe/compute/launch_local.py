@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 
 from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.runner.process import die_with_parent
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
 
@@ -38,6 +40,8 @@ class LocalLauncher:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # The task killed (even with SIGKILL) stops its runner, which stops the script and commits nothing.
+            preexec_fn=die_with_parent(signal.SIGTERM) if sys.platform == "linux" else None,
         )
         assert self.proc.stdout is not None
         for raw in iter(self.proc.stdout.readline, b""):

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
-from airflow_mlpipe.datasets.paths import DataPath, match_files, to_data_paths
+from airflow_mlpipe.datasets.paths import DataPath, match_files, relative_in_dataset, to_data_paths
 from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.datasets.verify import verify_copies
 from airflow_mlpipe.exceptions import DatasetError
 from airflow_mlpipe.fingerprint.identity import identities
 from airflow_mlpipe.storage.datastore import Datastore
@@ -41,11 +42,14 @@ class AbstractDataset:
         options: Mapping[str, Any] | None = None,
         record: DatasetRecord | None = None,
         by_name: tuple[str, int | str] | None = None,
+        pin: Manifest | None = None,
     ) -> None:
         self._paths = paths
         self._options = dict(options or {})
         self._record: DatasetRecord | None = None
         self._by_name = by_name
+        # The exact files a step was planned with (an unregistered definition matches whatever is there now).
+        self._pin = pin
         if record is not None:
             self._adopt(record)
 
@@ -125,11 +129,14 @@ class AbstractDataset:
         return f"{type(self).__name__}(paths={[str(p) for p in self._paths]!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able reference: by name and version when registered, else by definition."""
+        """A JSON-able reference: by name and version when registered, else by definition (with the files it
+        is pinned to, if any)."""
         if self._by_name is not None:
             return {"kind": self.kind, "name": self._by_name[0], "version": self._by_name[1]}
         if self._record is not None:
             return {"kind": self.kind, "name": self._record.name, "version": self._record.version}
+        if self._pin is not None:
+            return {"kind": self.kind, **self.definition(), "pin": self._pin.to_dict()}
         return {"kind": self.kind, **self.definition()}
 
     @staticmethod
@@ -137,10 +144,25 @@ class AbstractDataset:
         cls = _KINDS.get(str(data.get("kind")))
         if cls is None:
             raise DatasetError(f"unknown dataset kind {data.get('kind')!r}; expected 'file' or 'tabular'")
+        pin = Manifest.from_dict(data["pin"]) if data.get("pin") else None
         if "name" in data:
-            return cls(by_name=(str(data["name"]), data.get("version", "latest")))
+            return cls(by_name=(str(data["name"]), data.get("version", "latest"))).pinned_to(pin)
         paths = tuple(DataPath.from_dict(p) for p in data.get("paths", ()))
-        return cls(paths, options=data.get("options"))
+        return cls(paths, options=data.get("options"), pin=pin)
+
+    def pinned_to(self, manifest: Manifest | None) -> AbstractDataset:
+        """This dataset restricted to exactly the files of ``manifest`` (what a step was planned with): reading
+        checks each file against it. A registered version must still have that manifest."""
+        if manifest is None:
+            return self
+        record = self.record
+        if record is not None and record.manifest.digest != manifest.digest:
+            raise DatasetError(
+                f"dataset {record.name!r} version {record.version}: its registry record lists other files than "
+                "when the step was planned (the record was changed); the step's retry plans again"
+            )
+        self._pin = manifest
+        return self
 
     def pinned(self) -> AbstractDataset:
         """The same dataset with ``"latest"`` resolved to a version number (reads the registry)."""
@@ -162,19 +184,24 @@ class AbstractDataset:
         return Manifest.of(unique.values())
 
     def manifest(self) -> Manifest:
-        """The pinned manifest of a registered version, else the current one."""
+        """The pinned manifest of a registered version (or of a step's input), else the current one."""
+        expected = self.expected_manifest()
+        return expected if expected is not None else self.current_manifest()
+
+    def expected_manifest(self) -> Manifest | None:
+        """The files this dataset must consist of: a registered version's, or those a step was planned with."""
         record = self.record
-        return record.manifest if record is not None else self.current_manifest()
+        return record.manifest if record is not None else self._pin
 
     def verified_entries(self) -> list[ManifestEntry]:
-        """The files to read. For a registered version, each must still have the identity it was registered
-        with: a registered version is immutable, so changed data is an error, not a silent new content."""
-        record = self.record
-        if record is None:
+        """The files to read. For a registered version (or a step's pinned input), each must still have the
+        identity it was registered (or planned) with: changed data is an error, never a silent new content."""
+        expected = self.expected_manifest()
+        if expected is None:
             return list(self.current_manifest().entries)
         changed = []
         by_store: dict[str, list[ManifestEntry]] = {}
-        for entry in record.manifest.entries:
+        for entry in expected.entries:
             by_store.setdefault(entry.datastore, []).append(entry)
         for store_name, entries in by_store.items():
             store = Datastore.get(store_name)
@@ -191,11 +218,17 @@ class AbstractDataset:
                 if e.path in now and (now[e.path].token != e.identity.token or now[e.path].size != e.identity.size)
             ]
         if changed:
+            record = self.record
+            if record is None:
+                raise DatasetError(
+                    f"input files changed since the step was planned: {', '.join(changed[:10])}; the step's outputs "
+                    "would not match its reuse key, so it stops here (a retry plans again with the new files)"
+                )
             raise DatasetError(
                 f"dataset {record.name!r} version {record.version}: files changed since it was registered: "
                 f"{', '.join(changed[:10])}; register a new version of the dataset to use the new data"
             )
-        return list(record.manifest.entries)
+        return list(expected.entries)
 
     # -- registration ---------------------------------------------------------------------------------------
     def register(
@@ -269,22 +302,15 @@ class FileDataset(AbstractDataset):
                     f"download target {target!r} already holds {existing[0]!r} (and {len(existing) - 1} more); "
                     "pass overwrite=True or choose an empty folder"
                 )
-        by_store: dict[str, list[tuple[ManifestEntry, str]]] = {}
-        for entry, local in plan:
-            by_store.setdefault(entry.datastore, []).append((entry, local))
-        for store_name, items in by_store.items():
-            store = Datastore.get(store_name)
-            for d in {os.path.dirname(local) for _, local in items}:
-                os.makedirs(d, exist_ok=True)
-            store.fs.get([store.full_path(e.path) for e, _ in items], [local for _, local in items])
+        fetch_copies(plan)
         return [local for _, local in plan]
 
     @contextlib.contextmanager
     def mount(self, mount_point: str | os.PathLike[str] | None = None) -> Iterator[str]:
         """A read-only local view of the files for the duration of the ``with`` block; yields the folder.
 
-        Local datastores are linked, not copied; other stores are fetched into the view.
-        """
+        The view holds read-only copies (a reflink where the local filesystem offers one): writing into a mount
+        can never change the dataset's own files."""
         folder = os.fspath(mount_point) if mount_point is not None else tempfile.mkdtemp(prefix="mlpipe-mount-")
         os.makedirs(folder, exist_ok=True)
         created = materialize_view(self, folder)
@@ -293,35 +319,36 @@ class FileDataset(AbstractDataset):
         finally:
             for path in created:
                 with contextlib.suppress(OSError):
-                    if not os.path.islink(path):
-                        os.chmod(path, 0o600)
+                    os.chmod(path, 0o600)
                     os.unlink(path)
             if mount_point is None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def materialize_view(dataset: FileDataset, folder: str) -> list[str]:
-    """Make ``folder`` show the dataset's files: symlinks for local datastores, read-only copies otherwise."""
-    entries = dataset.verified_entries()
-    made = []
-    remote: dict[str, list[tuple[ManifestEntry, str]]] = {}
-    for entry in entries:
-        local = os.path.join(folder, *_relative_in_dataset(entry, dataset.data_paths).split("/"))
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        store = Datastore.get(entry.datastore)
-        if store.is_local:
-            if os.path.lexists(local):
-                os.unlink(local)
-            os.symlink(store.full_path(entry.path), local)
-        else:
-            remote.setdefault(entry.datastore, []).append((entry, local))
-        made.append(local)
-    for store_name, items in remote.items():
+def fetch_copies(plan: list[tuple[ManifestEntry, str]]) -> None:
+    """Copy each entry's file to its local path, then check every copy against its entry (``verify_copies``)."""
+    by_store: dict[str, list[tuple[ManifestEntry, str]]] = {}
+    for entry, local in plan:
+        by_store.setdefault(entry.datastore, []).append((entry, local))
+    for store_name, items in by_store.items():
         store = Datastore.get(store_name)
-        store.fs.get([store.full_path(e.path) for e, _ in items], [local for _, local in items])
+        for d in {os.path.dirname(local) for _, local in items}:
+            os.makedirs(d, exist_ok=True)
         for _, local in items:
-            os.chmod(local, 0o444)
-    return made
+            if os.path.islink(local) or os.path.isfile(local):
+                os.unlink(local)  # an earlier copy or link: replaced, never written through
+        store.fs.get([store.full_path(e.path) for e, _ in items], [local for _, local in items])
+    verify_copies(plan)
+
+
+def materialize_view(dataset: FileDataset, folder: str) -> list[str]:
+    """Make ``folder`` show the dataset's files as read-only copies, checked against the dataset's manifest."""
+    entries = dataset.verified_entries()
+    plan = [(e, os.path.join(folder, *_relative_in_dataset(e, dataset.data_paths).split("/"))) for e in entries]
+    fetch_copies(plan)
+    for _, local in plan:
+        os.chmod(local, 0o444)
+    return [local for _, local in plan]
 
 
 class TabularDataset(AbstractDataset):
@@ -342,25 +369,7 @@ class TabularDataset(AbstractDataset):
 
 
 def _relative_in_dataset(entry: ManifestEntry, paths: tuple[DataPath, ...]) -> str:
-    """A file's path relative to the folder its dataset path names (the glob's folder part for globs)."""
-    for data_path in paths:
-        if data_path.datastore != entry.datastore:
-            continue
-        base = data_path.path
-        if data_path.is_glob:
-            parts = base.split("/")
-            fixed = []
-            for part in parts:
-                if any(c in part for c in "*?["):
-                    break
-                fixed.append(part)
-            base = "/".join(fixed)
-        elif base == entry.path:
-            return entry.path.rsplit("/", 1)[-1]
-        prefix = base + "/" if base else ""
-        if entry.path.startswith(prefix):
-            return entry.path[len(prefix) :]
-    return entry.path
+    return relative_in_dataset(entry.datastore, entry.path, paths)
 
 
 _KINDS: dict[str, type[AbstractDataset]] = {"file": FileDataset, "tabular": TabularDataset}

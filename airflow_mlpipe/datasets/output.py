@@ -35,7 +35,9 @@ class OutputFileDatasetConfig:
 
     :param name: the output's name (default: ``<task_id>_output_<n>``, given when a step takes it: never random).
     :param destination: ``(Datastore or datastore name, "path/{run-id}/{output-name}")``; default
-        ``(default datastore, "dataset/{run-id}/{output-name}")``. ``{run-id}`` is the step run's id.
+        ``(default datastore, "dataset/{run-id}/{output-name}")``. ``{run-id}`` is the step run's id: one per
+        attempt (DAG run, task, map index and try), so no later attempt ever writes a folder an earlier one
+        committed.
     """
 
     def __init__(self, name: str | None = None, destination: tuple[Any, str] | None = None) -> None:
@@ -172,12 +174,6 @@ def _check_template(template: str, datastore: str) -> str:
     if not normalize_relpath(probe, datastore=datastore):
         raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
     return template
-
-
-def step_run_id(dag_id: str, run_id: str, task_id: str) -> str:
-    """The step run's id used in ``{run-id}``: readable, deterministic, and safe as a path part."""
-    raw = f"{dag_id}.{run_id}.{task_id}"
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", raw)
 
 
 def register_output(

@@ -98,3 +98,25 @@ def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, An
             "check the path, or upload the data first"
         )
     return found
+
+
+def relative_in_dataset(datastore: str, path: str, paths: Iterable[DataPath]) -> str:
+    """A file's path relative to the folder its dataset path names (the glob's folder part for globs); the
+    file's own name for a path naming the file itself."""
+    for data_path in paths:
+        if data_path.datastore != datastore:
+            continue
+        base = data_path.path
+        if data_path.is_glob:
+            fixed = []
+            for part in base.split("/"):
+                if any(c in part for c in _GLOB_CHARS):
+                    break
+                fixed.append(part)
+            base = "/".join(fixed)
+        elif base == path:
+            return path.rsplit("/", 1)[-1]
+        prefix = base + "/" if base else ""
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path

@@ -16,7 +16,9 @@ from typing import Any
 
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
 from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError
+from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,14 @@ class DatasetRecord:
         )
 
     def same_content(self, kind: str, definition: Mapping[str, Any], manifest: Manifest) -> bool:
-        """True when registering (kind, definition's read options, manifest) again would add nothing."""
-        return (
-            self.kind == kind
-            and self.manifest.digest == manifest.digest
-            and self.definition.get("options") == definition.get("options")
-        )
+        """True when registering (kind, definition's read options, manifest) again would add nothing: the same
+        files (by their paths inside the dataset) with the same bytes, wherever they are stored. A step run
+        whose output equals the latest version's, byte for byte, in a folder of its own adds no version."""
+        if self.kind != kind or self.definition.get("options") != definition.get("options"):
+            return False
+        if self.manifest.digest == manifest.digest:
+            return True
+        return content_digest(self.definition, self.manifest) == content_digest(definition, manifest)
 
 
 class DatasetRegistry(OnDefaultDatastore):
@@ -173,6 +177,15 @@ class DatasetRegistry(OnDefaultDatastore):
                 log.info("registered dataset %s version %d (%d files)", name, record.version, len(manifest))
                 return record, True
         raise DatasetError(f"dataset {name!r}: could not allocate a version after many attempts")  # pragma: no cover
+
+
+def content_digest(definition: Mapping[str, Any], manifest: Manifest) -> str:
+    """A digest of the files' paths inside the dataset, sizes and content identities, not of where they are."""
+    paths = [DataPath.from_dict(p) for p in definition.get("paths") or ()]
+    canon = sorted(
+        [relative_in_dataset(e.datastore, e.path, paths), e.identity.size, e.identity.token] for e in manifest.entries
+    )
+    return hash_bytes(json.dumps(canon, separators=(",", ":")).encode("utf-8"))
 
 
 def _record_bytes(record: DatasetRecord) -> bytes:

@@ -1,4 +1,4 @@
-"""Extra links from a task in the Airflow UI."""
+"""Extra links from a task in the Airflow UI, and the XCom keys a step publishes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
+# The XComs of a step: its record and the earlier record it reused (read by the links below), its outputs'
+# locations (read by the steps that take them as inputs) and a summary of its metrics.
 RECORD_URI_KEY = "mlpipe_record_uri"
 REUSED_FROM_KEY = "mlpipe_reused_from_uri"
+OUTPUTS_KEY = "mlpipe_outputs"
+METRICS_KEY = "mlpipe_metrics"
 
 
 class StepRunLink(BaseOperatorLink):

@@ -1,9 +1,10 @@
 """``PythonScriptOperator``: Azure ML's ``PythonScriptStep`` as an Airflow operator.
 
-The constructor only stores and checks what it is given (no I/O: DAG files parse fast). ``execute`` snapshots the
-source folder into the default datastore, writes the step spec, and launches the step runner on the step's
-compute target; the runner materialises inputs, runs the script, commits and registers outputs, and writes the
-run record, which ``execute`` then turns into XComs, asset events and the task's result.
+The constructor only stores and checks what it is given (no I/O: DAG files parse fast). Each try of the task is
+one attempt (``operators.attempt.StepAttempt``): it plans the step (``operators.script_work.ScriptWork``: the
+source tree, pinned inputs, environment and outputs, and the reuse key derived from them), writes the attempt's
+spec, decides on reuse, and either takes an earlier run's outputs or launches the step runner on the step's
+compute target and finishes from its commit.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.environment import Environment, RunConfiguration
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
-from airflow_mlpipe.datasets.output import OutputInput, step_run_id
+from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
-from airflow_mlpipe.operators.links import RECORD_URI_KEY, ReusedFromLink, StepRunLink
+from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
 from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
-
-OUTPUTS_KEY = "mlpipe_outputs"
-METRICS_KEY = "mlpipe_metrics"
 
 
 class PythonScriptOperator(BaseOperator):
@@ -121,29 +119,27 @@ class PythonScriptOperator(BaseOperator):
 
     # -- run time -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_mlpipe.operators.step_execution import StepExecution
-
-        return StepExecution(self, context).run()
+        return self._attempt(context).execute()
 
     def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from ``ReuseTrigger``: another run was computing this step's reuse key (see ``step_dedup``)."""
-        from airflow_mlpipe.operators.step_execution import StepExecution
-
-        return StepExecution(self, context).resume_after_reuse_wait(event or {})
+        """Resume from ``ReuseTrigger``: another run was computing this step's reuse key."""
+        return self._attempt(context).resume_after_wait(event or {})
 
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume a step whose pod was awaited in the triggerer (``KubernetesCompute(deferrable=True)``)."""
-        from airflow_mlpipe.operators.step_execution import StepExecution
+        """Resume a step whose pod was awaited in the triggerer (a deferrable ``KubernetesCompute``)."""
+        return self._attempt(context).resume_launched(event)
 
-        return StepExecution(self, context).resume_container(event)
+    def _attempt(self, context: Context) -> Any:
+        from airflow_mlpipe.operators.attempt import StepAttempt
+        from airflow_mlpipe.operators.script_work import ScriptWork
+
+        self._work = ScriptWork(self)
+        return StepAttempt(self, context, self._work)
 
     def on_kill(self) -> None:
-        launcher = getattr(self, "_launcher", None)
-        if launcher is not None:
-            launcher.kill()
-        delegate = getattr(self, "_delegate", None)
-        if delegate is not None:
-            delegate.on_kill()
+        work = getattr(self, "_work", None)
+        if work is not None:
+            work.kill()
 
     def resolve_source_directory(self) -> str:
         if os.path.isabs(self.source_directory):
@@ -155,8 +151,9 @@ class PythonScriptOperator(BaseOperator):
     def step_io(self) -> StepIO:
         return self._io
 
-    def input_specs(self, context: Context, run_id_for_step: str) -> list[dict[str, Any]]:
-        """Inputs as the runner needs them: registered versions pinned, upstream outputs located via XCom."""
+    def input_specs(self, context: Context) -> list[dict[str, Any]]:
+        """Inputs as the spec names them: datasets (``latest`` resolved to its version), upstream outputs
+        located through the producer's XCom. Their files are pinned next (``reuse.inputs.pin_input``)."""
         specs = []
         for inp in self._io.inputs:
             if isinstance(inp, DatasetConsumptionConfig):
@@ -193,7 +190,9 @@ class PythonScriptOperator(BaseOperator):
         specs = []
         for arg in self._io.arguments:
             if arg["t"] == "param":
-                specs.append({"t": "param", "name": arg["name"], "value": params.get(arg["name"])})
+                parameter = self._io.parameters[arg["name"]]
+                value = params.get(arg["name"], parameter.default_value)
+                specs.append({"t": "param", "name": arg["name"], "value": value})
             elif arg["t"] in ("input", "output"):
                 specs.append({"t": arg["t"], "name": arg["ref"].name})
             else:
@@ -215,11 +214,9 @@ class PythonScriptOperator(BaseOperator):
             source = spec["source"]
             if source["type"] == "folder":
                 names.add(source["datastore"])
+            for entry in (spec.get("pin") or {}).get("manifest", {}).get("entries", ()):
+                names.add(entry["datastore"])
         return sorted(names)
-
-    def step_run_id(self, context: Context) -> str:
-        ti = context["ti"]
-        return step_run_id(ti.dag_id, ti.run_id, ti.task_id)
 
 
 def _check_ttl(task_id: str, ttl: object) -> float | None:

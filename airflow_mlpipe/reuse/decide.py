@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.exceptions import DatastoreNotFoundError, IncompleteFolderError
-from airflow_mlpipe.fingerprint.identity import store_kept_identity
-from airflow_mlpipe.reuse.explain import NO_EARLIER_RUN, TreeLoader, explain_changes
+from airflow_mlpipe.fingerprint.identity import identities, store_kept_identity
+from airflow_mlpipe.reuse.explain import NO_EARLIER_RUN, TreeLoader, explain_changes, mutable_image_note, rerun_line
 from airflow_mlpipe.reuse.history import StepHistory
 from airflow_mlpipe.reuse.index import ReuseEntry, ReuseIndex
 from airflow_mlpipe.reuse.step_key import StepFingerprint
@@ -34,11 +34,32 @@ REGENERATE = "regenerate_outputs requested in the trigger conf"
 
 @dataclass(frozen=True)
 class ReusePolicy:
-    """:param ttl: seconds an index entry may be reused for (None: no limit)."""
+    """:param ttl: seconds an index entry may be reused for (None: no limit).
+    :param rerun_of: the earlier, successful try of the same task instance when this one was cleared to run
+        again: it computes anew (as ``regenerate``), and the explanation says why."""
 
     allow_reuse: bool = True
     regenerate: bool = False
     ttl: float | None = None
+    rerun_of: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "allow_reuse": self.allow_reuse,
+            "regenerate": self.regenerate,
+            "ttl": self.ttl,
+            "rerun_of": self.rerun_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReusePolicy:
+        ttl = data.get("ttl")
+        return cls(
+            allow_reuse=bool(data.get("allow_reuse", True)),
+            regenerate=bool(data.get("regenerate", False)),
+            ttl=None if ttl is None else float(ttl),
+            rerun_of=data.get("rerun_of"),
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,8 @@ def decide(
     key = fingerprint.digest
     if not policy.allow_reuse:
         return ReuseDecision(False, key, "disabled", (DISABLED,), decided_at)
+    if policy.rerun_of:
+        return ReuseDecision(False, key, "rerun", (rerun_line(policy.rerun_of),), decided_at)
     if policy.regenerate:
         return ReuseDecision(False, key, "regenerate", (REGENERATE,), decided_at)
     lookup = find_reusable(index, key, ttl=policy.ttl, now=now)
@@ -120,7 +143,8 @@ def decide(
             f"reused the outputs of step run {entry.step_run_id} (same reuse key {key[:12]}, made "
             f"{entry.created_at}); its outputs are complete and match their manifests"
         )
-        return ReuseDecision(True, key, "hit", (line,), decided_at, entry=entry)
+        note = mutable_image_note(fingerprint.key.environment.get("image"))
+        return ReuseDecision(True, key, "hit", (line, *([note] if note else [])), decided_at, entry=entry)
     previous = history.previous(step_run_id) if history is not None else None
     lines = [lookup.problem] if lookup.problem else []
     changes = explain_changes(fingerprint, previous, load_tree=load_tree)
@@ -197,17 +221,32 @@ def _verify_output(output: Mapping[str, Any]) -> str | None:
     if marker.get("digest") != expected:
         return f"earlier output {name} was overwritten since ({path} holds other content)"
     listing = store.list(path, recursive=True, detail=True)
-    remote = store.protocol not in ("file", "memory")
-    for item in marker.get("entries") or ():
-        info = listing.get(str(item.get("path")))
-        if info is None:
-            return f"earlier outputs are gone ({item.get('path')} missing)"
-        if int(info.get("size") or 0) != int(item.get("size") or 0):
+    expected = marker.get("entries") or ()
+    missing = [str(item.get("path")) for item in expected if str(item.get("path")) not in listing]
+    if missing:
+        return f"earlier outputs are gone ({missing[0]} missing)"
+    for item in expected:
+        if int(listing[str(item.get("path"))].get("size") or 0) != int(item.get("size") or 0):
             return f"earlier output {name} changed since ({item.get('path')} has another size)"
-        kept = store_kept_identity(info) if remote else None
+    now = _identities_now(store, {str(item.get("path")): listing[str(item.get("path"))] for item in expected})
+    for item in expected:
+        kept = now.get(str(item.get("path")))
         if kept is not None and kept[0] == item.get("kind") and kept[1] != item.get("value"):
             return f"earlier output {name} changed since ({item.get('path')} has other content)"
     return None
+
+
+def _identities_now(store: Datastore, infos: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Content identities as the store shows them now: a local file's hash (the stat cache skips unchanged
+    files, so a same-size rewrite in place is seen), an object store's MD5 or ETag from the listing (no read)."""
+    if store.protocol in ("file", "memory"):
+        return {p: (i.kind, i.value) for p, i in identities(store, infos).items()}
+    found = {}
+    for p, info in infos.items():
+        kept = store_kept_identity(info)
+        if kept is not None:
+            found[p] = kept
+    return found
 
 
 def _drop_if_unchanged(index: ReuseIndex, stale: ReuseEntry) -> None:

@@ -128,7 +128,7 @@ def claim_key(
         current = leases.read(key)
         if current is None or leases.is_free(current):
             continue  # released between our two looks: try again
-        if _earlier_try_of(current, step_run_id, try_number):
+        if _earlier_try_of(current, lease_info, try_number):
             take_over = current
             continue
         return Claim("wait", key, settings, holder=current)
@@ -136,11 +136,19 @@ def claim_key(
     return Claim("wait", key, settings, holder=leases.read(key))
 
 
-def _earlier_try_of(record: LeaseRecord, step_run_id: str, try_number: int) -> bool:
-    """A lease left by an earlier try of this very step run: Airflow runs one try at a time, so that try is gone
-    (its worker died without releasing), and waiting for it would only wait for its ttl."""
+_TASK_INSTANCE = ("dag_id", "run_id", "task_id", "map_index")
+
+
+def _earlier_try_of(record: LeaseRecord, info: Mapping[str, Any], try_number: int) -> bool:
+    """A lease left by an earlier try of this very task instance: Airflow runs one try at a time, so that try is
+    gone (its worker died without releasing), and waiting for it would only wait for its ttl. Every try is its
+    own step run, so the task instance is told by its fields (or, for callers without them, the step run id)."""
     try:
         earlier = int(record.info.get("try_number", try_number))
     except (TypeError, ValueError):
         return False
-    return record.info.get("step_run_id") == step_run_id and earlier < try_number
+    if earlier >= try_number:
+        return False
+    if all(field in info for field in _TASK_INSTANCE[:3]):
+        return all(record.info.get(field) == info.get(field) for field in _TASK_INSTANCE)
+    return record.info.get("step_run_id") == info.get("step_run_id")

@@ -24,6 +24,23 @@ FILE_LINES_LIMIT = 10
 TreeLoader = Callable[[str], Tree | None]
 
 
+def mutable_image_note(image: str | None) -> str | None:
+    """The line an explanation adds for a step whose image is named by a tag, not pinned by digest."""
+    if not image or "@sha256:" in str(image):
+        return None
+    return (
+        f"image {image} is a tag and is keyed as written: reuse assumes the tag still names the same software "
+        "(pin the image by digest, repo@sha256:..., to key its content)"
+    )
+
+
+def rerun_line(earlier: str) -> str:
+    return (
+        f"this task instance was cleared after its earlier try succeeded (step run {earlier}): it computes anew, "
+        "as Airflow's clear asks, and neither reuses nor overwrites that try's outputs"
+    )
+
+
 def explain_changes(
     current: StepFingerprint, previous: HistoryEntry | None, *, load_tree: TreeLoader | None = None
 ) -> list[str]:

@@ -111,6 +111,18 @@ class StepHistory(OnDefaultDatastore):
                 return self._read(name)
         return None
 
+    def find_run(self, run_id: str) -> HistoryEntry | None:
+        """The newest entry of any attempt of this step in the DAG run ``run_id`` (its last try)."""
+        from airflow_mlpipe.core.attempt import readable_prefix
+
+        prefix = readable_prefix(self.dag_id, run_id, self.task_id)
+        for name in reversed(self.names()):
+            if _run_of(name).startswith(prefix):
+                entry = self._read(name)
+                if entry is not None and entry.run_id == run_id:
+                    return entry
+        return None
+
     def latest(self) -> HistoryEntry | None:
         for name in reversed(self.names()):
             entry = self._read(name)

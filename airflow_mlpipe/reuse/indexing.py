@@ -9,39 +9,39 @@ from typing import Any
 
 from airflow_mlpipe.exceptions import DatastoreNotFoundError, IncompleteFolderError
 from airflow_mlpipe.reuse.index import ReuseEntry, ReuseIndex
-from airflow_mlpipe.reuse.step_key import StepFingerprint
+from airflow_mlpipe.reuse.key import ReuseKey
 from airflow_mlpipe.steps.records import now_iso
 from airflow_mlpipe.storage.datastore import Datastore
 
 log = logging.getLogger(__name__)
 
 
-def index_run(index: ReuseIndex, fingerprint: StepFingerprint, record: Mapping[str, Any]) -> ReuseEntry | None:
-    """Index the outputs of the completed run ``record`` under ``fingerprint``'s key; returns the entry, or None
-    (with the reason logged) when the run cannot be reused."""
-    problem = unindexable(fingerprint, record)
+def index_run(index: ReuseIndex, key: ReuseKey, record: Mapping[str, Any]) -> ReuseEntry | None:
+    """Index the outputs of the completed run ``record`` under ``key`` (the key its spec holds); returns the
+    entry, or None (with the reason logged) when the run cannot be reused."""
+    problem = unindexable(key, record)
     if problem is not None:
         log.warning("step run %s is not indexed for reuse: %s", record.get("step_run_id"), problem)
         return None
     entry = ReuseEntry(
-        key=fingerprint.digest,
+        key=key.digest,
         step_run_id=str(record["step_run_id"]),
         dag_id=str(record["dag_id"]),
         task_id=str(record["task_id"]),
         created_at=now_iso(),
         outputs=tuple(dict(o) for o in record.get("outputs") or ()),
-        components=fingerprint.key.components(),
+        components=key.components(),
     )
     index.put(entry)
     return entry
 
 
-def unindexable(fingerprint: StepFingerprint, record: Mapping[str, Any]) -> str | None:
+def unindexable(key: ReuseKey, record: Mapping[str, Any]) -> str | None:
     """Why the run ``record`` may not be indexed, or None."""
     if record.get("status") != "Completed":
         return f"its status is {record.get('status')!r}"
     outputs = {str(o.get("name")): o for o in record.get("outputs") or ()}
-    for name, declared in fingerprint.key.outputs.items():
+    for name, declared in key.outputs.items():
         output = outputs.get(name)
         if output is None:
             return f"output {name} is missing from its run record"

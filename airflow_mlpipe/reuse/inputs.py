@@ -16,6 +16,8 @@ from typing import Any
 
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.manifest import Manifest
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.exceptions import IncompleteFolderError
 from airflow_mlpipe.fingerprint.hashing import HASH_NAME
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -32,45 +34,75 @@ class InputIdentity:
     detail: Mapping[str, Any]
 
 
-def input_identity(spec: Mapping[str, Any]) -> InputIdentity:
-    """The identity of one input as ``PythonScriptOperator.input_specs`` describes it.
+def pin_input(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The input spec with ``pin``: the exact files (path, size, content identity) the step may read, as the
+    storage holds them now. The reuse key is derived from this pin and the runner reads exactly these files.
 
     Raises ``IncompleteFolderError`` for an upstream output without its completion marker, and the dataset
     errors of ``current_manifest`` for a definition that matches no file.
     """
+    if spec.get("pin"):
+        return dict(spec)
     source = spec["source"]
-    component: dict[str, Any] = {"mode": spec["mode"]}
-    if spec.get("path_on_compute"):
-        component["path_on_compute"] = spec["path_on_compute"]
     if source["type"] == "dataset":
         dataset = AbstractDataset.from_dict(source["dataset"])
         record = dataset.record
         manifest = record.manifest if record is not None else dataset.current_manifest()
+        kind = record.kind if record is not None else dataset.kind
+        return {**spec, "pin": {"manifest": manifest.to_dict(), "kind": kind, "options": dataset.options}}
+    else:
+        marker = Datastore.get(str(source["datastore"])).read_marker(str(source["path"]))
+        manifest = Manifest.from_dict(marker)
+        if marker.get("digest") not in (None, manifest.digest):
+            raise IncompleteFolderError(
+                f"datastore {source['datastore']!r}: the completion marker of {source['path']!r} names digest "
+                f"{marker.get('digest')} but lists files of digest {manifest.digest}; the folder's marker was "
+                "changed by hand: run the step that writes it again"
+            )
+    return {**spec, "pin": {"manifest": manifest.to_dict()}}
+
+
+def pinned_manifest(spec: Mapping[str, Any]) -> Manifest:
+    return Manifest.from_dict(spec["pin"]["manifest"])
+
+
+def input_identity(spec: Mapping[str, Any]) -> InputIdentity:
+    """The identity of one input as ``PythonScriptOperator.input_specs`` describes it: from its pin (pinned
+    first when the spec holds none), so the key and what the runner reads cannot differ."""
+    spec = pin_input(spec)
+    source = spec["source"]
+    manifest = pinned_manifest(spec)
+    component: dict[str, Any] = {"mode": spec["mode"]}
+    if spec.get("path_on_compute"):
+        component["path_on_compute"] = spec["path_on_compute"]
+    if source["type"] == "dataset":
+        dataset = source["dataset"]
+        registered = "name" in dataset
         origin: dict[str, Any] = (
-            {"origin": "registered", "dataset": f"{record.name}:{record.version}"}
-            if record is not None
-            else {"origin": "definition", "paths": [str(p) for p in dataset.data_paths]}
+            {"origin": "registered", "dataset": f"{dataset['name']}:{dataset.get('version')}"}
+            if registered
+            else {"origin": "definition", "paths": [_path_text(p) for p in dataset.get("paths", ())]}
         )
-        component.update(kind=dataset.kind, options=dataset.options, content=manifest.digest)
+        component.update(kind=spec["pin"]["kind"], options=spec["pin"]["options"], content=manifest.digest)
         detail = {**origin, **_manifest_detail(manifest.summary(), _entries(manifest, prefix=""))}
-        read = _read_to_hash(manifest) if record is None else 0
+        read = 0 if registered else _read_to_hash(manifest)
         if read:
             detail["read_to_hash"] = read
         return InputIdentity(component, detail)
-    store = Datastore.get(str(source["datastore"]))
     folder = str(source["path"])
-    marker = store.read_marker(folder)
-    manifest = Manifest.from_dict(marker)
-    digest = str(marker.get("digest") or manifest.digest)
-    component["content"] = digest
+    component["content"] = manifest.digest
     detail = {
         "origin": "upstream",
         "producer": source.get("producer"),
-        "location": f"{store.name}:{folder}",
+        "location": f"{source['datastore']}:{folder}",
         **_manifest_detail(manifest.summary(), _entries(manifest, prefix=folder.rstrip("/") + "/")),
-        "digest": digest,
+        "digest": manifest.digest,
     }
     return InputIdentity(component, detail)
+
+
+def _path_text(path: Mapping[str, Any]) -> str:
+    return str(DataPath.from_dict(path))
 
 
 def _manifest_detail(summary: Mapping[str, Any], entries: dict[str, str] | None) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from airflow_mlpipe.runner.execute import run_step
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_mlpipe.runner", description=__doc__)
     parser.add_argument("--spec", required=True, help="path of the step spec in the default datastore")
+    parser.add_argument("--python", help="the interpreter of the script (a cached virtualenv's, on local compute)")
     args = parser.parse_args(argv)
-    return run_step(args.spec)
+    return run_step(args.spec, python=args.python)
 
 
 if __name__ == "__main__":

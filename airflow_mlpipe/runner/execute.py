@@ -1,4 +1,9 @@
-"""Execute one step run from its spec: snapshot, inputs, script, outputs, registration, run record."""
+"""Execute one attempt from its spec: snapshot, pinned inputs, script, staged outputs, commit, run record.
+
+The runner's part of an attempt ends at its commit (``commit.json``, written once after every output is staged at
+its destination and verified): registering, marking complete and indexing the outputs is the finish path's
+(``steps.finish``), which runs on the Airflow worker for every compute alike.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,9 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, register_output
-from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.runner.inputs import materialize_inputs
-from airflow_mlpipe.runner.outputs import OutputPlan, commit, discard, prepare_outputs
+from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, stage
 from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.params import format_value
@@ -30,23 +34,11 @@ class StepError(Exception):
     """A step that could not run or finish; the message is what the task log and the record show."""
 
 
-def run_step(spec_path: str) -> int:
+def run_step(spec_path: str, *, python: str | None = None) -> int:
     store = Datastore.get_default()
     spec = StepSpec.from_dict(store.read_json(spec_path))
-    record: dict[str, Any] = {
-        "step_run_id": spec.step_run_id,
-        "dag_id": spec.dag_id,
-        "run_id": spec.run_id,
-        "task_id": spec.task_id,
-        "try_number": spec.try_number,
-        "status": "Running",
-        "started_at": records.now_iso(),
-        "script_name": spec.script_name,
-        "snapshot": spec.snapshot,
-        "compute": dict(spec.compute),
-        "environment": dict(spec.environment),
-        **dict(spec.extra),
-    }
+    fault_point("runner_started", spec.dag_id, spec.run_id)
+    record: dict[str, Any] = {**records.record_base(spec), "status": records.RUNNING, "started_at": records.now_iso()}
     records.write_record(record, store)
     workdir = tempfile.mkdtemp(prefix="mlpipe-step-")
     log_file = os.path.join(workdir, "std_log.txt")
@@ -56,7 +48,7 @@ def run_step(spec_path: str) -> int:
     code = 1
     try:
         with open(log_file, "wb") as log:
-            code = _execute(spec, record, workdir, log, plans, process)
+            code = _execute(spec, record, workdir, log, plans, process, python)
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
         _say(f"step {spec.task_id} failed: {record['error']}")
@@ -65,7 +57,8 @@ def run_step(spec_path: str) -> int:
         code = 1
     finally:
         discard(plans)
-        record["status"] = "Completed" if code == 0 else "Failed"
+        committed = code == 0 and "committed_at" in record
+        record["status"] = records.COMMITTED if committed else records.FAILED
         record["finished_at"] = records.now_iso()
         record["exit_code"] = code
         _upload_log(store, spec, log_file, record)
@@ -81,22 +74,25 @@ def _execute(
     log: Any,
     plans: dict[str, OutputPlan],
     process: ScriptProcess,
+    python: str | None,
 ) -> int:
     store = Datastore.get_default()
     src = os.path.join(workdir, "src")
+    if spec.snapshot is None:
+        raise StepError("the step spec names no source snapshot")
     fetch_snapshot(spec.snapshot, store, src)
     script = os.path.join(src, *spec.script_name.split("/"))
     if not os.path.isfile(script):
         raise StepError(f"script {spec.script_name!r} is not in the source snapshot; check script_name")
     inputs = materialize_inputs(spec.inputs, workdir)
-    record["inputs"] = [_input_summary(i, inputs[str(i["name"])]) for i in spec.inputs]
+    record["inputs"] = [_input_summary(i) for i in spec.inputs]
     plans.update(prepare_outputs(spec.outputs, workdir))
     argv = [_argument(a, inputs, plans) for a in spec.arguments]
     record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)
     env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1"})
-    python = spec.python or sys.executable
+    python = python or spec.python or sys.executable
     _say(f"running {spec.script_name} {' '.join(argv)}")
     code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
     record["metrics"], record["metric_log"] = _collect_metrics(workdir)
@@ -107,45 +103,35 @@ def _execute(
         record["error"] = SCRIPT_FAILED.format(code=code)
         _say(f"{spec.script_name} failed ({record['error']}); no output was committed or registered")
         return code
-    record["outputs"] = _commit_outputs(spec, plans, record)
+    record["outputs"] = _commit(spec, plans, store)
+    record["committed_at"] = records.now_iso()
     return 0
 
 
-def _commit_outputs(spec: StepSpec, plans: Mapping[str, OutputPlan], record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    committed = []
-    lineage = {
-        "dag_id": spec.dag_id,
-        "run_id": spec.run_id,
-        "task_id": spec.task_id,
-        "step_run_id": spec.step_run_id,
-        "inputs": [
-            {"name": i["name"], "dataset": i.get("dataset"), "datastore": i.get("datastore"), "path": i.get("path")}
-            for i in record.get("inputs", [])
-        ],
-    }
+def _commit(spec: StepSpec, plans: Mapping[str, OutputPlan], store: Datastore) -> list[dict[str, Any]]:
+    """Stage every output at its destination (verified), then write the attempt's commit record: the outputs
+    become the attempt's result together, or not at all."""
+    committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]
-        manifest = commit(plan)
-        output = OutputFileDatasetConfig.from_dict(out_spec)
-        registered = register_output(output, DataPath(plan.store.name, plan.path), lineage=lineage)
-        entry: dict[str, Any] = {
-            "name": plan.name,
-            "datastore": plan.store.name,
-            "path": plan.path,
-            "uri": plan.store.uri(plan.path),
-            "manifest": manifest.summary(),
-        }
-        if registered is not None:
-            entry["registered"] = {
-                "name": registered.name,
-                "version": registered.version,
-                "created": bool(registered.is_new_version),
+        manifest = stage(plan)
+        fault_point(f"staged_{plan.name}", spec.dag_id, spec.run_id)
+        committed.append(
+            {
+                "name": plan.name,
+                "datastore": plan.store.name,
+                "path": plan.path,
+                "uri": plan.store.uri(plan.path),
+                "manifest": manifest.to_dict(),
             }
-            verb = "registered as" if registered.is_new_version else "unchanged, already"
-            _say(f"output {plan.name}: {verb} dataset {registered.name} version {registered.version}")
-        _say(f"output {plan.name}: {manifest.summary()['files']} files committed at {entry['uri']}")
-        committed.append(entry)
-    return committed
+        )
+    fault_point("before_commit", spec.dag_id, spec.run_id)
+    if not records.write_commit(spec.step_run_id, committed, store):
+        raise StepError(f"step run {spec.step_run_id} was committed already; an attempt commits once")
+    fault_point("committed", spec.dag_id, spec.run_id)
+    for out in committed:
+        _say(f"output {out['name']}: {out['manifest']['files']} files committed at {out['uri']}")
+    return [{**out, "manifest": {k: v for k, v in out["manifest"].items() if k != "entries"}} for out in committed]
 
 
 def _argument(arg: Mapping[str, Any], inputs: Mapping[str, Any], plans: Mapping[str, OutputPlan]) -> str:
@@ -171,7 +157,7 @@ def _argument_for_record(arg: Mapping[str, Any], value: str, plans: Mapping[str,
     return {"kind": arg["t"], "name": arg.get("name"), "value": arg.get("value", value)}
 
 
-def _input_summary(spec: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+def _input_summary(spec: Mapping[str, Any]) -> dict[str, Any]:
     source = spec["source"]
     out: dict[str, Any] = {"name": spec["name"], "mode": spec["mode"]}
     if source["type"] == "dataset":
@@ -180,6 +166,8 @@ def _input_summary(spec: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str
         out["datastore"], out["path"] = source["datastore"], source["path"]
         if source.get("producer"):
             out["producer"] = source["producer"]
+    manifest = spec["pin"]["manifest"]
+    out["content"] = {"files": manifest.get("files"), "bytes": manifest.get("bytes"), "digest": manifest.get("digest")}
     return out
 
 
@@ -188,6 +176,7 @@ def _write_run_context(spec: StepSpec, workdir: str, inputs: Mapping[str, Any], 
         "run_id": spec.step_run_id,
         "parent": {"dag_id": spec.dag_id, "run_id": spec.run_id},
         "task_id": spec.task_id,
+        "map_index": spec.attempt.map_index,
         "try_number": spec.try_number,
         "metrics_file": os.path.join(workdir, "metrics.jsonl"),
         "artifacts_dir": os.path.join(workdir, "artifacts"),

@@ -1,4 +1,11 @@
-"""Materialise a step's inputs on the compute: downloaded copies, read-only views, or direct references."""
+"""Materialise a step's inputs on the compute: exactly the files pinned in its spec, each checked against its pin.
+
+Every input of a spec carries ``pin``: the files (path, size, content identity) its reuse key was derived from.
+The runner reads those and no others: a downloaded or mounted input is a set of local copies, each verified
+(``verify_copies``) before the script starts; a ``direct`` input hands the script a dataset object restricted to
+the pin, which checks the files again when the script reads them. A file changed since planning is an error
+naming it: the attempt fails and its retry plans again. Mounts are read-only copies, never the producer's folder.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_mlpipe.datasets.dataset import AbstractDataset, materialize_view
+from airflow_mlpipe.datasets.dataset import AbstractDataset, fetch_copies, materialize_view
+from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.storage.datastore import Datastore
 
 
 def materialize_inputs(inputs: tuple[Mapping[str, Any], ...], workdir: str) -> dict[str, dict[str, Any]]:
@@ -16,19 +23,25 @@ def materialize_inputs(inputs: tuple[Mapping[str, Any], ...], workdir: str) -> d
     out: dict[str, dict[str, Any]] = {}
     for spec in inputs:
         name, mode, source = str(spec["name"]), str(spec["mode"]), spec["source"]
+        if not spec.get("pin"):
+            raise ConfigError(f"input {name!r}: the step spec pins no files for it (written by an older version?)")
+        manifest = Manifest.from_dict(spec["pin"]["manifest"])
         target = os.path.join(workdir, "inputs", name)
         if source["type"] == "dataset":
-            out[name] = _dataset_input(name, mode, source["dataset"], target, spec.get("path_on_compute"))
+            out[name] = _dataset_input(mode, source["dataset"], manifest, target, spec.get("path_on_compute"))
         elif source["type"] == "folder":
-            out[name] = _folder_input(name, mode, source, target)
+            out[name] = _folder_input(name, mode, source, manifest, target)
         else:
             raise ConfigError(f"input {name!r}: unknown source type {source['type']!r}")
     return out
 
 
-def _dataset_input(name: str, mode: str, ref: Mapping[str, Any], target: str, path_on_compute: Any) -> dict[str, Any]:
-    dataset = AbstractDataset.from_dict(ref)
-    info: dict[str, Any] = {"mode": mode, "dataset": dict(ref), "path": None}
+def _dataset_input(
+    mode: str, ref: Mapping[str, Any], manifest: Manifest, target: str, path_on_compute: Any
+) -> dict[str, Any]:
+    pinned_ref = {**ref, "pin": manifest.to_dict()}
+    dataset = AbstractDataset.from_dict(pinned_ref)
+    info: dict[str, Any] = {"mode": mode, "dataset": pinned_ref, "path": None}
     if mode == "direct":
         return info
     if path_on_compute:
@@ -42,17 +55,19 @@ def _dataset_input(name: str, mode: str, ref: Mapping[str, Any], target: str, pa
     return info
 
 
-def _folder_input(name: str, mode: str, source: Mapping[str, Any], target: str) -> dict[str, Any]:
-    store = Datastore.get(str(source["datastore"]))
-    path = str(source["path"])
-    store.read_marker(path)  # an upstream output that is not complete is never read
-    info: dict[str, Any] = {"mode": mode, "dataset": None, "datastore": store.name, "datastore_path": path}
-    if mode == "mount" and store.is_local:
-        info["path"] = store.full_path(path)  # the committed folder itself: no copy
-        return info
-    store.download(path, target)
-    info["path"] = target
-    return info
+def _folder_input(name: str, mode: str, source: Mapping[str, Any], manifest: Manifest, target: str) -> dict[str, Any]:
+    datastore, path = str(source["datastore"]), str(source["path"]).rstrip("/")
+    plan = []
+    for entry in manifest.entries:
+        if entry.datastore != datastore or not entry.path.startswith(path + "/"):
+            raise ConfigError(f"input {name!r}: its pin names {entry.path!r}, which is not in {datastore}:{path}")
+        plan.append((entry, os.path.join(target, *entry.path[len(path) + 1 :].split("/"))))
+    os.makedirs(target, exist_ok=True)
+    fetch_copies(plan)
+    if mode == "mount":
+        for _, local in plan:
+            os.chmod(local, 0o444)
+    return {"mode": mode, "dataset": None, "datastore": datastore, "datastore_path": path, "path": target}
 
 
 def _single_file_or_folder(folder: str) -> str:

@@ -1,5 +1,11 @@
-"""Step outputs on the compute: a staging folder per output, committed (and marked complete) only after the
-script succeeded, so a failed or killed step never leaves an output that looks complete."""
+"""Step outputs on the compute: a staging folder per output while the script runs, then staged at the destination.
+
+Staging at the destination puts the files in place without a completion marker, so nothing reads them as
+complete; the runner then verifies them and writes the attempt's commit record (``steps.records.write_commit``),
+the one point at which all outputs become the attempt's result together. Markers and registrations follow in the
+finish path. A destination that already holds a committed output is never written: its bytes may be named by a
+registered dataset version or read by a later step.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,11 @@ from typing import Any
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.identity import identities
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+
+
+class StagingError(Exception):
+    """The staged files at a destination are not the files the script wrote."""
 
 
 @dataclass
@@ -23,7 +33,6 @@ class OutputPlan:
     store: Datastore
     path: str
     mode: str
-    overwrite: bool
     source_globs: tuple[str, ...]
     staging: str
 
@@ -40,20 +49,30 @@ def prepare_outputs(outputs: tuple[Mapping[str, Any], ...], workdir: str) -> dic
         store = Datastore.get(str(spec["datastore"]))
         path = str(spec["path"])
         mode = str(spec.get("mode", "mount"))
-        overwrite = bool(spec.get("overwrite", False))
-        if mode == "upload" and not overwrite and store.is_complete(path):
-            raise ConfigError(
-                f"output {name!r}: {path!r} in datastore {store.name!r} already holds a complete output; use "
-                "as_upload(overwrite=True) or a destination with {run-id}"
-            )
+        refuse_committed(name, store, path)
         if store.is_local and mode == "mount":
             dest = store.full_path(path)
             staging = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.staging-{uuid.uuid4().hex[:8]}")
         else:
             staging = os.path.join(workdir, "outputs", name)
         os.makedirs(staging, exist_ok=True)
-        plans[name] = OutputPlan(name, store, path, mode, overwrite, tuple(spec.get("source_globs") or ()), staging)
+        plans[name] = OutputPlan(name, store, path, mode, tuple(spec.get("source_globs") or ()), staging)
     return plans
+
+
+def refuse_committed(name: str, store: Datastore, path: str) -> None:
+    """A destination that holds a committed output is never written again (whatever ``overwrite`` says)."""
+    if not store.is_complete(path):
+        return
+    try:
+        who = store.read_marker(path).get("step_run_id") or "an earlier step run"
+    except (ValueError, TypeError):
+        who = "an earlier step run"
+    raise ConfigError(
+        f"output {name!r}: {path!r} in datastore {store.name!r} already holds the committed output of {who}; a "
+        "committed output is never overwritten (a registered dataset version or a later step may name its bytes): "
+        "put {run-id} in the destination, e.g. (datastore, 'models/{run-id}'), so that every run writes its own folder"
+    )
 
 
 def discard(plans: Mapping[str, OutputPlan]) -> None:
@@ -61,42 +80,55 @@ def discard(plans: Mapping[str, OutputPlan]) -> None:
         shutil.rmtree(plan.staging, ignore_errors=True)
 
 
-def commit(plan: OutputPlan) -> Manifest:
-    """Put the staged files at the destination, then write the completion marker (with the manifest)."""
+def stage(plan: OutputPlan) -> Manifest:
+    """Put the staged files at the destination, without a completion marker, and return their manifest after
+    checking that the destination holds exactly the files staged, with their sizes."""
     store, path = plan.store, plan.path
-    store.clear_complete(path)
-    if plan.in_place:
-        dest = store.full_path(path)
-        old = None
-        if os.path.lexists(dest):
-            old = f"{dest}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(dest, old)
-        os.rename(plan.staging, dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        _upload(plan)
-    infos = {
-        p: i for p, i in store.list(path, recursive=True, detail=True).items() if not p.endswith("/_MLPIPE_COMPLETE")
-    }
-    manifest = Manifest.of(ManifestEntry(store.name, ident) for ident in identities(store, infos).values())
-    store.mark_complete(path, {"step_output": plan.name, **manifest.to_dict()})
-    return manifest
-
-
-def _upload(plan: OutputPlan) -> None:
-    from airflow_mlpipe.storage.transfer import transfer
-
-    store, path = plan.store, plan.path
-    if store.exists(path):
+    refuse_committed(plan.name, store, path)
+    expected = _staged_files(plan)
+    if store.exists(path):  # leftovers of an attempt that never committed: nobody reads an unmarked folder
         store.delete(path, recursive=True)
-    files = []
+    if plan.in_place:
+        os.rename(plan.staging, store.full_path(path))
+    elif expected:
+        _upload(plan, sorted(expected))
+    infos = (
+        {
+            p: i
+            for p, i in store.list(path, recursive=True, detail=True).items()
+            if not p.endswith("/" + COMPLETE_MARKER)
+        }
+        if store.exists(path)
+        else {}
+    )
+    prefix = path.rstrip("/") + "/"
+    found = {p[len(prefix) :]: int(i.get("size") or 0) for p, i in infos.items()}
+    if found != expected:
+        missing = sorted(set(expected) - set(found))[:5]
+        other = sorted(p for p in found if p not in expected or found[p] != expected[p])[:5]
+        raise StagingError(
+            f"output {plan.name}: {store.uri(path)} does not hold the files the script wrote (missing {missing}, "
+            f"unexpected or resized {other}); nothing was committed"
+        )
+    return Manifest.of(ManifestEntry(store.name, ident) for ident in identities(store, infos).values())
+
+
+def _staged_files(plan: OutputPlan) -> dict[str, int]:
+    """Relative path → size of the files to stage (``source_globs`` filter an upload)."""
+    files = {}
     for dirpath, _, filenames in os.walk(plan.staging):
         for fname in filenames:
-            rel = os.path.relpath(os.path.join(dirpath, fname), plan.staging).replace(os.sep, "/")
-            if not plan.source_globs or any(fnmatch.fnmatch(rel, g) for g in plan.source_globs):
-                files.append(rel)
-    if not files:
-        return
+            full = os.path.join(dirpath, fname)
+            rel = os.path.relpath(full, plan.staging).replace(os.sep, "/")
+            if plan.in_place or not plan.source_globs or any(fnmatch.fnmatch(rel, g) for g in plan.source_globs):
+                files[rel] = os.path.getsize(full)
+    return files
+
+
+def _upload(plan: OutputPlan, files: list[str]) -> None:
+    from airflow_mlpipe.storage.transfer import transfer
+
     staging_store = Datastore(f"{plan.name}-staging", "file://" + os.path.abspath(plan.staging))
-    transfer(staging_store, "", store, path, kind="directory", overwrite=True, files=files)
+    transfer(
+        staging_store, "", plan.store, plan.path, kind="directory", overwrite=True, files=files, mark_complete=False
+    )

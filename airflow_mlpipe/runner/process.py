@@ -7,9 +7,31 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the process that started it dies (on
+    Linux; elsewhere nothing): a task killed with ``SIGKILL`` takes its runner, and the runner its script, along
+    instead of leaving them to write the attempt's folders behind a retry's back."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 class ScriptProcess:
@@ -21,7 +43,13 @@ class ScriptProcess:
 
     def run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str], log: IO[bytes], echo: IO[bytes]) -> int:
         self.proc = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None,
         )
         assert self.proc.stdout is not None
         for line in iter(self.proc.stdout.readline, b""):

@@ -9,7 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.paths import normalize_relpath
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.fingerprint.tree import Tree, scan_tree
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -63,7 +65,16 @@ def scan_source(source_directory: str) -> Tree:
 
 
 def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snapshot:
-    """Upload the files the store lacks, then the tree record (last, so a tree record implies its objects)."""
+    """Upload the files the store lacks, then the tree record (last, so a tree record implies its objects).
+
+    Each file is read once for upload and its bytes are checked against the digest the tree holds: a file
+    changed since the scan fails the snapshot (naming the file) instead of storing new bytes under an old digest.
+    """
+    root = os.path.abspath(source_directory)
+    for rel, entry in tree.entries.items():
+        if entry.link:  # refused now rather than when the runner fetches the snapshot
+            full = os.path.join(root, *rel.split("/"))
+            _confined_link(os.readlink(full), full, root, rel)
     if store.exists(tree_path(tree.digest)):
         return Snapshot(tree, 0)
     uploaded = 0
@@ -72,7 +83,12 @@ def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snaps
         if store.exists(target):
             continue
         full = os.path.join(source_directory, *rel.split("/"))
-        data = os.readlink(full).encode() if entry.link else _read(full)
+        data = os.fsencode(os.readlink(full)) if entry.link else _read(full)
+        if hash_bytes(data) != entry.digest:
+            raise ConfigError(
+                f"source file {rel!r} in {source_directory!r} changed while the step's snapshot was being taken; "
+                "run the step again once nothing writes to its source_directory"
+            )
         store.create_if_absent(target, data)
         uploaded += 1
     store.create_json_if_absent(tree_path(tree.digest), tree.to_dict())
@@ -80,7 +96,9 @@ def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snaps
 
 
 def fetch_snapshot(digest: str, store: Datastore, target: str) -> Tree:
-    """Recreate snapshot ``digest`` under the local folder ``target``."""
+    """Recreate snapshot ``digest`` under the local folder ``target``, checking every byte against the digests:
+    the tree against ``digest``, each file against its entry. Paths stay inside ``target`` and links may only
+    point inside it."""
     try:
         tree = Tree.from_dict(store.read_json(tree_path(digest)))
     except FileNotFoundError:
@@ -88,18 +106,43 @@ def fetch_snapshot(digest: str, store: Datastore, target: str) -> Tree:
             f"source snapshot {digest} is missing from datastore {store.name!r} ({tree_path(digest)}); it may have "
             "been cleaned up: run the step again so that it is uploaded anew"
         ) from None
+    if tree.digest != digest:
+        raise ConfigError(f"source snapshot {digest}: its tree record {tree_path(digest)} describes another tree")
+    root = os.path.abspath(target)
     for rel, entry in tree.entries.items():
-        local = os.path.join(target, *rel.split("/"))
+        local = os.path.join(root, *_confined(rel, digest).split("/"))
         os.makedirs(os.path.dirname(local), exist_ok=True)
         data = store.read_bytes(object_path(entry.digest))
+        if hash_bytes(data) != entry.digest:
+            raise ConfigError(
+                f"source snapshot {digest}: the stored copy of {rel!r} ({object_path(entry.digest)}) does not match "
+                "its digest; delete that object and run the step again to upload it anew"
+            )
         if entry.link:
-            os.symlink(data.decode(), local)
+            os.symlink(_confined_link(data.decode(), local, root, rel), local)
             continue
         with open(local, "wb") as fh:
             fh.write(data)
         if entry.executable:
             os.chmod(local, 0o755)
     return tree
+
+
+def _confined(rel: str, digest: str) -> str:
+    try:
+        return normalize_relpath(rel, datastore=f"snapshot {digest}")
+    except ConfigError:
+        raise ConfigError(f"source snapshot {digest} holds the path {rel!r}, which leaves the snapshot") from None
+
+
+def _confined_link(link: str, local: str, root: str, rel: str) -> str:
+    resolved = os.path.normpath(os.path.join(os.path.dirname(local), link))
+    if os.path.isabs(link) or not (resolved == root or resolved.startswith(root + os.sep)):
+        raise ConfigError(
+            f"source file {rel!r} is a link to {link!r}, outside the source folder: a step's snapshot holds only "
+            "what is inside source_directory (copy the file in, or read it as a dataset)"
+        )
+    return link
 
 
 def _read(path: str) -> bytes:

@@ -1,7 +1,13 @@
-"""The step spec: everything the step runner needs, as JSON in the default datastore.
+"""The step spec: one immutable description of one attempt, written before anything is launched.
 
-The operator writes it; the runner (local subprocess, container or pod) reads it. It names data only by
-datastore and path, never by a path on the Airflow worker.
+It is the single source of truth of an attempt: the runner (a local subprocess, a container, a pod) reads it to
+know what to do, and every way an attempt ends (a reuse hit, a local run, a pod resumed after deferral, a pod
+that Kubernetes reattached, a retry finishing a predecessor) finishes from it and indexes the outputs under the
+reuse key it holds: the key derived from exactly the pinned inputs, snapshot, environment and outputs written
+next to it. Nothing is worked out again after launch.
+
+Written once with create-if-absent at ``_mlpipe/runs/<step_run_id>/spec.json``; data is named only by datastore
+and path, never by a path on the Airflow worker.
 """
 
 from __future__ import annotations
@@ -10,41 +16,84 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SPEC_FORMAT = 1
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.exceptions import MlpipeError
+
+SPEC_FORMAT = 2
+
+
+class SpecError(MlpipeError, ValueError):
+    """A spec that cannot be used: another format, or a key that does not match its components."""
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """:param arguments: items ``{"t": "str", "v": ...}``, ``{"t": "param", "name", "value"}``,
-        ``{"t": "input", "name"}``, ``{"t": "output", "name"}``.
-    :param inputs: ``{"name", "mode", "source": {"type": "dataset", "dataset": {...}} |
-        {"type": "folder", "datastore", "path"}}``.
-    :param outputs: ``OutputFileDatasetConfig.to_dict()`` plus the resolved ``path``.
+    """:param kind: ``script`` (the runner executes ``script_name``) or ``transfer`` (a copy on the worker).
+    :param arguments: items ``{"t": "str", "v"}``, ``{"t": "param", "name", "value"}``, ``{"t": "input" |
+        "output", "name"}``.
+    :param inputs: ``{"name", "mode", "path_on_compute"?, "source": {...}, "pin": {"manifest": {...}}}``: each
+        input with the exact files (path, size, content identity) the runner may read.
+    :param outputs: ``OutputFileDatasetConfig.to_dict()`` with the resolved ``datastore`` and ``path``.
+    :param environment: what reaches the step's process, as keyed: image, pip packages, every plain environment
+        variable (the compute target's and the environment's) and the interpreter.
+    :param reuse: ``{"key", "components", "details", "policy"}``: the reuse key and what it was derived from.
     """
 
-    step_run_id: str
-    dag_id: str
-    run_id: str
-    task_id: str
-    try_number: int
-    script_name: str
-    snapshot: str
+    attempt: AttemptId
+    kind: str = "script"
+    script_name: str = ""
+    snapshot: str | None = None
     arguments: tuple[Mapping[str, Any], ...] = ()
     inputs: tuple[Mapping[str, Any], ...] = ()
     outputs: tuple[Mapping[str, Any], ...] = ()
     environment: Mapping[str, Any] = field(default_factory=dict)
     python: str | None = None
     compute: Mapping[str, Any] = field(default_factory=dict)
+    reuse: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+    @property
+    def step_run_id(self) -> str:
+        return self.attempt.step_run_id
+
+    # Shorthands the runner and the records use.
+    @property
+    def dag_id(self) -> str:
+        return self.attempt.dag_id
+
+    @property
+    def run_id(self) -> str:
+        return self.attempt.run_id
+
+    @property
+    def task_id(self) -> str:
+        return self.attempt.task_id
+
+    @property
+    def try_number(self) -> int:
+        return self.attempt.try_number
+
+    @property
+    def key(self) -> str:
+        return str(self.reuse.get("key") or "")
+
+    @property
+    def policy(self) -> Mapping[str, Any]:
+        return dict(self.reuse.get("policy") or {})
+
+    def output(self, name: str) -> Mapping[str, Any]:
+        for out in self.outputs:
+            if out["name"] == name:
+                return out
+        raise SpecError(f"step run {self.step_run_id}: its spec declares no output {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": SPEC_FORMAT,
             "step_run_id": self.step_run_id,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "try_number": self.try_number,
+            "attempt": self.attempt.to_dict(),
+            "kind": self.kind,
             "script_name": self.script_name,
             "snapshot": self.snapshot,
             "arguments": [dict(a) for a in self.arguments],
@@ -53,28 +102,52 @@ class StepSpec:
             "environment": dict(self.environment),
             "python": self.python,
             "compute": dict(self.compute),
+            "reuse": dict(self.reuse),
             "extra": dict(self.extra),
+            "created_at": self.created_at,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepSpec:
         if data.get("format") != SPEC_FORMAT:
-            raise ValueError(
-                f"step spec format {data.get('format')!r} is not {SPEC_FORMAT}: runner and operator differ"
+            raise SpecError(
+                f"step spec format {data.get('format')!r} is not {SPEC_FORMAT}: the runner and the operator are "
+                "different versions of airflow-mlpipe; install the same version in the image as on the workers"
             )
-        return cls(
-            step_run_id=str(data["step_run_id"]),
-            dag_id=str(data["dag_id"]),
-            run_id=str(data["run_id"]),
-            task_id=str(data["task_id"]),
-            try_number=int(data["try_number"]),
-            script_name=str(data["script_name"]),
-            snapshot=str(data["snapshot"]),
+        spec = cls(
+            attempt=AttemptId.from_dict(data["attempt"]),
+            kind=str(data.get("kind") or "script"),
+            script_name=str(data.get("script_name") or ""),
+            snapshot=data.get("snapshot"),
             arguments=tuple(data.get("arguments") or ()),
             inputs=tuple(data.get("inputs") or ()),
             outputs=tuple(data.get("outputs") or ()),
             environment=dict(data.get("environment") or {}),
             python=data.get("python"),
             compute=dict(data.get("compute") or {}),
+            reuse=dict(data.get("reuse") or {}),
             extra=dict(data.get("extra") or {}),
+            created_at=str(data.get("created_at") or ""),
         )
+        if data.get("step_run_id") != spec.step_run_id:
+            raise SpecError(
+                f"step spec names step run {data.get('step_run_id')!r} but its attempt is {spec.step_run_id!r}"
+            )
+        spec.check_key()
+        return spec
+
+    def check_key(self) -> None:
+        """The key written in the spec must be the digest of the components written next to it."""
+        if not self.reuse:
+            return
+        from airflow_mlpipe.reuse.key import ReuseKey
+
+        try:
+            digest = ReuseKey.from_components(self.reuse["components"]).digest
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"step run {self.step_run_id}: its spec holds no readable reuse key ({exc})") from None
+        if digest != self.key:
+            raise SpecError(
+                f"step run {self.step_run_id}: its spec's reuse key {self.key} is not the digest of its components "
+                f"({digest}); the spec was changed after it was written"
+            )

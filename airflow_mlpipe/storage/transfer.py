@@ -87,6 +87,7 @@ def transfer(
     block_parallel: int = 4,
     memory_limit: int = 256 * _MiB,
     marker_extra: Mapping[str, Any] | None = None,
+    mark_complete: bool = True,
 ) -> TransferResult:
     """Copy ``source_path`` of ``source`` to ``destination_path`` of ``destination``.
 
@@ -105,6 +106,8 @@ def transfer(
     :param block_parallel: blocks of one large file in flight at once.
     :param memory_limit: bytes that the files in flight may hold in memory together (bounds the parallelism).
     :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
+    :param mark_complete: False to leave the folder without a completion marker (a step's output staged at its
+        destination, which its attempt's commit and finish path mark later).
     """
     job = _Transfer(
         source,
@@ -118,7 +121,7 @@ def transfer(
         retry=retry or RetryPolicy(),
     )
     settings = _CopySettings(progress, progress_interval, max_workers, chunk_size, block_parallel, memory_limit)
-    return job.run(settings, marker_extra or {})
+    return job.run(settings, marker_extra or {}, mark_complete=mark_complete)
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,7 @@ class _Transfer:
         return plan
 
     # -- steps 3 to 5 -----------------------------------------------------------------------------------------------
-    def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any]) -> TransferResult:
+    def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any], *, mark_complete: bool) -> TransferResult:
         self._check_overlap()
         src_files = self._source_files()
         dst_files = self._destination_files(src_files)
@@ -342,8 +345,10 @@ class _Transfer:
         if self.verify:
             self._verify(src_files, after, ctx)
         records = file_records(plan, src_files, after, ctx.md5s)
-        if self.kind == "directory":
+        if self.kind == "directory" and mark_complete:
             self._finish_folder(marker, records, marker_extra)
+        elif self.kind == "directory" and plan.copy:
+            self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
         tracker.finish()
         return TransferResult(
             source=self.src.uri(self.src_path),

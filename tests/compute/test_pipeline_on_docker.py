@@ -29,6 +29,7 @@ def test_script_step_in_a_container(docker_engine: str, tmp_path: Path, monkeypa
         monkeypatch.setenv(key, value)
     resolve.clear_cache()
     proc = airflow_dags_test("step_docker", env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert last_run_states("step_docker")[1] == {"hello": "success"}, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = last_run_xcom("step_docker", "hello")
     record = read_record(result["step_run_id"])

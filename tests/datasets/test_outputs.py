@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_mlpipe import Dataset, OutputFileDatasetConfig
-from airflow_mlpipe.datasets.output import register_output, step_run_id
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.datasets.output import register_output
 from airflow_mlpipe.datasets.paths import DataPath
 from airflow_mlpipe.datasets.registry import DatasetRegistry
 from airflow_mlpipe.exceptions import DatasetError, IncompleteFolderError, PathOutsideDatastoreError
@@ -15,13 +16,29 @@ from airflow_mlpipe.storage.datastore import Datastore
 def test_default_destination_and_deterministic_name() -> None:
     out = OutputFileDatasetConfig()
     out.bind("prep", 0)
-    run = step_run_id("my_dag", "manual__2026-01-01T00:00:00+00:00", "prep")
-    assert run == "my_dag.manual__2026-01-01T00_00_00_00_00.prep"
+    run = AttemptId("my_dag", "manual__2026-01-01T00:00:00+00:00", "prep").step_run_id
+    assert run.startswith("my_dag.manual__2026-01-01T00_00_00_00_00.prep.t1.")
     assert out.name == "prep_output_0"
     assert out.resolve(run) == DataPath("mlpipe_default", f"dataset/{run}/prep_output_0")
     again = OutputFileDatasetConfig()
     again.bind("prep", 0)
     assert again.resolve(run) == out.resolve(run)  # never a random name
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        pytest.param(AttemptId("d", "r", "t", try_number=1), AttemptId("d", "r", "t", try_number=2), id="tries"),
+        pytest.param(AttemptId("d", "r", "t", 0), AttemptId("d", "r", "t", 1), id="map-indexes"),
+        pytest.param(AttemptId("a.b", "r", "t"), AttemptId("a", "b.r", "t"), id="dots-in-parts"),
+        pytest.param(AttemptId("d", "run:1", "t"), AttemptId("d", "run_1", "t"), id="sanitised-alike"),
+        pytest.param(AttemptId("d" * 200, "r1", "t"), AttemptId("d" * 200, "r2", "t"), id="cut-alike"),
+    ],
+)
+def test_every_attempt_has_its_own_step_run_id(a: AttemptId, b: AttemptId) -> None:
+    assert a.step_run_id != b.step_run_id
+    assert len(a.step_run_id.encode()) < 200 and len(b.step_run_id.encode()) < 200  # a file name on any store
+    assert a.step_run_id == AttemptId.from_dict(a.to_dict()).step_run_id  # stable
 
 
 def test_custom_destination_with_placeholders(local_default: Datastore) -> None:

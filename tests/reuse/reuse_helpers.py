@@ -17,7 +17,7 @@ from airflow_mlpipe.reuse.history import HistoryEntry
 from airflow_mlpipe.reuse.index import ReuseEntry, ReuseIndex
 from airflow_mlpipe.reuse.indexing import index_run
 from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
-from airflow_mlpipe.runner.outputs import OutputPlan, commit
+from airflow_mlpipe.runner.outputs import OutputPlan, stage
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.conftest import make_azurite_datastore
@@ -41,13 +41,15 @@ def use_default_store(
 def committed_output(
     store: Datastore, name: str, path: str, files: Mapping[str, str], tmp_path: Path
 ) -> dict[str, Any]:
-    """Write ``files`` to ``path`` and commit it as the runner does; returns the run record's output entry."""
+    """Write ``files`` to ``path``, stage them as the runner does and mark them complete as the finish path does;
+    returns the run record's output entry."""
     staging = tmp_path / f"staging-{name}-{abs(hash(path))}"
     staging.mkdir(parents=True)
     for rel, text in files.items():
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         (staging / rel).write_text(text)
-    manifest = commit(OutputPlan(name, store, path, "upload", True, (), str(staging)))
+    manifest = stage(OutputPlan(name, store, path, "upload", (), str(staging)))
+    store.mark_complete(path, {"step_output": name, **manifest.to_dict()})
     return {"name": name, "datastore": store.name, "path": path, "uri": store.uri(path), "manifest": manifest.summary()}
 
 
@@ -93,7 +95,7 @@ def output_spec(
 
 def index_completed(store: Datastore, fp: StepFingerprint, run: str, outputs: list[dict[str, Any]]) -> ReuseEntry:
     record = {"step_run_id": run, "dag_id": "d", "task_id": "t", "status": "Completed", "outputs": outputs}
-    entry = index_run(ReuseIndex(store), fp, record)
+    entry = index_run(ReuseIndex(store), fp.key, record)
     assert entry is not None
     return entry
 

@@ -10,12 +10,14 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.operators.step_dedup import RESUME_METHOD, compute_once
+from airflow_mlpipe.operators.attempt import RESUME_AFTER_WAIT, StepAttempt
 from airflow_mlpipe.reuse.dedup import DedupSettings, claim_key
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
 from airflow_mlpipe.reuse.wait import lease_from_event
+from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.triggers.reuse import ReuseTrigger
 from tests.reuse.lease_helpers import entry_for, use_local_default
 
@@ -83,6 +85,17 @@ def test_a_retry_of_the_same_step_run_does_not_wait_for_its_dead_try(leases: Lea
     assert claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS).outcome == "wait"
 
 
+def test_a_retry_is_its_own_step_run_and_still_takes_over_its_dead_try(leases: Leases) -> None:
+    tries = [AttemptId("d", "run1", "t", map_index=3, try_number=n) for n in (1, 2)]
+    first = claim_key(KEY, step_run_id=tries[0].step_run_id, try_number=1, info=tries[0].to_dict(), settings=SETTINGS)
+    assert first.outcome == "produce"
+    other_index = AttemptId("d", "run1", "t", map_index=4, try_number=2)
+    waits = claim_key(KEY, step_run_id=other_index.step_run_id, try_number=2, info=other_index.to_dict())
+    assert waits.outcome == "wait"  # another mapped task instance is not an earlier try of this one
+    retry = claim_key(KEY, step_run_id=tries[1].step_run_id, try_number=2, info=tries[1].to_dict(), settings=SETTINGS)
+    assert retry.outcome == "produce" and retry.lease is not None and retry.lease.record.generation == 2
+
+
 def test_settings_from_the_environment() -> None:
     env = {"MLPIPE_REUSE_LEASE_TTL": "12", "MLPIPE_REUSE_CLOCK_SKEW": "0", "MLPIPE_REUSE_POLL_INTERVAL": "0.5"}
     assert DedupSettings.from_env(env) == DedupSettings(lease_ttl=12, clock_skew=0, poll_interval=0.5)
@@ -102,24 +115,23 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
         DedupSettings.from_env({name: value})
 
 
-class FakeExecution:
-    """What ``compute_once`` uses of a ``StepExecution``: the step's identity, compute, decide and reuse."""
+class FakeExecution(StepAttempt):
+    """A ``StepAttempt`` whose compute, decide and reuse are stand-ins: what ``_compute_once`` does with them."""
 
-    def __init__(self, store: object, srid: str, *, fail: bool = False) -> None:
-        self.context = {"ti": SimpleNamespace(try_number=1, dag_id="d", run_id=srid, task_id="t")}
-        self.srid = srid
-        self.store = store
-        self.log = logging.getLogger("fake-step")
-        self.fail = fail
+    def __init__(self, store: object, run: str, *, fail: bool = False) -> None:
+        ti = SimpleNamespace(try_number=1, dag_id="d", run_id=run, task_id="t", map_index=-1)
         self.deferred: list[tuple[object, str]] = []
-        self.op = SimpleNamespace(defer=self._defer)
+        op = SimpleNamespace(defer=self._defer, log=logging.getLogger("fake-step"))
+        super().__init__(op, {"ti": ti}, None)  # type: ignore[arg-type]
+        self.store = store  # type: ignore[assignment]
+        self.fail = fail
         self.held_while_computing: bool | None = None
 
     def _defer(self, *, trigger: object, method_name: str) -> None:
         self.deferred.append((trigger, method_name))
         raise TaskDeferred(trigger=trigger, method_name=method_name)  # type: ignore[arg-type]
 
-    def compute(self, plan: object, decision: object) -> dict[str, object]:
+    def compute(self, plan: object, decision: object) -> dict[str, object]:  # type: ignore[override]
         record = Leases(self.store).read(KEY)  # type: ignore[arg-type]
         self.held_while_computing = record is not None and not record.released and srid_of(record) == self.srid
         if self.fail:
@@ -127,11 +139,11 @@ class FakeExecution:
         ReuseIndex(self.store).put(entry_for(KEY, self.srid))  # type: ignore[arg-type]
         return {"computed": self.srid}
 
-    def decide(self, plan: object) -> object:
+    def decide(self, plan: object) -> object:  # type: ignore[override]
         entry = ReuseIndex(self.store).get(KEY)  # type: ignore[arg-type]
         return SimpleNamespace(hit=entry is not None, key=KEY, reason="hit" if entry else "no_entry", entry=entry)
 
-    def reuse(self, plan: object, decision: object) -> dict[str, object]:
+    def reuse(self, plan: object, decision: object) -> dict[str, object]:  # type: ignore[override]
         return {"reused": decision.entry.step_run_id}  # type: ignore[attr-defined]
 
 
@@ -140,37 +152,43 @@ def srid_of(record: object) -> object:
 
 
 MISS = SimpleNamespace(key=KEY, reason="no_entry", hit=False)
+SPEC = StepSpec(attempt=AttemptId("d", "r", "t"), reuse={"key": KEY})
+
+
+def compute_once(execution: FakeExecution, spec: object, decision: object) -> object:
+    return execution._compute_once(SPEC, decision, None)  # type: ignore[arg-type]
 
 
 def test_the_operator_side_computes_under_the_lease_then_releases(leases: Leases) -> None:
-    producer = FakeExecution(leases.store, "d.run1.t")
-    assert compute_once(producer, None, MISS) == {"computed": "d.run1.t"}  # type: ignore[arg-type]
+    producer = FakeExecution(leases.store, "run1")
+    assert compute_once(producer, None, MISS) == {"computed": producer.srid}  # type: ignore[arg-type]
     assert producer.held_while_computing is True
     assert leases.read(KEY).released  # type: ignore[union-attr]
     # a later run's claim finds the entry (its decide would have hit first in the operator)
-    assert compute_once(FakeExecution(leases.store, "d.run2.t"), None, MISS) == {"reused": "d.run1.t"}  # type: ignore[arg-type]
+    assert compute_once(FakeExecution(leases.store, "run2"), None, MISS) == {"reused": producer.srid}
 
 
 def test_a_failing_producer_releases_so_waiters_take_over_at_once(leases: Leases) -> None:
     with pytest.raises(RuntimeError, match="script failed"):
-        compute_once(FakeExecution(leases.store, "d.run1.t", fail=True), None, MISS)  # type: ignore[arg-type]
+        compute_once(FakeExecution(leases.store, "run1", fail=True), None, MISS)
     record = leases.read(KEY)
     assert record is not None and record.released
-    assert compute_once(FakeExecution(leases.store, "d.run2.t"), None, MISS) == {"computed": "d.run2.t"}  # type: ignore[arg-type]
+    second = FakeExecution(leases.store, "run2")
+    assert compute_once(second, None, MISS) == {"computed": second.srid}
 
 
 def test_a_held_key_defers_to_the_resume_method_of_the_operator(leases: Leases) -> None:
     from airflow_mlpipe.operators.python_script import PythonScriptOperator
 
     assert claim_key(KEY, step_run_id="d.run1.t", settings=SETTINGS).outcome == "produce"
-    waiter = FakeExecution(leases.store, "d.run2.t")
+    waiter = FakeExecution(leases.store, "run2")
     with pytest.raises(TaskDeferred):
-        compute_once(waiter, None, MISS)  # type: ignore[arg-type]
+        compute_once(waiter, None, MISS)
     ((trigger, method),) = waiter.deferred
     assert isinstance(trigger, ReuseTrigger) and trigger.key == KEY
-    assert method == RESUME_METHOD and callable(getattr(PythonScriptOperator, method))
-    # regenerate_outputs never waits: it computes alongside
-    regenerate = SimpleNamespace(key=KEY, reason="regenerate", hit=False)
-    other = FakeExecution(leases.store, "d.run3.t")
-    assert compute_once(other, None, regenerate) == {"computed": "d.run3.t"}  # type: ignore[arg-type]
-    assert other.deferred == [] and other.held_while_computing is False
+    assert method == RESUME_AFTER_WAIT and callable(getattr(PythonScriptOperator, method))
+    # regenerate_outputs (and a cleared task's rerun) never waits: it computes alongside
+    for reason in ("regenerate", "rerun"):
+        other = FakeExecution(leases.store, f"run-{reason}")
+        assert compute_once(other, None, SimpleNamespace(key=KEY, reason=reason, hit=False)) == {"computed": other.srid}
+        assert other.deferred == [] and other.held_while_computing is False

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.fingerprint.tree import Tree
 from airflow_mlpipe.reuse.explain import explain_changes
 from airflow_mlpipe.reuse.history import StepHistory
@@ -127,8 +128,10 @@ def test_history_finds_the_nearest_earlier_run(tmp_path: Path, monkeypatch: pyte
 def test_cli_prints_the_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
     resolve.clear_cache()
-    entry = history_entry(fingerprint(), "d.r1.t")
-    entry = entry.__class__(**{**entry.__dict__, "decision": {**entry.decision, "explanation": ["parameter a 1 → 2"]}})
+    srid = AttemptId("d", "r1", "t").step_run_id
+    entry = history_entry(fingerprint(), srid)
+    decision = {**entry.decision, "explanation": ["parameter a 1 → 2"]}
+    entry = entry.__class__(**{**entry.__dict__, "run_id": "r1", "decision": decision})
     StepHistory("d", "t", Datastore.get_default()).add(entry)
     human = subprocess.run(
         [sys.executable, "-m", "airflow_mlpipe.cli.main", "reuse", "explain", "d", "t"],
@@ -138,8 +141,9 @@ def test_cli_prints_the_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert human.returncode == 0, human.stderr
     assert "miss (no_entry)" in human.stdout and "  - parameter a 1 → 2" in human.stdout
-    code, shown = mlpipe_in_process("reuse", "explain", "d", "t", "--run", "r1", "--json")
-    assert code == 0 and json.loads(shown)["step_run_id"] == "d.r1.t"
-    assert json.loads(shown)["explanation"] == ["parameter a 1 → 2"]
+    for run in ("r1", srid):  # by the DAG run id, or by the step run id
+        code, shown = mlpipe_in_process("reuse", "explain", "d", "t", "--run", run, "--json")
+        assert code == 0 and json.loads(shown)["step_run_id"] == srid
+        assert json.loads(shown)["explanation"] == ["parameter a 1 → 2"]
     code, missing = mlpipe_in_process("reuse", "explain", "d", "other", "--json")
     assert code == 1 and "no reuse decision" in json.loads(missing)["error"]

@@ -12,9 +12,11 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_mlpipe import DockerCompute, Environment, PythonScriptOperator
+from airflow_mlpipe.compute.keyed import step_environment
+from airflow_mlpipe.compute.kubernetes import KubernetesCompute
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.operators.attempt import StepAttempt
 from airflow_mlpipe.operators.links import ReusedFromLink
-from airflow_mlpipe.operators.step_reuse import environment_component, reuse_policy
 from airflow_mlpipe.provider_info import get_provider_info
 
 
@@ -34,8 +36,10 @@ def _step(tmp_path: Path, **kwargs: Any) -> PythonScriptOperator:
     ],
 )
 def test_the_policy_reads_the_trigger_conf(tmp_path: Path, conf: dict[str, Any] | None, regenerate: bool) -> None:
-    context: Any = {"dag_run": SimpleNamespace(conf=conf)}
-    policy = reuse_policy(_step(tmp_path, reuse_ttl=60, allow_reuse=False), context)
+    ti = SimpleNamespace(dag_id="reuse_parse", run_id="r", task_id="s", map_index=-1, try_number=1)
+    context: Any = {"dag_run": SimpleNamespace(conf=conf), "ti": ti}
+    step = _step(tmp_path, reuse_ttl=60, allow_reuse=False)
+    policy = StepAttempt(step, context, None).policy()  # type: ignore[arg-type]
     assert (policy.regenerate, policy.allow_reuse, policy.ttl) == (regenerate, False, 60.0)
 
 
@@ -45,12 +49,39 @@ def test_a_bad_reuse_ttl_is_refused_at_parse_time(tmp_path: Path, ttl: object) -
         _step(tmp_path, reuse_ttl=ttl)
 
 
+def keyed(step: PythonScriptOperator) -> dict[str, Any]:
+    return step_environment(step.environment, step.compute_target)
+
+
 def test_the_environment_as_keyed(tmp_path: Path) -> None:
-    local = environment_component(_step(tmp_path, environment=Environment(name="a", env_vars={"X": "1"})))
+    local = keyed(_step(tmp_path, environment=Environment(name="a", env_vars={"X": "1"})))
     assert local["image"] is None and local["env_vars"] == {"X": "1"} and local["python"].startswith("cpython-")
     assert "name" not in local  # a label: renaming an environment keeps its steps reusable
-    docker = environment_component(_step(tmp_path, compute_target=DockerCompute(image="team/ml:1")))
+    docker = keyed(_step(tmp_path, compute_target=DockerCompute(image="team/ml:1")))
     assert docker["image"] == "team/ml:1" and docker["python"] == "python"
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        pytest.param(lambda env: DockerCompute(image="team/ml:1", env=env), id="docker"),
+        pytest.param(lambda env: KubernetesCompute(image="team/ml:1", env=env), id="kubernetes"),
+    ],
+)
+def test_the_compute_targets_env_vars_are_keyed(tmp_path: Path, compute: Any) -> None:
+    """They reach the process: EPOCHS=100 and EPOCHS=10 are two keys; the environment's own win, as in the
+    container."""
+    hundred = keyed(_step(tmp_path, compute_target=compute({"EPOCHS": "100"})))
+    ten = keyed(_step(tmp_path, compute_target=compute({"EPOCHS": "10"})))
+    assert hundred["env_vars"] == {"EPOCHS": "100"} and ten["env_vars"] == {"EPOCHS": "10"}
+    both = keyed(
+        _step(
+            tmp_path,
+            compute_target=compute({"EPOCHS": "100", "A": "1"}),
+            environment=Environment(env_vars={"EPOCHS": "5"}),
+        )
+    )
+    assert both["env_vars"] == {"A": "1", "EPOCHS": "5"}
 
 
 def test_a_reused_step_links_to_the_earlier_run(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
@@ -28,17 +30,23 @@ def local_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Datastore:
     return Datastore.get_default()
 
 
-def _spec(store: Datastore, script: str, run: str) -> str:
+def _spec(store: Datastore, script: str, run: str, **more: Any) -> str:
+    """A spec as an operator writes it (no reuse key: the runner does not need one); returns its path."""
     tree = scan_source(str(SCRIPTS))
     store_snapshot(str(SCRIPTS), tree, store)
     spec = StepSpec(
-        step_run_id=run, dag_id="d", run_id="r", task_id="t", try_number=1, script_name=script,
+        attempt=AttemptId("d", run, "t"), script_name=script,
         snapshot=tree.digest, arguments=({"t": "str", "v": "--out"}, {"t": "output", "name": "o"}),
         outputs=({"name": "o", "datastore": "mlpipe_default", "path": f"out/{run}", "path_template": "out/{run-id}",
                   "mode": "mount", "registration": {"name": "killed_ds", "description": "", "tags": {}}},),
+        **more,
     )  # fmt: skip
-    store.write_json(records.spec_path(run), spec.to_dict())
-    return records.spec_path(run)
+    assert records.write_spec(spec, store)
+    return records.spec_path(spec.step_run_id)
+
+
+def srid(run: str) -> str:
+    return AttemptId("d", run, "t").step_run_id
 
 
 def test_killed_step_commits_and_registers_nothing(local_default: Datastore) -> None:
@@ -55,11 +63,12 @@ def test_killed_step_commits_and_registers_nothing(local_default: Datastore) -> 
     assert b"now sleeping" in seen
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
-    record = records.read_record("killed", local_default)
+    record = records.read_record(srid("killed"), local_default)
     assert record["status"] == "Failed" and "stopped by signal 15" in record["error"]
     assert not local_default.exists("out/killed")  # the staging folder is gone, nothing was moved into place
     assert not [p for p in local_default.list("", recursive=True) if p.endswith(("_MLPIPE_COMPLETE", "partial.bin"))]
     assert not local_default.exists("_mlpipe/registry/datasets/killed_ds")
+    assert records.read_commit(srid("killed"), local_default) is None
 
 
 def test_missing_script_is_a_clear_failure(local_default: Datastore) -> None:
@@ -68,7 +77,7 @@ def test_missing_script_is_a_clear_failure(local_default: Datastore) -> None:
                           text=True, env=os.environ.copy(), check=False)  # fmt: skip
     assert proc.returncode == 1
     assert "script 'no_such_script.py' is not in the source snapshot" in proc.stdout
-    assert records.read_record("missing", local_default)["status"] == "Failed"
+    assert records.read_record(srid("missing"), local_default)["status"] == "Failed"
 
 
 def test_snapshot_honours_amlignore_and_is_content_addressed(local_default: Datastore, tmp_path: Path) -> None:

@@ -1,0 +1,43 @@
+"""The software a step's process runs with, as its reuse key sees it: everything that reaches the process.
+
+The image (the environment's, else the compute target's), the pip packages, every plain environment variable
+that reaches the process (the compute target's ``env`` and the environment's ``env_vars``, as the container
+sees them: the environment's win) and the interpreter. Not the hardware (GPU count, memory, node pool): where a
+step runs does not change what it computes. Not credentials: they never travel in plain variables.
+
+An image pinned by digest (``repo@sha256:...``) names fixed software; a tag (``repo:1.2``, ``latest``) can be
+pushed again, so a tag is keyed as the text it is and reuse explanations say so (``reuse.explain``).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+from airflow_mlpipe.compute.base import ComputeTarget
+from airflow_mlpipe.compute.environment import Environment
+
+DEFAULT_CONTAINER_PYTHON = "python"
+
+
+def step_environment(environment: Environment | None, compute: ComputeTarget) -> dict[str, Any]:
+    local = compute.kind == "local"
+    image = None
+    compute_env: dict[str, str] = {}
+    if not local:
+        image = environment.image if environment is not None and environment.image else getattr(compute, "image", None)
+        compute_env = dict(getattr(compute, "env", None) or {})
+    if environment is not None and environment.python:
+        python = environment.python
+    elif local:
+        python = f"{sys.implementation.name}-{platform.python_version()}"
+    else:
+        python = DEFAULT_CONTAINER_PYTHON
+    env_vars = {**compute_env, **(dict(environment.env_vars) if environment is not None else {})}
+    return {
+        "image": image,
+        "pip_packages": list(environment.pip_packages) if environment is not None else [],
+        "env_vars": dict(sorted(env_vars.items())),
+        "python": python,
+    }

@@ -1,0 +1,449 @@
+"""The life of one attempt of a step, shared by ``PythonScriptOperator`` and ``DataTransferOperator``.
+
+States (docs/reuse.md, "What a step run is"):
+
+    planned ─► decided ─► hit ──────────────────────────────► Reused
+                    └───► miss ─► claimed ─► launched ─► committed ─► Completed
+                              └─► waiting (ReuseTrigger) ─► decided again
+    launched ─► failed (no commit) ─► Failed
+
+1. **planned**: before anything else the attempt's predecessor (the try before it) is settled: a predecessor
+   killed after committing is finished now; one that succeeded makes this attempt a rerun, which computes anew.
+   Then the step's work pins its inputs, snapshot, environment and outputs and derives the reuse key from exactly
+   these; the spec is written once. An attempt resumed in the same try (after a wait or a deferred pod) reads
+   its spec back and never plans again.
+2. **decided**: hit or miss for the spec's key, kept in the step's history and said in the log.
+3. a hit finishes at once (``finish_reused``); a miss claims the key's lease (or waits for the run holding it),
+   launches the work, and finishes from the commit (``finish_committed``), indexing under the spec's key.
+
+The step's own work (``StepWork``) only plans and launches; everything else happens here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, step_failed_error
+from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
+from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
+from airflow_mlpipe.reuse.dedup import claim_key
+from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory
+from airflow_mlpipe.reuse.index import ReuseIndex
+from airflow_mlpipe.reuse.key import ReuseKey
+from airflow_mlpipe.reuse.lease import Lease, LeaseRecord, Leases
+from airflow_mlpipe.reuse.step_key import StepFingerprint
+from airflow_mlpipe.reuse.wait import lease_from_event
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.finish import finish_committed, finish_reused
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage.datastore import Datastore
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+    from airflow_mlpipe.fingerprint.tree import Tree
+
+XCOM_METRICS_LIMIT = 50
+REGENERATE_CONF_KEY = "regenerate_outputs"
+RESUME_AFTER_WAIT = "resume_after_reuse_wait"
+# "ready" then a miss again means the entry was dropped as stale between two looks: claim again, a few times.
+MAX_CLAIMS = 3
+_T = TypeVar("_T")
+
+
+class StepWork(Protocol):
+    """What a kind of step adds to an attempt: planning its spec and launching it (which ends in a commit)."""
+
+    def plan(self, attempt: StepAttempt, policy: ReusePolicy) -> StepSpec: ...
+
+    def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None: ...
+
+    def resume(self, attempt: StepAttempt, spec: StepSpec, event: Mapping[str, Any]) -> None: ...
+
+    def ran(self) -> str | None:
+        """The step run whose spec the launched process ran, when not this attempt's (a reattached pod)."""
+        ...
+
+    def result(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What the task returns beyond the common fields."""
+        ...
+
+
+class StepAttempt:
+    def __init__(self, operator: BaseOperator, context: Context, work: StepWork) -> None:
+        self.op = operator
+        self.context = context
+        self.work = work
+        self.log = operator.log
+        self.attempt = AttemptId.of(context["ti"])
+        self.srid = self.attempt.step_run_id
+        self.store = Datastore.get_default()
+        self.started_at = records.now_iso()
+        # The scanned source tree, so that a miss names changed files before the snapshot is uploaded.
+        self.source_tree: Tree | None = None
+        self.decision: ReuseDecision | None = None
+
+    # -- entry points -----------------------------------------------------------------------------------------
+    def execute(self, *, take_over: LeaseRecord | None = None) -> dict[str, Any]:
+        spec = self._or_fail(lambda: records.read_spec(self.srid, self.store))
+        if spec is None:
+            spec = self._plan()
+        else:
+            self.log.info("Step run %s: continuing from its spec (reuse key %s)", self.srid, spec.key or "-")
+        record = records.find_record(self.srid, self.store)
+        if record is not None and record.get("status") in records.SUCCEEDED:
+            return self.publish(record)
+        if records.read_commit(self.srid, self.store) is not None:
+            return self._finish(spec)
+        if not spec.key:  # nothing to key (a single file copied): no reuse, no lease
+            return self.compute(spec, None)
+        decision = self.decide(spec)
+        if decision.hit:
+            return self.reuse(spec, decision)
+        if decision.reason == "disabled":  # allow_reuse=False: nothing to share, no lease
+            return self.compute(spec, None)
+        return self._compute_once(spec, decision, take_over)
+
+    def resume_after_wait(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """After ``ReuseTrigger``: decide again (a ``ready`` key is a hit now), taking over a lease that went
+        stale. The spec written before the wait is the attempt's: nothing is planned again."""
+        status = event.get("status")
+        if status == "ready":
+            self.log.info("Step run %s of the same reuse key has finished: looking again", event.get("step_run_id"))
+        else:
+            self.log.info("The run computing this step's reuse key went away (%s): looking again", status)
+        return self.execute(take_over=lease_from_event(event))
+
+    def resume_launched(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """After the launched work deferred (a pod awaited in the triggerer): finish from the spec written before
+        launching, keeping the lease (heartbeaten by the triggerer meanwhile) alive until the index is written."""
+        spec = self._or_fail(lambda: records.read_spec(self.srid, self.store))
+        if spec is None:
+            raise step_failed_error(f"step {self.op.task_id!r}: step run {self.srid} has no spec to resume from")
+        lease = self._own_lease(spec)
+        if lease is None:
+            self.work.resume(self, spec, event)
+            return self.finish_launched(spec)
+        with lease.keep_alive(release_on_exit=True):
+            self.work.resume(self, spec, event)
+            return self.finish_launched(spec)
+
+    # -- planning ---------------------------------------------------------------------------------------------
+    def _plan(self) -> StepSpec:
+        policy = self.policy(rerun_of=self._settle_predecessor())
+        spec = self._or_fail(lambda: self.work.plan(self, policy))
+        if not records.write_spec(spec, self.store):
+            spec = records.read_spec(self.srid, self.store) or spec
+        fault_point("planned", self.attempt.dag_id, self.attempt.run_id)
+        return spec
+
+    def policy(self, *, rerun_of: str | None = None) -> ReusePolicy:
+        op: Any = self.op
+        return ReusePolicy(
+            allow_reuse=bool(getattr(op, "allow_reuse", True)),
+            regenerate=regenerate_requested(self.context),
+            ttl=getattr(op, "reuse_ttl", None),
+            rerun_of=rerun_of,
+        )
+
+    def _settle_predecessor(self) -> str | None:
+        """Settle the try before this one: finish it if it was killed after committing (its outputs are whole
+        and its key is known), and return its step run id if it succeeded (this try is then a rerun)."""
+        previous = self.attempt.previous()
+        if previous is None:
+            return None
+        earlier = previous.step_run_id
+        record = records.find_record(earlier, self.store)
+        if record is not None and record.get("status") in records.SUCCEEDED:
+            self.log.info(
+                "Try %d of this task succeeded (step run %s, %s); this try was asked to run it again: computing "
+                "anew, without reusing or overwriting that try's outputs",
+                previous.try_number,
+                earlier,
+                record.get("status"),
+            )
+            return earlier
+        if records.read_commit(earlier, self.store) is not None:
+            spec = records.read_spec(earlier, self.store)
+            if spec is not None:
+                self.log.info(
+                    "Try %d (step run %s) committed its outputs but did not finish (its task was killed): "
+                    "finishing it now from its spec",
+                    previous.try_number,
+                    earlier,
+                )
+                self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid))
+        return None
+
+    # -- deciding ---------------------------------------------------------------------------------------------
+    def decide(self, spec: StepSpec) -> ReuseDecision:
+        """Decide for the spec's key, keep the decision in the step's history and say it in the task log."""
+        fingerprint = StepFingerprint(
+            ReuseKey.from_components(spec.reuse["components"]), spec.reuse.get("details") or {}, self.source_tree
+        )
+        history = StepHistory(self.attempt.dag_id, self.attempt.task_id, self.store)
+        policy = ReusePolicy.from_dict(spec.policy)
+        decision = decide(
+            fingerprint, step_run_id=self.srid, index=ReuseIndex(self.store), policy=policy, history=history
+        )
+        history.add(
+            HistoryEntry(
+                step_run_id=self.srid,
+                dag_id=self.attempt.dag_id,
+                run_id=self.attempt.run_id,
+                task_id=self.attempt.task_id,
+                decided_at=decision.decided_at,
+                key=decision.key,
+                components=fingerprint.key.components(),
+                details=fingerprint.details,
+                decision=decision.to_dict(),
+            )
+        )
+        self.decision = decision
+        verdict = "hit" if decision.hit else "miss"
+        self.log.info("Reuse %s (key %s): %s", verdict, decision.key, "; ".join(decision.explanation))
+        for name, detail in (fingerprint.details.get("inputs") or {}).items():
+            if detail.get("read_to_hash"):
+                self.log.warning(
+                    "Input %s: its store keeps no hash for %d files; they were read to fingerprint them",
+                    name,
+                    detail["read_to_hash"],
+                )
+        return decision
+
+    # -- a hit ------------------------------------------------------------------------------------------------
+    def reuse(self, spec: StepSpec, decision: ReuseDecision) -> dict[str, Any]:
+        entry = decision.entry
+        assert entry is not None
+        earlier = entry.step_run_id
+        reuse = reuse_block(spec, decision)
+        record = self._or_fail(lambda: finish_reused(spec, entry, self.store, reuse=reuse, started_at=self.started_at))
+        self.context["ti"].xcom_push(key=REUSED_FROM_KEY, value=self.store.uri(records.record_path(earlier)))
+        return self.publish(record)
+
+    # -- a miss -----------------------------------------------------------------------------------------------
+    def _compute_once(self, spec: StepSpec, decision: ReuseDecision, take_over: LeaseRecord | None) -> dict[str, Any]:
+        """Compute the key under its lease, or wait (deferred) for the run computing it, or reuse an entry that
+        has just appeared (see ``reuse.dedup.claim_key``)."""
+        fresh = decision.reason in ("regenerate", "rerun")
+        for _ in range(MAX_CLAIMS):
+            claim = claim_key(
+                spec.key,
+                step_run_id=self.srid,
+                try_number=self.attempt.try_number,
+                info={**self.attempt.to_dict()},
+                store=self.store,
+                take_over=take_over,
+                accept_entry=not fresh,
+            )
+            self.log.info("%s", claim.describe())
+            if claim.lease is not None:
+                return self._produce(spec, claim.lease)
+            if claim.outcome == "wait":
+                if fresh:  # asked for fresh outputs: never wait for another run's
+                    self.log.info("Computing anyway: this run asks for fresh outputs")
+                    return self.compute(spec, None)
+                from airflow_mlpipe.triggers.reuse import ReuseTrigger
+
+                self.op.defer(trigger=ReuseTrigger(**claim.trigger_kwargs()), method_name=RESUME_AFTER_WAIT)
+            decision = self.decide(spec)  # verifies the new entry's outputs, as every hit does
+            if decision.hit:
+                return self.reuse(spec, decision)
+            take_over = None
+        return self.compute(spec, None)
+
+    def _produce(self, spec: StepSpec, lease: Lease) -> dict[str, Any]:
+        """Compute with the lease kept alive; release it once the index entry is written, or when the step fails
+        (waiters then take over at once). A deferring pod step hands the lease's heartbeat to the triggerer."""
+        deferred = False
+        with lease.keep_alive(release_on_exit=False) as keeper:
+            try:
+                return self.compute(spec, lease)
+            except BaseException as exc:
+                deferred = type(exc).__name__ == "TaskDeferred"
+                raise
+            finally:
+                keeper.stop()
+                if keeper.lost.is_set():
+                    self.log.warning(
+                        "Lease on reuse key %s was taken over while computing: another run may compute it too",
+                        lease.key,
+                    )
+                elif not deferred:
+                    _release(self.log, lease)
+
+    def compute(self, spec: StepSpec, lease: Lease | None) -> dict[str, Any]:
+        fault_point("launching", self.attempt.dag_id, self.attempt.run_id)
+        self.work.launch(self, spec, lease)
+        return self.finish_launched(spec)
+
+    def finish_launched(self, spec: StepSpec) -> dict[str, Any]:
+        """Finish after the work ran: from this attempt's commit, or from the attempt whose process actually ran
+        (Kubernetes reattached to the pod of an earlier try), indexed under that attempt's own key."""
+        ran = self.work.ran()
+        if ran is not None and ran != self.srid:
+            return self._adopt(ran)
+        return self._finish(spec)
+
+    def _finish(self, spec: StepSpec) -> dict[str, Any]:
+        if records.read_commit(self.srid, self.store) is None:
+            raise self._failure()
+        reuse = self._reuse_block(spec)
+        record = self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid, reuse=reuse))
+        self.log.info("Step run %s: outputs committed, registered and indexed under reuse key %s", self.srid, spec.key)
+        return self.publish(record)
+
+    def _reuse_block(self, spec: StepSpec) -> dict[str, Any] | None:
+        """The record's ``reuse`` block: with this attempt's decision (kept in the step's history when the task
+        was resumed in another process)."""
+        if not spec.key:
+            return None
+        decision = self.decision
+        if decision is None:
+            entry = StepHistory(self.attempt.dag_id, self.attempt.task_id, self.store).find(self.srid)
+            if entry is None:
+                return None
+            decision = ReuseDecision.from_dict(entry.decision)
+        return reuse_block(spec, decision)
+
+    def _adopt(self, ran: str) -> dict[str, Any]:
+        spec = records.read_spec(ran, self.store)
+        if spec is None or records.read_commit(ran, self.store) is None:
+            raise self._failure(ran)
+        self.log.info("The process that ran was step run %s's (an earlier try's pod, reattached): finishing it", ran)
+        earlier = self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid))
+        mine = records.read_spec(self.srid, self.store)
+        record = {
+            **(records.record_base(mine) if mine is not None else {"step_run_id": self.srid}),
+            **{k: earlier.get(k) for k in ("arguments", "inputs", "metrics", "outputs", "logs", "artifacts")},
+            "status": records.COMPLETED,
+            "started_at": self.started_at,
+            "finished_at": records.now_iso(),
+            "adopted_from": ran,
+        }
+        records.write_record(record, self.store)
+        return self.publish(record)
+
+    def _failure(self, ran: str | None = None) -> Exception:
+        srid = ran or self.srid
+        record = records.find_record(srid, self.store) or {}
+        where = records.record_path(srid)
+        if not record:
+            return step_failed_error(
+                f"step {self.op.task_id!r}: the step runner stopped before writing its run record ({where}); nothing "
+                "was committed or registered; see the log above"
+            )
+        tail = (record.get("log_tail") or "")[-1500:]
+        error = record.get("error") or f"exit code {record.get('exit_code')}"
+        self.context["ti"].xcom_push(key=RECORD_URI_KEY, value=self.store.uri(where))
+        return step_failed_error(
+            f"step {self.op.task_id!r} failed: {error}; nothing was committed or registered. Run record: {where}\n"
+            f"--- last lines ---\n{tail}"
+        )
+
+    def _own_lease(self, spec: StepSpec) -> Lease | None:
+        """The lease this attempt took before deferring, if nobody took it over meanwhile."""
+        if not spec.key:
+            return None
+        leases = Leases(self.store)
+        try:
+            record = leases.read(spec.key)
+        except MlpipeError:
+            return None
+        if record is None or record.released or record.info.get("step_run_id") != self.srid:
+            if record is not None and not record.released:
+                self.log.warning("Lease on reuse key %s was taken over while the pod ran", spec.key)
+            return None
+        return Lease(leases, record)
+
+    def _or_fail(self, step: Callable[[], _T]) -> _T:
+        try:
+            return step()
+        except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
+            raise step_failed_error(f"step {self.op.task_id!r} cannot run: {exc}") from None
+
+    # -- the task's result ------------------------------------------------------------------------------------
+    def publish(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """XComs (the record, outputs' locations, a metrics summary), asset events for the dataset versions this
+        attempt added, and the task's result."""
+        from airflow_mlpipe.assets import dataset_asset, datasets_alias
+
+        ti = self.context["ti"]
+        reused = record.get("status") == records.REUSED
+        outputs = {
+            o["name"]: {"datastore": o["datastore"], "path": o["path"], "uri": o.get("uri")}
+            for o in record.get("outputs", [])
+        }
+        metrics = summarize_metrics(record.get("metrics") or {})
+        ti.xcom_push(key=RECORD_URI_KEY, value=self.store.uri(records.record_path(self.srid)))
+        ti.xcom_push(key=OUTPUTS_KEY, value=outputs)
+        ti.xcom_push(key=METRICS_KEY, value=metrics)
+        for out in record.get("outputs", []):
+            reg = out.get("registered")
+            if reg and reg.get("created"):
+                extra = {
+                    "dataset": reg["name"],
+                    "version": reg["version"],
+                    "manifest": out.get("manifest"),
+                    "producer": {**self.attempt.to_dict(), "step_run_id": self.srid},
+                }
+                if reused:
+                    extra["reused_from"] = record.get("reused_from")
+                self.context["outlet_events"][datasets_alias()].add(dataset_asset(reg["name"]), extra=extra)
+        return {
+            "step_run_id": self.srid,
+            "status": record["status"],
+            "reused": reused,
+            "reused_from": record.get("reused_from") if reused else None,
+            "outputs": outputs,
+            "metrics": metrics,
+            "registered": [o["registered"] for o in record.get("outputs", []) if o.get("registered")],
+            **self.work.result(record),
+        }
+
+
+def regenerate_requested(context: Mapping[str, Any]) -> bool:
+    """The trigger conf's ``{"regenerate_outputs": true}``: every step of this DAG run computes anew."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if not isinstance(conf, Mapping):
+        return False
+    value = conf.get(REGENERATE_CONF_KEY)
+    # Conf typed in the UI's JSON editor or passed through a shell arrives as a bool, a number or a string.
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def reuse_block(spec: StepSpec, decision: ReuseDecision) -> dict[str, Any]:
+    """``record["reuse"]``: the key, its components, the policy, the decision and its explanation."""
+    return {
+        "key": spec.key,
+        "components": dict(spec.reuse.get("components") or {}),
+        "policy": dict(spec.policy),
+        "decision": decision.to_dict(),
+        "explanation": list(decision.explanation),
+    }
+
+
+def summarize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalars (and the last value of series) only, at most a few dozen: XCom is not a metrics store."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            value = value[-1]
+        if isinstance(value, (int, float, str, bool)):
+            out[name] = value
+        if len(out) >= XCOM_METRICS_LIMIT:
+            break
+    return out
+
+
+def _release(log: Any, lease: Lease) -> None:
+    try:
+        lease.release()
+    except (MlpipeError, LeaseLostError, OSError) as exc:  # never hide the step's outcome; waiters take over later
+        log.warning("Could not release the lease on reuse key %s: %s", lease.key, exc)

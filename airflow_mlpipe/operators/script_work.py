@@ -1,0 +1,234 @@
+"""A script step's part of an attempt: plan its spec, and launch the step runner on its compute target.
+
+Planning scans the source folder, pins every input's files, takes the environment that reaches the process and
+the outputs' folders for this attempt, and derives the reuse key from exactly these (``reuse.step_key``).
+Launching stores the source snapshot (checked against the planned digest), then starts the runner: a subprocess
+of the worker (``LocalCompute``), a container (``DockerCompute``) or a pod (``KubernetesCompute``), which ends
+in the attempt's commit. A deferrable pod hands the lease's heartbeat to the triggerer (``LeaseKeepingTrigger``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.compute.keyed import step_environment
+from airflow_mlpipe.compute.local import LocalCompute
+from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
+from airflow_mlpipe.reuse.decide import ReusePolicy
+from airflow_mlpipe.reuse.inputs import pin_input
+from airflow_mlpipe.reuse.step_key import fingerprint_step
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.snapshot import Snapshot, git_info, scan_source, store_snapshot
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage.datastore import Datastore
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.operators.attempt import StepAttempt
+    from airflow_mlpipe.operators.python_script import PythonScriptOperator
+    from airflow_mlpipe.reuse.lease import Lease
+
+
+class ScriptWork:
+    def __init__(self, operator: PythonScriptOperator) -> None:
+        self.op = operator
+        self.launcher: Any = None
+        self.delegate: Any = None
+
+    # -- planning ---------------------------------------------------------------------------------------------
+    def plan(self, attempt: StepAttempt, policy: ReusePolicy) -> StepSpec:
+        op = self.op
+        source = self._source()
+        tree = scan_source(source)
+        attempt.source_tree = tree
+        hash_tree = scan_hash_paths(source, op.hash_paths) if op.hash_paths else None
+        params = dict(attempt.context.get("params") or {})
+        arguments = op.argument_specs(params)
+        inputs = [pin_input(spec) for spec in op.input_specs(attempt.context)]
+        outputs = op.output_specs(attempt.srid)
+        environment = step_environment(op.environment, op.compute_target)
+        fingerprint = fingerprint_step(
+            script_name=op.script_name,
+            source=tree,
+            hash_paths=hash_tree,
+            arguments=arguments,
+            inputs=inputs,
+            outputs=outputs,
+            environment=environment,
+        )
+        return StepSpec(
+            attempt=attempt.attempt,
+            kind="script",
+            script_name=op.script_name,
+            snapshot=tree.digest,
+            arguments=tuple(arguments),
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            environment=environment,
+            python=op.environment.python if op.environment else None,
+            compute=op.compute_target.describe(),
+            reuse={
+                "key": fingerprint.digest,
+                "components": fingerprint.key.components(),
+                "details": fingerprint.details,
+                "policy": policy.to_dict(),
+            },
+            extra={
+                "source_directory": source,
+                "snapshot_info": Snapshot(tree, 0).describe(),
+                "git": git_info(source),
+                "parameters": {name: a.get("value") for a in arguments if a["t"] == "param" for name in [a["name"]]},
+            },
+            created_at=records.now_iso(),
+        )
+
+    def _source(self) -> str:
+        source = self.op.resolve_source_directory()
+        if not os.path.isdir(source):
+            raise ConfigError(f"source_directory {self.op.source_directory!r} ({source}) does not exist on this worker")
+        if not os.path.isfile(os.path.join(source, self.op.script_name)):
+            raise ConfigError(f"script {self.op.script_name!r} is not in source_directory {source!r}")
+        return source
+
+    # -- launching --------------------------------------------------------------------------------------------
+    def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:
+        attempt._or_fail(lambda: self._store_snapshot(attempt, spec))
+        fault_point("snapshot_stored", spec.dag_id, spec.run_id)
+        datastores = attempt._or_fail(lambda: self._datastores(spec))
+        if isinstance(self.op.compute_target, LocalCompute):
+            from airflow_mlpipe.compute.launch_local import LocalLauncher
+
+            self.launcher = LocalLauncher()
+            python = attempt._or_fail(self._local_python)
+            attempt.log.info("Running step %s on the Airflow worker (LocalCompute)", spec.step_run_id)
+            self.launcher.run(sys.executable, self._launch(spec, python), datastores, _logger(attempt))
+            return
+        self.delegate = self._container_operator(attempt, spec, datastores)
+        attempt.log.info("Running step %s on %s", spec.step_run_id, self.op.compute_target.kind)
+        self._delegated(attempt, lambda: self._execute_delegate(attempt, lease))
+
+    def _store_snapshot(self, attempt: StepAttempt, spec: StepSpec) -> None:
+        source = str(spec.extra.get("source_directory") or self._source())
+        tree = attempt.source_tree
+        if tree is None or tree.digest != spec.snapshot:  # resumed in the same try: scan again, and compare
+            tree = scan_source(source)
+            if tree.digest != spec.snapshot:
+                raise ConfigError(
+                    f"source_directory {source!r} changed since this step run was planned (snapshot {spec.snapshot}, "
+                    f"now {tree.digest}); the step's retry plans again with the new source"
+                )
+        snapshot = store_snapshot(source, tree, attempt.store)
+        attempt.log.info(
+            "Source snapshot %s: %d files, %d bytes (%d uploaded) from %s",
+            snapshot.digest,
+            len(tree),
+            tree.size,
+            snapshot.uploaded_files,
+            source,
+        )
+
+    def _datastores(self, spec: StepSpec) -> dict[str, Any]:
+        inputs, outputs = [dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs]
+        return {name: Datastore.get(name).config for name in self.op.datastore_names(inputs, outputs)}
+
+    def _local_python(self) -> str | None:
+        """The interpreter of a local step: a cached virtualenv when the environment asks for pip packages."""
+        from airflow_mlpipe.compute.venv import python_for_environment
+
+        return python_for_environment(self.op.environment)
+
+    def _launch(self, spec: StepSpec, python: str | None = None) -> StepLaunch:
+        args = ["-m", "airflow_mlpipe.runner", "--spec", records.spec_path(spec.step_run_id)]
+        if python:
+            args += ["--python", python]
+        return StepLaunch(
+            step_name=self.op.task_id,
+            args=tuple(args),
+            env={"PYTHONUNBUFFERED": "1"},
+            datastores=tuple(self._datastore_names(spec)),
+        )
+
+    def _datastore_names(self, spec: StepSpec) -> list[str]:
+        return self.op.datastore_names([dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs])
+
+    def _container_operator(self, attempt: StepAttempt, spec: StepSpec, datastores: Mapping[str, Any]) -> Any:
+        from airflow_mlpipe.compute.docker import DockerCompute, build_docker_operator
+        from airflow_mlpipe.compute.kubernetes import KubernetesCompute, build_pod_operator
+
+        compute = self.op.compute_target
+        common: dict[str, Any] = {
+            "task_id": self.op.task_id,
+            "launch": self._launch(spec),
+            "datastores": datastores,
+            "environment": self.op.environment,
+            "dag_id": self.op.dag_id,
+        }
+        if isinstance(compute, KubernetesCompute):
+            return attempt._or_fail(lambda: build_pod_operator(compute, **common))
+        if isinstance(compute, DockerCompute):
+            return attempt._or_fail(lambda: build_docker_operator(compute, **common))
+        raise ConfigError(f"step {self.op.task_id!r}: no launcher for compute target {compute!r}")
+
+    def _execute_delegate(self, attempt: StepAttempt, lease: Lease | None) -> None:
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from airflow_mlpipe.compute.delegate import execute_delegated
+
+        try:
+            execute_delegated(self.delegate, attempt.context)
+        except TaskDeferred as deferred:
+            if lease is None:
+                raise
+            from airflow_mlpipe.triggers.lease import LeaseKeepingTrigger
+
+            attempt.log.info("Waiting for the pod in the triggerer; the triggerer keeps reuse key %s leased", lease.key)
+            self.op.defer(
+                trigger=LeaseKeepingTrigger.around(deferred.trigger, lease),
+                method_name=deferred.method_name,
+                kwargs=deferred.kwargs,
+                timeout=deferred.timeout,
+            )
+
+    def _delegated(self, attempt: StepAttempt, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as exc:  # the runner's record tells what failed; the provider's error says how
+            attempt.log.error("The %s step failed: %s", self.op.compute_target.kind, exc)
+
+    def resume(self, attempt: StepAttempt, spec: StepSpec, event: Mapping[str, Any]) -> None:
+        """After the pod operator's own trigger: let the provider finish with the pod (logs, cleanup)."""
+        datastores = attempt._or_fail(lambda: self._datastores(spec))
+        self.delegate = self._container_operator(attempt, spec, datastores)
+        self._delegated(attempt, lambda: self.delegate.trigger_reentry(attempt.context, dict(event)))
+
+    def ran(self) -> str | None:
+        """The step run whose spec the pod ran: an earlier try's when Kubernetes reattached to its pod."""
+        pod = getattr(self.delegate, "pod", None)
+        containers = getattr(getattr(pod, "spec", None), "containers", None) or []
+        for container in containers:
+            args = list(getattr(container, "args", None) or [])
+            if "--spec" in args[:-1]:
+                path = str(args[args.index("--spec") + 1])
+                return path.rstrip("/").split("/")[-2]
+        return None
+
+    def result(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def kill(self) -> None:
+        if self.launcher is not None:
+            self.launcher.kill()
+        if self.delegate is not None:
+            self.delegate.on_kill()
+
+
+def _logger(attempt: StepAttempt) -> Callable[[str], None]:
+    def log_line(line: str) -> None:
+        attempt.log.info("%s", line)
+
+    return log_line

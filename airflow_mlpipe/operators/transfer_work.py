@@ -1,0 +1,213 @@
+"""A data transfer's part of an attempt: plan its spec, and run the copy on the worker until its commit.
+
+A folder copy is keyed like a script step whose "script" is the copy itself: the source's data content (pinned:
+store-kept ETag/MD5 or our hash, never downloads), the destination as declared and the copy's settings. A hit
+means an earlier copy of the same content is still complete at its destination, so nothing is listed or
+copied. After copying, the destination must hold every pinned source file with its size (and its content, where
+both stores identify content alike): a source changed during the copy fails the attempt instead of being
+registered under the earlier key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlpipe.datasets.dataset import AbstractDataset, FileDataset
+from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
+from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.exceptions import ConfigError, MlpipeError, step_failed_error
+from airflow_mlpipe.fingerprint.identity import identities
+from airflow_mlpipe.fingerprint.tree import Tree
+from airflow_mlpipe.reuse.decide import ReusePolicy
+from airflow_mlpipe.reuse.inputs import pin_input, pinned_manifest
+from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.operators.attempt import StepAttempt
+    from airflow_mlpipe.operators.data_transfer import DataTransferOperator
+    from airflow_mlpipe.reuse.lease import Lease
+
+TRANSFER_SCRIPT = "(data transfer)"
+# Keys of a completion marker that describe the files; the rest (the copy engine's own section) is kept as is.
+_MANIFEST_KEYS = ("entries", "files", "bytes", "digest", "step_output", "step_run_id")
+
+
+def transfer_fingerprint(
+    *, source: Mapping[str, Any], destination: Mapping[str, Any], settings: Mapping[str, Any]
+) -> StepFingerprint:
+    """:param source: an input spec (``{"name", "mode", "source": {"type": "dataset" | "folder", ...}}``).
+    :param destination: an output spec (``name``, ``datastore``, ``path_template``, ``mode``, ``registration``)."""
+    arguments = [{"t": "str", "v": f"--{key}={value}"} for key, value in sorted(settings.items())]
+    return fingerprint_step(
+        script_name=TRANSFER_SCRIPT,
+        source=Tree({}),
+        hash_paths=None,
+        arguments=arguments,
+        inputs=[source],
+        outputs=[destination],
+        environment={},
+    )
+
+
+class TransferWork:
+    def __init__(self, operator: DataTransferOperator) -> None:
+        self.op = operator
+
+    # -- planning ---------------------------------------------------------------------------------------------
+    def plan(self, attempt: StepAttempt, policy: ReusePolicy) -> StepSpec:
+        op = self.op
+        src_store, src_path, files = op.resolve_source(attempt.context)
+        dst_store, dst_path = op.resolve_destination(attempt.srid)
+        _check_overlap(src_store, src_path, dst_store, dst_path)
+        kind = op.source_reference_type if files is None else "directory"
+        destination = {
+            "name": op.destination_name,
+            "datastore": dst_store.name,
+            "path": dst_path,
+            "path_template": op.destination.path_template
+            if isinstance(op.destination, OutputFileDatasetConfig)
+            else dst_path,
+            "mode": "upload",
+            "overwrite": op.overwrite,
+            "registration": {"name": op.register_on_complete} if op.register_on_complete else None,
+            "file": kind == "file",
+        }
+        copy = {
+            "source": src_store.uri(src_path),
+            "source_datastore": src_store.name,
+            "source_path": src_path,
+            "kind": kind,
+            "files": files,
+            "overwrite": op.overwrite,
+            "verify": op.verify,
+        }
+        reuse: dict[str, Any] = {}
+        inputs: tuple[Mapping[str, Any], ...] = ()
+        if kind == "directory":
+            source = pin_input({"name": "source", "mode": "direct", "source": self._origin(src_store, src_path)})
+            settings = {"verify": op.verify, "files": len(files) if files is not None else "all"}
+            fingerprint = transfer_fingerprint(source=source, destination=destination, settings=settings)
+            inputs = (source,)
+            reuse = {
+                "key": fingerprint.digest,
+                "components": fingerprint.key.components(),
+                "details": fingerprint.details,
+                "policy": policy.to_dict(),
+            }
+        return StepSpec(
+            attempt=attempt.attempt,
+            kind="transfer",
+            script_name=TRANSFER_SCRIPT,
+            inputs=inputs,
+            outputs=(destination,),
+            reuse=reuse,
+            extra={"transfer": copy},
+            created_at=records.now_iso(),
+        )
+
+    def _origin(self, src_store: Datastore, src_path: str) -> dict[str, Any]:
+        if isinstance(self.op.source, OutputInput):
+            return {"type": "folder", "datastore": src_store.name, "path": src_path}
+        if isinstance(self.op.source, AbstractDataset):
+            return {"type": "dataset", "dataset": self.op.source.pinned().to_dict()}
+        return {"type": "dataset", "dataset": FileDataset((DataPath(src_store.name, src_path),)).to_dict()}
+
+    # -- copying ----------------------------------------------------------------------------------------------
+    def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:
+        from airflow_mlpipe.storage.transfer import transfer
+
+        copy, destination = spec.extra["transfer"], spec.outputs[0]
+        src = Datastore.get(str(copy["source_datastore"]))
+        dst = Datastore.get(str(destination["datastore"]))
+        src_path, dst_path = str(copy["source_path"]), str(destination["path"])
+        record = {**records.record_base(spec), "status": records.RUNNING, "started_at": attempt.started_at}
+        records.write_record(record, attempt.store)
+        attempt.log.info("Copying %s to %s", src.uri(src_path), dst.uri(dst_path))
+        try:
+            result = transfer(
+                src, src_path, dst, dst_path,
+                kind=copy["kind"], overwrite=bool(copy["overwrite"]), verify=bool(copy["verify"]),
+                files=copy.get("files"), progress=lambda p: attempt.log.info("Progress: %s", p),
+                progress_interval=self.op.progress_interval,
+            )  # fmt: skip
+            summary = result.to_dict(include_files=len(result.files) <= 100)
+            manifest, marker = self._sealed(spec, dst, dst_path) if copy["kind"] == "directory" else (None, {})
+        except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
+            records.write_record({**record, "status": records.FAILED, "error": str(exc)}, attempt.store)
+            raise step_failed_error(f"step {self.op.task_id!r}: {exc}") from None
+        attempt.log.info("%s", result.summary())
+        if manifest is None:  # one file
+            (ident,) = identities(dst, {dst_path: dst.info(dst_path)}).values()
+            manifest = Manifest.of([ManifestEntry(dst.name, ident)])
+        summary["manifest"] = manifest.summary()
+        output = {"name": destination["name"], "datastore": dst.name, "path": dst_path, "uri": dst.uri(dst_path)}
+        committed = [{**output, "manifest": manifest.to_dict(), "marker": marker}]
+        records.write_commit(spec.step_run_id, committed, attempt.store)
+        record.update(status=records.COMMITTED, transfer=summary, committed_at=records.now_iso())
+        records.write_record(record, attempt.store)
+
+    def _sealed(self, spec: StepSpec, dst: Datastore, dst_path: str) -> tuple[Manifest, dict[str, Any]]:
+        """The destination folder's manifest, checked to hold every pinned source file; and the copy engine's
+        own keys of its completion marker (they let the next copy into it skip unchanged files)."""
+        infos = {
+            p: i
+            for p, i in dst.list(dst_path, recursive=True, detail=True).items()
+            if not p.endswith("/" + COMPLETE_MARKER)
+        }
+        manifest = Manifest.of(ManifestEntry(dst.name, ident) for ident in identities(dst, infos).values())
+        problem = _missing_from(
+            pinned_manifest(spec.inputs[0]), str(spec.extra["transfer"]["source_path"]), manifest, dst_path
+        )
+        if problem:
+            raise ConfigError(
+                f"the source changed while it was copied ({problem}); the copy's retry plans again with the new files"
+            )
+        try:
+            marker = dst.read_marker(dst_path)
+        except MlpipeError:
+            marker = {}
+        return manifest, {k: v for k, v in marker.items() if k not in _MANIFEST_KEYS}
+
+    def resume(self, attempt: StepAttempt, spec: StepSpec, event: Mapping[str, Any]) -> None:
+        raise step_failed_error(f"step {self.op.task_id!r}: a data transfer never defers, so it cannot resume")
+
+    def ran(self) -> str | None:
+        return None
+
+    def result(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        outputs = record.get("outputs") or [{}]
+        summary = {k: v for k, v in (record.get("transfer") or {}).items() if k != "files"}
+        if record.get("status") == records.REUSED:
+            summary = {"files_copied": 0, "destination": outputs[0].get("uri")}
+        return {**summary, "registered": outputs[0].get("registered")}
+
+
+def _missing_from(source: Manifest, src_path: str, destination: Manifest, dst_path: str) -> str | None:
+    """Which pinned source file the destination lacks or holds with another size or content, if any."""
+    base = src_path.rstrip("/") + "/" if src_path.strip("/") else ""
+    prefix = dst_path.rstrip("/") + "/" if dst_path.strip("/") else ""
+    there = {e.path[len(prefix) :]: e.identity for e in destination.entries}
+    for entry in source.entries:
+        rel = entry.path[len(base) :] if base else entry.path
+        got = there.get(rel)
+        if got is None:
+            return f"{rel} is missing at the destination"
+        if got.size != entry.identity.size or (got.kind == entry.identity.kind and got.value != entry.identity.value):
+            return f"{rel} differs at the destination"
+    return None
+
+
+def _check_overlap(src: Datastore, src_path: str, dst: Datastore, dst_path: str) -> None:
+    if src.url != dst.url:
+        return
+    a, b = src_path.rstrip("/"), dst_path.rstrip("/")
+    if a == b or a.startswith(b + "/") or b.startswith(a + "/") or not a or not b:
+        raise ConfigError(
+            f"source {src.uri(src_path)!r} and destination {dst.uri(dst_path)!r} overlap; copy into a folder "
+            "outside the source"
+        )

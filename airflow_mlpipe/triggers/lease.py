@@ -1,0 +1,125 @@
+"""``LeaseKeepingTrigger``: waits for another trigger (the pod operator's) in the triggerer, and keeps the step's
+lease on its reuse key alive meanwhile.
+
+A deferrable pod step holds no worker while its pod runs, so nothing on a worker heartbeats its lease; without
+this, identical steps waiting elsewhere would judge the holder dead after one lease ttl and start pods of their
+own. The triggerer heartbeats it instead, and the event of the wrapped trigger resumes the task as if it had
+deferred to that trigger itself. The lease is released by the task when it finishes the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_mlpipe.exceptions import LeaseLostError
+from airflow_mlpipe.reuse.lease import BEATS_PER_TTL, Lease, Leases
+from airflow_mlpipe.storage.datastore import Datastore
+
+
+class LeaseKeepingTrigger(BaseTrigger):
+    """:param trigger: the wrapped trigger as its ``serialize()`` gives it: ``(classpath, kwargs)``.
+    :param key: the reuse key; ``holder`` and ``generation``: the lease record this step holds.
+    :param interval: seconds between heartbeats (default: the lease's ttl / 4, read from its record).
+    """
+
+    def __init__(
+        self,
+        *,
+        trigger: Sequence[Any],
+        key: str,
+        holder: str,
+        generation: int,
+        datastore: str | None = None,
+        interval: float | None = None,
+    ) -> None:
+        super().__init__()
+        classpath, kwargs = trigger
+        self.wrapped: tuple[str, dict[str, Any]] = (str(classpath), dict(kwargs))
+        self.key, self.holder, self.generation = key, holder, int(generation)
+        self.datastore = datastore
+        self.interval = None if interval is None else float(interval)
+        module, _, name = self.wrapped[0].rpartition(".")
+        self.inner: BaseTrigger = getattr(importlib.import_module(module), name)(**self.wrapped[1])
+
+    @classmethod
+    def around(cls, trigger: BaseTrigger, lease: Lease) -> LeaseKeepingTrigger:
+        return cls(
+            trigger=trigger.serialize(),
+            key=lease.key,
+            holder=lease.holder,
+            generation=lease.record.generation,
+            datastore=lease.leases.store.name,
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "trigger": list(self.wrapped),
+                "key": self.key,
+                "holder": self.holder,
+                "generation": self.generation,
+                "datastore": self.datastore,
+                "interval": self.interval,
+            },
+        )
+
+    # The triggerer hands the task instance to the trigger it runs; the wrapped one needs it as well.
+    @BaseTrigger.task_instance.setter  # type: ignore[attr-defined]
+    def task_instance(self, value: Any) -> None:
+        BaseTrigger.task_instance.fset(self, value)  # type: ignore[attr-defined]
+        inner = getattr(self, "inner", None)
+        if inner is not None:
+            inner.task_instance = value
+            inner.trigger_id = self.trigger_id
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        beating = asyncio.create_task(self._keep_alive())
+        try:
+            async for event in self.inner.run():
+                yield event
+                return
+        finally:
+            beating.cancel()
+
+    async def cleanup(self) -> None:
+        await self.inner.cleanup()
+
+    async def on_kill(self) -> None:
+        on_kill = getattr(self.inner, "on_kill", None)
+        if on_kill is not None:
+            await on_kill()
+
+    async def _keep_alive(self) -> None:
+        interval = self.interval
+        while True:
+            try:
+                record = await asyncio.to_thread(self._beat)
+            except LeaseLostError as exc:
+                self.log.warning("%s; identical steps elsewhere may compute it too", exc)
+                return
+            except Exception as exc:  # a store hiccup: the next beat tries again
+                self.log.warning("lease %s: heartbeat failed (%s)", self.key, exc)
+                record = None
+            if interval is None and record is not None:
+                interval = record.ttl / BEATS_PER_TTL
+            await asyncio.sleep(interval or 30.0)
+
+    def _beat(self) -> Any:
+        store = Datastore.get(self.datastore) if self.datastore else Datastore.get_default()
+        lease = adopt_lease(Leases(store), self.key, self.holder, self.generation)
+        return lease.heartbeat()
+
+
+def adopt_lease(leases: Leases, key: str, holder: str, generation: int) -> Lease:
+    """The lease as this holder left it, to heartbeat or release from another process (the triggerer, or the
+    worker that resumes the task); ``LeaseLostError`` when another run has taken it over or it was released."""
+    record = leases.read(key)
+    if record is None or record.holder != holder or record.generation != generation or record.released:
+        raise LeaseLostError(f"lease {key!r} is no longer held by {holder!r}")
+    return Lease(leases, record)
