@@ -93,6 +93,10 @@ class Run:
         self.input_datasets: dict[str, Any] = {
             name: _input_value(info) for name, info in (context.get("inputs") or {}).items()
         }
+        # As Azure ML's: each output's folder on this machine (write the output's files there).
+        self.output_datasets: dict[str, str] = dict(context.get("outputs") or {})
+        # Which try of the Airflow task this step run is (1 for the first; a retry or a clear adds one).
+        self.try_number: int = int(context.get("try_number") or 1)
         os.makedirs(os.path.dirname(self._metrics_file), exist_ok=True)
         os.makedirs(self._artifacts, exist_ok=True)
 

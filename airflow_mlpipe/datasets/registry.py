@@ -134,6 +134,18 @@ class DatasetRegistry(OnDefaultDatastore):
                 f"unreadable ({type(exc).__name__}: {exc}); restore it from a backup or delete it"
             ) from None
 
+    def registered_by(self, name: str, step_run_id: str, *, since: str) -> DatasetRecord | None:
+        """The version of ``name`` that step run ``step_run_id`` registered, looking back from the latest version
+        only as far as versions created at ``since`` or later (so the cost follows recent activity, not the
+        number of versions). What makes registering a committed attempt's outputs idempotent."""
+        for version in reversed(self.versions(name)):
+            record = self.get(name, version)
+            if record.lineage.get("step_run_id") == step_run_id:
+                return record
+            if record.created_at and record.created_at < since:
+                return None
+        return None
+
     def register(
         self,
         *,

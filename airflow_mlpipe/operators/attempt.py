@@ -218,10 +218,8 @@ class StepAttempt:
     def reuse(self, spec: StepSpec, decision: ReuseDecision) -> dict[str, Any]:
         entry = decision.entry
         assert entry is not None
-        earlier = entry.step_run_id
         reuse = reuse_block(spec, decision)
         record = self._or_fail(lambda: finish_reused(spec, entry, self.store, reuse=reuse, started_at=self.started_at))
-        self.context["ti"].xcom_push(key=REUSED_FROM_KEY, value=self.store.uri(records.record_path(earlier)))
         return self.publish(record)
 
     # -- a miss -----------------------------------------------------------------------------------------------
@@ -379,6 +377,9 @@ class StepAttempt:
         }
         metrics = summarize_metrics(record.get("metrics") or {})
         ti.xcom_push(key=RECORD_URI_KEY, value=self.store.uri(records.record_path(self.srid)))
+        # Pushed empty for a step that ran: the UI's "Reused step run" link then shows nothing, and finds its XCom.
+        earlier = record.get("reused_from") if reused else None
+        ti.xcom_push(key=REUSED_FROM_KEY, value=self.store.uri(records.record_path(earlier)) if earlier else "")
         ti.xcom_push(key=OUTPUTS_KEY, value=outputs)
         ti.xcom_push(key=METRICS_KEY, value=metrics)
         for out in record.get("outputs", []):

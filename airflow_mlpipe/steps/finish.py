@@ -16,6 +16,7 @@ record. Neither writes into any folder of an earlier attempt.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,9 @@ from airflow_mlpipe.storage.datastore import Datastore
 
 log = logging.getLogger(__name__)
 
+# The commit time is taken on the runner's machine, registrations on the worker's: allow for their clocks.
+CLOCK_MARGIN_MINUTES = 10
+
 
 class NotCommittedError(MlpipeError):
     """An attempt without a commit: its runner failed, was killed, or is still running."""
@@ -45,15 +49,29 @@ def lineage(spec: StepSpec, **more: Any) -> dict[str, Any]:
 
 
 def register_committed(
-    declared: Mapping[str, Any], datastore: str, path: str, manifest: Manifest, produced_by: Mapping[str, Any]
+    declared: Mapping[str, Any],
+    datastore: str,
+    path: str,
+    manifest: Manifest,
+    produced_by: Mapping[str, Any],
+    *,
+    since: str | None = None,
 ) -> dict[str, Any] | None:
     """Register the folder ``datastore:path`` holding ``manifest`` as the dataset ``declared`` names (None when
     it asks for none). ``created``: whether the version is this attempt's own (True also when an earlier finish
-    of the same attempt created it and died before saying so: then this one announces it)."""
+    of the same attempt created it and died before saying so: then this one announces it).
+
+    :param since: when the attempt committed: a version it registered since then (a finish killed after
+        registering) is taken as it is, never registered twice."""
     registration = declared.get("registration")
     if not registration:
         return None
-    record, _ = DatasetRegistry().register(
+    registry = DatasetRegistry()
+    if since is not None:
+        earlier = registry.registered_by(str(registration["name"]), str(produced_by["step_run_id"]), since=since)
+        if earlier is not None:
+            return _registered(earlier, produced_by)
+    record, _ = registry.register(
         name=str(registration["name"]),
         kind="file",
         definition={"paths": [DataPath(datastore, path).to_dict()], "options": {}},
@@ -86,10 +104,12 @@ def finish_committed(
         raise NotCommittedError(f"step run {spec.step_run_id} has no commit: it failed, was killed or still runs")
     record = records.find_record(spec.step_run_id, store) or {**records.record_base(spec)}
     produced_by = lineage(spec, inputs=record.get("inputs") or [])
+    since = _minutes_before(str(commit["committed_at"]), CLOCK_MARGIN_MINUTES)
     outputs = []
     for out in commit["outputs"]:
         manifest = Manifest.from_dict(out["manifest"])
-        registered = register_committed(spec.output(out["name"]), out["datastore"], out["path"], manifest, produced_by)
+        declared = spec.output(out["name"])
+        registered = register_committed(declared, out["datastore"], out["path"], manifest, produced_by, since=since)
         if registered is not None:
             fault_point(f"registered_{out['name']}", spec.dag_id, spec.run_id)
         outputs.append(
@@ -140,20 +160,24 @@ def finish_reused(
     spec: StepSpec, entry: ReuseEntry, store: Datastore, *, reuse: Mapping[str, Any], started_at: str
 ) -> dict[str, Any]:
     """The final record of a hit: the earlier run's outputs (registered as this step asks) and its arguments,
-    inputs and metrics, which produced them."""
+    inputs and metrics, which produced them. Outputs of an earlier try of this same task instance keep the
+    registration that try made: one task instance registers its result once."""
     declared = {str(o["name"]): o for o in spec.outputs}
     produced_by = lineage(spec, reused_from=entry.step_run_id)
+    before = records.find_record(entry.step_run_id, store) or {}
+    own_try = _same_task_instance(before, spec)
     outputs = []
     for earlier in entry.outputs:
         out = {k: v for k, v in earlier.items() if k != "registered"}
         wanted = declared.get(str(out["name"])) or {}
-        if wanted.get("registration"):
+        if wanted.get("registration") and own_try and earlier.get("registered"):
+            out["registered"] = {**earlier["registered"], "created": False}
+        elif wanted.get("registration"):
             manifest = Manifest.from_dict(_marker_of(out))
             out["registered"] = register_committed(
                 wanted, str(out["datastore"]), str(out["path"]), manifest, produced_by
             )
         outputs.append(out)
-    before = records.find_record(entry.step_run_id, store) or {}
     record = {
         **records.record_base(spec),
         "status": records.REUSED,
@@ -168,6 +192,16 @@ def finish_reused(
     }
     records.write_record(record, store)
     return record
+
+
+def _same_task_instance(record: Mapping[str, Any], spec: StepSpec) -> bool:
+    mine = spec.attempt.task_instance
+    return (record.get("dag_id"), record.get("run_id"), record.get("task_id"), record.get("map_index", -1)) == mine
+
+
+def _minutes_before(iso: str, minutes: int) -> str:
+    moment = dt.datetime.fromisoformat(iso) - dt.timedelta(minutes=minutes)
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _marker_of(output: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Attempts on a real scheduler with the local default datastore: kills at every phase boundary followed by the
+retry, a failed try, a killed task taking its runner along, a clear after success, and a mapped step."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.steps import records
+from tests.attempts.checks import (
+    KILL_PHASES,
+    assert_attempt_consistent,
+    assert_kill_outcome,
+    registered_versions_of,
+)
+from tests.attempts.conftest import Deployment
+from tests.reuse.reuse_helpers import mlpipe_in_process
+
+DAG = "attempt_steps"
+
+
+def test_a_kill_at_every_phase_boundary_then_the_retry(local_deployment: Deployment) -> None:
+    dep = local_deployment
+    runs = {}
+    for phase in KILL_PHASES:
+        run_id = f"kill-{phase}"
+        dep.arm(run_id, phase)
+        runs[phase] = dep.services.trigger(DAG, run_id, {"case": phase})
+    runs["fail_once"] = dep.services.trigger(DAG, "fail-once", {"case": "fail_once"})
+    states = dep.services.wait_for_runs(DAG, list(runs.values()), timeout=600)
+    assert set(states.values()) == {"success"}, states
+    for phase, run_id in runs.items():
+        assert_kill_outcome(dep, run_id, phase)
+    assert [p.name for p in dep.faults.iterdir() if not p.name.endswith(".fired")] == []  # every fault fired
+
+
+def test_a_killed_task_takes_its_runner_and_script_along(local_deployment: Deployment) -> None:
+    dep = local_deployment
+    run_id = dep.services.trigger(DAG, "slow", {"case": "slow"})
+    pid_file = dep.pids / "slow.pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    script_pid, runner_pid = map(int, pid_file.read_text().split())
+    ti = dep.services.task_instance(DAG, run_id, "train")
+    assert dep.services.kill_task_process(ti["id"]), "the task process was found and killed"
+    deadline = time.monotonic() + 30
+    while (_alive(script_pid) or _alive(runner_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(runner_pid) and not _alive(script_pid)
+    assert dep.services.wait_for_runs(DAG, [run_id])[run_id] == "success"
+    first = AttemptId(DAG, run_id, "train", try_number=1).step_run_id
+    record = records.read_record(first, dep.store)
+    assert record["status"] == "Failed" and "stopped by signal" in record["error"]
+    assert records.read_commit(first, dep.store) is None
+    assert dep.executions("slow") == ["try1", "try2"]
+    assert_attempt_consistent(dep.store, first)
+    assert [v.lineage["try_number"] for v in registered_versions_of(dep.store, run_id)] == [2]
+
+
+def test_a_cleared_task_computes_anew_and_leaves_its_earlier_try_alone(local_deployment: Deployment) -> None:
+    dep = local_deployment
+    run_id = dep.services.trigger(DAG, "clear", {"case": "clear"})
+    assert dep.services.wait_for_runs(DAG, [run_id])[run_id] == "success"
+    first = AttemptId(DAG, run_id, "train", try_number=1).step_run_id
+    before = records.read_record(first, dep.store)
+    (version,) = registered_versions_of(dep.store, run_id)
+    events = _report_events(dep)
+
+    dep.services.clear(DAG, run_id, ["train"])
+    dep.services.wait_for_task_state(DAG, run_id, "train", ("running", "queued", "scheduled", "success"))
+    assert dep.services.wait_for_runs(DAG, [run_id])[run_id] == "success"
+
+    second = AttemptId(DAG, run_id, "train", try_number=2).step_run_id
+    after = records.read_record(second, dep.store)
+    assert dep.executions("clear") == ["try1", "try2"]  # computed anew, not reused
+    assert after["status"] == "Completed" and after["reuse"]["decision"]["reason"] == "rerun"
+    assert records.read_record(first, dep.store) == before  # the earlier try's record is untouched
+    assert {o["path"] for o in after["outputs"]}.isdisjoint({o["path"] for o in before["outputs"]})
+    for out in before["outputs"]:  # and its committed folders still hold what they held
+        assert dep.store.read_marker(out["path"])["digest"] == out["manifest"]["digest"]
+    # byte-identical content: the latest version stands, no new version and no asset event
+    report = next(o for o in after["outputs"] if o["name"] == "report")
+    assert report["registered"] == {"name": "attempts_report", "version": version.version, "created": False}
+    assert _report_events(dep) == events
+    code, shown = mlpipe_in_process("reuse", "explain", DAG, "train", "--run", run_id, "--json")
+    assert code == 0 and json.loads(shown)["reason"] == "rerun", shown
+    assert "cleared after its earlier try succeeded" in json.loads(shown)["explanation"][0]
+    log = dep.services.task_log(DAG, run_id, "train", 2)
+    assert "this try was asked to run it again: computing anew" in log
+
+
+def test_a_mapped_step_is_one_step_run_per_map_index(local_deployment: Deployment) -> None:
+    dep = local_deployment
+    run_id = dep.services.trigger("attempt_mapped", "mapped")
+    assert dep.services.wait_for_runs("attempt_mapped", [run_id])[run_id] == "success"
+    tis = [t for t in dep.services.task_instances("attempt_mapped", run_id) if t["task_id"] == "score"]
+    assert sorted(t["map_index"] for t in tis) == [0, 1, 2] and {t["state"] for t in tis} == {"success"}
+    seen = {}
+    for index in range(3):
+        srid = AttemptId("attempt_mapped", run_id, "score", map_index=index).step_run_id
+        record = records.read_record(srid, dep.store)
+        (out,) = record["outputs"]
+        seen[index] = (record["reuse"]["key"], out["path"])
+        assert dep.store.read_text(out["path"] + "/score.txt") == f"x={index + 1}\n"
+        assert record["metrics"] == {"x": float(index + 1)}
+    assert len({key for key, _ in seen.values()}) == 3 and len({path for _, path in seen.values()}) == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead, only not yet reaped
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def _report_events(dep: Deployment) -> int:
+    assets = dep.services.api("GET", "/assets?uri_pattern=attempts_report")["assets"]
+    if not assets:
+        return 0
+    answer = dep.services.api("GET", f"/assets/events?asset_id={assets[0]['id']}&limit=1000")
+    return int(answer["total_entries"])
