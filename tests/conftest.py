@@ -28,6 +28,7 @@ import pytest  # noqa: E402
 from airflow_mlpipe.storage import resolve  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
 from tests.emulators import Azurite, MotoS3  # noqa: E402
+from tests.kubernetes_env import kubernetes_env  # noqa: E402, F401 -- a session fixture for every test folder
 
 
 @pytest.fixture(scope="session")

@@ -98,3 +98,19 @@ def assert_kill_outcome(dep: Any, run_id: str, phase: str) -> None:
     assert spec is not None
     entry = ReuseIndex(store).get(spec.key)
     assert entry is not None and entry.step_run_id == producer and verify_outputs(entry) is None, (phase, entry)
+
+
+def run_kill_matrix(dep: Any) -> None:
+    """One DAG run per phase boundary, each killed there once (``SIGKILL``) and retried at once, and one run whose
+    script fails on its first try; all at the same time. Every run must end well, with nothing partial left."""
+    runs = {}
+    for phase in KILL_PHASES:
+        run_id = f"kill-{phase}"
+        dep.arm(run_id, phase)
+        runs[phase] = dep.services.trigger(DAG, run_id, {"case": phase})
+    runs["fail_once"] = dep.services.trigger(DAG, "fail-once", {"case": "fail_once"})
+    states = dep.services.wait_for_runs(DAG, list(runs.values()), timeout=900)
+    assert set(states.values()) == {"success"}, states
+    for phase, run_id in runs.items():
+        assert_kill_outcome(dep, run_id, phase)
+    assert [p.name for p in dep.faults.iterdir() if not p.name.endswith(".fired")] == []  # every fault fired

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airflow_mlpipe.compute.kubernetes import datastore_secret_manifest
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
+from tests.conftest import make_azurite_datastore
+from tests.kubernetes_env import KubernetesEnv
 from tests.scheduler import AirflowServices
 
 SCHEDULER_DAGS = Path(__file__).resolve().parent.parent / "scheduler_dags"
@@ -32,7 +37,7 @@ class Deployment:
         (self.faults / f"{dag_id}.{run_id}.{phase}").touch()
 
 
-def deploy(home: Path, extra_env: dict[str, str]) -> Iterator[Deployment]:
+def deploy(home: Path, extra_env: dict[str, str], dags: tuple[str, ...] = ()) -> Iterator[Deployment]:
     """Start the services with ``extra_env`` (datastore connections...), and point this process's library calls at
     the same default datastore, so that assertions read what the steps wrote."""
     faults, pids = home / "faults", home / "pids"
@@ -48,12 +53,12 @@ def deploy(home: Path, extra_env: dict[str, str]) -> Iterator[Deployment]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLPIPE_HOME", services.env["MLPIPE_HOME"])
         for key, value in extra_env.items():
-            if key.startswith("AIRFLOW_CONN_"):
+            if key.startswith(("AIRFLOW_CONN_", "MLPIPE_REUSE_")):
                 patch.setenv(key, value)
         resolve.clear_cache()
         services.start()
         try:
-            services.wait_for_dags("attempt_steps", "attempt_mapped")
+            services.wait_for_dags("attempt_steps", "attempt_mapped", *dags)
             yield Deployment(services, Datastore.get_default(), faults, home / "executed.txt", pids)
         finally:
             services.stop()
@@ -63,3 +68,28 @@ def deploy(home: Path, extra_env: dict[str, str]) -> Iterator[Deployment]:
 @pytest.fixture(scope="module")
 def local_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     yield from deploy(tmp_path_factory.mktemp("deploy-local"), {})
+
+
+@pytest.fixture(scope="module")
+def azure_deployment(
+    tmp_path_factory: pytest.TempPathFactory, azurite: Any, kubernetes_env: KubernetesEnv
+) -> Iterator[Deployment]:
+    """The default datastore on Azurite, pods on the in-memory Kubernetes API server, and short leases (a
+    holder that stops heartbeating loses its lease after 6 s)."""
+    store = make_azurite_datastore(azurite, name="mlpipe_default")
+    namespace = kubernetes_env.new_namespace()
+    for suffix in ("lease", "latest", "reattach"):
+        manifest = datastore_secret_manifest("mlpipe-datastores", [store.config], namespace=f"{namespace}-{suffix}")
+        kubernetes_env.create_secret(manifest)
+    env = {
+        "AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps(
+            {"conn_type": "mlpipe_datastore", "extra": {"url": store.config.url, **store.config.storage_options}}
+        ),
+        "KUBECONFIG": str(kubernetes_env.kubeconfig),
+        "MLPIPE_TEST_K8S_NAMESPACE": namespace,
+        "MLPIPE_REUSE_LEASE_TTL": "6",
+        "MLPIPE_REUSE_CLOCK_SKEW": "0",
+        "MLPIPE_REUSE_POLL_INTERVAL": "1",
+    }
+    dags = ("attempt_pod_lease", "attempt_pod_latest", "attempt_pod_reattach")
+    yield from deploy(tmp_path_factory.mktemp("deploy-azure"), env, dags)

@@ -9,12 +9,7 @@ import time
 
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.steps import records
-from tests.attempts.checks import (
-    KILL_PHASES,
-    assert_attempt_consistent,
-    assert_kill_outcome,
-    registered_versions_of,
-)
+from tests.attempts.checks import assert_attempt_consistent, registered_versions_of, run_kill_matrix
 from tests.attempts.conftest import Deployment
 from tests.reuse.reuse_helpers import mlpipe_in_process
 
@@ -22,18 +17,7 @@ DAG = "attempt_steps"
 
 
 def test_a_kill_at_every_phase_boundary_then_the_retry(local_deployment: Deployment) -> None:
-    dep = local_deployment
-    runs = {}
-    for phase in KILL_PHASES:
-        run_id = f"kill-{phase}"
-        dep.arm(run_id, phase)
-        runs[phase] = dep.services.trigger(DAG, run_id, {"case": phase})
-    runs["fail_once"] = dep.services.trigger(DAG, "fail-once", {"case": "fail_once"})
-    states = dep.services.wait_for_runs(DAG, list(runs.values()), timeout=600)
-    assert set(states.values()) == {"success"}, states
-    for phase, run_id in runs.items():
-        assert_kill_outcome(dep, run_id, phase)
-    assert [p.name for p in dep.faults.iterdir() if not p.name.endswith(".fired")] == []  # every fault fired
+    run_kill_matrix(local_deployment)
 
 
 def test_a_killed_task_takes_its_runner_and_script_along(local_deployment: Deployment) -> None:
