@@ -45,6 +45,31 @@ def test_unchanged_data_adds_no_version_and_changed_bytes_do(default_store: Data
     assert first.manifest().diff(third.manifest()) == {"added": [], "removed": [], "changed": ["raw/data.csv"]}
 
 
+def test_equal_content_in_another_folder_adds_no_version(default_store: Datastore) -> None:
+    """A step run that writes byte-identical outputs into its own folder (a rerun, a clear) adds no version."""
+    for run in ("run1", "run2"):
+        default_store.write_text(f"dataset/{run}/model/w.txt", "weights")
+        default_store.write_text(f"dataset/{run}/model/sub/meta.json", "{}")
+    first = Dataset.File.from_files((default_store, "dataset/run1/model")).register("same_bytes")
+    again = Dataset.File.from_files((default_store, "dataset/run2/model")).register("same_bytes")
+    assert (first.version, again.version, again.is_new_version) == (1, 1, False)
+    default_store.write_text("dataset/run3/model/w.txt", "weights")  # the same bytes under another name
+    default_store.write_text("dataset/run3/model/meta.json", "{}")
+    moved = Dataset.File.from_files((default_store, "dataset/run3/model")).register("same_bytes")
+    assert (moved.version, moved.is_new_version) == (2, True)
+
+
+def test_a_version_registered_by_a_step_run_is_found_again(default_store: Datastore) -> None:
+    from airflow_mlpipe.datasets.registry import DatasetRegistry
+
+    registry = DatasetRegistry(default_store)
+    for n in range(3):
+        default_store.write_text(f"v/{n}.csv", str(n))
+        Dataset.File.from_files((default_store, f"v/{n}.csv")).register("by_run", lineage={"step_run_id": f"s{n}"})
+    assert registry.registered_by("by_run", "s1", since="2000-01-01").version == 2  # type: ignore[union-attr]
+    assert registry.registered_by("by_run", "s0", since="2999-01-01") is None  # stops at versions made before
+
+
 def test_registered_version_is_immutable(default_store: Datastore) -> None:
     default_store.write_text("raw/x.csv", "a\n1\n")
     Dataset.File.from_files((default_store, "raw/x.csv")).register("frozen")
