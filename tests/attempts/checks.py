@@ -42,18 +42,22 @@ def registered_versions_of(store: Datastore, run_id: str, dataset: str = DATASET
 
 
 def assert_attempt_consistent(store: Datastore, srid: str) -> None:
-    """An attempt's output folders are marked complete exactly when it committed, with the committed manifest;
-    every registered version that names the attempt is of a committed attempt, and its files are intact."""
+    """An attempt's output folders are marked complete only if it committed, with the committed manifest (and
+    all of them once it is finished); every registered version that names the attempt is of a committed (or
+    reusing) attempt, and its files are intact."""
     spec = records.read_spec(srid, store)
     if spec is None:
         return
     commit = records.read_commit(srid, store)
     committed = {o["name"]: o for o in (commit or {}).get("outputs", [])}
+    finished = (records.find_record(srid, store) or {}).get("status") == "Completed"
     for out in spec.outputs:
         out_store = Datastore.get(str(out["datastore"]))
         if commit is None:
             assert not out_store.is_complete(out["path"]), f"{srid}: {out['path']} is marked complete without a commit"
             continue
+        if not finished and not out_store.is_complete(out["path"]):
+            continue  # committed, not yet finished: whoever finishes it writes the marker
         marker = out_store.read_marker(out["path"])
         assert marker["digest"] == committed[out["name"]]["manifest"]["digest"] and marker["step_run_id"] == srid
     for version in DatasetRegistry(store).versions(DATASET):

@@ -1,4 +1,4 @@
-"""The example pipeline, run for real by Airflow, on the local default datastore and on Azurite."""
+"""The example pipeline, run for real by Airflow, on the local default datastore, on Azurite and on moto's S3."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from airflow_mlpipe.datasets.registry import DatasetRegistry
 from airflow_mlpipe.steps.records import read_record
 from airflow_mlpipe.storage import resolve
 from tests.airflow_utils import EXAMPLES, airflow_dags_test, last_run_states, last_run_xcom
-from tests.conftest import make_azurite_datastore
+from tests.conftest import make_azurite_datastore, make_s3_datastore
 
 DAG_ID = "mlpipe_example_pipeline"
 
@@ -23,12 +23,14 @@ def _default_env(store: Datastore) -> dict[str, str]:
     return {"AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps({"conn_type": "mlpipe_datastore", "extra": extra})}
 
 
-@pytest.fixture(params=["local", "azurite"])
+@pytest.fixture(params=["local", "azurite", "moto"])
 def default_for_run(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     if request.param == "local":
         env = {"MLPIPE_HOME": str(tmp_path / "mlpipe")}
-    else:
+    elif request.param == "azurite":
         env = _default_env(make_azurite_datastore(request.getfixturevalue("azurite"), name="mlpipe_default"))
+    else:
+        env = _default_env(make_s3_datastore(request.getfixturevalue("moto_s3"), name="mlpipe_default"))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     resolve.clear_cache()
