@@ -19,7 +19,6 @@ from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import fetch_snapshot, object_path, scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
-from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.reuse.reuse_helpers import committed_output
 
@@ -27,10 +26,8 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "dags" / "step_scripts"
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Datastore:
-    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
-    resolve.clear_cache()
-    return Datastore.get_default()
+def store(local_default: Datastore) -> Datastore:
+    return local_default
 
 
 def _run(store: Datastore, run: str, script: str, inputs: list[dict[str, Any]]) -> tuple[int, str, str]:

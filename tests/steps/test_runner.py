@@ -17,17 +17,9 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
-from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "dags" / "step_scripts"
-
-
-@pytest.fixture
-def local_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Datastore:
-    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
-    resolve.clear_cache()
-    return Datastore.get_default()
 
 
 def _spec(store: Datastore, script: str, run: str, **more: Any) -> str:
