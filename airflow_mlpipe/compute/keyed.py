@@ -5,6 +5,11 @@ that reaches the process (the compute target's ``env`` and the environment's ``e
 sees them: the environment's win) and the interpreter. Not the hardware (GPU count, memory, node pool): where a
 step runs does not change what it computes. Not credentials: they never travel in plain variables.
 
+Not keyed either, so a script's results must not depend on them: the Airflow worker's own environment, which a
+``LocalCompute`` step's process inherits (pass settings through ``Environment(env_vars=...)``, which is keyed);
+Kubernetes Secrets and ``envFrom`` of a pod (credentials); volumes and mounts (read data as datasets, keyed by
+their content).
+
 An image pinned by digest (``repo@sha256:...``) names fixed software; a tag (``repo:1.2``, ``latest``) can be
 pushed again, so a tag is keyed as the text it is and reuse explanations say so (``reuse.explain``).
 """

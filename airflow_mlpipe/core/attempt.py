@@ -1,9 +1,9 @@
 """A step run is an attempt: one try of one task instance (DAG, DAG run, task, map index, try number).
 
 Every attempt has its own step run id, spec, record, output folders and commit; no later attempt writes them. The
-id is readable for people (``train_iris.manual__2026-11-30T10_00_00_00_00.train.m3.t2``) and ends with a hash of
-the exact parts, so two attempts never share an id even where the readable part is cut or where sanitising makes
-two parts look alike (dag ``a.b`` + run ``r`` against dag ``a`` + run ``b.r``).
+id is readable for people (``train_iris.manual__2026-11-30T10_00_00_00_00.train.m3.t2.1f0c2b9a7d4e``) and ends
+with a hash of the exact parts, so two attempts never share an id even where the readable part is cut or where
+sanitising makes two parts look alike (dag ``a.b`` + run ``r`` against dag ``a`` + run ``b.r``).
 """
 
 from __future__ import annotations

@@ -309,8 +309,8 @@ class FileDataset(AbstractDataset):
     def mount(self, mount_point: str | os.PathLike[str] | None = None) -> Iterator[str]:
         """A read-only local view of the files for the duration of the ``with`` block; yields the folder.
 
-        The view holds read-only copies (a reflink where the local filesystem offers one): writing into a mount
-        can never change the dataset's own files."""
+        The view holds read-only copies, checked against the manifest: writing into a mount can never change
+        the dataset's own files."""
         folder = os.fspath(mount_point) if mount_point is not None else tempfile.mkdtemp(prefix="mlpipe-mount-")
         os.makedirs(folder, exist_ok=True)
         created = materialize_view(self, folder)
@@ -357,9 +357,17 @@ class TabularDataset(AbstractDataset):
     kind = "tabular"
 
     def to_pandas_dataframe(self) -> pd.DataFrame:
+        """The files as one table. A registered version (or a step's pinned input) is read from local copies
+        checked against its manifest, so the table holds exactly the bytes the version names."""
         from airflow_mlpipe.datasets.tabular import read_frames
 
-        return read_frames(self.verified_entries(), self.options)
+        entries = self.verified_entries()
+        if self.expected_manifest() is None:
+            return read_frames(entries, self.options)
+        with tempfile.TemporaryDirectory(prefix="mlpipe-read-") as folder:
+            plan = [(e, os.path.join(folder, str(n))) for n, e in enumerate(entries)]
+            fetch_copies(plan)
+            return read_frames(entries, self.options, {e.path: local for e, local in plan})
 
     def to_path(self) -> list[str]:
         return [_relative_in_dataset(e, self.data_paths) for e in self.verified_entries()]

@@ -174,24 +174,3 @@ def _check_template(template: str, datastore: str) -> str:
     if not normalize_relpath(probe, datastore=datastore):
         raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
     return template
-
-
-def register_output(
-    output: OutputFileDatasetConfig,
-    folder: DataPath,
-    *,
-    lineage: Mapping[str, Any] | None = None,
-) -> Any:
-    """Register a completed output folder as a FileDataset version; refuses an incomplete folder.
-
-    Returns the registered dataset (``.is_new_version`` tells whether a version was added), or None when the
-    output asks for no registration.
-    """
-    if output.registration is None:
-        return None
-    store = Datastore.get(folder.datastore)
-    store.read_marker(folder.path)  # raises IncompleteFolderError when the step did not finish writing it
-    from airflow_mlpipe.datasets.dataset import FileDataset
-
-    reg = output.registration
-    return FileDataset((folder,)).register(reg.name, reg.description, reg.tags, lineage=lineage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 log = logging.getLogger(__name__)
 
 REGISTRY_ROOT = "_mlpipe/registry/datasets"
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
 RECORD_FORMAT = 1
 
 
@@ -79,6 +81,8 @@ class DatasetRecord:
             return False
         if self.manifest.digest == manifest.digest:
             return True
+        if not (_hashes_content(self.manifest) and _hashes_content(manifest)):
+            return False  # an ETag names one object, not its bytes: equal bytes elsewhere need not compare equal
         return content_digest(self.definition, self.manifest) == content_digest(definition, manifest)
 
 
@@ -189,6 +193,15 @@ class DatasetRegistry(OnDefaultDatastore):
                 log.info("registered dataset %s version %d (%d files)", name, record.version, len(manifest))
                 return record, True
         raise DatasetError(f"dataset {name!r}: could not allocate a version after many attempts")  # pragma: no cover
+
+
+def _hashes_content(manifest: Manifest) -> bool:
+    """Every file identified by its bytes: our XXH3, a store-kept MD5, or an S3 ETag of a plain upload (the MD5
+    of the bytes). Azure's ETags, and S3's of multipart or KMS-encrypted objects, name a write, not the bytes."""
+    return all(
+        e.identity.kind in ("xxh3", "md5") or (e.identity.kind == "etag" and _MD5_HEX.fullmatch(e.identity.value))
+        for e in manifest.entries
+    )
 
 
 def content_digest(definition: Mapping[str, Any], manifest: Manifest) -> str:

@@ -16,12 +16,15 @@ if TYPE_CHECKING:
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
-def read_frames(entries: Sequence[ManifestEntry], options: Mapping[str, Any]) -> pd.DataFrame:
+def read_frames(
+    entries: Sequence[ManifestEntry], options: Mapping[str, Any], local: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One table from the files; ``local``: verified local copies by path, read instead of the store."""
     import pandas as pd
 
     if not entries:
         raise DatasetError("the tabular dataset matches no file")
-    frames = [read_one(entry, options) for entry in entries]
+    frames = [read_one(entry, options, (local or {}).get(entry.path)) for entry in entries]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     types = options.get("set_column_types") or {}
     if types:
@@ -32,13 +35,13 @@ def read_frames(entries: Sequence[ManifestEntry], options: Mapping[str, Any]) ->
     return frame
 
 
-def read_one(entry: ManifestEntry, options: Mapping[str, Any]) -> pd.DataFrame:
+def read_one(entry: ManifestEntry, options: Mapping[str, Any], local_copy: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
     store = Datastore.get(entry.datastore)
     where = f"{entry.path!r} in datastore {entry.datastore!r}"
     fmt = options.get("format", "delimited")
-    with store.open(entry.path, "rb") as fh:
+    with open(local_copy, "rb") if local_copy else store.open(entry.path, "rb") as fh:
         if fmt == "parquet" or entry.path.lower().endswith(_PARQUET_SUFFIXES):
             try:
                 frame = pd.read_parquet(fh)

@@ -96,7 +96,7 @@ class StepAttempt:
         record = records.find_record(self.srid, self.store)
         if record is not None and record.get("status") in records.SUCCEEDED:
             return self.publish(record)
-        if records.read_commit(self.srid, self.store) is not None:
+        if self._or_fail(lambda: records.read_commit(self.srid, self.store)) is not None:
             return self._finish(spec)
         if not spec.key:  # nothing to key (a single file copied): no reuse, no lease
             return self.compute(spec, None)
@@ -123,7 +123,9 @@ class StepAttempt:
         spec = self._or_fail(lambda: records.read_spec(self.srid, self.store))
         if spec is None:
             raise step_failed_error(f"step {self.op.task_id!r}: step run {self.srid} has no spec to resume from")
-        lease = self._own_lease(spec)
+        lease = self._or_fail(lambda: Leases(self.store).adopt(spec.key, step_run_id=self.srid)) if spec.key else None
+        if lease is None and spec.key:
+            self.log.warning("The lease on reuse key %s was released or taken over while the pod ran", spec.key)
         if lease is None:
             self.work.resume(self, spec, event)
             return self.finish_launched(spec)
@@ -150,33 +152,59 @@ class StepAttempt:
         )
 
     def _settle_predecessor(self) -> str | None:
-        """Settle the try before this one: finish it if it was killed after committing (its outputs are whole
-        and its key is known), and return its step run id if it succeeded (this try is then a rerun)."""
+        """Settle the tries before this one; return the step run this try reruns, if any.
+
+        - A try that committed and was killed before finishing is finished now (its outputs are whole and its key
+          is known); this try then usually reuses them.
+        - A successful try followed by a clear (Airflow raises ``max_tries`` when it clears) makes this try a
+          rerun: it computes anew. A successful try whose task died before Airflow saw it succeed is not a clear.
+        - A rerun's later tries stay reruns (a cleared task that failed and is retried must not reuse what the
+          clear asked to replace). Tries that died before planning are skipped over.
+        """
+        max_tries = self._max_tries()
         previous = self.attempt.previous()
-        if previous is None:
-            return None
-        earlier = previous.step_run_id
-        record = records.find_record(earlier, self.store)
-        if record is not None and record.get("status") in records.SUCCEEDED:
-            self.log.info(
-                "Try %d of this task succeeded (step run %s, %s); this try was asked to run it again: computing "
-                "anew, without reusing or overwriting that try's outputs",
-                previous.try_number,
-                earlier,
-                record.get("status"),
-            )
-            return earlier
-        if records.read_commit(earlier, self.store) is not None:
-            spec = records.read_spec(earlier, self.store)
-            if spec is not None:
+        while previous is not None:
+            earlier = previous.step_run_id
+            spec = self._or_fail(records.read_spec, earlier, self.store)
+            if spec is None:  # died before planning: nothing of it to settle
+                previous = previous.previous()
+                continue
+            record = records.find_record(earlier, self.store) or {}
+            if record.get("status") in records.SUCCEEDED:
+                before = spec.extra.get("max_tries")
+                if max_tries is None or before is None or max_tries > int(before):
+                    self.log.info(
+                        "Try %d of this task succeeded (step run %s, %s) and the task was cleared: computing anew, "
+                        "without reusing or overwriting that try's outputs",
+                        previous.try_number,
+                        earlier,
+                        record.get("status"),
+                    )
+                    return earlier
+                self.log.info(
+                    "Try %d (step run %s) finished its step but its task did not end (killed?): it may be reused",
+                    previous.try_number,
+                    earlier,
+                )
+                return None
+            if self._or_fail(records.read_commit, earlier, self.store) is not None:
                 self.log.info(
                     "Try %d (step run %s) committed its outputs but did not finish (its task was killed): "
                     "finishing it now from its spec",
                     previous.try_number,
                     earlier,
                 )
-                self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid))
+                self._or_fail(finish_committed, spec, self.store, finished_by=self.srid)
+                return None
+            rerun_of = spec.policy.get("rerun_of")
+            if rerun_of:
+                self.log.info("Try %d was a rerun of step run %s: so is this try", previous.try_number, rerun_of)
+            return str(rerun_of) if rerun_of else None
         return None
+
+    def _max_tries(self) -> int | None:
+        value = getattr(self.context["ti"], "max_tries", None)
+        return int(value) if isinstance(value, int) else None
 
     # -- deciding ---------------------------------------------------------------------------------------------
     def decide(self, spec: StepSpec) -> ReuseDecision:
@@ -287,7 +315,7 @@ class StepAttempt:
         return self._finish(spec)
 
     def _finish(self, spec: StepSpec) -> dict[str, Any]:
-        if records.read_commit(self.srid, self.store) is None:
+        if self._or_fail(lambda: records.read_commit(self.srid, self.store)) is None:
             raise self._failure()
         reuse = self._reuse_block(spec)
         record = self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid, reuse=reuse))
@@ -308,20 +336,22 @@ class StepAttempt:
         return reuse_block(spec, decision)
 
     def _adopt(self, ran: str) -> dict[str, Any]:
-        spec = records.read_spec(ran, self.store)
-        if spec is None or records.read_commit(ran, self.store) is None:
+        """This try's pod operator reattached to the pod of an earlier try, which ran that try's spec: finish that
+        try (indexed under its own key), and record this try as having taken its outputs."""
+        spec = self._or_fail(lambda: records.read_spec(ran, self.store))
+        if spec is None or self._or_fail(lambda: records.read_commit(ran, self.store)) is None:
             raise self._failure(ran)
         self.log.info("The process that ran was step run %s's (an earlier try's pod, reattached): finishing it", ran)
         earlier = self._or_fail(lambda: finish_committed(spec, self.store, finished_by=self.srid))
-        mine = records.read_spec(self.srid, self.store)
         record = {
-            **(records.record_base(mine) if mine is not None else {"step_run_id": self.srid}),
-            **{k: earlier.get(k) for k in ("arguments", "inputs", "metrics", "outputs", "logs", "artifacts")},
-            "status": records.COMPLETED,
+            **earlier,
+            "step_run_id": self.srid,
+            **self.attempt.to_dict(),
             "started_at": self.started_at,
             "finished_at": records.now_iso(),
             "adopted_from": ran,
         }
+        record.pop("finished_by", None)
         records.write_record(record, self.store)
         return self.publish(record)
 
@@ -342,24 +372,9 @@ class StepAttempt:
             f"--- last lines ---\n{tail}"
         )
 
-    def _own_lease(self, spec: StepSpec) -> Lease | None:
-        """The lease this attempt took before deferring, if nobody took it over meanwhile."""
-        if not spec.key:
-            return None
-        leases = Leases(self.store)
+    def _or_fail(self, step: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
-            record = leases.read(spec.key)
-        except MlpipeError:
-            return None
-        if record is None or record.released or record.info.get("step_run_id") != self.srid:
-            if record is not None and not record.released:
-                self.log.warning("Lease on reuse key %s was taken over while the pod ran", spec.key)
-            return None
-        return Lease(leases, record)
-
-    def _or_fail(self, step: Callable[[], _T]) -> _T:
-        try:
-            return step()
+            return step(*args, **kwargs)
         except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
             raise step_failed_error(f"step {self.op.task_id!r} cannot run: {exc}") from None
 

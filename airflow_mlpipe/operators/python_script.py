@@ -174,6 +174,12 @@ class PythonScriptOperator(BaseOperator):
         output = inp.output
         producer = output.producer
         located = context["ti"].xcom_pull(task_ids=producer, key=OUTPUTS_KEY) or {}
+        if not isinstance(located, Mapping):
+            raise step_failed_error(
+                f"step {self.task_id!r}: input {inp.name!r} is output {output.name!r} of the mapped step {producer!r}, "
+                "which has one such folder per map index; reading the outputs of a mapped step is not supported: "
+                "register them (register_on_complete) and read the dataset, or map this step too"
+            )
         where = located.get(output.name)
         if where is None:
             raise step_failed_error(

@@ -2,7 +2,8 @@
 
 Planning scans the source folder, pins every input's files, takes the environment that reaches the process and
 the outputs' folders for this attempt, and derives the reuse key from exactly these (``reuse.step_key``).
-Launching stores the source snapshot (checked against the planned digest), then starts the runner: a subprocess
+Planning also stores the source snapshot (each file checked against the scanned digest). Launching starts the
+runner: a subprocess
 of the worker (``LocalCompute``), a container (``DockerCompute``) or a pod (``KubernetesCompute``), which ends
 in the attempt's commit. A deferrable pod hands the lease's heartbeat to the triggerer (``LeaseKeepingTrigger``).
 """
@@ -20,6 +21,7 @@ from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
+from airflow_mlpipe.fingerprint.tree import Tree
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.reuse.step_key import fingerprint_step
@@ -46,6 +48,7 @@ class ScriptWork:
         source = self._source()
         tree = scan_source(source)
         attempt.source_tree = tree
+        self._store_snapshot(attempt, source, tree)
         hash_tree = scan_hash_paths(source, op.hash_paths) if op.hash_paths else None
         params = dict(attempt.context.get("params") or {})
         arguments = op.argument_specs(params)
@@ -83,6 +86,7 @@ class ScriptWork:
                 "snapshot_info": Snapshot(tree, 0).describe(),
                 "git": git_info(source),
                 "parameters": {name: a.get("value") for a in arguments if a["t"] == "param" for name in [a["name"]]},
+                "max_tries": attempt._max_tries(),
             },
             created_at=records.now_iso(),
         )
@@ -97,8 +101,6 @@ class ScriptWork:
 
     # -- launching --------------------------------------------------------------------------------------------
     def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:
-        attempt._or_fail(lambda: self._store_snapshot(attempt, spec))
-        fault_point("snapshot_stored", spec.dag_id, spec.run_id)
         datastores = attempt._or_fail(lambda: self._datastores(spec))
         if isinstance(self.op.compute_target, LocalCompute):
             from airflow_mlpipe.compute.launch_local import LocalLauncher
@@ -112,25 +114,20 @@ class ScriptWork:
         attempt.log.info("Running step %s on %s", spec.step_run_id, self.op.compute_target.kind)
         self._delegated(attempt, lambda: self._execute_delegate(attempt, lease))
 
-    def _store_snapshot(self, attempt: StepAttempt, spec: StepSpec) -> None:
-        source = str(spec.extra.get("source_directory") or self._source())
-        tree = attempt.source_tree
-        if tree is None or tree.digest != spec.snapshot:  # resumed in the same try: scan again, and compare
-            tree = scan_source(source)
-            if tree.digest != spec.snapshot:
-                raise ConfigError(
-                    f"source_directory {source!r} changed since this step run was planned (snapshot {spec.snapshot}, "
-                    f"now {tree.digest}); the step's retry plans again with the new source"
-                )
+    def _store_snapshot(self, attempt: StepAttempt, source: str, tree: Tree) -> None:
+        """Stored while planning, before deciding or waiting: a hit and a miss see the same checks, and an attempt
+        resumed later (on another worker, after the folder changed) needs nothing from the source folder."""
         snapshot = store_snapshot(source, tree, attempt.store)
-        attempt.log.info(
-            "Source snapshot %s: %d files, %d bytes (%d uploaded) from %s",
-            snapshot.digest,
-            len(tree),
-            tree.size,
-            snapshot.uploaded_files,
-            source,
-        )
+        fault_point("snapshot_stored", attempt.attempt.dag_id, attempt.attempt.run_id)
+        if snapshot.uploaded_files:
+            attempt.log.info(
+                "Source snapshot %s: %d files, %d bytes (%d uploaded) from %s",
+                snapshot.digest,
+                len(tree),
+                tree.size,
+                snapshot.uploaded_files,
+                source,
+            )
 
     def _datastores(self, spec: StepSpec) -> dict[str, Any]:
         inputs, outputs = [dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs]

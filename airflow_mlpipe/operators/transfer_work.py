@@ -106,7 +106,7 @@ class TransferWork:
             inputs=inputs,
             outputs=(destination,),
             reuse=reuse,
-            extra={"transfer": copy},
+            extra={"transfer": copy, "max_tries": attempt._max_tries()},
             created_at=records.now_iso(),
         )
 
@@ -119,8 +119,6 @@ class TransferWork:
 
     # -- copying ----------------------------------------------------------------------------------------------
     def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:
-        from airflow_mlpipe.storage.transfer import transfer
-
         copy, destination = spec.extra["transfer"], spec.outputs[0]
         src = Datastore.get(str(copy["source_datastore"]))
         dst = Datastore.get(str(destination["datastore"]))
@@ -129,49 +127,82 @@ class TransferWork:
         records.write_record(record, attempt.store)
         attempt.log.info("Copying %s to %s", src.uri(src_path), dst.uri(dst_path))
         try:
-            result = transfer(
-                src, src_path, dst, dst_path,
-                kind=copy["kind"], overwrite=bool(copy["overwrite"]), verify=bool(copy["verify"]),
-                files=copy.get("files"), progress=lambda p: attempt.log.info("Progress: %s", p),
-                progress_interval=self.op.progress_interval,
-            )  # fmt: skip
+            committed = self._committed_by(dst, dst_path) if copy["kind"] == "directory" else None
+            result = self._copy(attempt, spec, src, dst, committed)
             summary = result.to_dict(include_files=len(result.files) <= 100)
-            manifest, marker = self._sealed(spec, dst, dst_path) if copy["kind"] == "directory" else (None, {})
-        except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
+            if copy["kind"] == "directory":
+                manifest = self._sealed(spec, src, dst, dst_path)
+                marker = {"transfer": dict(result.marker_section or {})}
+            else:
+                (ident,) = identities(dst, {dst_path: dst.info(dst_path)}).values()
+                manifest, marker = Manifest.of([ManifestEntry(dst.name, ident)]), {}
+            summary["manifest"] = manifest.summary()
+            output = {"name": destination["name"], "datastore": dst.name, "path": dst_path, "uri": dst.uri(dst_path)}
+            if not records.write_commit(
+                spec.step_run_id, [{**output, "manifest": manifest.to_dict(), "marker": marker}], attempt.store
+            ):
+                raise ConfigError(f"step run {spec.step_run_id} was committed already; an attempt commits once")
+        except Exception as exc:
             records.write_record({**record, "status": records.FAILED, "error": str(exc)}, attempt.store)
             raise step_failed_error(f"step {self.op.task_id!r}: {exc}") from None
         attempt.log.info("%s", result.summary())
-        if manifest is None:  # one file
-            (ident,) = identities(dst, {dst_path: dst.info(dst_path)}).values()
-            manifest = Manifest.of([ManifestEntry(dst.name, ident)])
-        summary["manifest"] = manifest.summary()
-        output = {"name": destination["name"], "datastore": dst.name, "path": dst_path, "uri": dst.uri(dst_path)}
-        committed = [{**output, "manifest": manifest.to_dict(), "marker": marker}]
-        records.write_commit(spec.step_run_id, committed, attempt.store)
         record.update(status=records.COMMITTED, transfer=summary, committed_at=records.now_iso())
         records.write_record(record, attempt.store)
 
-    def _sealed(self, spec: StepSpec, dst: Datastore, dst_path: str) -> tuple[Manifest, dict[str, Any]]:
-        """The destination folder's manifest, checked to hold every pinned source file; and the copy engine's
-        own keys of its completion marker (they let the next copy into it skip unchanged files)."""
+    def _copy(self, attempt: StepAttempt, spec: StepSpec, src: Datastore, dst: Datastore, committed: str | None) -> Any:
+        """Copy exactly the pinned files. Into a folder that holds a committed output, files are only added, never
+        replaced: a registered version may name the ones there."""
+        from airflow_mlpipe.storage.transfer import transfer
+        from airflow_mlpipe.storage.transfer_errors import TransferDestinationExistsError
+
+        copy, dst_path = spec.extra["transfer"], str(spec.outputs[0]["path"])
+        files = copy.get("files")
+        if copy["kind"] == "directory" and files is None:
+            base = str(copy["source_path"]).rstrip("/")
+            files = [e.path[len(base) + 1 :] if base else e.path for e in pinned_manifest(spec.inputs[0]).entries]
+        try:
+            return transfer(
+                src, str(copy["source_path"]), dst, dst_path,
+                kind=copy["kind"], overwrite=bool(copy["overwrite"]) and committed is None,
+                verify=bool(copy["verify"]), files=files, mark_complete=False,
+                progress=lambda p: attempt.log.info("Progress: %s", p), progress_interval=self.op.progress_interval,
+            )  # fmt: skip
+        except TransferDestinationExistsError as exc:
+            if committed is None:
+                raise
+            raise ConfigError(
+                f"{exc}. The destination holds the committed output of step run {committed}, whose files are never "
+                "replaced (a registered dataset version may name them): copy into a folder of its own, e.g. an "
+                "OutputFileDatasetConfig whose destination has {run-id}"
+            ) from None
+
+    @staticmethod
+    def _committed_by(dst: Datastore, path: str) -> str | None:
+        if not dst.is_complete(path):
+            return None
+        try:
+            return str(dst.read_marker(path).get("step_run_id") or "an earlier step run")
+        except (MlpipeError, ValueError, TypeError):
+            return "an earlier step run"
+
+    def _sealed(self, spec: StepSpec, src: Datastore, dst: Datastore, dst_path: str) -> Manifest:
+        """The destination folder's manifest, checked to hold every pinned source file, and the source checked to
+        still hold them as pinned (a change during the copy would otherwise go unseen where the two stores
+        identify content differently)."""
         infos = {
             p: i
             for p, i in dst.list(dst_path, recursive=True, detail=True).items()
             if not p.endswith("/" + COMPLETE_MARKER)
         }
         manifest = Manifest.of(ManifestEntry(dst.name, ident) for ident in identities(dst, infos).values())
-        problem = _missing_from(
-            pinned_manifest(spec.inputs[0]), str(spec.extra["transfer"]["source_path"]), manifest, dst_path
-        )
+        pinned = pinned_manifest(spec.inputs[0])
+        problem = _missing_from(pinned, str(spec.extra["transfer"]["source_path"]), manifest, dst_path)
+        problem = problem or _changed_at_source(pinned, src, str(spec.extra["transfer"]["source_path"]))
         if problem:
             raise ConfigError(
                 f"the source changed while it was copied ({problem}); the copy's retry plans again with the new files"
             )
-        try:
-            marker = dst.read_marker(dst_path)
-        except MlpipeError:
-            marker = {}
-        return manifest, {k: v for k, v in marker.items() if k not in _MANIFEST_KEYS}
+        return manifest
 
     def resume(self, attempt: StepAttempt, spec: StepSpec, event: Mapping[str, Any]) -> None:
         raise step_failed_error(f"step {self.op.task_id!r}: a data transfer never defers, so it cannot resume")
@@ -199,6 +230,21 @@ def _missing_from(source: Manifest, src_path: str, destination: Manifest, dst_pa
             return f"{rel} is missing at the destination"
         if got.size != entry.identity.size or (got.kind == entry.identity.kind and got.value != entry.identity.value):
             return f"{rel} differs at the destination"
+    return None
+
+
+def _changed_at_source(pinned: Manifest, src: Datastore, src_path: str) -> str | None:
+    """Which pinned source file no longer has its pinned identity, if any (one listing of the source folder)."""
+    listing = src.list(src_path, recursive=True, detail=True) if src.isdir(src_path) else {}
+    infos = {}
+    for entry in pinned.entries:
+        if entry.path not in listing:
+            return f"{entry.path} is gone from the source"
+        infos[entry.path] = listing[entry.path]
+    now = identities(src, infos)
+    for entry in pinned.entries:
+        if now[entry.path].token != entry.identity.token:
+            return f"{entry.path} changed at the source"
     return None
 
 

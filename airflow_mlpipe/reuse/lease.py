@@ -270,6 +270,19 @@ class Leases:
             except Exception as exc:  # tidiness only: an old record left behind is harmless
                 log.debug("lease %s: could not prune generation %d: %s", key, old, exc)
 
+    def adopt(self, key: str, *, holder: str | None = None, step_run_id: str | None = None) -> Lease | None:
+        """The lease as its holder left it (named by ``holder``, or by the step run that took it), to heartbeat or
+        release it from another process: the triggerer, or the worker that resumes a deferred task. None when it
+        was released or another run has taken it over since."""
+        record = self.read(key)
+        if record is None or record.released:
+            return None
+        if holder is not None and record.holder != holder:
+            return None
+        if step_run_id is not None and record.info.get("step_run_id") != step_run_id:
+            return None
+        return Lease(self, record)
+
     def delete(self, key: str) -> None:
         """Forget every generation of ``key`` (for garbage collection of keys idle for a long time only: a waiter
         that still holds an old view of the chain could otherwise recreate an old generation)."""

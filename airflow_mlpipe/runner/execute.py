@@ -62,7 +62,7 @@ def run_step(spec_path: str, *, python: str | None = None) -> int:
         record["finished_at"] = records.now_iso()
         record["exit_code"] = code
         _upload_log(store, spec, log_file, record)
-        records.write_record(record, store)
+        _write_unless_finished(record, store)
         shutil.rmtree(workdir, ignore_errors=True)
     return code
 
@@ -97,23 +97,40 @@ def _execute(
     code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
     record["metrics"], record["metric_log"] = _collect_metrics(workdir)
     _upload_artifacts(store, spec, src, workdir, record)
-    if process.killed_by is not None:
-        raise StepError(f"the step was stopped by signal {process.killed_by}; no output was committed")
+    _stop_if_killed(process)
     if code != 0:
         record["error"] = SCRIPT_FAILED.format(code=code)
         _say(f"{spec.script_name} failed ({record['error']}); no output was committed or registered")
         return code
-    record["outputs"] = _commit(spec, plans, store)
+    record["outputs"] = _commit(spec, plans, store, process)
     record["committed_at"] = records.now_iso()
     return 0
 
 
-def _commit(spec: StepSpec, plans: Mapping[str, OutputPlan], store: Datastore) -> list[dict[str, Any]]:
+def _write_unless_finished(record: dict[str, Any], store: Datastore) -> None:
+    """The runner's last word, unless the attempt was finished meanwhile (a runner that outlived its task, say a
+    container nobody stopped, must not turn a finished record back into a committed one)."""
+    current = records.find_record(str(record["step_run_id"]), store) or {}
+    if current.get("status") in records.SUCCEEDED:
+        return
+    records.write_record(record, store)
+
+
+def _stop_if_killed(process: ScriptProcess) -> None:
+    """A runner told to stop (its task killed, its pod deleted) commits nothing, whatever it was doing."""
+    if process.killed_by is not None:
+        raise StepError(f"the step was stopped by signal {process.killed_by}; no output was committed")
+
+
+def _commit(
+    spec: StepSpec, plans: Mapping[str, OutputPlan], store: Datastore, process: ScriptProcess
+) -> list[dict[str, Any]]:
     """Stage every output at its destination (verified), then write the attempt's commit record: the outputs
     become the attempt's result together, or not at all."""
     committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]
+        _stop_if_killed(process)
         manifest = stage(plan)
         fault_point(f"staged_{plan.name}", spec.dag_id, spec.run_id)
         committed.append(
@@ -126,6 +143,7 @@ def _commit(spec: StepSpec, plans: Mapping[str, OutputPlan], store: Datastore) -
             }
         )
     fault_point("before_commit", spec.dag_id, spec.run_id)
+    _stop_if_killed(process)
     if not records.write_commit(spec.step_run_id, committed, store):
         raise StepError(f"step run {spec.step_run_id} was committed already; an attempt commits once")
     fault_point("committed", spec.dag_id, spec.run_id)

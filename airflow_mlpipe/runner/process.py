@@ -19,15 +19,18 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
     Linux; elsewhere nothing): a task killed with ``SIGKILL`` takes its runner, and the runner its script, along
     instead of leaving them to write the attempt's folders behind a retry's back."""
     parent = os.getpid()
+    # Looked up here, in the parent: between fork and exec a child of a threaded process may not import or dlopen.
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
 
     def preexec() -> None:
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        except (OSError, AttributeError):
+        if prctl is None:
             return
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os.kill(os.getpid(), sig)
 

@@ -161,7 +161,7 @@ def finish_reused(
 ) -> dict[str, Any]:
     """The final record of a hit: the earlier run's outputs (registered as this step asks) and its arguments,
     inputs and metrics, which produced them. Outputs of an earlier try of this same task instance keep the
-    registration that try made: one task instance registers its result once."""
+    registration that try made: one task instance registers its result once (and announces it once)."""
     declared = {str(o["name"]): o for o in spec.outputs}
     produced_by = lineage(spec, reused_from=entry.step_run_id)
     before = records.find_record(entry.step_run_id, store) or {}
@@ -171,7 +171,9 @@ def finish_reused(
         out = {k: v for k, v in earlier.items() if k != "registered"}
         wanted = declared.get(str(out["name"])) or {}
         if wanted.get("registration") and own_try and earlier.get("registered"):
-            out["registered"] = {**earlier["registered"], "created": False}
+            # That try's task never ended well (else this try would be a rerun), so Airflow recorded none of its
+            # asset events: a version it created is announced by this try.
+            out["registered"] = dict(earlier["registered"])
         elif wanted.get("registration"):
             manifest = Manifest.from_dict(_marker_of(out))
             out["registered"] = register_committed(

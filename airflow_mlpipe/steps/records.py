@@ -12,7 +12,8 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.core.attempt import READABLE_LIMIT
+from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 
 RUNS_ROOT = "_mlpipe/runs"
@@ -119,7 +120,7 @@ def read_commit(step_run_id: str, store: Datastore | None = None) -> dict[str, A
     except FileNotFoundError:
         return None
     if data.get("format") != COMMIT_FORMAT or data.get("step_run_id") != step_run_id:
-        raise ValueError(f"step run {step_run_id}: its commit record {commit_path(step_run_id)} is not readable")
+        raise SpecError(f"step run {step_run_id}: its commit record {commit_path(step_run_id)} is not readable")
     return data
 
 
@@ -132,7 +133,7 @@ def iter_records(store: Datastore | None = None, *, dag_id: str | None = None) -
     found = []
     for folder in store.list(RUNS_ROOT):
         run_id = folder.rsplit("/", 1)[-1]
-        if dag_id is not None and not run_id.startswith(dag_id + "."):  # Airflow's dag ids need no sanitising
+        if dag_id is not None and not run_id.startswith(dag_id[:READABLE_LIMIT]):  # dag ids need no sanitising
             continue
         record = find_record(run_id, store)
         if record is not None and (dag_id is None or record.get("dag_id") == dag_id):

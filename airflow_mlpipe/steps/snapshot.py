@@ -70,13 +70,13 @@ def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snaps
     Each file is read once for upload and its bytes are checked against the digest the tree holds: a file
     changed since the scan fails the snapshot (naming the file) instead of storing new bytes under an old digest.
     """
+    if store.exists(tree_path(tree.digest)):
+        return Snapshot(tree, 0)  # checked when first stored: the same tree is the same files and links
     root = os.path.abspath(source_directory)
     for rel, entry in tree.entries.items():
         if entry.link:  # refused now rather than when the runner fetches the snapshot
             full = os.path.join(root, *rel.split("/"))
             _confined_link(os.readlink(full), full, root, rel)
-    if store.exists(tree_path(tree.digest)):
-        return Snapshot(tree, 0)
     uploaded = 0
     for rel, entry in tree.entries.items():
         target = object_path(entry.digest)

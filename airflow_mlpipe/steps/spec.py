@@ -6,8 +6,8 @@ that Kubernetes reattached, a retry finishing a predecessor) finishes from it an
 reuse key it holds: the key derived from exactly the pinned inputs, snapshot, environment and outputs written
 next to it. Nothing is worked out again after launch.
 
-Written once with create-if-absent at ``_mlpipe/runs/<step_run_id>/spec.json``; data is named only by datastore
-and path, never by a path on the Airflow worker.
+Written once with create-if-absent at ``_mlpipe/runs/<step_run_id>/spec.json``; what the runner reads is named only
+by datastore and path, never by a path on the Airflow worker (``extra`` keeps the source folder for people).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class StepSpec:
     :param inputs: ``{"name", "mode", "path_on_compute"?, "source": {...}, "pin": {"manifest": {...}}}``: each
         input with the exact files (path, size, content identity) the runner may read.
     :param outputs: ``OutputFileDatasetConfig.to_dict()`` with the resolved ``datastore`` and ``path``.
+    :param extra: for records and people: the source folder on the planning worker, git, parameter values.
     :param environment: what reaches the step's process, as keyed: image, pip packages, every plain environment
         variable (the compute target's and the environment's) and the interpreter.
     :param reuse: ``{"key", "components", "details", "policy"}``: the reuse key and what it was derived from.
@@ -137,17 +138,29 @@ class StepSpec:
         return spec
 
     def check_key(self) -> None:
-        """The key written in the spec must be the digest of the components written next to it."""
+        """The key written in the spec must be the digest of the components written next to it, and those must
+        describe what the spec pins: the snapshot, the environment, each input's files and each output."""
         if not self.reuse:
             return
+        from airflow_mlpipe.datasets.manifest import Manifest
         from airflow_mlpipe.reuse.key import ReuseKey
+        from airflow_mlpipe.reuse.step_key import output_component
 
         try:
-            digest = ReuseKey.from_components(self.reuse["components"]).digest
+            key = ReuseKey.from_components(self.reuse["components"])
+            pinned = {str(i["name"]): Manifest.from_dict(i["pin"]["manifest"]).digest for i in self.inputs}
+            keyed = {name: str(component.get("content")) for name, component in key.inputs.items()}
+            outputs = {str(o["name"]): output_component(o) for o in self.outputs}
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"step run {self.step_run_id}: its spec holds no readable reuse key ({exc})") from None
-        if digest != self.key:
+        if key.digest != self.key:
             raise SpecError(
                 f"step run {self.step_run_id}: its spec's reuse key {self.key} is not the digest of its components "
-                f"({digest}); the spec was changed after it was written"
+                f"({key.digest}); the spec was changed after it was written"
+            )
+        script = self.kind != "script" or (key.source == self.snapshot and key.environment == dict(self.environment))
+        if not script or pinned != keyed or outputs != dict(key.outputs):
+            raise SpecError(
+                f"step run {self.step_run_id}: its spec's reuse key does not describe the snapshot, environment, "
+                "inputs or outputs it pins; the spec was changed after it was written"
             )

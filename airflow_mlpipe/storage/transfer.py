@@ -345,6 +345,9 @@ class _Transfer:
         if self.verify:
             self._verify(src_files, after, ctx)
         records = file_records(plan, src_files, after, ctx.md5s)
+        section = None
+        if self.kind == "directory":
+            section = {**manifest_section(self.src.uri(self.src_path), records), "finished": _now()}
         if self.kind == "directory" and mark_complete:
             self._finish_folder(marker, records, marker_extra)
         elif self.kind == "directory" and plan.copy:
@@ -365,6 +368,7 @@ class _Transfer:
             retries=tracker.retries,
             extra_files=len(plan.extra),
             files=tuple(records[rel] for rel in sorted(records)),
+            marker_section=section,
         )
 
     def _prepare_destination(self, has_marker: bool, count: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,6 +90,9 @@ class TransferResult:
     retries: int
     extra_files: int
     files: tuple[TransferredFile, ...]
+    # The destination marker's ``transfer`` section (a folder copy): what a later copy into the folder compares
+    # with to skip unchanged files. Written by the copy itself unless ``mark_complete=False`` left it to the caller.
+    marker_section: Mapping[str, Any] | None = None
 
     @property
     def files_total(self) -> int:

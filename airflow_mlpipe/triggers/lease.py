@@ -10,6 +10,7 @@ deferred to that trigger itself. The lease is released by the task when it finis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -76,12 +77,16 @@ class LeaseKeepingTrigger(BaseTrigger):
         inner = getattr(self, "inner", None)
         if inner is not None:
             inner.task_instance = value
-            inner.trigger_id = self.trigger_id
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        self.inner.trigger_id = self.trigger_id
         beating = asyncio.create_task(self._keep_alive())
         try:
             async for event in self.inner.run():
+                beating.cancel()
+                # A last beat: the lease then lives a full ttl more while a worker picks the task up to finish it.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._beat)
                 yield event
                 return
         finally:
@@ -112,14 +117,7 @@ class LeaseKeepingTrigger(BaseTrigger):
 
     def _beat(self) -> Any:
         store = Datastore.get(self.datastore) if self.datastore else Datastore.get_default()
-        lease = adopt_lease(Leases(store), self.key, self.holder, self.generation)
+        lease = Leases(store).adopt(self.key, holder=self.holder)
+        if lease is None or lease.record.generation != self.generation:
+            raise LeaseLostError(f"lease {self.key!r} is no longer held by {self.holder!r}")
         return lease.heartbeat()
-
-
-def adopt_lease(leases: Leases, key: str, holder: str, generation: int) -> Lease:
-    """The lease as this holder left it, to heartbeat or release from another process (the triggerer, or the
-    worker that resumes the task); ``LeaseLostError`` when another run has taken it over or it was released."""
-    record = leases.read(key)
-    if record is None or record.holder != holder or record.generation != generation or record.released:
-        raise LeaseLostError(f"lease {key!r} is no longer held by {holder!r}")
-    return Lease(leases, record)

@@ -104,6 +104,19 @@ def assert_kill_outcome(dep: Any, run_id: str, phase: str) -> None:
     assert entry is not None and entry.step_run_id == producer and verify_outputs(entry) is None, (phase, entry)
 
 
+def version_events(dep: Any, dataset: str = DATASET) -> dict[int, int]:
+    """How many asset events Airflow recorded for each version of ``dataset``."""
+    assets = dep.services.api("GET", f"/assets?uri_pattern={dataset}&only_active=false")["assets"]
+    counts: dict[int, int] = {}
+    for asset in assets:
+        if asset["uri"] != f"mlpipe://datasets/{dataset}":
+            continue
+        for event in dep.services.api("GET", f"/assets/events?asset_id={asset['id']}&limit=1000")["asset_events"]:
+            version = int((event.get("extra") or {}).get("version", 0))
+            counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
 def run_kill_matrix(dep: Any) -> None:
     """One DAG run per phase boundary, each killed there once (``SIGKILL``) and retried at once, and one run whose
     script fails on its first try; all at the same time. Every run must end well, with nothing partial left."""
@@ -118,3 +131,7 @@ def run_kill_matrix(dep: Any) -> None:
     for phase, run_id in runs.items():
         assert_kill_outcome(dep, run_id, phase)
     assert [p.name for p in dep.faults.iterdir() if not p.name.endswith(".fired")] == []  # every fault fired
+    events = version_events(dep)
+    for phase, run_id in runs.items():  # each run's version announced once, also where a retry finished the try
+        (version,) = registered_versions_of(dep.store, run_id)
+        assert events.get(version.version) == 1, (phase, version.version, events)

@@ -18,6 +18,7 @@ from tests.kubernetes_env import KubernetesEnv
 from tests.scheduler import AirflowServices
 
 SCHEDULER_DAGS = Path(__file__).resolve().parent.parent / "scheduler_dags"
+LOCAL_DAGS = ("attempt_steps", "attempt_mapped", "attempt_scribble", "attempt_fixed", "attempt_transfer")
 
 
 @dataclass
@@ -58,7 +59,7 @@ def deploy(home: Path, extra_env: dict[str, str], dags: tuple[str, ...] = ()) ->
         resolve.clear_cache()
         services.start()
         try:
-            services.wait_for_dags("attempt_steps", "attempt_mapped", *dags)
+            services.wait_for_dags(*LOCAL_DAGS, *dags)
             yield Deployment(services, Datastore.get_default(), faults, home / "executed.txt", pids)
         finally:
             services.stop()
@@ -78,7 +79,7 @@ def azure_deployment(
     holder that stops heartbeating loses its lease after 6 s)."""
     store = make_azurite_datastore(azurite, name="mlpipe_default")
     namespace = kubernetes_env.new_namespace()
-    for suffix in ("lease", "latest", "reattach"):
+    for suffix in ("lease", "latest", "reattach", "env"):
         manifest = datastore_secret_manifest("mlpipe-datastores", [store.config], namespace=f"{namespace}-{suffix}")
         kubernetes_env.create_secret(manifest)
     env = {
@@ -91,5 +92,5 @@ def azure_deployment(
         "MLPIPE_REUSE_CLOCK_SKEW": "0",
         "MLPIPE_REUSE_POLL_INTERVAL": "1",
     }
-    dags = ("attempt_pod_lease", "attempt_pod_latest", "attempt_pod_reattach")
+    dags = ("attempt_pod_lease", "attempt_pod_latest", "attempt_pod_reattach", "attempt_pod_env")
     yield from deploy(tmp_path_factory.mktemp("deploy-azure"), env, dags)

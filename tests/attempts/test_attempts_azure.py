@@ -94,3 +94,18 @@ def test_a_retry_reattached_to_the_killed_trys_pod_finishes_that_try(
     entry = ReuseIndex(dep.store).get(spec.key)
     assert entry is not None and entry.step_run_id == first  # indexed under the key of the try that ran
     assert len(kubernetes_env.kubelet.runs_in(namespace)) == 1  # one pod: the retry reattached to it
+
+
+def test_an_environment_variable_of_the_pods_is_part_of_the_key(
+    azure_deployment: Deployment, kubernetes_env: KubernetesEnv
+) -> None:
+    dep, dag = azure_deployment, "attempt_pod_env"
+    run_id = dep.services.trigger(dag, "env")
+    assert dep.services.wait_for_runs(dag, [run_id], timeout=300)[run_id] == "success"
+    hundred, ten = (
+        records.read_record(AttemptId(dag, run_id, task).step_run_id, dep.store) for task in ("epochs_100", "epochs_10")
+    )
+    assert hundred["status"] == ten["status"] == "Completed"  # EPOCHS=10 computed, it did not reuse EPOCHS=100
+    assert hundred["reuse"]["key"] != ten["reuse"]["key"]
+    assert (hundred["environment"]["env_vars"], ten["environment"]["env_vars"]) == ({"EPOCHS": "100"}, {"EPOCHS": "10"})
+    assert len(kubernetes_env.kubelet.runs_in(f"{dep.services.env['MLPIPE_TEST_K8S_NAMESPACE']}-env")) == 2

@@ -52,6 +52,7 @@ def test_a_cleared_task_computes_anew_and_leaves_its_earlier_try_alone(local_dep
     before = records.read_record(first, dep.store)
     (version,) = registered_versions_of(dep.store, run_id)
     events = _report_events(dep)
+    assert events >= 1  # the first try's version was announced
 
     dep.services.clear(DAG, run_id, ["train"])
     dep.services.wait_for_task_state(DAG, run_id, "train", ("running", "queued", "scheduled", "success"))
@@ -73,7 +74,7 @@ def test_a_cleared_task_computes_anew_and_leaves_its_earlier_try_alone(local_dep
     assert code == 0 and json.loads(shown)["reason"] == "rerun", shown
     assert "cleared after its earlier try succeeded" in json.loads(shown)["explanation"][0]
     log = dep.services.task_log(DAG, run_id, "train", 2)
-    assert "this try was asked to run it again: computing anew" in log
+    assert "and the task was cleared: computing anew" in log
 
 
 def test_a_mapped_step_is_one_step_run_per_map_index(local_deployment: Deployment) -> None:
@@ -103,8 +104,74 @@ def _alive(pid: int) -> bool:
 
 
 def _report_events(dep: Deployment) -> int:
-    assets = dep.services.api("GET", "/assets?uri_pattern=attempts_report")["assets"]
+    assets = dep.services.api("GET", "/assets?uri_pattern=attempts_report&only_active=false")["assets"]
     if not assets:
         return 0
     answer = dep.services.api("GET", f"/assets/events?asset_id={assets[0]['id']}&limit=1000")
     return int(answer["total_entries"])
+
+
+def test_a_rerun_stays_a_rerun_through_its_retries(local_deployment: Deployment) -> None:
+    """Cleared after success, the rerun fails once; its automatic retry must compute too, never reuse the try the
+    clear asked to replace."""
+    dep = local_deployment
+    run_id = dep.services.trigger(DAG, "fail-second", {"case": "fail_second"})
+    assert dep.services.wait_for_runs(DAG, [run_id])[run_id] == "success"
+    dep.services.clear(DAG, run_id, ["train"])
+    dep.services.wait_for_task_state(
+        DAG, run_id, "train", ("running", "queued", "scheduled", "up_for_retry", "success")
+    )
+    assert dep.services.wait_for_runs(DAG, [run_id])[run_id] == "success"
+    assert dep.services.task_instance(DAG, run_id, "train")["try_number"] == 3
+    assert dep.executions("fail_second") == ["try1", "try2", "try3"]
+    third = records.read_record(AttemptId(DAG, run_id, "train", try_number=3).step_run_id, dep.store)
+    assert third["status"] == "Completed" and third["reuse"]["decision"]["reason"] == "rerun"
+
+
+def test_a_consumer_writing_over_its_mounted_input_leaves_the_producer_intact(local_deployment: Deployment) -> None:
+    dep, dag = local_deployment, "attempt_scribble"
+    first = dep.services.trigger(dag, "scribble-1")
+    assert dep.services.wait_for_runs(dag, [first])[first] == "success"
+    produced = records.read_record(AttemptId(dag, first, "produce").step_run_id, dep.store)
+    model = next(o for o in produced["outputs"] if o["name"] == "model")
+    assert dep.store.read_text(model["path"] + "/weights.txt") == "weights for scribble\n"
+    seen = records.read_record(AttemptId(dag, first, "consume").step_run_id, dep.store)["outputs"][0]
+    assert dep.store.read_text(seen["path"] + "/weights.txt") == "weights for scribble\n"
+    # the producer's committed files are whole, so the next run reuses them
+    second = dep.services.trigger(dag, "scribble-2")
+    assert dep.services.wait_for_runs(dag, [second])[second] == "success"
+    again = records.read_record(AttemptId(dag, second, "produce").step_run_id, dep.store)
+    assert (again["status"], again["reused_from"]) == ("Reused", produced["step_run_id"])
+
+
+def test_a_fixed_destination_holding_a_committed_output_is_never_written_again(local_deployment: Deployment) -> None:
+    dep, dag = local_deployment, "attempt_fixed"
+    first = dep.services.trigger(dag, "fixed-1")
+    assert dep.services.wait_for_runs(dag, [first])[first] == "success"
+    marker = dep.store.read_marker("fixed/model")
+    second = dep.services.trigger(dag, "fixed-2", {"regenerate_outputs": True})
+    assert dep.services.wait_for_runs(dag, [second])[second] == "failed"
+    log = dep.services.task_log(dag, second, "train", 1)
+    assert "already holds the committed output of" in log and "put {run-id} in the destination" in log
+    assert dep.store.read_marker("fixed/model") == marker  # untouched
+    assert dep.store.read_text("fixed/model/weights.txt") == "weights for fixed\n"
+
+
+def test_a_transfer_killed_then_retried(local_deployment: Deployment) -> None:
+    dep, dag = local_deployment, "attempt_transfer"
+    runs = {"launching": "copy-launching", "marked_copied": "copy-marked"}
+    for phase, run_id in runs.items():  # one after the other, each on other data (else one would reuse the other)
+        for n in range(3):
+            dep.store.write_text(f"landing/part-{n}.csv", f"{phase}\n{n}\n")
+        dep.arm(run_id, phase, dag_id=dag)
+        assert dep.services.wait_for_runs(dag, [dep.services.trigger(dag, run_id)], timeout=300)[run_id] == "success"
+    for phase, run_id in runs.items():
+        first, second = (AttemptId(dag, run_id, "copy", try_number=n).step_run_id for n in (1, 2))
+        assert dep.services.task_instance(dag, run_id, "copy")["try_number"] == 2
+        producer = first if phase == "marked_copied" else second
+        (version,) = registered_versions_of(dep.store, run_id, "attempts_copied")
+        assert version.lineage["step_run_id"] == producer, (phase, version.lineage)
+        for srid in (first, second):
+            assert_attempt_consistent(dep.store, srid)
+        record = records.read_record(producer, dep.store)
+        assert record["status"] == "Completed" and dep.store.is_complete(record["outputs"][0]["path"])

@@ -6,10 +6,10 @@ import pytest
 
 from airflow_mlpipe import Dataset, OutputFileDatasetConfig
 from airflow_mlpipe.core.attempt import AttemptId
-from airflow_mlpipe.datasets.output import register_output
 from airflow_mlpipe.datasets.paths import DataPath
 from airflow_mlpipe.datasets.registry import DatasetRegistry
-from airflow_mlpipe.exceptions import DatasetError, IncompleteFolderError, PathOutsideDatastoreError
+from airflow_mlpipe.exceptions import DatasetError, PathOutsideDatastoreError
+from airflow_mlpipe.steps.finish import register_committed
 from airflow_mlpipe.storage.datastore import Datastore
 
 
@@ -84,25 +84,29 @@ def test_as_input_takes_the_output_name() -> None:
     assert out.as_input("model").as_download().name == "model"
 
 
-def test_registration_waits_for_a_complete_folder(local_default: Datastore) -> None:
+def test_a_committed_output_registers_exactly_its_committed_files(local_default: Datastore) -> None:
     out = OutputFileDatasetConfig("features").register_on_complete("features_ds", description="f", tags={"k": "v"})
     out.bind("prep", 0)
     folder = out.resolve("run-1")
     local_default.write_text(f"{folder.path}/part-0.csv", "a\n1\n")
-    with pytest.raises(IncompleteFolderError, match="incomplete"):
-        register_output(out, folder, lineage={"task_id": "prep"})
-    assert DatasetRegistry().versions("features_ds") == []
-    local_default.mark_complete(folder.path)
-    registered = register_output(out, folder, lineage={"task_id": "prep"})
-    assert (registered.version, registered.is_new_version) == (1, True)
+    committed = Dataset.File.from_files((local_default, folder.path)).manifest()
+    local_default.write_text(f"{folder.path}/late.csv", "written after the commit")
+    produced_by = {"task_id": "prep", "step_run_id": "run-1"}
+    registered = register_committed(out.to_dict(), folder.datastore, folder.path, committed, produced_by)
+    assert registered == {"name": "features_ds", "version": 1, "created": True}
     record = DatasetRegistry().get("features_ds")
-    assert record.lineage == {"task_id": "prep"} and record.tags == {"k": "v"}
-    assert [e.path for e in record.manifest.entries] == [f"{folder.path}/part-0.csv"]
+    assert record.lineage == produced_by and record.tags == {"k": "v"} and record.description == "f"
+    assert [e.path for e in record.manifest.entries] == [f"{folder.path}/part-0.csv"]  # not late.csv
     assert Dataset.get_by_name("features_ds").to_path() == ["part-0.csv"]
-    assert register_output(out, folder).is_new_version is False
+    # a finish run again (the first one killed after registering) takes that version, adds none
+    again = register_committed(out.to_dict(), folder.datastore, folder.path, committed, produced_by, since="2000-01-01")
+    assert again == registered and DatasetRegistry().versions("features_ds") == [1]
 
 
-def test_no_registration_requested() -> None:
+def test_no_registration_requested(local_default: Datastore) -> None:
     out = OutputFileDatasetConfig("plain")
     out.bind("s", 0)
-    assert register_output(out, out.resolve("r")) is None
+    folder = out.resolve("r")
+    local_default.write_text(f"{folder.path}/x", "1")
+    manifest = Dataset.File.from_files((local_default, folder.path)).manifest()
+    assert register_committed(out.to_dict(), folder.datastore, folder.path, manifest, {"step_run_id": "r"}) is None

@@ -1,7 +1,8 @@
 """Writes two outputs (the second registered by the DAG); counts its executions; can fail or sleep on purpose.
 
-``--case`` names the DAG run's case: ``fail_once`` writes part of its outputs and fails on its first try; ``slow``
-sleeps first (writing its pid to ``MLPIPE_TEST_PIDS`` so a test can see the process die).
+``--case`` names the DAG run's case: ``fail_once`` writes part of its outputs and fails on its first try;
+``fail_second`` fails on its second try; ``slow`` sleeps first (writing its pid to ``MLPIPE_TEST_PIDS`` so that
+a test can see the process die).
 """
 
 import argparse
@@ -30,6 +31,8 @@ with open(os.path.join(args.model, "weights.txt"), "w") as fh:
     fh.write(f"weights for {args.case}\n")
 if args.case == "fail_once" and run.try_number == 1:
     raise SystemExit("failing on purpose after writing part of the outputs")
+if args.case == "fail_second" and run.try_number == 2:
+    raise SystemExit("failing on purpose on the second try")
 with open(os.path.join(args.report, "summary.txt"), "w") as fh:
     fh.write(f"report for {args.case}\n")
 run.log("case_length", len(args.case))
