@@ -7,6 +7,7 @@ takes input datasets from the command line (``--input NAME=PATH``), so a script 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -95,8 +96,19 @@ class Run:
         }
         # As Azure ML's: each output's folder on this machine (write the output's files there).
         self.output_datasets: dict[str, str] = dict(context.get("outputs") or {})
+        # The Airflow context of the task (None offline). Not part of the reuse key: a step whose results depend
+        # on, say, the logical date passes it as an argument ("--day", "{{ ds }}"), which the key covers.
+        airflow = dict(context.get("airflow") or {})
+        self.dag_id: str | None = airflow.get("dag_id")
+        self.run_id: str | None = airflow.get("run_id")
+        self.task_id: str | None = airflow.get("task_id")
+        self.map_index: int = int(airflow.get("map_index", -1))
         # Which try of the Airflow task this step run is (1 for the first; a retry or a clear adds one).
-        self.try_number: int = int(context.get("try_number") or 1)
+        self.try_number: int = int(context.get("try_number") or airflow.get("try_number") or 1)
+        self.logical_date = _moment(airflow.get("logical_date"))
+        self.data_interval_start = _moment(airflow.get("data_interval_start"))
+        self.data_interval_end = _moment(airflow.get("data_interval_end"))
+        self.params: dict[str, Any] = dict(airflow.get("params") or {})
         os.makedirs(os.path.dirname(self._metrics_file), exist_ok=True)
         os.makedirs(self._artifacts, exist_ok=True)
 
@@ -200,6 +212,10 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, offline={self.offline})"
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if isinstance(text, str) and text else None
 
 
 def _input_value(info: Mapping[str, Any]) -> Any:

@@ -2,7 +2,8 @@
 deferral in the triggerer, killed task processes.
 
 ``AirflowServices`` starts the api-server, scheduler (LocalExecutor), dag-processor and triggerer on 127.0.0.1
-with a private home and SQLite database, and drives them through the REST API as a user would.
+with a private home and metadata database (PostgreSQL in the tests: SQLite refuses backfills while the scheduler
+runs), and drives them through the REST API as a user would.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ FINISHED = ("success", "failed")
 
 
 class AirflowServices:
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str], *, database: str | None = None) -> None:
+        """:param database: the metadata DB's SQLAlchemy URL (default: SQLite in ``home``)."""
         self.home = home
+        self.database = database or f"sqlite:///{home / 'airflow.db'}"
         self.dags_folder = dags_folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -41,7 +44,7 @@ class AirflowServices:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database,
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "6",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

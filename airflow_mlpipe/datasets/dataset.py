@@ -486,8 +486,9 @@ class _LazyDataset(AbstractDataset):
         return {"kind": "by_name", "name": self._by_name[0], "version": self._by_name[1]}
 
     def __getattr__(self, item: str) -> Any:
-        # to_pandas_dataframe / download / mount: load the record, then behave as the registered kind.
-        if item.startswith("_"):
+        # to_pandas_dataframe / download / mount: load the record, then behave as the registered kind. Names that
+        # frameworks probe for (Airflow's templating looks for ``resolve`` and ``template_fields``) load nothing.
+        if item.startswith("_") or item in _PROBED:
             raise AttributeError(item)
         self.record  # noqa: B018
         if type(self) is _LazyDataset:
@@ -496,3 +497,4 @@ class _LazyDataset(AbstractDataset):
 
 
 _KINDS["by_name"] = _LazyDataset
+_PROBED = frozenset({"resolve", "template_fields", "template_ext", "serialize"})

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
 from airflow_mlpipe.exceptions import DatasetError
@@ -18,6 +19,7 @@ from airflow_mlpipe.storage.datastore import Datastore
 PLACEHOLDERS = ("run-id", "output-name")
 DEFAULT_DESTINATION = "dataset/{run-id}/{output-name}"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,9 @@ class Registration:
 
 
 class OutputFileDatasetConfig:
-    """A folder a step writes its output to, as in Azure ML.
+    """A folder a step writes its output to, as in Azure ML. The destination path is templated as the step's
+    other fields are: ``(store, "features/{{ ds }}/{run-id}")`` (Jinja's ``{{ }}`` by Airflow, our ``{run-id}``
+    and ``{output-name}`` per step run).
 
     :param name: the output's name (default: ``<task_id>_output_<n>``, given when a step takes it: never random).
     :param destination: ``(Datastore or datastore name, "path/{run-id}/{output-name}")``; default
@@ -52,6 +56,8 @@ class OutputFileDatasetConfig:
             store, template = destination
             self.datastore = store.name if isinstance(store, Datastore) else str(store)
             self.path_template = _check_template(template, self.datastore)
+        # Rendered by Airflow with the step's own fields (``{{ ds }}`` ...); checked again once rendered.
+        self.template_fields: tuple[str, ...] = ("path_template",)
         self.mode = "mount"
         self.overwrite = False
         self.source_globs: tuple[str, ...] = ()
@@ -99,8 +105,21 @@ class OutputFileDatasetConfig:
         return OutputInput(self, check_name(name, what="input name") if name is not None else None)
 
     # -- resolution -----------------------------------------------------------------------------------------
-    def resolve(self, step_run_id: str) -> DataPath:
-        """The output folder for a step run: placeholders filled in, confined to the datastore."""
+    def check_rendered(self, step: str) -> None:
+        """After Airflow rendered ``path_template``: still a destination (a template may render to anything)."""
+        if not isinstance(self.path_template, str):
+            raise DatasetError(
+                f"step {step!r}: output {self.name!r}: its destination rendered to {self.path_template!r}, not a path; "
+                "make the template render text, e.g. 'features/{{ ds }}/{run-id}'"
+            )
+        try:
+            _check_template(self.path_template, self.datastore)
+        except DatasetError as exc:
+            raise DatasetError(f"step {step!r}: output {self.name!r}: once rendered, {exc}") from None
+
+    def destination_for(self, step_run_id: str) -> DataPath:
+        """The output folder for a step run: placeholders filled in, confined to the datastore. (Not ``resolve``:
+        Airflow calls the ``resolve`` of objects in templated fields with the task's context.)"""
         if self.name is None:
             raise DatasetError("an output must be given to a step (or a name) before its path can be resolved")
         path = fill_placeholders(self.path_template, run_id=step_run_id, output_name=self.name)
@@ -162,6 +181,12 @@ def fill_placeholders(template: str, *, run_id: str, output_name: str) -> str:
 
 
 def _check_template(template: str, datastore: str) -> str:
+    """Our placeholders are known, braces balance, and the path stays inside the datastore. Jinja (``{{ ds }}``,
+    rendered by Airflow before the step runs) is checked for syntax and stands for a path part meanwhile."""
+    original = template
+    if has_jinja(template):
+        check_jinja(template, what=f"output destination {template!r}")
+        template = _JINJA.sub("x", template)
     unknown = sorted({m for m in _PLACEHOLDER.findall(template) if m not in PLACEHOLDERS})
     if unknown:
         raise DatasetError(
@@ -173,4 +198,4 @@ def _check_template(template: str, datastore: str) -> str:
     probe = fill_placeholders(template, run_id="run", output_name="out")
     if not normalize_relpath(probe, datastore=datastore):
         raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
-    return template
+    return original

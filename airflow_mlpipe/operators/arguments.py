@@ -26,6 +26,10 @@ class StepIO:
     inputs: list[Input] = field(default_factory=list)
     outputs: list[OutputFileDatasetConfig] = field(default_factory=list)
     parameters: dict[str, PipelineParameter] = field(default_factory=dict)
+    # What the step was given, as given (Airflow renders the Jinja in them).
+    raw_arguments: list[Any] = field(default_factory=list)
+    raw_inputs: list[Any] = field(default_factory=list)
+    raw_outputs: list[Any] = field(default_factory=list)
 
     def add_input(self, item: Input) -> None:
         if all(existing is not item for existing in self.inputs):
@@ -38,10 +42,11 @@ class StepIO:
 
 def collect(task_id: str, arguments: Iterable[Any], inputs: Iterable[Any], outputs: Iterable[Any]) -> StepIO:
     io = StepIO()
-    if isinstance(arguments, (str, bytes)):
-        raise ConfigError(
-            f"step {task_id!r}: arguments must be a list, e.g. ['--lr', 0.1], not the string {arguments!r}"
-        )
+    for what, value in (("arguments", arguments), ("inputs", inputs), ("outputs", outputs)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ConfigError(f"step {task_id!r}: {what} must be a list, e.g. arguments=['--lr', 0.1], not {value!r}")
+    arguments, inputs, outputs = list(arguments), list(inputs), list(outputs)
+    io.raw_arguments, io.raw_inputs, io.raw_outputs = list(arguments), list(inputs), list(outputs)
     for item in outputs:
         if not isinstance(item, OutputFileDatasetConfig):
             raise ConfigError(f"step {task_id!r}: outputs takes OutputFileDatasetConfig objects, not {item!r}")

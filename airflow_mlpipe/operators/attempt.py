@@ -21,6 +21,7 @@ The step's own work (``StepWork``) only plans and launches; everything else happ
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -135,8 +136,13 @@ class StepAttempt:
 
     # -- planning ---------------------------------------------------------------------------------------------
     def _plan(self) -> StepSpec:
-        policy = self.policy(rerun_of=self._settle_predecessor())
+        rerun_of, announced = self._settle_predecessor()
+        policy = self.policy(rerun_of=rerun_of)
         spec = self._or_fail(lambda: self.work.plan(self, policy))
+        if spec.reuse:  # whether Airflow recorded the earlier try's asset events (a hit on it then adds none)
+            spec = dataclasses.replace(
+                spec, reuse={**spec.reuse, "policy": {**spec.policy, "earlier_try_announced": announced}}
+            )
         if not records.write_spec(spec, self.store):
             spec = records.read_spec(self.srid, self.store) or spec
         fault_point("planned", self.attempt.dag_id, self.attempt.run_id)
@@ -151,13 +157,17 @@ class StepAttempt:
             rerun_of=rerun_of,
         )
 
-    def _settle_predecessor(self) -> str | None:
-        """Settle the tries before this one; return the step run this try reruns, if any.
+    def _settle_predecessor(self) -> tuple[str | None, bool]:
+        """Settle the tries before this one: the step run this try reruns (if any), and whether Airflow saw the
+        latest earlier try succeed (then it recorded that try's asset events).
 
         - A try that committed and was killed before finishing is finished now (its outputs are whole and its key
-          is known); this try then usually reuses them.
-        - A successful try followed by a clear (Airflow raises ``max_tries`` when it clears) makes this try a
-          rerun: it computes anew. A successful try whose task died before Airflow saw it succeed is not a clear.
+          is known); this try then usually reuses them, and announces the versions that try added.
+        - A successful try followed by a clear of the task (Airflow raises ``max_tries`` when it clears) makes this
+          try a rerun: it computes anew. A backfill that reprocesses the DAG run clears it too, but asks for the
+          day to be processed again, not for new results: unchanged steps are reused (the backfill's conf
+          ``{"regenerate_outputs": true}`` computes them anew). A successful try whose task died before Airflow
+          saw it succeed is not a clear either.
         - A rerun's later tries stay reruns (a cleared task that failed and is retried must not reuse what the
           clear asked to replace). Tries that died before planning are skipped over.
         """
@@ -172,21 +182,27 @@ class StepAttempt:
             record = records.find_record(earlier, self.store) or {}
             if record.get("status") in records.SUCCEEDED:
                 before = spec.extra.get("max_tries")
-                if max_tries is None or before is None or max_tries > int(before):
+                if max_tries is not None and before is not None and max_tries <= int(before):
                     self.log.info(
-                        "Try %d of this task succeeded (step run %s, %s) and the task was cleared: computing anew, "
-                        "without reusing or overwriting that try's outputs",
+                        "Try %d (step run %s) finished its step but its task did not end (killed?): it may be reused",
                         previous.try_number,
                         earlier,
-                        record.get("status"),
                     )
-                    return earlier
+                    return None, False
+                if self._reprocessed_by_backfill():
+                    self.log.info(
+                        "A backfill reprocesses this DAG run: the step is reused if nothing it depends on changed "
+                        "(regenerate_outputs in the backfill's conf computes it anew)"
+                    )
+                    return None, True
                 self.log.info(
-                    "Try %d (step run %s) finished its step but its task did not end (killed?): it may be reused",
+                    "Try %d of this task succeeded (step run %s, %s) and the task was cleared: computing anew, "
+                    "without reusing or overwriting that try's outputs",
                     previous.try_number,
                     earlier,
+                    record.get("status"),
                 )
-                return None
+                return earlier, True
             if self._or_fail(records.read_commit, earlier, self.store) is not None:
                 self.log.info(
                     "Try %d (step run %s) committed its outputs but did not finish (its task was killed): "
@@ -195,12 +211,16 @@ class StepAttempt:
                     earlier,
                 )
                 self._or_fail(finish_committed, spec, self.store, finished_by=self.srid)
-                return None
+                return None, False
             rerun_of = spec.policy.get("rerun_of")
             if rerun_of:
                 self.log.info("Try %d was a rerun of step run %s: so is this try", previous.try_number, rerun_of)
-            return str(rerun_of) if rerun_of else None
-        return None
+            return (str(rerun_of) if rerun_of else None), False
+        return None, False
+
+    def _reprocessed_by_backfill(self) -> bool:
+        run_type = getattr(self.context.get("dag_run"), "run_type", None)
+        return str(getattr(run_type, "value", run_type)) == "backfill"
 
     def _max_tries(self) -> int | None:
         value = getattr(self.context["ti"], "max_tries", None)
@@ -382,7 +402,8 @@ class StepAttempt:
     def publish(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """XComs (the record, outputs' locations, a metrics summary), asset events for the dataset versions this
         attempt added, and the task's result."""
-        from airflow_mlpipe.assets import dataset_asset, datasets_alias
+        from airflow_mlpipe.assets import dataset_asset
+        from airflow_mlpipe.operators.step_fields import keep_outlets
 
         ti = self.context["ti"]
         reused = record.get("status") == records.REUSED
@@ -397,6 +418,7 @@ class StepAttempt:
         ti.xcom_push(key=REUSED_FROM_KEY, value=self.store.uri(records.record_path(earlier)) if earlier else "")
         ti.xcom_push(key=OUTPUTS_KEY, value=outputs)
         ti.xcom_push(key=METRICS_KEY, value=metrics)
+        created = []
         for out in record.get("outputs", []):
             reg = out.get("registered")
             if reg and reg.get("created"):
@@ -408,7 +430,9 @@ class StepAttempt:
                 }
                 if reused:
                     extra["reused_from"] = record.get("reused_from")
-                self.context["outlet_events"][datasets_alias()].add(dataset_asset(reg["name"]), extra=extra)
+                self.context["outlet_events"][dataset_asset(reg["name"])].extra = extra
+                created.append(reg["name"])
+        keep_outlets(self.op, created)
         return {
             "step_run_id": self.srid,
             "status": record["status"],
@@ -422,12 +446,14 @@ class StepAttempt:
 
 
 def regenerate_requested(context: Mapping[str, Any]) -> bool:
-    """The trigger conf's ``{"regenerate_outputs": true}``: every step of this DAG run computes anew."""
+    """The trigger conf's ``{"regenerate_outputs": true}`` (the trigger form's "Regenerate outputs" box, a DAG
+    param of every DAG with steps): every step of this DAG run computes anew."""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    if not isinstance(conf, Mapping):
-        return False
-    value = conf.get(REGENERATE_CONF_KEY)
+    params = context.get("params") or {}
+    value = conf.get(REGENERATE_CONF_KEY) if isinstance(conf, Mapping) else None
+    if value is None and isinstance(params, Mapping):
+        value = params.get(REGENERATE_CONF_KEY)
     # Conf typed in the UI's JSON editor or passed through a shell arrives as a bool, a number or a string.
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")

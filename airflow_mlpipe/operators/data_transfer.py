@@ -15,6 +15,7 @@ from airflow_mlpipe.datasets.paths import DataPath, to_data_path
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.operators.arguments import StepIO, link_producers, register_producer
 from airflow_mlpipe.operators.links import OUTPUTS_KEY, ReusedFromLink, StepRunLink
+from airflow_mlpipe.operators.step_fields import add_step_params, check_templates, registered_outlets
 
 REFERENCE_TYPES = ("file", "directory")
 
@@ -33,7 +34,8 @@ class DataTransferOperator(BaseOperator):
     :param allow_reuse: skip copying when the destination already holds identical files (incremental copy).
     """
 
-    template_fields: Sequence[str] = ()
+    # Jinja in the datastore paths (and an OutputFileDatasetConfig's destination) is rendered before the copy.
+    template_fields: Sequence[str] = ("source_path", "destination_path", "destination")
     operator_extra_links = (StepRunLink(), ReusedFromLink())
     ui_color = "#fdebd0"
 
@@ -57,12 +59,13 @@ class DataTransferOperator(BaseOperator):
             )
         if register_on_complete is not None:
             check_name(register_on_complete)
-            from airflow_mlpipe.assets import datasets_alias
-
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), datasets_alias()]
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), *registered_outlets([register_on_complete])]
         super().__init__(**kwargs)
         self.source = _source(self.task_id, source_data_reference)
         self.destination = _destination(self.task_id, destination_data_reference)
+        self.source_path = self.source.path if isinstance(self.source, DataPath) else None
+        self.destination_path = self.destination.path if isinstance(self.destination, DataPath) else None
+        check_templates(self.task_id, [("source path", self.source_path), ("destination path", self.destination_path)])
         self.source_reference_type = source_reference_type
         self.overwrite = bool(overwrite)
         self.register_on_complete = register_on_complete
@@ -77,6 +80,7 @@ class DataTransferOperator(BaseOperator):
             io.add_output(self.destination)
         register_producer(self, io)
         link_producers(self, io)
+        add_step_params(self, {})
 
     def execute(self, context: Context) -> dict[str, Any]:
         return self._attempt(context).execute()
@@ -88,7 +92,18 @@ class DataTransferOperator(BaseOperator):
         from airflow_mlpipe.operators.attempt import StepAttempt
         from airflow_mlpipe.operators.transfer_work import TransferWork
 
+        self._use_rendered()
         return StepAttempt(self, context, TransferWork(self))
+
+    def _use_rendered(self) -> None:
+        """The rendered paths as the references the copy uses, checked as when they were first given."""
+        if isinstance(self.source, DataPath) and self.source_path is not None:
+            self.source = _source(self.task_id, (self.source.datastore, _rendered(self.task_id, self.source_path)))
+        if isinstance(self.destination, DataPath) and self.destination_path is not None:
+            where = (self.destination.datastore, _rendered(self.task_id, self.destination_path))
+            self.destination = _destination(self.task_id, where)
+        if isinstance(self.destination, OutputFileDatasetConfig):
+            self.destination.check_rendered(self.task_id)
 
     def resolve_source(self, context: Context) -> tuple[Any, str, list[str] | None]:
         """The source's datastore, folder or file, and (for a dataset) exactly its files relative to the folder."""
@@ -120,7 +135,7 @@ class DataTransferOperator(BaseOperator):
         from airflow_mlpipe.storage.datastore import Datastore
 
         if isinstance(self.destination, OutputFileDatasetConfig):
-            where = self.destination.resolve(step_run_id)
+            where = self.destination.destination_for(step_run_id)
         else:
             where = self.destination
         return Datastore.get(where.datastore), where.path
@@ -130,6 +145,12 @@ class DataTransferOperator(BaseOperator):
         if isinstance(self.destination, OutputFileDatasetConfig) and self.destination.name:
             return self.destination.name
         return "destination"
+
+
+def _rendered(task_id: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"step {task_id!r}: a datastore path rendered to {value!r}, not a path; make it render text")
+    return value
 
 
 def _source(task_id: str, value: Any) -> DataPath | OutputInput | AbstractDataset:

@@ -9,6 +9,7 @@ compute target and finishes from its commit.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
+from airflow_mlpipe.operators.step_fields import add_step_params, check_templates, registered_outlets
 from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
 
 
@@ -45,7 +47,9 @@ class PythonScriptOperator(BaseOperator):
     :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
     """
 
-    template_fields: Sequence[str] = ("script_name",)
+    # Jinja in any string of these is rendered by Airflow before the step runs (and shown in the task's Rendered
+    # Templates): the reuse key is built from the rendered values, so "{{ ds }}" in an argument keys each day.
+    template_fields: Sequence[str] = ("script_name", "arguments", "inputs", "outputs", "env_vars", "compute_env")
     operator_extra_links = (StepRunLink(), ReusedFromLink())
     ui_color = "#e8f4fd"
 
@@ -71,12 +75,15 @@ class PythonScriptOperator(BaseOperator):
                 f"step {task_id!r}: script_name {script_name!r} must be a path relative to source_directory"
             )
         self._io: StepIO = collect(task_id, arguments, inputs, outputs)
-        if self._io.outputs and any(o.registration for o in self._io.outputs):
-            from airflow_mlpipe.assets import datasets_alias
-
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), datasets_alias()]
+        registered = [o.registration.name for o in self._io.outputs if o.registration]
+        if registered:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), *registered_outlets(registered)]
         super().__init__(**kwargs)
         self.script_name = script_name
+        # As given, for Airflow to render; the step's inputs and outputs are collected again from the rendered values.
+        self.arguments = list(self._io.raw_arguments)
+        self.inputs = list(self._io.raw_inputs)
+        self.outputs = list(self._io.raw_outputs)
         self.source_directory = os.fspath(source_directory)
         if runconfig is not None and not isinstance(runconfig, RunConfiguration):
             raise ConfigError(f"step {self.task_id!r}: runconfig must be a RunConfiguration, not {runconfig!r}")
@@ -87,35 +94,21 @@ class PythonScriptOperator(BaseOperator):
                 f"step {self.task_id!r}: compute_target {self.compute_target!r} is not LocalCompute, DockerCompute or "
                 "KubernetesCompute"
             )
+        self.env_vars = dict(self.environment.env_vars) if self.environment else {}
+        self.compute_env = dict(getattr(self.compute_target, "env", None) or {})
+        check_templates(
+            self.task_id,
+            [(f"argument {n + 1}", a) for n, a in enumerate(self.arguments)]
+            + [(f"env var {k}", v) for k, v in {**self.compute_env, **self.env_vars}.items()],
+        )
         self.allow_reuse = bool(allow_reuse)
         self.hash_paths = tuple(hash_paths or ())
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
-        self._add_params_to_dag()
+        add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
             check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])
         register_producer(self, self._io)
         link_producers(self, self._io)
-
-    # -- parse time -----------------------------------------------------------------------------------------
-    def _add_params_to_dag(self) -> None:
-        if not self._io.parameters:
-            return
-        if not self.has_dag():
-            raise ConfigError(
-                f"step {self.task_id!r} uses PipelineParameters: create it inside a DAG (with DAG(...):) so they "
-                "become the DAG's params"
-            )
-        params = self.dag.params
-        for name, parameter in self._io.parameters.items():
-            if name in params:
-                existing = params.get_param(name).value if hasattr(params, "get_param") else params[name]
-                if existing != parameter.default_value:
-                    raise ConfigError(
-                        f"step {self.task_id!r}: PipelineParameter {name!r} has default {parameter.default_value!r} "
-                        f"but the DAG already has param {name!r} = {existing!r}"
-                    )
-                continue
-            params[name] = parameter.to_param()
 
     # -- run time -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -133,8 +126,31 @@ class PythonScriptOperator(BaseOperator):
         from airflow_mlpipe.operators.attempt import StepAttempt
         from airflow_mlpipe.operators.script_work import ScriptWork
 
+        self._use_rendered()
         self._work = ScriptWork(self)
         return StepAttempt(self, context, self._work)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        import jinja2
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(
+                f"step {self.task_id!r}: a template in its arguments, destinations or environment uses something "
+                f"undefined ({exc.message}); see the context variables Airflow offers (ds, logical_date, params...)"
+            ) from None
+
+    def _use_rendered(self) -> None:
+        """After Airflow rendered the templated fields: the step's inputs and outputs from the rendered values,
+        and its environment with the rendered variables."""
+        self._io = collect(self.task_id, self.arguments, self.inputs, self.outputs)
+        for output in self._io.outputs:
+            output.check_rendered(self.task_id)
+        if self.environment is not None and self.env_vars != dict(self.environment.env_vars):
+            self.environment = dataclasses.replace(self.environment, env_vars=self.env_vars)
+        if self.compute_env != dict(getattr(self.compute_target, "env", None) or {}):
+            self.compute_target = dataclasses.replace(self.compute_target, env=self.compute_env)  # type: ignore[type-var]
 
     def on_kill(self) -> None:
         work = getattr(self, "_work", None)
@@ -208,7 +224,7 @@ class PythonScriptOperator(BaseOperator):
     def output_specs(self, run_id_for_step: str) -> list[dict[str, Any]]:
         specs = []
         for output in self._io.outputs:
-            resolved = output.resolve(run_id_for_step)
+            resolved = output.destination_for(run_id_for_step)
             specs.append({**output.to_dict(), "path": resolved.path, "datastore": resolved.datastore})
         return specs
 

@@ -87,6 +87,7 @@ class ScriptWork:
                 "git": git_info(source),
                 "parameters": {name: a.get("value") for a in arguments if a["t"] == "param" for name in [a["name"]]},
                 "max_tries": attempt._max_tries(),
+                "airflow": airflow_context(attempt.context, params),
             },
             created_at=records.now_iso(),
         )
@@ -222,6 +223,25 @@ class ScriptWork:
             self.launcher.kill()
         if self.delegate is not None:
             self.delegate.on_kill()
+
+
+def airflow_context(context: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The dates and params of the task's context, as text, for the step script (not keyed)."""
+
+    def moment(name: str) -> str | None:
+        value: Any = context.get(name)
+        return str(value.isoformat()) if value is not None and hasattr(value, "isoformat") else None
+
+    return {
+        "logical_date": moment("logical_date"),
+        "data_interval_start": moment("data_interval_start"),
+        "data_interval_end": moment("data_interval_end"),
+        "params": {k: v for k, v in params.items() if _plain(v)},
+    }
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
 
 
 def _logger(attempt: StepAttempt) -> Callable[[str], None]:

@@ -24,7 +24,8 @@ from airflow_mlpipe.reuse.index import ReuseEntry, ReuseIndex
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, DEFAULT_TTL, Lease, LeaseRecord, Leases
 from airflow_mlpipe.storage.datastore import Datastore
 
-DEFAULT_POLL_INTERVAL = 10.0
+# A waiter looks every 2 s: one index read and one lease listing, small next to the seconds a step takes.
+DEFAULT_POLL_INTERVAL = 2.0
 TRIGGER_CLASSPATH = "airflow_mlpipe.triggers.reuse.ReuseTrigger"
 
 
@@ -82,12 +83,20 @@ class Claim:
 
     def describe(self) -> str:
         if self.outcome == "produce":
-            return f"reuse key {self.key}: no other run is computing it; this run computes it (lease acquired)"
+            return f"No other run is computing this step with these inputs: this run computes it (reuse key {self.key})"
         if self.outcome == "ready":
             assert self.entry is not None
-            return f"reuse key {self.key}: step run {self.entry.step_run_id} has just produced it"
-        who = (self.holder.info.get("step_run_id") or self.holder.holder) if self.holder else "another run"
-        return f"reuse key {self.key}: {who} is computing it now; waiting for it instead of computing it again"
+            return f"Step run {self.entry.step_run_id} has just computed this step with the same inputs"
+        who = "another run"
+        if self.holder is not None:
+            info = self.holder.info
+            who = f"step run {info.get('step_run_id') or self.holder.holder}"
+            if info.get("run_id"):
+                who += f" (DAG run {info['run_id']} of {info.get('dag_id')})"
+        return (
+            f"{who[0].upper()}{who[1:]} is computing this step with the same inputs right now: this run waits for it "
+            f"and then reuses its outputs (reuse key {self.key})"
+        )
 
 
 def holder_id(step_run_id: str, try_number: int) -> str:

@@ -248,14 +248,14 @@ class Leases:
                 self.store.write_json(self.path(key, generation), replace(record, released=True).to_dict())
                 continue
             self._prune(key, generation)
-            if current is not None:
+            if current is not None and not current.released:
+                earlier = current.info.get("step_run_id") or current.holder or "a run whose record is unreadable"
                 log.info(
-                    "lease %s: %s took over generation %d from %s (%s)",
+                    "reuse key %s: %s, which was computing it, stopped (no heartbeat for longer than %g s); this run "
+                    "computes it instead",
                     key,
-                    holder,
-                    current.generation,
-                    current.holder or "an unreadable record",
-                    "released" if current.released else "expired",
+                    earlier,
+                    current.ttl,
                 )
             return Lease(self, record)
         return None

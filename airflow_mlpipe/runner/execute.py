@@ -91,7 +91,7 @@ def _execute(
     record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)
     env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
-    env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1"})
+    env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})
     python = python or spec.python or sys.executable
     _say(f"running {spec.script_name} {' '.join(argv)}")
     code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
@@ -120,6 +120,24 @@ def _stop_if_killed(process: ScriptProcess) -> None:
     """A runner told to stop (its task killed, its pod deleted) commits nothing, whatever it was doing."""
     if process.killed_by is not None:
         raise StepError(f"the step was stopped by signal {process.killed_by}; no output was committed")
+
+
+def airflow_context(spec: StepSpec) -> dict[str, Any]:
+    """The task's Airflow context as the script sees it (``Run.get_context()``); never part of the reuse key."""
+    return {**spec.attempt.to_dict(), **dict(spec.extra.get("airflow") or {})}
+
+
+def airflow_env(spec: StepSpec) -> dict[str, str]:
+    """The same as ``MLPIPE_*`` variables, for scripts that do not import airflow_mlpipe."""
+    context = airflow_context(spec)
+    env = {
+        f"MLPIPE_{key.upper()}": "" if value is None else str(value)
+        for key, value in context.items()
+        if key != "params"
+    }
+    env["MLPIPE_PARAMS"] = json.dumps(context.get("params") or {}, default=str)
+    env["MLPIPE_STEP_RUN_ID"] = spec.step_run_id
+    return env
 
 
 def _commit(
@@ -200,6 +218,7 @@ def _write_run_context(spec: StepSpec, workdir: str, inputs: Mapping[str, Any], 
         "artifacts_dir": os.path.join(workdir, "artifacts"),
         "inputs": {name: dict(info) for name, info in inputs.items()},
         "outputs": {name: plan.staging for name, plan in plans.items()},
+        "airflow": airflow_context(spec),
     }
     path = os.path.join(workdir, "run_context.json")
     with open(path, "w") as fh:

@@ -171,9 +171,10 @@ def finish_reused(
         out = {k: v for k, v in earlier.items() if k != "registered"}
         wanted = declared.get(str(out["name"])) or {}
         if wanted.get("registration") and own_try and earlier.get("registered"):
-            # That try's task never ended well (else this try would be a rerun), so Airflow recorded none of its
-            # asset events: a version it created is announced by this try.
-            out["registered"] = dict(earlier["registered"])
+            # Unless Airflow saw that try succeed (a backfill reprocessing the run), it recorded none of its asset
+            # events: a version that try created is announced by this one.
+            announced = bool(spec.policy.get("earlier_try_announced"))
+            out["registered"] = {**earlier["registered"], "created": earlier["registered"]["created"] and not announced}
         elif wanted.get("registration"):
             manifest = Manifest.from_dict(_marker_of(out))
             out["registered"] = register_committed(

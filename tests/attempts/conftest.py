@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,19 @@ from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.conftest import make_azurite_datastore
 from tests.kubernetes_env import KubernetesEnv
+from tests.postgres import PostgresCluster
 from tests.scheduler import AirflowServices
 
 SCHEDULER_DAGS = Path(__file__).resolve().parent.parent / "scheduler_dags"
-LOCAL_DAGS = ("attempt_steps", "attempt_mapped", "attempt_scribble", "attempt_fixed", "attempt_transfer")
+LOCAL_DAGS = (
+    "attempt_steps",
+    "attempt_mapped",
+    "attempt_scribble",
+    "attempt_fixed",
+    "attempt_transfer",
+    "native_daily",
+    "native_dedup",
+)
 
 
 @dataclass
@@ -34,11 +44,24 @@ class Deployment:
         lines = self.counter.read_text().splitlines() if self.counter.exists() else []
         return [line.split()[1] for line in lines if line.split()[0] == case]
 
+    def executions_of(self, task: str) -> list[str]:
+        """The lines a step of tests/scheduler_dags/steps/daily.py wrote: ``<task>:<day> try<n>``."""
+        lines = self.counter.read_text().splitlines() if self.counter.exists() else []
+        return [line for line in lines if line.startswith(f"{task}:")]
+
     def arm(self, run_id: str, phase: str, dag_id: str = "attempt_steps") -> None:
         (self.faults / f"{dag_id}.{run_id}.{phase}").touch()
 
 
-def deploy(home: Path, extra_env: dict[str, str], dags: tuple[str, ...] = ()) -> Iterator[Deployment]:
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlpipe-pg-")))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def deploy(home: Path, extra_env: dict[str, str], database: str, dags: tuple[str, ...] = ()) -> Iterator[Deployment]:
     """Start the services with ``extra_env`` (datastore connections...), and point this process's library calls at
     the same default datastore, so that assertions read what the steps wrote."""
     faults, pids = home / "faults", home / "pids"
@@ -50,7 +73,7 @@ def deploy(home: Path, extra_env: dict[str, str], dags: tuple[str, ...] = ()) ->
         "MLPIPE_TEST_PIDS": str(pids),
         **extra_env,
     }
-    services = AirflowServices(home / "airflow", SCHEDULER_DAGS, env)
+    services = AirflowServices(home / "airflow", SCHEDULER_DAGS, env, database=database)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLPIPE_HOME", services.env["MLPIPE_HOME"])
         for key, value in extra_env.items():
@@ -67,13 +90,14 @@ def deploy(home: Path, extra_env: dict[str, str], dags: tuple[str, ...] = ()) ->
 
 
 @pytest.fixture(scope="module")
-def local_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from deploy(tmp_path_factory.mktemp("deploy-local"), {})
+def local_deployment(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresCluster) -> Iterator[Deployment]:
+    home = tmp_path_factory.mktemp("deploy-local")
+    yield from deploy(home, {}, postgres.create_database(f"airflow_{home.name.replace('-', '_')}"))
 
 
 @pytest.fixture(scope="module")
 def azure_deployment(
-    tmp_path_factory: pytest.TempPathFactory, azurite: Any, kubernetes_env: KubernetesEnv
+    tmp_path_factory: pytest.TempPathFactory, azurite: Any, kubernetes_env: KubernetesEnv, postgres: PostgresCluster
 ) -> Iterator[Deployment]:
     """The default datastore on Azurite, pods on the in-memory Kubernetes API server, and short leases (a
     holder that stops heartbeating loses its lease after 6 s)."""
@@ -93,4 +117,5 @@ def azure_deployment(
         "MLPIPE_REUSE_POLL_INTERVAL": "1",
     }
     dags = ("attempt_pod_lease", "attempt_pod_latest", "attempt_pod_reattach", "attempt_pod_env")
-    yield from deploy(tmp_path_factory.mktemp("deploy-azure"), env, dags)
+    home = tmp_path_factory.mktemp("deploy-azure")
+    yield from deploy(home, env, postgres.create_database(f"airflow_{home.name.replace('-', '_')}"), dags)

@@ -19,10 +19,10 @@ def test_default_destination_and_deterministic_name() -> None:
     run = AttemptId("my_dag", "manual__2026-01-01T00:00:00+00:00", "prep").step_run_id
     assert run.startswith("my_dag.manual__2026-01-01T00_00_00_00_00.prep.t1.")
     assert out.name == "prep_output_0"
-    assert out.resolve(run) == DataPath("mlpipe_default", f"dataset/{run}/prep_output_0")
+    assert out.destination_for(run) == DataPath("mlpipe_default", f"dataset/{run}/prep_output_0")
     again = OutputFileDatasetConfig()
     again.bind("prep", 0)
-    assert again.resolve(run) == out.resolve(run)  # never a random name
+    assert again.destination_for(run) == out.destination_for(run)  # never a random name
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ def test_every_attempt_has_its_own_step_run_id(a: AttemptId, b: AttemptId) -> No
 
 def test_custom_destination_with_placeholders(local_default: Datastore) -> None:
     out = OutputFileDatasetConfig(name="clean", destination=(local_default, "team/{output-name}/{run-id}"))
-    assert out.resolve("r1") == DataPath("mlpipe_default", "team/clean/r1")
-    assert OutputFileDatasetConfig.from_dict(out.to_dict()).resolve("r1") == out.resolve("r1")
+    assert out.destination_for("r1") == DataPath("mlpipe_default", "team/clean/r1")
+    assert OutputFileDatasetConfig.from_dict(out.to_dict()).destination_for("r1") == out.destination_for("r1")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_as_input_takes_the_output_name() -> None:
 def test_a_committed_output_registers_exactly_its_committed_files(local_default: Datastore) -> None:
     out = OutputFileDatasetConfig("features").register_on_complete("features_ds", description="f", tags={"k": "v"})
     out.bind("prep", 0)
-    folder = out.resolve("run-1")
+    folder = out.destination_for("run-1")
     local_default.write_text(f"{folder.path}/part-0.csv", "a\n1\n")
     committed = Dataset.File.from_files((local_default, folder.path)).manifest()
     local_default.write_text(f"{folder.path}/late.csv", "written after the commit")
@@ -106,7 +106,7 @@ def test_a_committed_output_registers_exactly_its_committed_files(local_default:
 def test_no_registration_requested(local_default: Datastore) -> None:
     out = OutputFileDatasetConfig("plain")
     out.bind("s", 0)
-    folder = out.resolve("r")
+    folder = out.destination_for("r")
     local_default.write_text(f"{folder.path}/x", "1")
     manifest = Dataset.File.from_files((local_default, folder.path)).manifest()
     assert register_committed(out.to_dict(), folder.datastore, folder.path, manifest, {"step_run_id": "r"}) is None

@@ -37,7 +37,7 @@ def test_the_first_run_produces_and_the_second_waits_with_trigger_kwargs(leases:
     assert record is not None and record.info["step_run_id"] == "d.run1.t" and record.info["dag_id"] == "d"
     second = claim_key(KEY, step_run_id="d.run2.t", settings=SETTINGS)
     assert second.outcome == "wait" and second.holder == record
-    assert "d.run1.t is computing it now" in second.describe()
+    assert "Step run d.run1.t is computing" in second.describe() and "this run waits for it" in second.describe()
     kwargs = second.trigger_kwargs()
     assert ReuseTrigger(**kwargs).serialize()[1]["poll_interval"] == 0.05  # the trigger takes them as they are
 
