@@ -54,7 +54,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    params={"learning_rate": Param(0.1, type=["number", "integer"])},
+    params={"learning_rate": Param(0.1, type="number"), "regenerate_outputs": Param(False, type="boolean")},
 ):
 
     @task

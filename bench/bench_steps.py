@@ -80,7 +80,7 @@ with DAG(
     schedule=None,
     start_date={start},
     catchup=False,
-    params={{"learning_rate": Param(0.1, type=["number", "integer"])}},
+    params={{"learning_rate": Param(0.1, type="number"), "regenerate_outputs": Param(False, type="boolean")}},
 ):
     previous_task = None
     previous = "samples/bench/input.csv"

@@ -19,7 +19,5 @@ def check_jinja(text: str, *, what: str) -> None:
     try:
         jinja2.Environment().parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(
-            f"{what}: the template {text!r} is not valid Jinja ({exc.message}); write e.g. '{{{{ ds }}}}' or "
-            "'{{{{ params.day }}}}'"
-        ) from None
+        example = "write e.g. '{{ ds }}' or '{{ params.day }}'"
+        raise ConfigError(f"{what}: the template {text!r} is not valid Jinja ({exc.message}); {example}") from None

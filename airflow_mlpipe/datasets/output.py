@@ -12,7 +12,7 @@ from airflow_mlpipe.core.paths import normalize_relpath
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
-from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.exceptions import ConfigError, DatasetError
 from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -114,7 +114,7 @@ class OutputFileDatasetConfig:
             )
         try:
             _check_template(self.path_template, self.datastore)
-        except DatasetError as exc:
+        except ConfigError as exc:
             raise DatasetError(f"step {step!r}: output {self.name!r}: once rendered, {exc}") from None
 
     def destination_for(self, step_run_id: str) -> DataPath:
