@@ -10,15 +10,9 @@ CONN_TYPE = "mlpipe_datastore"
 INTEGRATION = "ML pipelines (airflow-mlpipe)"
 
 
-# The connection form. Airflow 3 builds it from "conn-fields"; DatastoreHook returns the same for older UIs.
+# The connection form's extra fields. Airflow 3 builds them from "conn-fields"; DatastoreHook returns the same for
+# older UIs. An extra "url" (connections made before the URL moved to Host) is still honoured.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "url": {
-        "label": "Datastore URL",
-        "description": "file:///data, az://container/prefix, abfs://container@account.dfs.core.windows.net/prefix, "
-        "s3://bucket/prefix",
-        "schema": {"type": ["string", "null"]},
-    },
-    "description": {"label": "Description", "schema": {"type": ["string", "null"]}},
     "endpoint_url": {
         "label": "S3 endpoint URL (S3-compatible stores)",
         "schema": {"type": ["string", "null"]},
@@ -34,13 +28,21 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["string", "null"]},
     },
 }
+# The datastore's URL is the form's first field (Host, relabelled); the connection's own Description describes it.
+# Port stays visible (and empty): a hidden port is sent as 0 by the form's Test button, which Airflow then refuses
+# as "another endpoint than the stored connection".
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["host", "schema", "port", "extra"],
+    "hidden_fields": ["schema", "extra"],
     "relabeling": {
+        "host": "Datastore URL",
+        "port": "Port (not used: leave empty)",
         "login": "Account name (Azure) / access key id (S3)",
         "password": "Account key (Azure) / secret access key (S3)",
     },
-    "placeholders": {"url": "az://container/prefix"},
+    "placeholders": {
+        "host": "az://container/prefix · s3://bucket/prefix · file:///data",
+        "login": "only when the URL's store needs it",
+    },
 }
 
 

@@ -59,6 +59,7 @@ class AirflowServices:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "MLPIPE_HOME": str(self.home / "mlpipe"),
             }
         )

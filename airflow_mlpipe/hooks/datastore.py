@@ -49,14 +49,15 @@ class DatastoreHook(BaseHook):
 
     @cached_property
     def datastore(self) -> Datastore:
+        return self._datastore(self.datastore_conn_id)
+
+    def _datastore(self, name: str) -> Datastore:
         conn = self.get_connection(self.datastore_conn_id)
+        extra = dict(conn.extra_dejson)
+        if conn.description and not extra.get("description"):
+            extra["description"] = conn.description
         config = config_from_fields(
-            self.datastore_conn_id,
-            conn_type=conn.conn_type,
-            login=conn.login,
-            password=conn.password,
-            host=conn.host,
-            extra=conn.extra_dejson,
+            name, conn_type=conn.conn_type, login=conn.login, password=conn.password, host=conn.host, extra=extra
         )
         return Datastore.from_config(config)
 
@@ -68,10 +69,13 @@ class DatastoreHook(BaseHook):
         return self.datastore.fs
 
     def test_connection(self) -> tuple[bool, str]:
-        """List the datastore's root: the UI's Test button."""
+        """List the datastore's root: the UI's Test button. Airflow tests a copy of the connection under a random
+        id, so the messages name the datastore by its URL."""
         try:
-            store = self.datastore
+            store = self._datastore("at the connection's URL")
+            where = store.url
+            store = self._datastore(where)
             store.check_access()
         except Exception as exc:
             return False, str(exc)
-        return True, f"Datastore {store.name!r} at {store.url} is reachable"
+        return True, f"The datastore at {where} is reachable: its root can be listed"

@@ -362,7 +362,20 @@ class Datastore:
         self.delete(self.marker_path(folder), missing_ok=True)
 
     def check_access(self) -> None:
-        """List the root once: raises ``DatastoreAccessError`` with a fix when the store refuses or is away."""
+        """List the root once: raises ``DatastoreAccessError`` with a fix when the store refuses or is away, or
+        when a local root folder does not exist (checking never creates it)."""
+        if self.protocol == "file":
+            root = os.path.abspath(self.config.parsed.root)
+            if not os.path.isdir(root):
+                raise DatastoreAccessError(
+                    f"datastore {self.name!r}: the folder {root} does not exist; create it or fix the path in the "
+                    "connection's url"
+                )
+            if not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+                raise DatastoreAccessError(
+                    f"datastore {self.name!r}: the folder {root} is not readable and writable by this process"
+                )
+            return
         with translate_errors(self.config, "list"):
             try:
                 self.fs.ls(self.root, refresh=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from airflow_mlpipe.core.attempt import AttemptId
@@ -114,3 +115,28 @@ def _backfilled(dep: Deployment) -> list[str]:
 
 def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "[error" in line.lower() or '"level": "error"' in line.lower()]
+
+
+def test_the_connection_test_button_works_for_a_datastore_made_in_the_form(
+    local_deployment: Deployment, tmp_path: Path
+) -> None:
+    """What the UI's connection form sends: the URL in the (relabelled) Host field, empty extra fields as null."""
+    dep, folder = local_deployment, tmp_path / "team-store"
+    body = {
+        "connection_id": "team_store",
+        "conn_type": "mlpipe_datastore",
+        "description": "the team's shared datastore",
+        "host": folder.as_uri(),
+        "port": None,
+        "extra": json.dumps(dict.fromkeys(("endpoint_url", "region_name", "connection_string", "sas_token"))),
+    }
+    dep.services.api("POST", "/connections", body)
+    answer = dep.services.api("POST", "/connections/test", body)
+    assert answer["status"] is False and f"{folder} does not exist; create it or fix the path" in answer["message"]
+    assert not folder.exists()  # testing never creates the folder
+    folder.mkdir()
+    answer = dep.services.api("POST", "/connections/test", body)
+    assert answer == {
+        "status": True,
+        "message": f"The datastore at {folder.as_uri()} is reachable: its root can be listed",
+    }

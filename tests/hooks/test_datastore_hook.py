@@ -104,7 +104,7 @@ def test_test_connection_ok_on_s3(monkeypatch: pytest.MonkeyPatch, moto_s3: Moto
     hook.get_fs().mkdir(bucket)
     ok, message = hook.test_connection()
     assert ok, message
-    assert "s3data" in message
+    assert f"s3://{bucket}/p is reachable" in message
 
 
 def test_wrong_azure_key_names_datastore_and_setting_without_secret(
@@ -125,7 +125,7 @@ def test_wrong_azure_key_names_datastore_and_setting_without_secret(
     )
     ok, message = hook.test_connection()
     assert not ok
-    assert "'badkey'" in message and "access denied" in message and "account key" in message
+    assert f"'az://{container}'" in message and "access denied" in message and "account key" in message
     assert WRONG_KEY not in message and WRONG_KEY[:20] not in message
     with pytest.raises(DatastoreAccessError) as info:
         hook.datastore.write_text("x.txt", "never")
@@ -153,7 +153,7 @@ def test_unreachable_store_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     ok, message = hook.test_connection()
     assert not ok
-    assert "'away'" in message and "could not be reached" in message
+    assert "'s3://bucket'" in message and "could not be reached" in message
     assert "secret-value-123" not in message
 
 
@@ -163,6 +163,23 @@ def test_ui_form_fields_are_declared() -> None:
     info = get_provider_info()
     conn = info["connection-types"][0]
     assert conn["connection-type"] == "mlpipe_datastore"
-    assert {"url", "endpoint_url", "connection_string", "sas_token", "storage_options"} <= set(conn["conn-fields"])
+    assert {"endpoint_url", "region_name", "connection_string", "sas_token", "storage_options"} == set(
+        conn["conn-fields"]
+    )
     assert conn["conn-fields"]["connection_string"]["schema"]["format"] == "password"
-    assert "extra" in DatastoreHook.get_ui_field_behaviour()["hidden_fields"]
+    behaviour = DatastoreHook.get_ui_field_behaviour()
+    assert "extra" in behaviour["hidden_fields"] and "host" not in behaviour["hidden_fields"]
+    assert behaviour["relabeling"]["host"] == "Datastore URL"  # the URL is the form's first field
+
+
+def test_testing_a_missing_local_folder_fails_and_creates_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such" / "folder"
+    hook = _hook_for(monkeypatch, "localds", {"conn_type": "mlpipe_datastore", "host": missing.as_uri()})
+    ok, message = hook.test_connection()
+    assert not ok and f"the folder {missing} does not exist; create it or fix the path" in message
+    assert not missing.exists() and not missing.parent.exists()
+    missing.mkdir(parents=True)
+    ok, message = hook.test_connection()
+    assert ok and message == f"The datastore at file://{missing} is reachable: its root can be listed"
