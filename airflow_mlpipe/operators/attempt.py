@@ -86,6 +86,7 @@ class StepAttempt:
         # The scanned source tree, so that a miss names changed files before the snapshot is uploaded.
         self.source_tree: Tree | None = None
         self.decision: ReuseDecision | None = None
+        self.spec: StepSpec | None = None
 
     # -- entry points -----------------------------------------------------------------------------------------
     def execute(self, *, take_over: LeaseRecord | None = None) -> dict[str, Any]:
@@ -94,6 +95,7 @@ class StepAttempt:
             spec = self._plan()
         else:
             self.log.info("Step run %s: continuing from its spec (reuse key %s)", self.srid, spec.key or "-")
+        self.spec = spec
         record = records.find_record(self.srid, self.store)
         if record is not None and record.get("status") in records.SUCCEEDED:
             return self.publish(record)
@@ -124,6 +126,7 @@ class StepAttempt:
         spec = self._or_fail(lambda: records.read_spec(self.srid, self.store))
         if spec is None:
             raise step_failed_error(f"step {self.op.task_id!r}: step run {self.srid} has no spec to resume from")
+        self.spec = spec
         lease = self._or_fail(lambda: Leases(self.store).adopt(spec.key, step_run_id=self.srid)) if spec.key else None
         if lease is None and spec.key:
             self.log.warning("The lease on reuse key %s was released or taken over while the pod ran", spec.key)
@@ -433,6 +436,10 @@ class StepAttempt:
                 self.context["outlet_events"][dataset_asset(reg["name"])].extra = extra
                 created.append(reg["name"])
         keep_outlets(self.op, created)
+        if self.spec is not None:  # for OpenLineage (operators.lineage), asked for after the task succeeds
+            from airflow_mlpipe.operators.lineage import locations
+
+            self.op._mlpipe_lineage = locations(self.spec, record)
         return {
             "step_run_id": self.srid,
             "status": record["status"],

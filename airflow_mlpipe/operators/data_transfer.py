@@ -82,6 +82,12 @@ class DataTransferOperator(BaseOperator):
         link_producers(self, io)
         add_step_params(self, {})
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs and outputs of the step run that just finished, for the OpenLineage provider."""
+        from airflow_mlpipe.operators.lineage import openlineage_facets
+
+        return openlineage_facets(getattr(self, "_mlpipe_lineage", None))
+
     def execute(self, context: Context) -> dict[str, Any]:
         return self._attempt(context).execute()
 
