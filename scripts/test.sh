@@ -16,8 +16,9 @@ if [ "$(id -u)" = "0" ]; then
 else
   echo "    not root: the Docker tests are skipped unless MLPIPE_TEST_DOCKER_HOST names a running engine"
 fi
-echo "==> PostgreSQL for the scheduler tests (their Airflow deployments' metadata DB)"
+echo "==> PostgreSQL and Redis for the scheduler tests (metadata DB, Celery broker)"
 bash scripts/postgres.sh >/dev/null
+bash scripts/redis.sh >/dev/null
 echo "==> pytest"
 # Two workers (one per CPU here): most tests wait on real servers and Airflow subprocesses, not on the CPU.
 exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -114,3 +114,19 @@ class MotoS3(Server):
             "secret": "testing",
             "client_kwargs": {"region_name": S3_REGION},
         }
+
+
+class Redis(Server):
+    """Debian's redis-server (``scripts/redis.sh`` installs it): the Celery broker of the Celery test."""
+
+    what = "redis"
+
+    def command(self) -> list[str]:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server is not installed: run scripts/redis.sh (the test command does)")
+        return [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"

@@ -8,11 +8,14 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from tests.emulators import free_port
 
 USER = "airflow"
+TEMPLATE = "airflow_migrated"
 
 
 def _bin() -> Path:
@@ -31,6 +34,7 @@ class PostgresCluster:
         self.port = free_port()
         # The server refuses to run as root: as root, it runs as the postgres user of Debian's package.
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._template_ready = False
 
     def _run(self, *argv: str) -> None:
         subprocess.run([*self.as_user, *argv], check=True, capture_output=True, cwd="/")
@@ -45,10 +49,26 @@ class PostgresCluster:
         log = str(self.folder / "server.log")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 
-    def create_database(self, name: str) -> str:
-        """A new database; returns its SQLAlchemy URL."""
-        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name)
+    def url(self, name: str) -> str:
         return f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{name}"
+
+    def create_database(self, name: str) -> str:
+        """A new Airflow metadata database, already migrated (a copy of one migrated once per cluster: a copy
+        takes a fraction of a second, ``airflow db migrate`` about ten); returns its SQLAlchemy URL."""
+        if not self._template_ready:
+            self._createdb(TEMPLATE)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+            env.update(
+                AIRFLOW_HOME=tempfile.mkdtemp(prefix="mlpipe-migrate-"),
+                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.url(TEMPLATE),
+            )
+            subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+            self._template_ready = True
+        self._createdb(name, "-T", TEMPLATE)
+        return self.url(name)
+
+    def _createdb(self, name: str, *options: str) -> None:
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, *options, name)
 
     def stop(self) -> None:
         subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],

@@ -8,8 +8,10 @@ runs), and drives them through the REST API as a user would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,9 +29,22 @@ FINISHED = ("success", "failed")
 
 
 class AirflowServices:
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str], *, database: str | None = None) -> None:
-        """:param database: the metadata DB's SQLAlchemy URL (default: SQLite in ``home``)."""
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        env: dict[str, str],
+        *,
+        database: str | None = None,
+        components: tuple[str, ...] = COMPONENTS,
+        migrated: bool = False,
+    ) -> None:
+        """:param database: the metadata DB's SQLAlchemy URL (default: SQLite in ``home``).
+        :param components: the ``airflow`` commands to run (add ``"celery worker"`` for a CeleryExecutor).
+        :param migrated: the database is migrated already (``tests.postgres.PostgresCluster.create_database``)."""
         self.home = home
+        self.components = components
+        self.migrated = migrated
         self.database = database or f"sqlite:///{home / 'airflow.db'}"
         self.dags_folder = dags_folder
         self.port = free_port()
@@ -61,6 +76,10 @@ class AirflowServices:
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "MLPIPE_HOME": str(self.home / "mlpipe"),
+                # One secret for every component (the executor signs task tokens, the api-server checks them);
+                # left unset, components started at once could each generate their own.
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
             }
         )
         env.update(extra)
@@ -69,30 +88,35 @@ class AirflowServices:
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, check=True, capture_output=True
-        )
-        for name in COMPONENTS:
-            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 -- closed with the process
+        if not self.migrated:
+            migrate = [sys.executable, "-m", "airflow", "db", "migrate"]
+            subprocess.run(migrate, env=self.env, check=True, capture_output=True)
+        for name in self.components:
+            log = open(self.home / f"{name.replace(' ', '-')}.log", "wb")  # noqa: SIM115 -- closed with the process
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", name], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "airflow", *name.split()],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # stopped with every process it starts (log servers, workers)
             )
         wait_for_port(self.port, self.procs["api-server"], "airflow api-server", timeout=120)
         self.token = self._token()
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        subprocess.run(["pkill", "-9", "-f", str(self.home)], check=False)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of its group: log servers, workers
 
     def log_tail(self, component: str, chars: int = 3000) -> str:
-        path = self.home / f"{component}.log"
+        path = self.home / f"{component.replace(' ', '-')}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def _token(self) -> str:

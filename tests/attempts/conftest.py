@@ -73,7 +73,7 @@ def deploy(home: Path, extra_env: dict[str, str], database: str, dags: tuple[str
         "MLPIPE_TEST_PIDS": str(pids),
         **extra_env,
     }
-    services = AirflowServices(home / "airflow", SCHEDULER_DAGS, env, database=database)
+    services = AirflowServices(home / "airflow", SCHEDULER_DAGS, env, database=database, migrated=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLPIPE_HOME", services.env["MLPIPE_HOME"])
         for key, value in extra_env.items():

@@ -18,6 +18,7 @@ AIRFLOW_SERVICES = {
     "airflow-scheduler": "scheduler",
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
 }
 
 
@@ -117,7 +118,12 @@ def test_airflow_settings_point_at_the_stack(services: dict[str, Any]) -> None:
     api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert api.hostname == "airflow-apiserver" and api.path == "/execution/"
     assert [p.split(":")[-1] for p in services["airflow-apiserver"]["ports"]] == [str(api.port)]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname) == ("redis", "redis") and "redis" in services
+    assert services["airflow-worker"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    backend = urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+"))
+    assert (backend.hostname, backend.username) == ("postgres", pg["POSTGRES_USER"])
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"]
     init = services["airflow-init"]["command"]
     assert init == ["bash", "/opt/mlpipe/init-stack.sh"]
