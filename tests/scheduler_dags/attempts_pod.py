@@ -71,7 +71,7 @@ if NAMESPACE:
             task_id="train",
             script_name="pod_step.py",
             source_directory=STEPS,
-            arguments=["--sleep", "25", "--out", OutputFileDatasetConfig(name="model")],
+            arguments=["--sleep", "20", "--out", OutputFileDatasetConfig(name="model")],
             compute_target=pods("reattach", deferrable=False),
             retries=1,
             retry_delay=dt.timedelta(seconds=0),
