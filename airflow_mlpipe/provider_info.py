@@ -34,7 +34,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["schema", "extra"],
     "relabeling": {
-        "host": "Datastore URL",
+        "host": "Datastore URL (required)",
         "port": "Port (not used: leave empty)",
         "login": "Account name (Azure) / access key id (S3)",
         "password": "Account key (Azure) / secret access key (S3)",

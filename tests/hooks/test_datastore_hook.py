@@ -169,7 +169,7 @@ def test_ui_form_fields_are_declared() -> None:
     assert conn["conn-fields"]["connection_string"]["schema"]["format"] == "password"
     behaviour = DatastoreHook.get_ui_field_behaviour()
     assert "extra" in behaviour["hidden_fields"] and "host" not in behaviour["hidden_fields"]
-    assert behaviour["relabeling"]["host"] == "Datastore URL"  # the URL is the form's first field
+    assert behaviour["relabeling"]["host"] == "Datastore URL (required)"  # the URL is the form's first field
 
 
 def test_testing_a_missing_local_folder_fails_and_creates_nothing(
