@@ -29,13 +29,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 # The datastore's URL is the form's first field (Host, relabelled); the connection's own Description describes it.
-# Port stays visible (and empty): a hidden port is sent as 0 by the form's Test button, which Airflow then refuses
-# as "another endpoint than the stored connection".
+# The port is unused; the Test button sends it as 0, which the plugin's middleware drops (plugins/connection_form.py).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "extra"],
+    "hidden_fields": ["schema", "port", "extra"],
     "relabeling": {
         "host": "Datastore URL (required)",
-        "port": "Port (not used: leave empty)",
         "login": "Account name (Azure) / access key id (S3)",
         "password": "Account key (Azure) / secret access key (S3)",
     },

@@ -16,6 +16,13 @@ if [ "$(id -u)" = "0" ]; then
 else
   echo "    not root: the Docker tests are skipped unless MLPIPE_TEST_DOCKER_HOST names a running engine"
 fi
+echo "==> Chromium for the browser tests of the Airflow UI"
+if [ "$(id -u)" = "0" ]; then
+  MLPIPE_CHROMIUM="$(bash scripts/chromium.sh)"
+else
+  MLPIPE_CHROMIUM="$(bash scripts/chromium.sh || true)"  # the browser tests fail and say how to install it
+fi
+export MLPIPE_CHROMIUM
 echo "==> PostgreSQL and Redis for the scheduler tests (metadata DB, Celery broker)"
 bash scripts/postgres.sh >/dev/null
 bash scripts/redis.sh >/dev/null

@@ -129,7 +129,7 @@ class AirflowServices:
         return str(answer["access_token"])
 
     # -- REST -----------------------------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+    def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -137,13 +137,33 @@ class AirflowServices:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                raw = response.read()
+                return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
+            return exc.code, exc.read()
+
+    @staticmethod
+    def _parse(raw: bytes) -> Any:
         return json.loads(raw) if raw and raw[:1] in (b"{", b"[") else raw.decode(errors="replace")
+
+    def _request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
+        status, raw = self._send(method, path, body, auth=auth)
+        if status >= 400:
+            raise AssertionError(f"{method} {path}: HTTP {status}: {raw.decode(errors='replace')}")
+        return self._parse(raw)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         return self._request(method, "/api/v2" + path, body)
+
+    def api_status(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """The HTTP status and the parsed answer, errors included."""
+        status, raw = self._send(method, "/api/v2" + path, body)
+        return status, self._parse(raw)
+
+    @property
+    def admin_password(self) -> tuple[str, str]:
+        """The simple auth manager's generated user and password, for a browser to sign in with."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        return next(iter(passwords.items()))
 
     def wait_for_dags(self, *dag_ids: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -70,12 +70,17 @@ class DatastoreHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """List the datastore's root: the UI's Test button. Airflow tests a copy of the connection under a random
-        id, so the messages name the datastore by its URL."""
+        id; the plugin hands on the id the user tested (see plugins/connection_form.py) so messages name it."""
+        from airflow_mlpipe.plugins.connection_form import TESTED_CONNECTION_ID
+
+        tested = TESTED_CONNECTION_ID.get()
+        name = tested or "at the connection's URL"
         try:
-            store = self._datastore("at the connection's URL")
+            store = self._datastore(name)
             where = store.url
-            store = self._datastore(where)
+            store = self._datastore(tested or where)
             store.check_access()
         except Exception as exc:
             return False, str(exc)
-        return True, f"The datastore at {where} is reachable: its root can be listed"
+        label = f"{tested!r} ({where})" if tested else f"at {where}"
+        return True, f"The datastore {label} is reachable: its root can be listed"

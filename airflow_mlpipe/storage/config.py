@@ -116,15 +116,18 @@ def _storage_options(name: str, value: Any) -> dict[str, Any]:
         return {}
     if isinstance(value, Mapping):
         return dict(value)
+    field = (
+        f'datastore {name!r}: the storage options (the form\'s "Further fsspec storage options", extra key '
+        '"storage_options") must be a JSON object such as {"max_concurrency": 8}'
+    )
     try:
         parsed = json.loads(value)
-    except (TypeError, json.JSONDecodeError):
-        parsed = None
+    except TypeError:
+        raise ConfigError(f"{field}, not {type(value).__name__}") from None
+    except json.JSONDecodeError as exc:  # the value itself is not echoed: it may hold a key
+        raise ConfigError(f"{field}; what it holds is not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(parsed, dict):
-        raise ConfigError(
-            f"datastore {name!r}: storage_options must be a JSON object such as "
-            '{"max_concurrency": 8}; got a value that is not'
-        )
+        raise ConfigError(f"{field}; it holds a JSON {type(parsed).__name__}")
     return parsed
 
 

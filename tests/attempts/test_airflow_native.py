@@ -14,6 +14,7 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.reuse.history import StepHistory
 from airflow_mlpipe.steps import records
 from tests.attempts.conftest import Deployment
+from tests.browser import signed_in_page
 
 DAILY = "native_daily"
 DAYS = ("2026-01-02", "2026-01-03", "2026-01-04")
@@ -117,26 +118,111 @@ def _error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "[error" in line.lower() or '"level": "error"' in line.lower()]
 
 
+def _form_body(conn_id: str, host: str, **extra: Any) -> dict[str, Any]:
+    """What the UI's connection form saves and its Test button sends: the URL in the (relabelled) Host field, every
+    extra field (empty ones as null), and for Test the unused fields as "" and the hidden port as 0."""
+    fields = dict.fromkeys(("endpoint_url", "region_name", "connection_string", "sas_token", "storage_options"))
+    fields.update(extra)
+    return {
+        "connection_id": conn_id,
+        "conn_type": "mlpipe_datastore",
+        "description": "the team's shared datastore",
+        "host": host,
+        "login": "",
+        "password": "",
+        "schema": "",
+        "port": 0,
+        "extra": json.dumps(fields),
+    }
+
+
 def test_the_connection_test_button_works_for_a_datastore_made_in_the_form(
     local_deployment: Deployment, tmp_path: Path
 ) -> None:
-    """What the UI's connection form sends: the URL in the (relabelled) Host field, empty extra fields as null."""
     dep, folder = local_deployment, tmp_path / "team-store"
-    body = {
-        "connection_id": "team_store",
-        "conn_type": "mlpipe_datastore",
-        "description": "the team's shared datastore",
-        "host": folder.as_uri(),
-        "port": None,
-        "extra": json.dumps(dict.fromkeys(("endpoint_url", "region_name", "connection_string", "sas_token"))),
-    }
-    dep.services.api("POST", "/connections", body)
+    body = _form_body("team_store", folder.as_uri(), region_name="")
+    dep.services.api("POST", "/connections", {**body, "port": None})
+    stored = dep.services.api("GET", "/connections/team_store")
+    assert json.loads(stored["extra"]) == {}  # the empty fields are not saved as nulls
     answer = dep.services.api("POST", "/connections/test", body)
-    assert answer["status"] is False and f"{folder} does not exist; create it or fix the path" in answer["message"]
+    assert answer == {
+        "status": False,
+        "message": f"datastore 'team_store': the folder {folder} does not exist; create it or fix the path in the "
+        "connection's url",
+    }
     assert not folder.exists()  # testing never creates the folder
     folder.mkdir()
     answer = dep.services.api("POST", "/connections/test", body)
     assert answer == {
         "status": True,
-        "message": f"The datastore at {folder.as_uri()} is reachable: its root can be listed",
+        "message": f"The datastore 'team_store' ({folder.as_uri()}) is reachable: its root can be listed",
     }
+
+
+def test_a_datastore_that_could_never_work_is_refused_at_save(local_deployment: Deployment) -> None:
+    """A 400 naming the connection and the field, and nothing saved; other connection types are left alone."""
+    dep = local_deployment
+    cases = {
+        "": "connection 'broken_store': the Datastore URL is required; enter where the data lives",
+        "data/store": "connection 'broken_store': the Datastore URL 'data/store' has no scheme",
+        "ftp2://box/data": "datastore 'broken_store': url 'ftp2://box/data' has scheme 'ftp2://', which is not supported",
+    }
+    for host, expected in cases.items():
+        status, answer = dep.services.api_status("POST", "/connections", _form_body("broken_store", host))
+        assert status == 400 and expected in answer["detail"], (host, answer)
+    status, answer = dep.services.api_status(
+        "POST", "/connections", _form_body("broken_store", "file:///data", storage_options="{not json")
+    )
+    assert status == 400 and "broken_store" in answer["detail"] and "storage options" in answer["detail"], answer
+    status, _ = dep.services.api_status("GET", "/connections/broken_store")
+    assert status == 404
+    # Editing a saved datastore is checked the same way
+    dep.services.api("POST", "/connections", _form_body("edited_store", "file:///data"))
+    status, answer = dep.services.api_status("PATCH", "/connections/edited_store", _form_body("edited_store", ""))
+    assert status == 400 and "'edited_store': the Datastore URL is required" in answer["detail"]
+    assert dep.services.api("GET", "/connections/edited_store")["host"] == "file:///data"
+    # Another type's connection saves as Airflow saves it, nulls and all
+    other = {"connection_id": "plain_http", "conn_type": "http", "extra": json.dumps({"a": None})}
+    dep.services.api("POST", "/connections", other)
+    assert json.loads(dep.services.api("GET", "/connections/plain_http")["extra"]) == {"a": None}
+
+
+def test_the_connection_form_in_a_real_browser(local_deployment: Deployment, tmp_path: Path) -> None:
+    """Admin → Connections → Add, as a user does it: the URL is the first field of the form, a URL that could
+    never work is refused with the reason shown in the form, the saved extra holds no nulls, and the list's Test
+    button reports on the connection by its id without creating the missing folder."""
+    dep, folder = local_deployment, tmp_path / "browser-store"
+    with signed_in_page(dep.services.url, *dep.services.admin_password) as page:
+        page.goto(dep.services.url + "/connections")
+        page.get_by_role("button", name="Add Connection").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("combobox").click()
+        page.keyboard.type("ML pipeline")
+        page.get_by_role("option", name="ML pipeline datastore").click()
+        url_field = dialog.get_by_label("Datastore URL (required)")
+        url_field.wait_for()
+        labels = [label.inner_text().strip() for label in dialog.locator("label").all()]
+        standard = labels[labels.index("Description") :]
+        assert standard[:2] == ["Description", "Datastore URL (required)"], labels
+        assert not any(label.startswith("Port") or label.startswith("Schema") for label in labels), labels
+        dialog.get_by_label("Connection ID").fill("browser_store")
+        dialog.get_by_label("Description").fill("made in the browser")
+        url_field.fill("data/store")
+        dialog.get_by_role("button", name="Save").click()
+        dialog.get_by_text("has no scheme; write it as az://container/prefix").wait_for()
+        url_field.fill(folder.as_uri())
+        dialog.get_by_role("button", name="Save").click()
+        dialog.wait_for(state="hidden")
+        stored = dep.services.api("GET", "/connections/browser_store")
+        assert (stored["host"], stored["description"], json.loads(stored["extra"] or "{}")) == (
+            folder.as_uri(),
+            "made in the browser",
+            {},
+        )
+        row = page.get_by_role("row").filter(has_text="browser_store")
+        row.get_by_role("button", name="Test Connection").click()
+        page.get_by_text(f"datastore 'browser_store': the folder {folder} does not exist").wait_for()
+        assert not folder.exists()
+        folder.mkdir()
+        row.get_by_role("button", name="Test Connection").click()
+        page.get_by_text(f"The datastore 'browser_store' ({folder.as_uri()}) is reachable").wait_for()

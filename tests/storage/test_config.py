@@ -120,8 +120,13 @@ def test_storage_options_field_merges_json() -> None:
         extra={"url": "az://c", "storage_options": '{"max_concurrency": 8}', "sas_token": ""},
     )
     assert cfg.storage_options == {"max_concurrency": 8}
-    with pytest.raises(ConfigError, match="storage_options must be a JSON object"):
+    with pytest.raises(ConfigError, match=r"\"storage_options\"\) must be a JSON object .*; it holds a JSON list"):
         config_from_fields("a", conn_type="mlpipe_datastore", extra={"url": "az://c", "storage_options": "[1]"})
+    with pytest.raises(ConfigError, match="not valid JSON") as info:
+        config_from_fields(
+            "a", conn_type="mlpipe_datastore", extra={"url": "az://c", "storage_options": '{"account_key": s3cr3t'}
+        )
+    assert "s3cr3t" not in str(info.value)  # the field may hold a key: it is never echoed
 
 
 def test_wrong_conn_type_and_missing_url() -> None:
