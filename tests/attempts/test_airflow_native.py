@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.reuse.history import StepHistory
@@ -71,6 +72,14 @@ def test_a_backfill_computes_each_day_and_a_repeat_reuses_them(local_deployment:
     ti = dep.services.task_instance(DAILY, runs[0], "daily")
     rendered = ti["rendered_fields"]
     assert "{{" not in json.dumps(rendered["arguments"]) and rendered["arguments"][1] in DAYS, rendered
+    # ... in the browser too
+    tab = f"{dep.services.url}/dags/{DAILY}/runs/{quote(runs[0], safe='')}/tasks/daily/rendered_templates"
+    with signed_in_page(dep.services.url, *dep.services.admin_password) as page:
+        page.goto(tab)
+        page.get_by_text("arguments", exact=True).first.wait_for()
+        page.get_by_text(rendered["arguments"][1]).first.wait_for()
+        text = page.locator("main").inner_text() if page.locator("main").count() else page.inner_text("body")
+        assert "{{ ds }}" not in text and "days/{{" not in text, text[-2000:]
 
 
 def test_regenerate_outputs_from_the_trigger_form_computes_anew(local_deployment: Deployment) -> None:
@@ -165,7 +174,7 @@ def test_a_datastore_that_could_never_work_is_refused_at_save(local_deployment: 
     cases = {
         "": "connection 'broken_store': the Datastore URL is required; enter where the data lives",
         "data/store": "connection 'broken_store': the Datastore URL 'data/store' has no scheme",
-        "ftp2://box/data": "datastore 'broken_store': url 'ftp2://box/data' has scheme 'ftp2://', which is not supported",
+        "ftp2://box/data": "'broken_store': url 'ftp2://box/data' has scheme 'ftp2://', which is not supported",
     }
     for host, expected in cases.items():
         status, answer = dep.services.api_status("POST", "/connections", _form_body("broken_store", host))
