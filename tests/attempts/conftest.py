@@ -28,6 +28,7 @@ LOCAL_DAGS = (
     "attempt_transfer",
     "native_daily",
     "native_dedup",
+    "native_form",
 )
 
 

@@ -235,3 +235,38 @@ def test_the_connection_form_in_a_real_browser(local_deployment: Deployment, tmp
         folder.mkdir()
         row.get_by_role("button", name="Test Connection").click()
         page.get_by_text(f"The datastore 'browser_store' ({folder.as_uri()}) is reachable").wait_for()
+
+
+def test_the_trigger_form_has_typed_parameters_and_regenerate(local_deployment: Deployment) -> None:
+    """Trigger from the UI's form: a choice, number fields with their descriptions, a "Regenerate outputs"
+    switch; the values chosen reach the run's conf and the step's arguments."""
+    dep = local_deployment
+    with signed_in_page(dep.services.url, *dep.services.admin_password) as page:
+        page.goto(f"{dep.services.url}/dags/native_form")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Run Parameters").wait_for()
+        mode = dialog.locator("#element_mode")
+        assert mode.get_by_role("combobox").count() == 1 and "fast" in mode.inner_text()
+        pause, epochs = (dialog.locator(f"input[name=element_{name}]") for name in ("pause", "epochs"))
+        assert (pause.get_attribute("role"), pause.input_value()) == ("spinbutton", "0.5")
+        assert (epochs.get_attribute("role"), epochs.input_value()) == ("spinbutton", "3")
+        dialog.get_by_text("seconds to wait").wait_for()  # the parameter's description
+        regenerate = dialog.locator("input[name=element_regenerate_outputs]")
+        assert regenerate.get_attribute("type") == "checkbox" and not regenerate.is_checked()
+        dialog.get_by_text("Compute every mlpipe step of this run anew").wait_for()
+        epochs.fill("7")
+        dialog.locator("#switch\\:element_regenerate_outputs").click()
+        assert regenerate.is_checked()
+        dialog.get_by_role("button", name="Trigger").last.click()
+        dialog.wait_for(state="hidden")
+    (run,) = dep.services.api("GET", "/dags/native_form/dagRuns")["dag_runs"]
+    assert run["conf"] == {"mode": "fast", "pause": 0.5, "epochs": 7, "regenerate_outputs": True}, run["conf"]
+    run_id = run["dag_run_id"]
+    assert dep.services.wait_for_runs("native_form", [run_id], timeout=300)[run_id] == "success"
+    record = records.read_record(AttemptId("native_form", run_id, "typed").step_run_id, dep.store)
+    params = {
+        arg["name"]: arg["value"] for arg in record["arguments"] if isinstance(arg, dict) and arg.get("kind") == "param"
+    }
+    assert params == {"mode": "fast", "pause": 0.5, "epochs": 7}, record["arguments"]
+    assert record["reuse"]["decision"]["reason"] == "regenerate"

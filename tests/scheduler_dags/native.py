@@ -2,7 +2,7 @@
 
 ``native_daily``: a daily step whose argument and output destination are templated with the day (backfills
 compute each day once, and reuse on a repeat). ``native_dedup``: a slow step whose identical runs wait for one
-another.
+another. ``native_form``: typed parameters in the trigger form.
 """
 
 from __future__ import annotations
@@ -40,6 +40,24 @@ with DAG("native_dedup", schedule=None, start_date=START, catchup=False):
             PipelineParameter(name="tag", default_value="same"),
             "--sleep",
             "8",
+            "--out",
+            OutputFileDatasetConfig(name="result"),
+        ],
+    )
+
+with DAG("native_form", schedule=None, start_date=START, catchup=False):
+    # Only its trigger form is looked at (tests/attempts/test_airflow_native.py): typed parameters.
+    PythonScriptOperator(
+        task_id="typed",
+        script_name="daily.py",
+        source_directory=STEPS,
+        arguments=[
+            "--day",
+            PipelineParameter(name="mode", default_value="fast", allowed_values=["fast", "full"]),
+            "--sleep",
+            PipelineParameter(name="pause", default_value=0.5, description="seconds to wait"),
+            "--epochs",
+            PipelineParameter(name="epochs", default_value=3),
             "--out",
             OutputFileDatasetConfig(name="result"),
         ],

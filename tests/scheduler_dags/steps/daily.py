@@ -10,6 +10,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--day", required=True)
 parser.add_argument("--out", required=True)
 parser.add_argument("--sleep", type=float, default=0)
+parser.add_argument("--epochs", type=int, default=1)
 args = parser.parse_args()
 run = Run.get_context()
 with open(os.environ["MLPIPE_TEST_COUNTER"], "a") as counter:
