@@ -1,23 +1,39 @@
 """Source snapshots: the ``source_directory`` minus ignored files, stored content-addressed in the default
-datastore (``_mlpipe/objects/<xx>/<digest>`` per file, ``_mlpipe/snapshots/<tree digest>.json`` per tree), with
-the git commit, branch and dirty state when the folder is in a git repository."""
+datastore, with the git commit, branch and dirty state when the folder is in a git repository.
+
+Layout: ``_mlpipe/snapshots/<tree digest>.json``, the snapshot record (the tree, plus where its pack is) and its
+commit point; ``_mlpipe/snapshots/<tree digest>.pack``, the tree's small files in one object; and
+``_mlpipe/objects/<xx>/<digest>``, one object per large file. Snapshots stored before packs existed have every
+file as an object and no ``pack`` in their record; they are fetched the same way.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.paths import normalize_relpath
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
-from airflow_mlpipe.fingerprint.tree import Tree, scan_tree
+from airflow_mlpipe.fingerprint.tree import Tree, TreeEntry, scan_tree
+from airflow_mlpipe.steps.snapshot_cache import SnapshotCache
+from airflow_mlpipe.steps.snapshot_files import SnapshotWriter, confined_link, read_entry
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.errors import translate_errors
 
 SNAPSHOTS_ROOT = "_mlpipe/snapshots"
 OBJECTS_ROOT = "_mlpipe/objects"
 DEFAULT_LIMIT_MB = 300  # Azure ML's snapshot limit; MLPIPE_SNAPSHOT_LIMIT_MB changes it
+PACK_FORMAT = "mlpipe-pack/1"  # the packed files' bytes concatenated in path order; offsets come from the tree
+# Files smaller than this travel in their tree's pack (one request for all of them); larger ones stay objects of
+# their own, shared by every tree that holds them, so a changed script does not upload the model file again.
+PACK_MAX_FILE = 1024 * 1024
+_WORKERS = 8  # concurrent uploads of large files
+_GROUP_BYTES = 256 * 1024 * 1024  # the most bytes of large files read into memory at once when fetching
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,10 @@ def tree_path(digest: str) -> str:
 
 def object_path(digest: str) -> str:
     return f"{OBJECTS_ROOT}/{digest[:2]}/{digest}"
+
+
+def pack_path(digest: str) -> str:
+    return f"{SNAPSHOTS_ROOT}/{digest}.pack"
 
 
 def snapshot_limit_bytes() -> int:
@@ -65,10 +85,13 @@ def scan_source(source_directory: str) -> Tree:
 
 
 def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snapshot:
-    """Upload the files the store lacks, then the tree record (last, so a tree record implies its objects).
+    """Upload the tree's pack and the large files the store lacks, then the snapshot record: last, and only once
+    everything it names is stored, so a record implies its files. A snapshot already stored costs one check.
 
     Each file is read once for upload and its bytes are checked against the digest the tree holds: a file
     changed since the scan fails the snapshot (naming the file) instead of storing new bytes under an old digest.
+    Racing stores of one tree are safe: every object is created only if absent, and a pack or object already
+    there holds the same bytes (a pack is the tree's files in path order, so equal trees give equal packs).
     """
     if store.exists(tree_path(tree.digest)):
         return Snapshot(tree, 0)  # checked when first stored: the same tree is the same files and links
@@ -76,78 +99,151 @@ def store_snapshot(source_directory: str, tree: Tree, store: Datastore) -> Snaps
     for rel, entry in tree.entries.items():
         if entry.link:  # refused now rather than when the runner fetches the snapshot
             full = os.path.join(root, *rel.split("/"))
-            _confined_link(os.readlink(full), full, root, rel)
-    uploaded = 0
-    for rel, entry in tree.entries.items():
-        target = object_path(entry.digest)
-        if store.exists(target):
-            continue
-        full = os.path.join(source_directory, *rel.split("/"))
-        data = os.fsencode(os.readlink(full)) if entry.link else _read(full)
-        if hash_bytes(data) != entry.digest:
-            raise ConfigError(
-                f"source file {rel!r} in {source_directory!r} changed while the step's snapshot was being taken; "
-                "run the step again once nothing writes to its source_directory"
-            )
-        store.create_if_absent(target, data)
-        uploaded += 1
-    store.create_json_if_absent(tree_path(tree.digest), tree.to_dict())
+            confined_link(os.readlink(full), full, root, rel)
+    packed, loose = _split(tree, PACK_MAX_FILE)
+    record: dict[str, Any] = tree.to_dict()
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        stored = [pool.submit(_store_object, store, source_directory, rel, entry) for rel, entry in loose]
+        try:
+            uploaded = 0
+            if packed:
+                pack = b"".join(_checked(source_directory, rel, entry) for rel, entry in packed)
+                if store.create_if_absent(pack_path(tree.digest), pack):
+                    uploaded += len(packed)
+                record["pack"] = {
+                    "format": PACK_FORMAT,
+                    "path": pack_path(tree.digest),
+                    "max_file": PACK_MAX_FILE,
+                    "files": len(packed),
+                    "bytes": len(pack),
+                }
+            uploaded += sum(done.result() for done in stored)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    store.create_json_if_absent(tree_path(tree.digest), record)
     return Snapshot(tree, uploaded)
 
 
-def fetch_snapshot(digest: str, store: Datastore, target: str) -> Tree:
+def fetch_snapshot(digest: str, store: Datastore, target: str, *, cache: bool = True) -> Tree:
     """Recreate snapshot ``digest`` under the local folder ``target``, checking every byte against the digests:
     the tree against ``digest``, each file against its entry. Paths stay inside ``target`` and links may only
-    point inside it."""
+    point inside it.
+
+    From a datastore on another machine the snapshot goes through this machine's snapshot cache (see
+    ``snapshot_cache``): a snapshot fetched before costs no request. ``cache=False`` reads the datastore."""
+    if not cache or store.is_local:  # a local datastore is already on this machine
+        return download_snapshot(digest, store, target)
+    local = SnapshotCache.default()
+    tree = local.materialise(digest, target)
+    if tree is not None:
+        return tree
     try:
-        tree = Tree.from_dict(store.read_json(tree_path(digest)))
+        local.fill(digest, lambda folder: download_snapshot(digest, store, folder))
+    except OSError as err:  # an unwritable cache folder: the step still runs
+        log.warning("snapshot cache %s not used: %s", local.root, err)
+        return download_snapshot(digest, store, target)
+    return local.materialise(digest, target) or download_snapshot(digest, store, target)
+
+
+def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
+    """Fetch snapshot ``digest`` from ``store`` into ``target``: its record, its pack in one read, and its other
+    files (all of them for a snapshot stored before packs existed) in concurrent reads."""
+    try:
+        record = store.read_json(tree_path(digest))
     except FileNotFoundError:
         raise ConfigError(
             f"source snapshot {digest} is missing from datastore {store.name!r} ({tree_path(digest)}); it may have "
             "been cleaned up: run the step again so that it is uploaded anew"
         ) from None
+    try:
+        tree = Tree.from_dict(record)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"source snapshot {digest}: its tree record {tree_path(digest)} is damaged: {err}") from None
     if tree.digest != digest:
         raise ConfigError(f"source snapshot {digest}: its tree record {tree_path(digest)} describes another tree")
-    root = os.path.abspath(target)
-    for rel, entry in tree.entries.items():
-        local = os.path.join(root, *_confined(rel, digest).split("/"))
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        data = store.read_bytes(object_path(entry.digest))
-        if hash_bytes(data) != entry.digest:
-            raise ConfigError(
-                f"source snapshot {digest}: the stored copy of {rel!r} ({object_path(entry.digest)}) does not match "
-                "its digest; delete that object and run the step again to upload it anew"
-            )
-        if entry.link:
-            os.symlink(_confined_link(data.decode(), local, root, rel), local)
-            continue
-        with open(local, "wb") as fh:
-            fh.write(data)
-        if entry.executable:
-            os.chmod(local, 0o755)
+    writer = SnapshotWriter(digest, target)
+    pack = record.get("pack")
+    packed, loose = _split(tree, int(pack["max_file"])) if pack else ([], list(tree.entries.items()))
+    if packed:
+        _unpack(store.read_bytes(str(pack["path"])), packed, writer, where=str(pack["path"]))
+    for group in _groups(loose):
+        paths = [object_path(entry.digest) for _, entry in group]
+        for (rel, entry), path, data in zip(group, paths, _read_many(store, paths), strict=True):
+            writer.write(rel, entry, data, where=path)
     return tree
 
 
-def _confined(rel: str, digest: str) -> str:
-    try:
-        return normalize_relpath(rel, datastore=f"snapshot {digest}")
-    except ConfigError:
-        raise ConfigError(f"source snapshot {digest} holds the path {rel!r}, which leaves the snapshot") from None
+def _split(tree: Tree, max_file: int) -> tuple[list[tuple[str, TreeEntry]], list[tuple[str, TreeEntry]]]:
+    """Entries that go in the tree's pack (smaller than ``max_file``, in path order), and the others."""
+    packed: list[tuple[str, TreeEntry]] = []
+    loose: list[tuple[str, TreeEntry]] = []
+    for item in tree.entries.items():
+        (packed if item[1].size < max_file else loose).append(item)
+    return packed, loose
 
 
-def _confined_link(link: str, local: str, root: str, rel: str) -> str:
-    resolved = os.path.normpath(os.path.join(os.path.dirname(local), link))
-    if os.path.isabs(link) or not (resolved == root or resolved.startswith(root + os.sep)):
+def _unpack(pack: bytes, packed: list[tuple[str, TreeEntry]], writer: SnapshotWriter, *, where: str) -> None:
+    if len(pack) != sum(entry.size for _, entry in packed):
         raise ConfigError(
-            f"source file {rel!r} is a link to {link!r}, outside the source folder: a step's snapshot holds only "
-            "what is inside source_directory (copy the file in, or read it as a dataset)"
+            f"source snapshot {writer.digest}: its pack {where} holds {len(pack)} bytes, not the tree's; delete it "
+            "and the snapshot record next to it, and run the step again to upload them anew"
         )
-    return link
+    view = memoryview(pack)
+    offset = 0
+    for rel, entry in packed:
+        writer.write(rel, entry, bytes(view[offset : offset + entry.size]), where=f"in {where}")
+        offset += entry.size
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
+def _groups(items: list[tuple[str, TreeEntry]]) -> list[list[tuple[str, TreeEntry]]]:
+    """Runs of entries whose bytes together fit in memory (at least one entry each)."""
+    groups: list[list[tuple[str, TreeEntry]]] = []
+    size = 0
+    for item in items:
+        if not groups or size + item[1].size > _GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += item[1].size
+    return groups
+
+
+def _read_many(store: Datastore, paths: list[str]) -> list[bytes]:
+    """The bytes of many objects, read concurrently (one batch of requests on an object store)."""
+    fulls = [store.full_path(p) for p in paths]
+    with translate_errors(store.config, "read", paths[0]):
+        found = store.fs.cat_ranges(fulls, None, None, on_error="return")
+    out: list[bytes] = []
+    for path, data in zip(paths, found, strict=True):
+        if isinstance(data, FileNotFoundError):
+            raise ConfigError(
+                f"source snapshot object {path} is missing from datastore {store.name!r}; it may have been cleaned "
+                "up: run the step again so that it is uploaded anew"
+            )
+        if isinstance(data, BaseException):
+            with translate_errors(store.config, "read", path):
+                raise data
+        out.append(bytes(data))
+    return out
+
+
+def _store_object(store: Datastore, source_directory: str, rel: str, entry: TreeEntry) -> int:
+    """Upload one large file as a content-addressed object unless the store has it (shared by every tree)."""
+    target = object_path(entry.digest)
+    if store.exists(target):
+        return 0
+    return int(store.create_if_absent(target, _checked(source_directory, rel, entry)))
+
+
+def _checked(source_directory: str, rel: str, entry: TreeEntry) -> bytes:
+    data = read_entry(source_directory, rel, entry)
+    if hash_bytes(data) != entry.digest:
+        raise ConfigError(
+            f"source file {rel!r} in {source_directory!r} changed while the step's snapshot was being taken; "
+            "run the step again once nothing writes to its source_directory"
+        )
+    return data
 
 
 def git_info(folder: str) -> dict[str, Any] | None:

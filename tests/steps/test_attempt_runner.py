@@ -17,7 +17,7 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.steps import records
-from airflow_mlpipe.steps.snapshot import fetch_snapshot, object_path, scan_source, store_snapshot
+from airflow_mlpipe.steps.snapshot import fetch_snapshot, pack_path, scan_source, store_snapshot, tree_path
 from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.reuse.reuse_helpers import committed_output
@@ -100,7 +100,7 @@ def test_a_source_file_changed_while_snapshotting_is_refused(store: Datastore, t
     (src / "train.py").write_text("print('v2')\n")
     with pytest.raises(ConfigError, match="'train.py' .* changed while the step's snapshot was being taken"):
         store_snapshot(str(src), tree, store)
-    assert not store.exists(object_path(tree.entries["train.py"].digest))
+    assert not store.exists(pack_path(tree.digest)) and not store.exists(tree_path(tree.digest))
 
 
 def test_a_stored_snapshot_is_checked_when_fetched(store: Datastore, tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_a_stored_snapshot_is_checked_when_fetched(store: Datastore, tmp_path: P
     (src / "train.py").write_text("print('v1')\n")
     tree = scan_source(str(src))
     store_snapshot(str(src), tree, store)
-    store.write_text(object_path(tree.entries["train.py"].digest), "print('tampered')\n")
+    store.write_text(pack_path(tree.digest), "print('v9')\n")  # the same length: only the digest can tell
     with pytest.raises(ConfigError, match="stored copy of 'train.py' .* does not match its digest"):
         fetch_snapshot(tree.digest, store, str(tmp_path / "fetched"))
 

@@ -1,0 +1,69 @@
+"""Writing a snapshot's files into a local folder, each checked against its digest first: shared by the fetch from
+the datastore and by the local snapshot cache. Paths stay inside the folder and links may only point inside it."""
+
+from __future__ import annotations
+
+import os
+
+from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.fingerprint.hashing import hash_bytes
+from airflow_mlpipe.fingerprint.tree import TreeEntry
+
+
+class SnapshotWriter:
+    """Writes entries of snapshot ``digest`` under ``target`` (made on first write)."""
+
+    def __init__(self, digest: str, target: str) -> None:
+        self.digest = digest
+        self.root = os.path.abspath(target)
+        self._folders: set[str] = set()
+
+    def write(self, rel: str, entry: TreeEntry, data: bytes, *, where: str) -> None:
+        """Write one file (or link) after checking ``data`` against its digest; ``where`` names the copy read,
+        for the error."""
+        if hash_bytes(data) != entry.digest:
+            raise ConfigError(
+                f"source snapshot {self.digest}: the stored copy of {rel!r} ({where}) does not match its digest; "
+                "delete that object and run the step again to upload it anew"
+            )
+        local = os.path.join(self.root, *confined(rel, self.digest).split("/"))
+        folder = os.path.dirname(local)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        if os.path.islink(local):  # a second try over a partly written folder
+            os.unlink(local)
+        if entry.link:
+            os.symlink(confined_link(data.decode(), local, self.root, rel), local)
+            return
+        with open(local, "wb") as fh:
+            fh.write(data)
+        if entry.executable:
+            os.chmod(local, 0o755)
+
+
+def confined(rel: str, digest: str) -> str:
+    try:
+        return normalize_relpath(rel, datastore=f"snapshot {digest}")
+    except ConfigError:
+        raise ConfigError(f"source snapshot {digest} holds the path {rel!r}, which leaves the snapshot") from None
+
+
+def confined_link(link: str, local: str, root: str, rel: str) -> str:
+    resolved = os.path.normpath(os.path.join(os.path.dirname(local), link))
+    if os.path.isabs(link) or not (resolved == root or resolved.startswith(root + os.sep)):
+        raise ConfigError(
+            f"source file {rel!r} is a link to {link!r}, outside the source folder: a step's snapshot holds only "
+            "what is inside source_directory (copy the file in, or read it as a dataset)"
+        )
+    return link
+
+
+def read_entry(root: str, rel: str, entry: TreeEntry) -> bytes:
+    """The bytes of a local file as its tree fingerprints them: a link's text, a file's content."""
+    full = os.path.join(root, *rel.split("/"))
+    if entry.link:
+        return os.fsencode(os.readlink(full))
+    with open(full, "rb") as fh:
+        return fh.read()
