@@ -35,35 +35,51 @@ def _fail(message: str, as_json: bool) -> None:
 
 
 @datasets_app.command("list")
-def datasets_list(as_json: JsonOpt = False) -> None:
-    """Every registered dataset with its latest version."""
-    from airflow_mlpipe.datasets.registry import DatasetRegistry
+def datasets_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many datasets.")] = 100,
+    after: Annotated[
+        str | None, typer.Option("--after", help="The next page: the token the previous page printed.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Registered datasets with their latest versions, a page at a time (by name)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+    from airflow_mlpipe.exceptions import DatasetNotFoundError
 
     registry = DatasetRegistry()
-    rows: list[dict[str, Any]] = []
-    for name in registry.names():
-        versions = registry.versions(name)
-        if not versions:
-            continue
-        latest = registry.get(name, versions[-1])
-        rows.append(
-            {
-                "name": name,
-                "latest_version": latest.version,
-                "versions": len(versions),
-                "kind": latest.kind,
-                "files": len(latest.manifest),
-                "bytes": latest.manifest.total_size,
-                "created_at": latest.created_at,
-                "description": latest.description,
-            }
-        )
+    names, next_token = registry.names_page(limit=limit, start_after=after or "")
+
+    def latest(name: str) -> DatasetRecord | None:
+        try:
+            return registry.get(name)  # the pointer and its record: a few requests, however many versions
+        except DatasetNotFoundError:
+            return None  # a folder without records (a registration that failed before its first version)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        records = [r for r in pool.map(latest, names) if r is not None]
+    rows: list[dict[str, Any]] = [
+        {
+            "name": record.name,
+            "latest_version": record.version,
+            "versions": record.version,  # numbered from 1 without gaps
+            "kind": record.kind,
+            "files": len(record.manifest),
+            "bytes": record.manifest.total_size,
+            "created_at": record.created_at,
+            "description": record.description,
+        }
+        for record in records
+    ]
     if as_json:
-        emit_json({"datastore": registry.store.name, "datasets": rows})
+        emit_json({"datastore": registry.store.name, "datasets": rows, "next": next_token})
         return
     for row in rows:
         row["size"] = human_bytes(row["bytes"])
     emit_table(rows, ["name", "latest_version", "kind", "files", "size", "created_at", "description"])
+    if next_token:
+        emit_line(f"next page: mlpipe datasets list --limit {limit} --after {next_token}")
 
 
 @datasets_app.command("show")
@@ -73,24 +89,24 @@ def datasets_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One dataset version: files, content identities, lineage."""
-    from airflow_mlpipe.datasets.registry import DatasetRegistry
+    from airflow_mlpipe.datasets.registry import DatasetRegistry, version_span
     from airflow_mlpipe.exceptions import DatasetError
 
     registry = DatasetRegistry()
     try:
         record = registry.get(name, version)
-        versions = registry.versions(name)
+        newest = record.version if version == "latest" else registry.latest_version(name)
     except DatasetError as exc:
         _fail(str(exc), as_json)
         return
-    data: dict[str, Any] = {**record.to_dict(), "all_versions": versions}
+    data: dict[str, Any] = {**record.to_dict(), "latest_version": newest, "versions": version_span(newest)}
     if as_json:
         emit_json(data)
         return
     emit_fields(
         [
             ("name", record.name),
-            ("version", f"{record.version} (of {', '.join(map(str, versions))})"),
+            ("version", f"{record.version} (of {version_span(newest)})"),
             ("kind", record.kind),
             ("description", record.description or "-"),
             ("tags", record.tags or "-"),

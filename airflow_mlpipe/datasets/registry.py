@@ -1,8 +1,16 @@
 """The dataset registry: one immutable JSON record per dataset version, kept in the default datastore.
 
-Layout: ``_mlpipe/registry/datasets/<name>/<version>.json``. A version is allocated by creating its record with
-the datastore's create-if-absent primitive, so racing registrations each get their own version, with no gap and
-no duplicate, and a record, once written, is never changed.
+Layout: ``_mlpipe/registry/datasets/<name>/<version>.json``, plus ``<name>/_latest.json``. A version is allocated
+by creating its record with the datastore's create-if-absent primitive, so racing registrations each get their own
+version, with no gap and no duplicate, and a record, once written, is never changed: the records are the source
+of truth.
+
+``_latest.json`` (``{"format", "name", "version"}``) is a hint that keeps every lookup's cost flat in the number
+of versions, as Delta Lake's ``_last_checkpoint`` does for its numbered commit files: it is advanced with
+conditional writes (compare-and-swap on the store's ETag) and never moves back. It may lag (a registration that
+died between creating its record and advancing the pointer): a reader probes the versions after it, one read
+each until one is missing, and advances it. A registry written before pointers existed gets its pointer from one
+listing, once.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
 from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
+from airflow_mlpipe.storage.conditional import Tagged, list_children, read_tagged, replace_if_unchanged
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
@@ -27,6 +36,8 @@ log = logging.getLogger(__name__)
 REGISTRY_ROOT = "_mlpipe/registry/datasets"
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 RECORD_FORMAT = 1
+LATEST_POINTER = "_latest.json"
+POINTER_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,28 @@ class DatasetRegistry(OnDefaultDatastore):
     def _record_path(self, name: str, version: int) -> str:
         return f"{REGISTRY_ROOT}/{name}/{version}.json"
 
-    def names(self) -> list[str]:
+    def _pointer_path(self, name: str) -> str:
+        return f"{REGISTRY_ROOT}/{name}/{LATEST_POINTER}"
+
+    # -- listing (for callers that need every name or version; lookups never list) --------------------------
+    def names(self, *, limit: int | None = None, start_after: str = "") -> list[str]:
+        """Registered dataset names in the store's order; with ``limit``, one page of them after
+        ``start_after`` (one listing request, see :meth:`names_page`)."""
+        if limit is not None:
+            return self.names_page(limit=limit, start_after=start_after)[0]
         if not self.store.exists(REGISTRY_ROOT):
             return []
-        return sorted(p.rsplit("/", 1)[-1] for p in self.store.list(REGISTRY_ROOT))
+        found = (p.rsplit("/", 1)[-1] for p in self.store.list(REGISTRY_ROOT))
+        return sorted((n for n in found if not n.startswith(".")), key=lambda n: n + "/")
+
+    def names_page(self, *, limit: int = 100, start_after: str = "") -> tuple[list[str], str | None]:
+        """Up to ``limit`` names after ``start_after``, and the ``start_after`` of the next page (None: the last)."""
+        names, more = list_children(self.store, REGISTRY_ROOT, limit=limit, start_after=start_after)
+        return names, (names[-1] if more and names else None)
 
     def versions(self, name: str) -> list[int]:
+        """Every version number of ``name``, from a listing of its folder (the cost grows with the versions:
+        lookups use :meth:`latest_version` instead)."""
         check_name(name)
         folder = f"{REGISTRY_ROOT}/{name}"
         if not self.store.exists(folder):
@@ -112,44 +139,49 @@ class DatasetRegistry(OnDefaultDatastore):
                 found.append(int(stem))
         return sorted(found)
 
-    def get(self, name: str, version: int | str = "latest") -> DatasetRecord:
+    # -- lookups ----------------------------------------------------------------------------------------------
+    def latest_version(self, name: str) -> int:
+        """The latest version number of ``name`` (0 when none is registered): the pointer and one probe."""
         check_name(name)
-        versions = self.versions(name)
-        if not versions:
-            known = ", ".join(repr(n) for n in self.names()[:20]) or "none"
-            raise DatasetNotFoundError(
-                f"no dataset named {name!r} is registered in datastore {self.store.name!r}; registered: {known}"
-            )
+        latest = self._latest(name)
+        return latest.version if latest else 0
+
+    def get(self, name: str, version: int | str = "latest") -> DatasetRecord:
+        """A version's record: "latest" reads the pointer, probes the version after it and reads the record
+        (three requests whatever the number of versions); a number reads that record alone (one request)."""
+        check_name(name)
         if version == "latest":
-            number = versions[-1]
-        else:
-            try:
-                number = int(version)
-            except (TypeError, ValueError):
-                raise DatasetError(f"dataset {name!r}: version {version!r} is not a number or 'latest'") from None
-            if number not in versions:
-                raise DatasetNotFoundError(f"dataset {name!r} has no version {number}; versions: {_ranges(versions)}")
-        path = self._record_path(name, number)
+            latest = self._latest(name)
+            if latest is None:
+                raise self._unknown(name)
+            return latest
         try:
-            return DatasetRecord.from_dict(self.store.read_json(path))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(
-                f"dataset {name!r} version {number}: its record {path!r} in datastore {self.store.name!r} is "
-                f"unreadable ({type(exc).__name__}: {exc}); restore it from a backup or delete it"
-            ) from None
+            number = int(version)
+        except (TypeError, ValueError):
+            raise DatasetError(f"dataset {name!r}: version {version!r} is not a number or 'latest'") from None
+        record = self._read_record(name, number) if number > 0 else None
+        if record is not None:
+            return record
+        newest = self.latest_version(name)
+        if not newest:
+            raise self._unknown(name)
+        raise DatasetNotFoundError(f"dataset {name!r} has no version {number}; versions: {version_span(newest)}")
 
     def registered_by(self, name: str, step_run_id: str, *, since: str) -> DatasetRecord | None:
         """The version of ``name`` that step run ``step_run_id`` registered, looking back from the latest version
-        only as far as versions created at ``since`` or later (so the cost follows recent activity, not the
-        number of versions). What makes registering a committed attempt's outputs idempotent."""
-        for version in reversed(self.versions(name)):
-            record = self.get(name, version)
+        only as far as versions created at ``since`` or later (one read a version: the cost follows recent
+        activity, not the number of versions). What makes registering a committed attempt's outputs idempotent."""
+        check_name(name)
+        record = self._latest(name)
+        while record is not None:
             if record.lineage.get("step_run_id") == step_run_id:
                 return record
             if record.created_at and record.created_at < since:
                 return None
+            record = self._read_record(name, record.version - 1) if record.version > 1 else None
         return None
 
+    # -- registration -----------------------------------------------------------------------------------------
     def register(
         self,
         *,
@@ -162,25 +194,35 @@ class DatasetRegistry(OnDefaultDatastore):
         lineage: Mapping[str, Any] | None = None,
         create_new_version: bool = True,
     ) -> tuple[DatasetRecord, bool]:
-        """Add a version unless the latest one has the same content. Returns (record, created)."""
+        """Add a version unless the latest one has the same content. Returns (record, created).
+
+        Four requests when nothing races: read the pointer, read the latest record, create the next version's
+        record (create-if-absent: the one step that decides the version), advance the pointer."""
         check_name(name)
         if tags is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             raise DatasetError(f"dataset {name!r}: tags must map strings to strings, got {tags!r}")
+        pointer = self._read_pointer(name)
+        version = pointer.version if pointer.version is not None else self._listed_latest(name)
+        current = self._read_record(name, version) if version else None
+        if version and current is None:  # the pointer names a record that is gone (deleted by hand)
+            version = self._listed_latest(name)
+            current = self._read_record(name, version) if version else None
         for _ in range(10_000):
-            versions = self.versions(name)
-            latest = versions[-1] if versions else 0
-            if latest:
-                current = self.get(name, latest)
-                if current.same_content(kind, definition, manifest):
+            if current is not None and current.same_content(kind, definition, manifest):
+                following = self._read_record(name, version + 1)  # the same as the latest only if it is the latest
+                if following is None:
+                    self._advance(name, version, pointer)
                     return current, False
-                if not create_new_version:
-                    raise DatasetError(
-                        f"dataset {name!r} already exists (version {latest}) with other content; pass "
-                        f"create_new_version=True to add version {latest + 1}, or choose another name"
-                    )
+                version, current = version + 1, following
+                continue
+            if current is not None and not create_new_version:
+                raise DatasetError(
+                    f"dataset {name!r} already exists (version {version}) with other content; pass "
+                    f"create_new_version=True to add version {version + 1}, or choose another name"
+                )
             record = DatasetRecord(
                 name=name,
-                version=latest + 1,
+                version=version + 1,
                 kind=kind,
                 definition=dict(definition),
                 manifest=manifest,
@@ -191,8 +233,85 @@ class DatasetRegistry(OnDefaultDatastore):
             )
             if self.store.create_if_absent(self._record_path(name, record.version), _record_bytes(record)):
                 log.info("registered dataset %s version %d (%d files)", name, record.version, len(manifest))
+                self._advance(name, record.version, pointer)
                 return record, True
+            version += 1  # another registration took it: compare with that one, then try the next
+            current = self._read_record(name, version)
         raise DatasetError(f"dataset {name!r}: could not allocate a version after many attempts")  # pragma: no cover
+
+    # -- the latest pointer -----------------------------------------------------------------------------------
+    def _latest(self, name: str) -> DatasetRecord | None:
+        """The latest record: from the pointer up, one read a version until one is missing (normally the
+        probe of the version after the pointer's); a pointer found behind is advanced."""
+        pointer = self._read_pointer(name)
+        version = pointer.version if pointer.version is not None else self._listed_latest(name)
+        record = None
+        while (following := self._read_record(name, version + 1)) is not None:
+            record, version = following, version + 1
+        if record is None and version:
+            record = self._read_record(name, version)
+            if record is None:  # the pointer names a record that is gone (deleted by hand): trust a listing
+                version = self._listed_latest(name)
+                return self._read_record(name, version) if version else None
+        if version:
+            self._advance(name, version, pointer)
+        return record
+
+    def _listed_latest(self, name: str) -> int:
+        """The highest version in a listing: for registries written before pointers existed, once per name."""
+        return max(self.versions(name), default=0)
+
+    def _read_pointer(self, name: str) -> _Pointer:
+        tagged = read_tagged(self.store, self._pointer_path(name))
+        if tagged is None:
+            return _Pointer(None, None)
+        try:
+            version = int(json.loads(tagged.data)["version"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("dataset %s: its latest pointer is unreadable; rebuilding it from a listing", name)
+            return _Pointer(None, tagged)
+        return _Pointer(version, tagged)
+
+    def _advance(self, name: str, version: int, pointer: _Pointer) -> None:
+        """Move the pointer up to ``version`` with conditional writes, never down: a writer that lost a race
+        rereads it and stops once it names ``version`` or later."""
+        path = self._pointer_path(name)
+        data = json.dumps({"format": POINTER_FORMAT, "name": name, "version": version}, sort_keys=True).encode()
+        for _ in range(100):
+            if pointer.version is not None and pointer.version >= version:
+                return
+            if replace_if_unchanged(self.store, path, data, pointer.tagged.tag if pointer.tagged else None):
+                return
+            pointer = self._read_pointer(name)
+        log.warning("dataset %s: gave up advancing its latest pointer to %d (readers still find it)", name, version)
+
+    def _read_record(self, name: str, version: int) -> DatasetRecord | None:
+        path = self._record_path(name, version)
+        try:
+            data = self.store.read_bytes(path)
+        except FileNotFoundError:
+            return None
+        try:
+            return DatasetRecord.from_dict(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(
+                f"dataset {name!r} version {version}: its record {path!r} in datastore {self.store.name!r} is "
+                f"unreadable ({type(exc).__name__}: {exc}); restore it from a backup or delete it"
+            ) from None
+
+    def _unknown(self, name: str) -> DatasetNotFoundError:
+        known = ", ".join(repr(n) for n in self.names(limit=20)) or "none"
+        return DatasetNotFoundError(
+            f"no dataset named {name!r} is registered in datastore {self.store.name!r}; registered: {known}"
+        )
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """The pointer as read: the version it names (None when it is missing or unreadable) and its tag."""
+
+    version: int | None
+    tagged: Tagged | None
 
 
 def _hashes_content(manifest: Manifest) -> bool:
@@ -217,7 +336,8 @@ def _record_bytes(record: DatasetRecord) -> bytes:
     return json.dumps(record.to_dict(), sort_keys=True, indent=1).encode("utf-8")
 
 
-def _ranges(numbers: list[int]) -> str:
-    if len(numbers) <= 6:
-        return ", ".join(map(str, numbers))
-    return f"{numbers[0]}..{numbers[-1]}"
+def version_span(latest: int) -> str:
+    """Versions are numbered from 1 without gaps: "1, 2, 3", or "1..250"."""
+    if latest <= 6:
+        return ", ".join(map(str, range(1, latest + 1)))
+    return f"1..{latest}"
