@@ -153,32 +153,41 @@ def datastores_list(as_json: JsonOpt = False) -> None:
 @runs_app.command("list")
 def runs_list(
     dag: Annotated[str | None, typer.Option("--dag", help="Only runs of this DAG.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    task: Annotated[str | None, typer.Option("--task", help="Only runs of this task (with --dag).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=5000, help="At most this many, newest first.")] = 50,
+    after: Annotated[
+        str | None, typer.Option("--after", help="The next page: the token the previous page printed.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Step runs, newest first."""
-    from airflow_mlpipe.steps.records import iter_records
+    """Step runs, newest first, a page at a time."""
+    from airflow_mlpipe.steps.run_index import list_runs
+    from airflow_mlpipe.storage.datastore import Datastore
 
-    rows = []
-    for record in iter_records(dag_id=dag):
-        rows.append(
-            {
-                "step_run_id": record.get("step_run_id"),
-                "dag_id": record.get("dag_id"),
-                "task_id": record.get("task_id"),
-                "status": record.get("status"),
-                "reused": bool(record.get("reused_from")),
-                "started_at": record.get("started_at"),
-                "finished_at": record.get("finished_at"),
-                "metrics": len(record.get("metrics") or {}),
-            }
-        )
-        if len(rows) >= limit:
-            break
+    if task is not None and dag is None:
+        _fail("--task needs --dag: a task id is unique only within its DAG", as_json)
+    page = list_runs(Datastore.get_default(), dag_id=dag, task_id=task, limit=limit, token=after)
+    rows = [{**row, "reused": bool(row.get("reused_from"))} for row in page.rows]
     if as_json:
-        emit_json({"runs": rows})
+        emit_json({"runs": rows, "next": page.next_token})
         return
-    emit_table(rows, ["step_run_id", "task_id", "status", "reused", "started_at", "metrics"])
+    emit_table(rows, ["step_run_id", "task_id", "status", "reused", "started_at", "metrics", "error"])
+    if page.next_token:
+        more = " ".join([*(["--dag", dag] if dag else []), *(["--task", task] if task else []), "--limit", str(limit)])
+        emit_line(f"next page: mlpipe runs list {more} --after {page.next_token}")
+
+
+@runs_app.command("reindex")
+def runs_reindex(as_json: JsonOpt = False) -> None:
+    """Rebuild the newest-first listings of step runs from every record (after a restore from a backup)."""
+    from airflow_mlpipe.steps.run_index import reindex
+    from airflow_mlpipe.storage.datastore import Datastore
+
+    count = reindex(Datastore.get_default())
+    if as_json:
+        emit_json({"indexed": count})
+        return
+    emit_line(f"indexed {count} step runs")
 
 
 @runs_app.command("show")

@@ -370,6 +370,7 @@ class StepAttempt:
             **earlier,
             "step_run_id": self.srid,
             **self.attempt.to_dict(),
+            "created_at": self.spec.created_at if self.spec is not None else self.started_at,
             "started_at": self.started_at,
             "finished_at": records.now_iso(),
             "adopted_from": ran,

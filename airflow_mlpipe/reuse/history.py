@@ -1,24 +1,30 @@
 """Per-step history of reuse decisions: what each step run was keyed on and what was decided.
 
-Layout: ``_mlpipe/reuse/steps/<dag_id>/<task_id>/<decided at>_<step_run_id>.json``. The time comes first in the
-name, so one listing of the step's folder finds the nearest earlier run without reading every entry; the entry
-holds the key's components and details, which is what the explainer compares the next run against.
+Layout: ``_mlpipe/reuse/history/<dag_id>/<task_id>/<day>/<inverted time>_<step_run_id>.json``, newest first (see
+``storage.paged``), and ``_mlpipe/runs/<step_run_id>/decision.json``, the same entry under its step run. The
+nearest earlier run, which the explainer compares the next run against, is on the first page of the step's
+folder, so a decision reads one page however long the history is. Histories written before this layout
+(``_mlpipe/reuse/steps/<dag_id>/<task_id>/<decided at>_<step_run_id>.json``, oldest first) are still read, when
+the step has no entry of the new layout to answer with.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.reuse.index import INDEX_ROOT
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
+from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of
 
 log = logging.getLogger(__name__)
 
-STEPS_ROOT = f"{INDEX_ROOT}/steps"
+HISTORY_ROOT = f"{INDEX_ROOT}/history"
+LEGACY_ROOT = f"{INDEX_ROOT}/steps"  # oldest first, before the newest-first layout
+PAGE = 50
 HISTORY_FORMAT = 1
 
 
@@ -68,7 +74,7 @@ class HistoryEntry:
 
 
 class StepHistory(OnDefaultDatastore):
-    """The decisions of one step (``dag_id``/``task_id``), newest last."""
+    """The decisions of one step (``dag_id``/``task_id``)."""
 
     def __init__(self, dag_id: str, task_id: str, store: Datastore | None = None) -> None:
         self.dag_id = dag_id
@@ -77,22 +83,113 @@ class StepHistory(OnDefaultDatastore):
 
     @property
     def folder(self) -> str:
-        return f"{STEPS_ROOT}/{self.dag_id}/{self.task_id}"
+        return f"{HISTORY_ROOT}/{self.dag_id}/{self.task_id}"
 
     def add(self, entry: HistoryEntry) -> str:
         """Keep ``entry``; returns its path. A retried task instance adds a second entry for its step run."""
-        path = f"{self.folder}/{_stamp(entry.decided_at)}_{entry.step_run_id}.json"
-        self.store.write_json(path, entry.to_dict())
+        path = f"{self.folder}/{newest_first_name(entry.decided_at, entry.step_run_id)}"
+        body = json.dumps(entry.to_dict(), sort_keys=True).encode("utf-8")
+        self.store.write_many({path: body, decision_path(entry.step_run_id): body})
         return path
 
-    def names(self) -> list[str]:
-        """Entry file names, oldest first."""
-        if not self.store.exists(self.folder):
-            return []
-        return sorted(p.rsplit("/", 1)[-1] for p in self.store.list(self.folder) if p.endswith(".json"))
+    def newest(self, *, limit: int | None = None) -> Iterator[HistoryEntry]:
+        """Entries newest first, a page at a time (unreadable ones skipped), then the older layout's."""
+        seen = 0
+        for _path, entry in self._pages():
+            yield entry
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+        if seen == 0:
+            yield from self._legacy().newest()
 
     def previous(self, step_run_id: str) -> HistoryEntry | None:
         """The nearest earlier run of this step other than ``step_run_id`` (its retries included)."""
+        own = self.find(step_run_id)
+        own_name = newest_first_name(own.decided_at, step_run_id) if own is not None else None
+        for path, entry in self._pages():
+            name = path[len(self.folder) + 1 :]
+            if unique_of(name) == step_run_id or (own_name is not None and name <= own_name):
+                continue
+            return entry
+        return self._legacy().previous(step_run_id)
+
+    def find(self, step_run_id: str) -> HistoryEntry | None:
+        """The newest entry of ``step_run_id`` (its last try): one read."""
+        entry = self._read(decision_path(step_run_id))
+        if entry is not None and entry.dag_id == self.dag_id and entry.task_id == self.task_id:
+            return entry
+        return self._legacy().find(step_run_id)
+
+    def find_run(self, run_id: str) -> HistoryEntry | None:
+        """The newest entry of any attempt of this step in the DAG run ``run_id`` (its last try); reads back from
+        the newest only as far as that run."""
+        for _path, entry in self._pages():
+            if entry.run_id == run_id:
+                return entry
+        return self._legacy().find_run(run_id)
+
+    def latest(self) -> HistoryEntry | None:
+        return next(self.newest(limit=1), None)
+
+    def _pages(self) -> Iterator[tuple[str, HistoryEntry]]:
+        token: str | None = None
+        while True:
+            page = list_page(self.store, self.folder, limit=PAGE, token=token)
+            bodies = self.store.read_many(page.paths)
+            for path in page.paths:
+                entry = _parse(path, bodies.get(path))
+                if entry is not None:
+                    yield path, entry
+            if page.next_token is None:
+                return
+            token = page.next_token
+
+    def _read(self, path: str) -> HistoryEntry | None:
+        return _parse(path, self.store.read_many([path]).get(path))
+
+    def _legacy(self) -> _LegacyHistory:
+        return _LegacyHistory(self.dag_id, self.task_id, self.store)
+
+
+def decision_path(step_run_id: str) -> str:
+    from airflow_mlpipe.steps.records import run_folder
+
+    return f"{run_folder(step_run_id)}/decision.json"
+
+
+def _parse(path: str, body: bytes | Exception | None) -> HistoryEntry | None:
+    if body is None or isinstance(body, FileNotFoundError):
+        return None
+    try:
+        if isinstance(body, Exception):
+            raise body
+        return HistoryEntry.from_dict(json.loads(body))
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        log.warning("ignoring the unreadable reuse history entry %s (%s)", path, exc)
+        return None
+
+
+class _LegacyHistory:
+    """A history of the older layout: one folder per step, oldest first, read whole (it no longer grows)."""
+
+    def __init__(self, dag_id: str, task_id: str, store: Datastore) -> None:
+        self.folder = f"{LEGACY_ROOT}/{dag_id}/{task_id}"
+        self.store = store
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(p.rsplit("/", 1)[-1] for p in self.store.list(self.folder) if p.endswith(".json"))
+        except FileNotFoundError:
+            return []
+
+    def newest(self) -> Iterator[HistoryEntry]:
+        for name in reversed(self.names()):
+            entry = self._read(name)
+            if entry is not None:
+                yield entry
+
+    def previous(self, step_run_id: str) -> HistoryEntry | None:
         names = self.names()
         own = [n for n in names if _run_of(n) == step_run_id]
         before = own[0] if own else None
@@ -105,46 +202,17 @@ class StepHistory(OnDefaultDatastore):
         return None
 
     def find(self, step_run_id: str) -> HistoryEntry | None:
-        """The newest entry of ``step_run_id`` (its last try)."""
         for name in reversed(self.names()):
             if _run_of(name) == step_run_id:
                 return self._read(name)
         return None
 
     def find_run(self, run_id: str) -> HistoryEntry | None:
-        """The newest entry of any attempt of this step in the DAG run ``run_id`` (its last try)."""
-        from airflow_mlpipe.core.attempt import readable_prefix
-
-        prefix = readable_prefix(self.dag_id, run_id, self.task_id)
-        for name in reversed(self.names()):
-            if _run_of(name).startswith(prefix):
-                entry = self._read(name)
-                if entry is not None and entry.run_id == run_id:
-                    return entry
-        return None
-
-    def latest(self) -> HistoryEntry | None:
-        for name in reversed(self.names()):
-            entry = self._read(name)
-            if entry is not None:
-                return entry
-        return None
+        return next((e for e in self.newest() if e.run_id == run_id), None)
 
     def _read(self, name: str) -> HistoryEntry | None:
         path = f"{self.folder}/{name}"
-        try:
-            return HistoryEntry.from_dict(self.store.read_json(path))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring the unreadable reuse history entry %s (%s)", path, exc)
-            return None
-
-
-def _stamp(iso: str) -> str:
-    """``2026-11-25T09:14:01.123+00:00`` → ``20261125T091401123Z``: sorts as the times do."""
-    moment = dt.datetime.fromisoformat(iso).astimezone(dt.UTC)
-    return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+        return _parse(path, self.store.read_many([path]).get(path))
 
 
 def _run_of(name: str) -> str:

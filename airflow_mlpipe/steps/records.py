@@ -12,7 +12,6 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_mlpipe.core.attempt import READABLE_LIMIT
 from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -88,7 +87,12 @@ def find_record(step_run_id: str, store: Datastore | None = None) -> dict[str, A
 
 
 def write_record(record: Mapping[str, Any], store: Datastore | None = None) -> None:
-    _store(store).write_json(record_path(str(record["step_run_id"])), dict(record))
+    """Write the record, then its summaries in the newest-first listings (``steps.run_index``)."""
+    from airflow_mlpipe.steps.run_index import write_summaries
+
+    store = _store(store)
+    store.write_json(record_path(str(record["step_run_id"])), dict(record))
+    write_summaries(record, store)
 
 
 def record_base(spec: StepSpec) -> dict[str, Any]:
@@ -96,6 +100,7 @@ def record_base(spec: StepSpec) -> dict[str, Any]:
     return {
         "step_run_id": spec.step_run_id,
         **spec.attempt.to_dict(),
+        "created_at": spec.created_at,
         "kind": spec.kind,
         "script_name": spec.script_name,
         "snapshot": spec.snapshot,
@@ -126,17 +131,11 @@ def read_commit(step_run_id: str, store: Datastore | None = None) -> dict[str, A
 
 # -- listing ----------------------------------------------------------------------------------------------------
 def iter_records(store: Datastore | None = None, *, dag_id: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every step run record (newest first), optionally only those of one DAG."""
+    """Step run records, newest first (optionally those of one DAG), read a page of the run index at a time."""
+    from airflow_mlpipe.steps.run_index import iter_runs
+
     store = _store(store)
-    if not store.exists(RUNS_ROOT):
-        return
-    found = []
-    for folder in store.list(RUNS_ROOT):
-        run_id = folder.rsplit("/", 1)[-1]
-        if dag_id is not None and not run_id.startswith(dag_id[:READABLE_LIMIT]):  # dag ids need no sanitising
-            continue
-        record = find_record(run_id, store)
-        if record is not None and (dag_id is None or record.get("dag_id") == dag_id):
-            found.append(record)
-    found.sort(key=lambda r: str(r.get("started_at") or ""), reverse=True)
-    yield from found
+    for row in iter_runs(store, dag_id=dag_id):
+        record = find_record(str(row.get("step_run_id")), store)
+        if record is not None:
+            yield record

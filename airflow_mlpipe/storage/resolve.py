@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from airflow_mlpipe.exceptions import DatastoreNotFoundError
+from airflow_mlpipe.storage import metadb
 from airflow_mlpipe.storage.config import (
     CONN_TYPE,
     DEFAULT_DATASTORE,
@@ -87,6 +88,10 @@ def resolve_default_datastore() -> Datastore:
 
 
 def _config_from_airflow(name: str) -> DatastoreConfig | None:
+    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server":  # the CLI: the metadata DB without Airflow's import
+        found = metadb.find_connection(name)
+        if not isinstance(found, metadb.AskAirflow):
+            return None if found is None else _config_of_row(found)
     try:
         from airflow.sdk.definitions.connection import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -103,6 +108,12 @@ def _config_from_airflow(name: str) -> DatastoreConfig | None:
         password=conn.password,
         host=conn.host,
         extra=conn.extra,
+    )
+
+
+def _config_of_row(row: metadb.Row) -> DatastoreConfig:
+    return config_from_fields(
+        row.conn_id, conn_type=row.conn_type, login=row.login, password=row.password, host=row.host, extra=row.extra
     )
 
 
@@ -132,6 +143,15 @@ def _configs_from_metadata_db() -> list[DatastoreConfig]:
     """Datastore connections kept in Airflow's metadata DB (only where this process may read it: CLI, server)."""
     if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") != "server":
         return []
+    rows = metadb.connections_of_type(CONN_TYPE)
+    if not isinstance(rows, metadb.AskAirflow):
+        configs = []
+        for row in rows:
+            try:
+                configs.append(_config_of_row(row))
+            except ValueError:
+                continue
+        return configs
     try:
         from airflow.models.connection import Connection as DbConnection
         from airflow.utils.session import create_session
