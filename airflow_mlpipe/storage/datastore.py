@@ -203,6 +203,25 @@ class Datastore:
     def read_json(self, path: str) -> Any:
         return json.loads(self.read_bytes(path))
 
+    def read_many(self, paths: Iterable[str]) -> dict[str, bytes | Exception]:
+        """Read several objects at once (concurrent requests on object stores): each path's bytes, or the error
+        that reading it raised (``FileNotFoundError`` for a missing one)."""
+        wanted = {self.full_path(p): p for p in paths}
+        if not wanted:
+            return {}
+        if self.protocol == "file":
+            found: dict[str, bytes | Exception] = {}
+            for full, rel in wanted.items():
+                try:
+                    with open(full, "rb") as fh:
+                        found[rel] = fh.read()
+                except OSError as exc:
+                    found[rel] = exc
+            return found
+        with translate_errors(self.config, "read", next(iter(wanted.values()))):
+            answers = self.fs.cat(list(wanted), on_error="return")
+        return {rel: _as_bytes_or_error(answers.get(full, FileNotFoundError(full))) for full, rel in wanted.items()}
+
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         """Open a file. Writing through ``open`` is not atomic: use ``write_bytes`` for records."""
         full = self.full_path(path)
@@ -253,6 +272,16 @@ class Datastore:
 
     def write_json(self, path: str, value: Any) -> None:
         self.write_bytes(path, _json_bytes(value))
+
+    def write_many(self, objects: Mapping[str, bytes]) -> None:
+        """Replace several objects, each whole (concurrent requests on object stores)."""
+        if self.protocol in ("file", "memory") or len(objects) < 2:
+            for path, data in objects.items():
+                self.write_bytes(path, data)
+            return
+        full = {self.full_path(p): data for p, data in objects.items()}
+        with translate_errors(self.config, "write", next(iter(objects))):
+            self.fs.pipe(full)
 
     def create_if_absent(self, path: str, data: bytes) -> bool:
         """Create ``path`` with ``data`` unless it exists. Exactly one of many racing writers gets True."""
@@ -417,6 +446,10 @@ def _quiet_azure_request_logs() -> None:
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def _as_bytes_or_error(answer: Any) -> bytes | Exception:
+    return answer if isinstance(answer, Exception) else bytes(answer)
 
 
 def _local_atomic_write(full: str, data: bytes, *, replace: bool) -> None:
