@@ -221,7 +221,7 @@ def _s3_read(fs: Any, full: str) -> Tagged | None:
     bucket, key, _ = fs.split_path(full)
 
     async def read() -> Tagged | None:
-        s3 = await fs.get_s3(bucket)
+        s3 = await _s3_client(fs, bucket)
         try:
             answer = await s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -243,7 +243,7 @@ def _s3_write(fs: Any, full: str, data: bytes, tag: str | None) -> bool:
     condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
 
     async def write() -> bool:
-        s3 = await fs.get_s3(bucket)
+        s3 = await _s3_client(fs, bucket)
         try:
             await s3.put_object(Bucket=bucket, Key=key, Body=data, **condition)
         except ClientError as exc:
@@ -254,6 +254,11 @@ def _s3_write(fs: Any, full: str, data: bytes, tag: str | None) -> bool:
         return True
 
     return sync(fs.loop, write)
+
+
+async def _s3_client(fs: Any, bucket: str) -> Any:
+    await fs.set_session()  # s3fs makes its client on first use
+    return await fs.get_s3(bucket)
 
 
 def _s3_children(fs: Any, full: str, limit: int, start_after: str) -> tuple[list[str], bool]:
@@ -267,7 +272,7 @@ def _s3_children(fs: Any, full: str, limit: int, start_after: str) -> tuple[list
         args["StartAfter"] = f"{prefix}{start_after}0"
 
     async def page() -> dict[str, Any]:
-        s3 = await fs.get_s3(bucket)
+        s3 = await _s3_client(fs, bucket)
         return dict(await s3.list_objects_v2(**args))
 
     answer = sync(fs.loop, page)
