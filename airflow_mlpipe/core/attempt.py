@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import xxhash
+
+from airflow_mlpipe.core.model import Record
 
 # A step run id names a folder on every store: the readable part is cut so that the whole id stays well under
 # the 255-byte limit of a local file name.
@@ -23,7 +24,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @dataclass(frozen=True)
-class AttemptId:
+class AttemptId(Record):
     """Which attempt of which step: Airflow's task instance key and try number."""
 
     dag_id: str
@@ -65,25 +66,6 @@ class AttemptId:
     def describe(self) -> str:
         mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
         return f"{self.dag_id}/{self.run_id}/{self.task_id}{mapped} try {self.try_number}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "try_number": self.try_number,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AttemptId:
-        return cls(
-            dag_id=str(data["dag_id"]),
-            run_id=str(data["run_id"]),
-            task_id=str(data["task_id"]),
-            map_index=int(data.get("map_index", -1)),
-            try_number=int(data.get("try_number", 1)),
-        )
 
 
 def readable_prefix(dag_id: str, run_id: str, task_id: str) -> str:

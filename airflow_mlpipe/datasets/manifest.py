@@ -61,6 +61,13 @@ class Manifest:
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
         return cls.of(ManifestEntry.from_dict(e) for e in data.get("entries", ()))
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """In records (``core.model``), a manifest is stored in its own compact form."""
+        from airflow_mlpipe.core.model import coded
+
+        return coded(lambda m: m.to_dict(), cls.from_dict)
+
     def diff(self, other: Manifest) -> dict[str, list[str]]:
         """Paths added, removed and changed going from ``self`` to ``other``."""
         mine = {(e.datastore, e.path): e.identity.token for e in self.entries}

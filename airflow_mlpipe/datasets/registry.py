@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
-from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError
+from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError, DatastoreAccessError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.storage.conditional import Tagged, list_children, read_tagged, replace_if_unchanged
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
@@ -41,7 +42,10 @@ POINTER_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class DatasetRecord:
+class DatasetRecord(Record):
+    FORMAT = RECORD_FORMAT
+    LABEL = "dataset record"
+
     name: str
     version: int
     kind: str
@@ -55,34 +59,6 @@ class DatasetRecord:
     @property
     def id(self) -> str:
         return f"{self.name}:{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": RECORD_FORMAT,
-            "name": self.name,
-            "version": self.version,
-            "kind": self.kind,
-            "definition": dict(self.definition),
-            "manifest": self.manifest.to_dict(),
-            "description": self.description,
-            "tags": dict(self.tags),
-            "created_at": self.created_at,
-            "lineage": dict(self.lineage),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetRecord:
-        return cls(
-            name=str(data["name"]),
-            version=int(data["version"]),
-            kind=str(data["kind"]),
-            definition=dict(data.get("definition") or {}),
-            manifest=Manifest.from_dict(data.get("manifest") or {}),
-            description=str(data.get("description") or ""),
-            tags=dict(data.get("tags") or {}),
-            created_at=str(data.get("created_at") or ""),
-            lineage=dict(data.get("lineage") or {}),
-        )
 
     def same_content(self, kind: str, definition: Mapping[str, Any], manifest: Manifest) -> bool:
         """True when registering (kind, definition's read options, manifest) again would add nothing: the same
@@ -253,8 +229,11 @@ class DatasetRegistry(OnDefaultDatastore):
             if record is None:  # the pointer names a record that is gone (deleted by hand): trust a listing
                 version = self._listed_latest(name)
                 return self._read_record(name, version) if version else None
-        if version:
-            self._advance(name, version, pointer)
+        if version and version != pointer.version:
+            try:
+                self._advance(name, version, pointer)
+            except DatastoreAccessError as exc:  # a reader may lack write access: the next writer repairs it
+                log.warning("dataset %s: could not advance its latest pointer to %d: %s", name, version, exc)
         return record
 
     def _listed_latest(self, name: str) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.exceptions import DatastoreNotFoundError, IncompleteFolderError
 from airflow_mlpipe.fingerprint.identity import identities, store_kept_identity
 from airflow_mlpipe.reuse.explain import NO_EARLIER_RUN, TreeLoader, explain_changes, mutable_image_note, rerun_line
@@ -33,7 +34,7 @@ REGENERATE = "regenerate_outputs requested in the trigger conf"
 
 
 @dataclass(frozen=True)
-class ReusePolicy:
+class ReusePolicy(Record):
     """:param ttl: seconds an index entry may be reused for (None: no limit).
     :param rerun_of: the earlier, successful try of the same task instance when this one was cleared to run
         again: it computes anew (as ``regenerate``), and the explanation says why."""
@@ -42,24 +43,6 @@ class ReusePolicy:
     regenerate: bool = False
     ttl: float | None = None
     rerun_of: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "allow_reuse": self.allow_reuse,
-            "regenerate": self.regenerate,
-            "ttl": self.ttl,
-            "rerun_of": self.rerun_of,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReusePolicy:
-        ttl = data.get("ttl")
-        return cls(
-            allow_reuse=bool(data.get("allow_reuse", True)),
-            regenerate=bool(data.get("regenerate", False)),
-            ttl=None if ttl is None else float(ttl),
-            rerun_of=data.get("rerun_of"),
-        )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.reuse.index import INDEX_ROOT
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of
@@ -29,8 +30,11 @@ HISTORY_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(Record):
     """:param decision: ``ReuseDecision.to_dict()``."""
+
+    FORMAT = HISTORY_FORMAT
+    LABEL = "reuse history entry"
 
     step_run_id: str
     dag_id: str
@@ -41,36 +45,6 @@ class HistoryEntry:
     components: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
     decision: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": HISTORY_FORMAT,
-            "step_run_id": self.step_run_id,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "decided_at": self.decided_at,
-            "key": self.key,
-            "components": dict(self.components),
-            "details": dict(self.details),
-            "decision": dict(self.decision),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HistoryEntry:
-        if data.get("format") != HISTORY_FORMAT:
-            raise ValueError(f"reuse history entry format {data.get('format')!r} is not {HISTORY_FORMAT}")
-        return cls(
-            step_run_id=str(data["step_run_id"]),
-            dag_id=str(data["dag_id"]),
-            run_id=str(data["run_id"]),
-            task_id=str(data["task_id"]),
-            decided_at=str(data["decided_at"]),
-            key=str(data["key"]),
-            components=dict(data.get("components") or {}),
-            details=dict(data.get("details") or {}),
-            decision=dict(data.get("decision") or {}),
-        )
 
 
 class StepHistory(OnDefaultDatastore):

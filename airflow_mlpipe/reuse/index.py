@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,12 @@ ENTRY_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class ReuseEntry:
+class ReuseEntry(Record):
     """:param outputs: per output ``{"name", "datastore", "path", "uri", "manifest": {"files", "bytes",
     "digest"}, "registered": {...} | None}`` as the run record has them."""
+
+    FORMAT = ENTRY_FORMAT
+    LABEL = "reuse entry"
 
     key: str
     step_run_id: str
@@ -31,32 +35,6 @@ class ReuseEntry:
     created_at: str
     outputs: tuple[Mapping[str, Any], ...] = ()
     components: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": ENTRY_FORMAT,
-            "key": self.key,
-            "step_run_id": self.step_run_id,
-            "dag_id": self.dag_id,
-            "task_id": self.task_id,
-            "created_at": self.created_at,
-            "outputs": [dict(o) for o in self.outputs],
-            "components": dict(self.components),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReuseEntry:
-        if data.get("format") != ENTRY_FORMAT:
-            raise ValueError(f"reuse entry format {data.get('format')!r} is not {ENTRY_FORMAT}")
-        return cls(
-            key=str(data["key"]),
-            step_run_id=str(data["step_run_id"]),
-            dag_id=str(data["dag_id"]),
-            task_id=str(data["task_id"]),
-            created_at=str(data["created_at"]),
-            outputs=tuple(data.get("outputs") or ()),
-            components=dict(data.get("components") or {}),
-        )
 
 
 class ReuseIndex(OnDefaultDatastore):

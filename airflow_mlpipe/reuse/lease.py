@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.exceptions import ConfigError, LeaseLostError, MlpipeError
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -73,8 +74,11 @@ def check_key(key: str) -> str:
 
 
 @dataclass(frozen=True)
-class LeaseRecord:
+class LeaseRecord(Record):
     """One generation of a lease, as stored. Times are seconds since the epoch by the holder's clock."""
+
+    FORMAT = RECORD_FORMAT
+    LABEL = "lease record"
 
     key: str
     generation: int
@@ -105,36 +109,6 @@ class LeaseRecord:
     def same_as(self, other: LeaseRecord | None) -> bool:
         """The same holder's record, not written since ``other`` was read."""
         return other is not None and (self.key, self.holder, self.version) == (other.key, other.holder, other.version)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": RECORD_FORMAT,
-            "key": self.key,
-            "generation": self.generation,
-            "holder": self.holder,
-            "ttl": self.ttl,
-            "acquired_at": self.acquired_at,
-            "renewed_at": self.renewed_at,
-            "beat": self.beat,
-            "released": self.released,
-            "info": dict(self.info),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LeaseRecord:
-        if data.get("format") != RECORD_FORMAT:
-            raise ValueError(f"lease record format {data.get('format')!r} is not {RECORD_FORMAT}")
-        return cls(
-            key=str(data["key"]),
-            generation=int(data["generation"]),
-            holder=str(data["holder"]),
-            ttl=float(data["ttl"]),
-            acquired_at=float(data["acquired_at"]),
-            renewed_at=float(data["renewed_at"]),
-            beat=int(data.get("beat", 0)),
-            released=bool(data.get("released", False)),
-            info=dict(data.get("info") or {}),
-        )
 
 
 def _unreadable(key: str, generation: int, reason: str) -> LeaseRecord:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.exceptions import MlpipeError
 
 SPEC_FORMAT = 2
@@ -27,7 +28,7 @@ class SpecError(MlpipeError, ValueError):
 
 
 @dataclass(frozen=True)
-class StepSpec:
+class StepSpec(Record):
     """:param kind: ``script`` (the runner executes ``script_name``) or ``transfer`` (a copy on the worker).
     :param arguments: items ``{"t": "str", "v"}``, ``{"t": "param", "name", "value"}``, ``{"t": "input" |
         "output", "name"}``.
@@ -39,6 +40,9 @@ class StepSpec:
         variable (the compute target's and the environment's) and the interpreter.
     :param reuse: ``{"key", "components", "details", "policy"}``: the reuse key and what it was derived from.
     """
+
+    FORMAT = SPEC_FORMAT
+    LABEL = "step spec"
 
     attempt: AttemptId
     kind: str = "script"
@@ -90,23 +94,8 @@ class StepSpec:
         raise SpecError(f"step run {self.step_run_id}: its spec declares no output {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": SPEC_FORMAT,
-            "step_run_id": self.step_run_id,
-            "attempt": self.attempt.to_dict(),
-            "kind": self.kind,
-            "script_name": self.script_name,
-            "snapshot": self.snapshot,
-            "arguments": [dict(a) for a in self.arguments],
-            "inputs": [dict(i) for i in self.inputs],
-            "outputs": [dict(o) for o in self.outputs],
-            "environment": dict(self.environment),
-            "python": self.python,
-            "compute": dict(self.compute),
-            "reuse": dict(self.reuse),
-            "extra": dict(self.extra),
-            "created_at": self.created_at,
-        }
+        data = super().to_dict()
+        return {"format": data.pop("format"), "step_run_id": self.step_run_id, **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepSpec:
@@ -115,25 +104,13 @@ class StepSpec:
                 f"step spec format {data.get('format')!r} is not {SPEC_FORMAT}: the runner and the operator are "
                 "different versions of airflow-mlpipe; install the same version in the image as on the workers"
             )
-        spec = cls(
-            attempt=AttemptId.from_dict(data["attempt"]),
-            kind=str(data.get("kind") or "script"),
-            script_name=str(data.get("script_name") or ""),
-            snapshot=data.get("snapshot"),
-            arguments=tuple(data.get("arguments") or ()),
-            inputs=tuple(data.get("inputs") or ()),
-            outputs=tuple(data.get("outputs") or ()),
-            environment=dict(data.get("environment") or {}),
-            python=data.get("python"),
-            compute=dict(data.get("compute") or {}),
-            reuse=dict(data.get("reuse") or {}),
-            extra=dict(data.get("extra") or {}),
-            created_at=str(data.get("created_at") or ""),
-        )
-        if data.get("step_run_id") != spec.step_run_id:
-            raise SpecError(
-                f"step spec names step run {data.get('step_run_id')!r} but its attempt is {spec.step_run_id!r}"
-            )
+        named = data.get("step_run_id")
+        try:
+            spec = super().from_dict({k: v for k, v in data.items() if k != "step_run_id"})
+        except ValueError as exc:
+            raise SpecError(f"step spec of {named!r} is not readable ({exc})") from None
+        if named != spec.step_run_id:
+            raise SpecError(f"step spec names step run {named!r} but its attempt is {spec.step_run_id!r}")
         spec.check_key()
         return spec
 

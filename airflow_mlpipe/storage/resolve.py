@@ -143,10 +143,10 @@ def _configs_from_metadata_db() -> list[DatastoreConfig]:
     """Datastore connections kept in Airflow's metadata DB (only where this process may read it: CLI, server)."""
     if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") != "server":
         return []
-    rows = metadb.connections_of_type(CONN_TYPE)
-    if not isinstance(rows, metadb.AskAirflow):
+    listed = metadb.connections_of_type(CONN_TYPE)
+    if not isinstance(listed, metadb.AskAirflow):
         configs = []
-        for row in rows:
+        for row in listed:
             try:
                 configs.append(_config_of_row(row))
             except ValueError:
