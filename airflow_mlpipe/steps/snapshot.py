@@ -9,15 +9,18 @@ file as an object and no ``pack`` in their record; they are fetched the same way
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import subprocess
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.fingerprint.hashing import hash_bytes
+from airflow_mlpipe.fingerprint.hashing import hash_bytes, hash_file
 from airflow_mlpipe.fingerprint.tree import Tree, TreeEntry, scan_tree
 from airflow_mlpipe.steps.snapshot_cache import SnapshotCache
 from airflow_mlpipe.steps.snapshot_files import SnapshotWriter, confined_link, read_entry
@@ -32,6 +35,7 @@ PACK_FORMAT = "mlpipe-pack/1"  # the packed files' bytes concatenated in path or
 # their own, shared by every tree that holds them, so a changed script does not upload the model file again.
 PACK_MAX_FILE = 1024 * 1024
 _WORKERS = 8  # concurrent uploads of large files
+_READ_BATCH = 32  # concurrent reads: on Azurite, 1,000 small objects read 1.5-3x faster than with adlfs's default
 _GROUP_BYTES = 256 * 1024 * 1024  # the most bytes of large files read into memory at once when fetching
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,14 @@ def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
     packed, loose = _split(tree, int(pack["max_file"])) if pack else ([], list(tree.entries.items()))
     if packed:
         _unpack(store.read_bytes(str(pack["path"])), packed, writer, where=str(pack["path"]))
+    if store.is_local:  # the kernel copies each file; the copy is checked
+        for rel, entry in loose:
+            path = object_path(entry.digest)
+            try:
+                writer.copy(rel, entry, store.full_path(path), where=path)
+            except FileNotFoundError:
+                raise _missing_object(store, path) from None
+        return tree
     for group in _groups(loose):
         paths = [object_path(entry.digest) for _, entry in group]
         for (rel, entry), path, data in zip(group, paths, _read_many(store, paths), strict=True):
@@ -213,14 +225,12 @@ def _read_many(store: Datastore, paths: list[str]) -> list[bytes]:
     """The bytes of many objects, read concurrently (one batch of requests on an object store)."""
     fulls = [store.full_path(p) for p in paths]
     with translate_errors(store.config, "read", paths[0]):
-        found = store.fs.cat_ranges(fulls, None, None, on_error="return")
+        batch = {"batch_size": _READ_BATCH} if getattr(store.fs, "async_impl", False) else {}
+        found = store.fs.cat_ranges(fulls, None, None, on_error="return", **batch)
     out: list[bytes] = []
     for path, data in zip(paths, found, strict=True):
         if isinstance(data, FileNotFoundError):
-            raise ConfigError(
-                f"source snapshot object {path} is missing from datastore {store.name!r}; it may have been cleaned "
-                "up: run the step again so that it is uploaded anew"
-            )
+            raise _missing_object(store, path)
         if isinstance(data, BaseException):
             with translate_errors(store.config, "read", path):
                 raise data
@@ -228,22 +238,56 @@ def _read_many(store: Datastore, paths: list[str]) -> list[bytes]:
     return out
 
 
+def _missing_object(store: Datastore, path: str) -> ConfigError:
+    return ConfigError(
+        f"source snapshot object {path} is missing from datastore {store.name!r}; it may have been cleaned up: "
+        "run the step again so that it is uploaded anew"
+    )
+
+
 def _store_object(store: Datastore, source_directory: str, rel: str, entry: TreeEntry) -> int:
     """Upload one large file as a content-addressed object unless the store has it (shared by every tree)."""
     target = object_path(entry.digest)
     if store.exists(target):
         return 0
+    if store.is_local and not entry.link:
+        return int(_copy_object(store.full_path(target), source_directory, rel, entry))
     return int(store.create_if_absent(target, _checked(source_directory, rel, entry)))
+
+
+def _copy_object(full: str, source_directory: str, rel: str, entry: TreeEntry) -> bool:
+    """Into a local datastore: the kernel copies the file beside ``full``, the copy is checked, made durable and
+    linked into place (atomic, and exactly one of racing writers wins)."""
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    scratch = f"{full}.{uuid.uuid4().hex}.tmp"
+    try:
+        shutil.copyfile(os.path.join(source_directory, *rel.split("/")), scratch)
+        if hash_file(scratch) != entry.digest:
+            raise _changed(source_directory, rel)
+        with open(scratch, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(scratch, full)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
 
 
 def _checked(source_directory: str, rel: str, entry: TreeEntry) -> bytes:
     data = read_entry(source_directory, rel, entry)
     if hash_bytes(data) != entry.digest:
-        raise ConfigError(
-            f"source file {rel!r} in {source_directory!r} changed while the step's snapshot was being taken; "
-            "run the step again once nothing writes to its source_directory"
-        )
+        raise _changed(source_directory, rel)
     return data
+
+
+def _changed(source_directory: str, rel: str) -> ConfigError:
+    return ConfigError(
+        f"source file {rel!r} in {source_directory!r} changed while the step's snapshot was being taken; "
+        "run the step again once nothing writes to its source_directory"
+    )
 
 
 def git_info(folder: str) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.tree import Tree
-from airflow_mlpipe.steps.snapshot_files import SnapshotWriter, read_entry
+from airflow_mlpipe.steps.snapshot_files import SnapshotWriter
 from airflow_mlpipe.storage.resolve import mlpipe_home
 
 CACHE_DIR_ENV = "MLPIPE_CACHE_DIR"
@@ -61,7 +61,7 @@ class SnapshotCache:
             if tree.digest != digest:
                 raise ConfigError(f"cached tree {tree.digest} is filed as {digest}")
             for rel, item in tree.entries.items():
-                writer.write(rel, item, read_entry(files, rel, item), where=f"cached in {entry}")
+                writer.copy(rel, item, os.path.join(files, *rel.split("/")), where=f"cached in {entry}")
         except (OSError, ConfigError):
             self.evict(digest)
             return None

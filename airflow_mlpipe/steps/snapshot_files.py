@@ -4,11 +4,14 @@ the datastore and by the local snapshot cache. Paths stay inside the folder and 
 from __future__ import annotations
 
 import os
+import shutil
 
 from airflow_mlpipe.core.paths import normalize_relpath
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.fingerprint.hashing import hash_bytes
+from airflow_mlpipe.fingerprint.hashing import hash_bytes, hash_file
 from airflow_mlpipe.fingerprint.tree import TreeEntry
+
+COPY_FROM = 256 * 1024  # local files this big are copied by the kernel and hashed after, not read and written here
 
 
 class SnapshotWriter:
@@ -23,17 +26,8 @@ class SnapshotWriter:
         """Write one file (or link) after checking ``data`` against its digest; ``where`` names the copy read,
         for the error."""
         if hash_bytes(data) != entry.digest:
-            raise ConfigError(
-                f"source snapshot {self.digest}: the stored copy of {rel!r} ({where}) does not match its digest; "
-                "delete that object and run the step again to upload it anew"
-            )
-        local = os.path.join(self.root, *confined(rel, self.digest).split("/"))
-        folder = os.path.dirname(local)
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
-        if os.path.islink(local):  # a second try over a partly written folder
-            os.unlink(local)
+            raise self._damaged(rel, where)
+        local = self._local(rel)
         if entry.link:
             os.symlink(confined_link(data.decode(), local, self.root, rel), local)
             return
@@ -41,6 +35,37 @@ class SnapshotWriter:
             fh.write(data)
         if entry.executable:
             os.chmod(local, 0o755)
+
+    def copy(self, rel: str, entry: TreeEntry, source: str, *, where: str) -> None:
+        """Write one file (or link) from the local copy ``source``: a large file is copied by the kernel, then
+        the copy is checked against its digest (faster than reading and writing its bytes here)."""
+        if entry.link or entry.size < COPY_FROM:
+            self.write(rel, entry, read_local(source, entry), where=where)
+            return
+        local = self._local(rel)
+        shutil.copyfile(source, local)
+        if hash_file(local) != entry.digest:
+            os.unlink(local)
+            raise self._damaged(rel, where)
+        if entry.executable:
+            os.chmod(local, 0o755)
+
+    def _local(self, rel: str) -> str:
+        """Where ``rel`` goes, its folder made and any link left there by an earlier try removed."""
+        local = os.path.join(self.root, *confined(rel, self.digest).split("/"))
+        folder = os.path.dirname(local)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        if os.path.islink(local):
+            os.unlink(local)
+        return local
+
+    def _damaged(self, rel: str, where: str) -> ConfigError:
+        return ConfigError(
+            f"source snapshot {self.digest}: the stored copy of {rel!r} ({where}) does not match its digest; "
+            "delete that object and run the step again to upload it anew"
+        )
 
 
 def confined(rel: str, digest: str) -> str:
@@ -62,8 +87,12 @@ def confined_link(link: str, local: str, root: str, rel: str) -> str:
 
 def read_entry(root: str, rel: str, entry: TreeEntry) -> bytes:
     """The bytes of a local file as its tree fingerprints them: a link's text, a file's content."""
-    full = os.path.join(root, *rel.split("/"))
-    if entry.link:
+    return read_local(os.path.join(root, *rel.split("/")), entry)
+
+
+def read_local(full: str, entry: TreeEntry) -> bytes:
+    """A link's text (from the link itself, or from a stored object holding it), or a file's content."""
+    if entry.link and os.path.islink(full):
         return os.fsencode(os.readlink(full))
     with open(full, "rb") as fh:
         return fh.read()
