@@ -69,7 +69,7 @@ class SnapshotCache:
 
     def fill(self, digest: str, download: Callable[[str], Tree]) -> None:
         """Make the entry for ``digest`` with ``download(folder)``, which writes the checked files into ``folder``
-        and returns the tree; a no-op when another runner filled it first."""
+        and returns the tree. When another runner's entry was renamed into place first, ours is dropped."""
         self.root.mkdir(parents=True, exist_ok=True)
         scratch = self.root / f".tmp-{digest}-{uuid.uuid4().hex[:8]}"
         try:

@@ -280,3 +280,14 @@ def test_the_record_is_the_tree_plus_its_pack(tmp_path: Path) -> None:
         "bytes": tree.size,
     }
     assert Tree.from_dict(record) == tree
+
+
+def test_an_unusable_cache_folder_does_not_stop_the_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
+    src = _source(tmp_path / "src", big=1)
+    tree = scan_source(str(src))
+    store_snapshot(str(src), tree, store)
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("MLPIPE_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    assert fetch_snapshot(tree.digest, store, str(tmp_path / "out")) == tree
+    assert _files(tmp_path / "out") == _files(src)
