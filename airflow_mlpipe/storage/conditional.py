@@ -195,11 +195,12 @@ def _azure_children(fs: Any, full: str, limit: int, start_after: str) -> tuple[l
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
 
     async def page() -> tuple[list[str], bool]:
-        # Azure has no "start after" that emulators keep, so pages are walked from the start (a few hundred
-        # names per request) up to the one after ``start_after``: one request for the first pages.
+        # Azure's List Blobs has no "start after" (only an opaque continuation marker), so a later page is
+        # found by walking 1,000-name pages from the start: one request for each 1,000 names before it.
         async with fs.service_client.get_container_client(container=container) as client:
             names: list[str] = []
-            pages = client.walk_blobs(name_starts_with=prefix, delimiter="/", results_per_page=1000).by_page()
+            per_page = 1000 if start_after else min(limit + 1, 1000)
+            pages = client.walk_blobs(name_starts_with=prefix, delimiter="/", results_per_page=per_page).by_page()
             async for items in pages:
                 async for item in items:
                     name = item.name[len(prefix) :].rstrip("/")
