@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_mlpipe.ui.urls import step_run_id_of_record_uri, step_run_page
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -19,7 +21,10 @@ METRICS_KEY = "mlpipe_metrics"
 
 
 class StepRunLink(BaseOperatorLink):
-    """The step run record (status, arguments, inputs, outputs, metrics, logs) in the default datastore."""
+    """The step run's page in the UI's "ML pipelines" view (status, arguments, inputs, outputs, metrics, logs).
+
+    The UI shows only http(s) links, so the link is the page's address in Airflow's own UI, not the record's
+    datastore URI (``file://``, ``az://``, ``s3://``), which the XCom keeps."""
 
     name = "Step run record"
     record_key = RECORD_URI_KEY
@@ -28,11 +33,12 @@ class StepRunLink(BaseOperatorLink):
         from airflow.sdk.execution_time.xcom import XCom
 
         value = XCom.get_value(ti_key=ti_key, key=self.record_key)
-        return str(value) if value else ""
+        step_run_id = step_run_id_of_record_uri(str(value)) if value else None
+        return step_run_page(step_run_id) if step_run_id else ""
 
 
 class ReusedFromLink(StepRunLink):
-    """For a reused step: the record of the earlier step run whose outputs it took (empty for a step that ran)."""
+    """For a reused step: the page of the earlier step run whose outputs it took (empty for a step that ran)."""
 
     name = "Reused step run"
     record_key = REUSED_FROM_KEY
