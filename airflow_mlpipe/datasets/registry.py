@@ -119,8 +119,7 @@ class DatasetRegistry(OnDefaultDatastore):
     def latest_version(self, name: str) -> int:
         """The latest version number of ``name`` (0 when none is registered): the pointer and one probe."""
         check_name(name)
-        latest = self._latest(name)
-        return latest.version if latest else 0
+        return self._latest_number(name)[0]
 
     def get(self, name: str, version: int | str = "latest") -> DatasetRecord:
         """A version's record: "latest" reads the pointer, probes the version after it and reads the record
@@ -217,24 +216,31 @@ class DatasetRegistry(OnDefaultDatastore):
 
     # -- the latest pointer -----------------------------------------------------------------------------------
     def _latest(self, name: str) -> DatasetRecord | None:
-        """The latest record: from the pointer up, one read a version until one is missing (normally the
-        probe of the version after the pointer's); a pointer found behind is advanced."""
-        pointer = self._read_pointer(name)
-        version = pointer.version if pointer.version is not None else self._listed_latest(name)
-        record = None
-        while (following := self._read_record(name, version + 1)) is not None:
-            record, version = following, version + 1
+        """The latest record: the latest number (see :meth:`_latest_number`), and its record unless the probes
+        already read it."""
+        version, record = self._latest_number(name)
         if record is None and version:
             record = self._read_record(name, version)
             if record is None:  # the pointer names a record that is gone (deleted by hand): trust a listing
                 version = self._listed_latest(name)
                 return self._read_record(name, version) if version else None
+        return record
+
+    def _latest_number(self, name: str) -> tuple[int, DatasetRecord | None]:
+        """The latest version (0: none) from the pointer up, one read a version until one is missing (normally
+        the probe of the version after the pointer's), with the last record those reads found (None when the
+        pointer was right); a pointer found behind is advanced."""
+        pointer = self._read_pointer(name)
+        version = pointer.version if pointer.version is not None else self._listed_latest(name)
+        record = None
+        while (following := self._read_record(name, version + 1)) is not None:
+            record, version = following, version + 1
         if version and version != pointer.version:
             try:
                 self._advance(name, version, pointer)
             except DatastoreAccessError as exc:  # a reader may lack write access: the next writer repairs it
                 log.warning("dataset %s: could not advance its latest pointer to %d: %s", name, version, exc)
-        return record
+        return version, record
 
     def _listed_latest(self, name: str) -> int:
         """The highest version in a listing: for registries written before pointers existed, once per name."""

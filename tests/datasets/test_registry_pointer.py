@@ -22,6 +22,11 @@ from tests.conftest import make_azurite_datastore, make_s3_datastore
 from tests.datasets.conftest import use_as_default
 
 _FORK = multiprocessing.get_context("fork")
+_MOTO_RACES = pytest.mark.xfail(
+    reason="moto's server checks If-Match, then stores, with no lock between: two racing conditional PUTs can both "
+    "pass (AWS S3 decides atomically, answering 412 or 409)",
+    strict=False,
+)
 
 
 def _made(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Datastore:
@@ -121,7 +126,11 @@ def _race_advance(i: int, barrier: Any, results: Any) -> None:
         results.put(repr(exc))
 
 
-def test_the_pointer_never_moves_backwards_under_racing_writers(store: Datastore) -> None:
+def test_the_pointer_never_moves_backwards_under_racing_writers(
+    store: Datastore, request: pytest.FixtureRequest
+) -> None:
+    if "moto" in request.node.callspec.id:
+        request.applymarker(_MOTO_RACES)
     assert _in_processes(_race_advance, 8) == ["ok"] * 8
     assert _pointer(store, "climb") == 40
 
@@ -141,26 +150,30 @@ def _race_increment(i: int, barrier: Any, results: Any) -> None:
         results.put(repr(exc))
 
 
-@pytest.mark.parametrize("kind", ["local", "azurite", "moto"])
+@pytest.mark.parametrize("kind", ["local", "azurite", pytest.param("moto", marks=_MOTO_RACES)])
 def test_compare_and_swap_loses_no_update(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Eight processes add 1 ten times each with read-then-conditional-write: every increment lands."""
     store = _made(kind, request, tmp_path)
     assert conditional.replace_if_unchanged(store, "counter", b"0", None)
-    assert not conditional.replace_if_unchanged(store, "counter", b"0", None)
     assert _in_processes(_race_increment, 8) == ["ok"] * 8
     assert store.read_text("counter") == "80"
 
 
-def test_memory_compare_and_swap() -> None:
-    store = Datastore("mem", "memory://cas-test")
-    assert conditional.read_tagged(store, "p") is None
-    assert conditional.replace_if_unchanged(store, "p", b"1", None)
-    seen = conditional.read_tagged(store, "p")
+@pytest.mark.parametrize("kind", ["local", "memory", "azurite", "moto"])
+def test_conditional_writes(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    store = Datastore("mem", "memory://cas-test") if kind == "memory" else _made(kind, request, tmp_path)
+    assert conditional.read_tagged(store, "p/x") is None
+    assert conditional.replace_if_unchanged(store, "p/x", b"1", None)
+    assert not conditional.replace_if_unchanged(store, "p/x", b"1", None)  # create: only while absent
+    seen = conditional.read_tagged(store, "p/x")
     assert seen is not None and seen.data == b"1"
-    assert conditional.replace_if_unchanged(store, "p", b"2", seen.tag)
-    assert not conditional.replace_if_unchanged(store, "p", b"3", seen.tag)
-    assert not conditional.replace_if_unchanged(store, "absent", b"3", seen.tag)
-    store.delete("p")
+    assert conditional.replace_if_unchanged(store, "p/x", b"2", seen.tag)
+    assert not conditional.replace_if_unchanged(store, "p/x", b"3", seen.tag)  # the tag is stale now
+    assert not conditional.replace_if_unchanged(store, "p/absent", b"3", seen.tag)
+    now = conditional.read_tagged(store, "p/x")
+    assert now is not None and now.data == b"2" and now.tag != seen.tag
+    if kind == "memory":
+        store.delete("p", recursive=True)
 
 
 # -- a pointer that lags, or is missing -----------------------------------------------------------------------
@@ -304,6 +317,10 @@ def test_lookups_and_registrations_cost_the_same_at_any_number_of_versions(
     assert sum(operations.values()) == 1, operations
 
     operations.clear()
+    assert registry.latest_version("wide") == count
+    assert sum(operations.values()) <= 2, operations
+
+    operations.clear()
     assert registry.register(**content) == (registry.get("wide", count + 1), True)
     assert sum(operations.values()) <= 5 + 1, operations  # and the get in the assertion
 
@@ -311,3 +328,31 @@ def test_lookups_and_registrations_cost_the_same_at_any_number_of_versions(
     assert registry.register(**content)[1] is False
     assert sum(operations.values()) <= 5, operations
     assert not operations["list"] and not operations["list_children"], operations
+
+
+# -- the command line -----------------------------------------------------------------------------------------
+def test_cli_lists_a_page_of_datasets_and_shows_versions_as_a_range(store: Datastore, operations: Counter[str]) -> None:
+    from tests.reuse.reuse_helpers import mlpipe_in_process
+
+    for name in ("d1", "d2", "d3"):
+        _register(store, name, "x")
+    _fill(store, "d0", 300)
+    operations.clear()
+    code, out = mlpipe_in_process("datasets", "list", "--limit", "2", "--json")
+    assert code == 0, out
+    first = json.loads(out)
+    assert [(r["name"], r["latest_version"]) for r in first["datasets"]] == [("d0", 300), ("d1", 1)]
+    assert first["next"] == "d1"
+    assert not operations["list"] and operations["list_children"] == 1, operations  # one page of names, no versions
+    code, out = mlpipe_in_process("datasets", "list", "--limit", "2", "--after", "d1", "--json")
+    assert [r["name"] for r in json.loads(out)["datasets"]] == ["d2", "d3"] and json.loads(out)["next"] is None
+    code, out = mlpipe_in_process("datasets", "list", "--limit", "2")
+    assert "next page: mlpipe datasets list --limit 2 --after d1" in out
+
+    operations.clear()
+    code, out = mlpipe_in_process("datasets", "show", "d0", "--version", "7", "--json")
+    shown = json.loads(out)
+    assert (shown["version"], shown["latest_version"], shown["versions"]) == (7, 300, "1..300")
+    assert not operations["list"], operations
+    code, out = mlpipe_in_process("datasets", "show", "d0")
+    assert "300 (of 1..300)" in out
