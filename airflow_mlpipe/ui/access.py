@@ -34,11 +34,15 @@ def require_dag(user: Any, dag_id: str | None) -> None:
 
 
 def readable_dags(user: Any) -> Callable[[str], bool]:
-    """A test for the DAGs ``user`` may read (their ids read once per request)."""
-    from airflow.api_fastapi.app import get_auth_manager
+    """A test for the DAGs ``user`` may read, asking the auth manager once per DAG (a page names a few)."""
+    answers: dict[str, bool] = {}
 
-    allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-    return allowed.__contains__
+    def readable(dag_id: str) -> bool:
+        if dag_id not in answers:
+            answers[dag_id] = can_read_dag(user, dag_id)
+        return answers[dag_id]
+
+    return readable
 
 
 def require_assets(user: Any) -> None:
