@@ -21,7 +21,8 @@ disk): a local snapshot is made durable before its record is written, which a pl
 
 The baseline is the faster of the library's defaults and ``batch_size=64`` (adlfs defaults to one request per file
 at once, up to an open-files limit), so the ratio is against the best plain transfer found. ``ratio`` is snapshot
-seconds / baseline seconds: the goal is at most 1.2x. Every upload to Azurite starts from a freshly started Azurite
+seconds / baseline seconds: the goal is at most 1.2x. ``cpu s``: CPU seconds of this process (all threads) in the
+same run, steadier than wall time on a shared machine. Every upload to Azurite starts from a freshly started Azurite
 (it slows down as it fills, which would favour whichever runs first). Each figure is the best of the rounds: the
 machines are shared, so absolute seconds mean little, and only ratios from one run are reported.
 """
@@ -35,6 +36,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,23 +90,29 @@ class Row:
     seconds: float
     baseline: str
     baseline_s: float | None
+    cpu: float = 0.0  # CPU seconds of this process in the same run
 
     @property
     def ratio(self) -> float | None:
         return self.seconds / self.baseline_s if self.baseline_s else None
 
 
-def best(times: list[float]) -> float:
-    return min(times)
+def best(times: list[tuple[float, float]]) -> float:
+    return min(times)[0]
 
 
-def timed(run: Callable[[], Any], before: Callable[[], Any] | None = None) -> float:
+def best_cpu(times: list[tuple[float, float]]) -> float:
+    return min(times)[1]
+
+
+def timed(run: Callable[[], Any], before: Callable[[], Any] | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all threads) of ``run``."""
     if before is not None:
         before()
     os.sync()  # no timed run starts while the previous run's dirty pages are still being written back
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 # -- data -------------------------------------------------------------------------------------------------------------
@@ -218,9 +226,9 @@ def measure(
     def empty_cache() -> None:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
-    times: dict[str, list[float]] = {}
+    times: dict[str, list[tuple[float, float]]] = {}
 
-    def note(step: str, seconds: float) -> None:
+    def note(step: str, seconds: tuple[float, float]) -> None:
         times.setdefault(step, []).append(seconds)
 
     for _ in range(rounds):
@@ -276,36 +284,29 @@ def measure(
         clean_out()
         empty_cache()
 
-    put = min(best(times["put"]), best(times[f"put b={BASELINE_BATCH}"]))
-    get = min(best(times["get"]), best(times[f"get b={BASELINE_BATCH}"]))
-    put_name = "put" if best(times["put"]) <= best(times[f"put b={BASELINE_BATCH}"]) else f"put b={BASELINE_BATCH}"
-    get_name = "get" if best(times["get"]) <= best(times[f"get b={BASELINE_BATCH}"]) else f"get b={BASELINE_BATCH}"
+    b = f"put b={BASELINE_BATCH}"
+    put_name = "put" if best(times["put"]) <= best(times[b]) else b
+    b = f"get b={BASELINE_BATCH}"
+    get_name = "get" if best(times["get"]) <= best(times[b]) else b
+    put, get = best(times[put_name]), best(times[get_name])
+
+    def make(step: str, against: str, base: float) -> Row:
+        return Row(target.name, label, step, best(times[step]), against, base, best_cpu(times[step]))
+
     rows = [
-        Row(
-            target.name,
-            label,
-            "baseline put",
-            best(times["put"]),
-            f"put b={BASELINE_BATCH}",
-            best(times[f"put b={BASELINE_BATCH}"]),
-        ),
-        Row(
-            target.name,
-            label,
-            "baseline get",
-            best(times["get"]),
-            f"get b={BASELINE_BATCH}",
-            best(times[f"get b={BASELINE_BATCH}"]),
-        ),
+        make("put", f"put b={BASELINE_BATCH}", best(times[f"put b={BASELINE_BATCH}"])),
+        make("get", f"get b={BASELINE_BATCH}", best(times[f"get b={BASELINE_BATCH}"])),
     ]
-    for step in ("store", "store again", "store, per file (before)"):
-        if step in times:
-            rows.append(Row(target.name, label, step, best(times[step]), put_name, put))
+    rows += [
+        make(step, put_name, put) for step in ("store", "store again", "store, per file (before)") if step in times
+    ]
     if "put + fsync" in times:
-        rows.append(Row(target.name, label, "store", best(times["store"]), "put+fsync", best(times["put + fsync"])))
-    for step in ("fetch", "fetch, cached", "fetch, old layout", "fetch, per file (before)"):
-        if step in times:
-            rows.append(Row(target.name, label, step, best(times[step]), get_name, get))
+        rows.append(make("store", "put+fsync", best(times["put + fsync"])))
+    rows += [
+        make(step, get_name, get)
+        for step in ("fetch", "fetch, cached", "fetch, old layout", "fetch, per file (before)")
+        if step in times
+    ]
     for row in rows:
         print(f"  {row.store} {row.data}: {row.step} {row.seconds:.3f} s ({_ratio(row)} {row.baseline})", flush=True)
     return rows
@@ -368,14 +369,15 @@ def azurite_target() -> Iterator[Target]:
 # -- report -----------------------------------------------------------------------------------------------------------
 def report(rows: list[Row]) -> str:
     head = (
-        f"| {'store':7} | {'data':15} | {'step':24} | {'seconds':>8} | {'against':9} | {'base s':>7} | {'ratio':>6} |"
+        f"| {'store':7} | {'data':15} | {'step':24} | {'seconds':>8} | {'cpu s':>6} | {'against':9} | {'base s':>7} "
+        f"| {'ratio':>6} |"
     )
     lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
     for r in rows:
         base = "" if r.baseline_s is None else f"{r.baseline_s:7.3f}"
         lines.append(
-            f"| {r.store:7} | {r.data:15} | {r.step:24} | {r.seconds:8.3f} | {r.baseline:9} | {base:>7} | "
-            f"{_ratio(r):>6} |"
+            f"| {r.store:7} | {r.data:15} | {r.step:24} | {r.seconds:8.3f} | {r.cpu:6.2f} | {r.baseline:9} "
+            f"| {base:>7} | {_ratio(r):>6} |"
         )
     return "\n".join(lines)
 
@@ -409,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="scratch folder (kept between runs to reuse test data)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the emulator on the way out
     sizes = QUICK if args.quick else FULL
     if args.rounds:
         sizes = replace(sizes, rounds=args.rounds, emu_rounds=args.rounds)

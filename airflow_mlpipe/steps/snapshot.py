@@ -172,17 +172,16 @@ def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
     if packed:
         _unpack(store.read_bytes(str(pack["path"])), packed, writer, where=str(pack["path"]))
     if store.is_local:  # the kernel copies each file; the copy is checked
-        for rel, entry in loose:
-            path = object_path(entry.digest)
-            try:
-                writer.copy(rel, entry, store.full_path(path), where=path)
-            except FileNotFoundError:
-                raise _missing_object(store, path) from None
+        copies = [(rel, e, store.full_path(object_path(e.digest)), object_path(e.digest)) for rel, e in loose]
+        try:
+            writer.copy_all(copies)
+        except FileNotFoundError as err:
+            raise _missing_object(store, str(err.filename)) from None
         return tree
     for group in _groups(loose):
         paths = [object_path(entry.digest) for _, entry in group]
-        for (rel, entry), path, data in zip(group, paths, _read_many(store, paths), strict=True):
-            writer.write(rel, entry, data, where=path)
+        found = _read_many(store, paths)
+        writer.write_all([(rel, e, data, path) for (rel, e), path, data in zip(group, paths, found, strict=True)])
     return tree
 
 
@@ -202,10 +201,12 @@ def _unpack(pack: bytes, packed: list[tuple[str, TreeEntry]], writer: SnapshotWr
             "and the snapshot record next to it, and run the step again to upload them anew"
         )
     view = memoryview(pack)
+    items = []
     offset = 0
     for rel, entry in packed:
-        writer.write(rel, entry, bytes(view[offset : offset + entry.size]), where=f"in {where}")
+        items.append((rel, entry, view[offset : offset + entry.size], f"in {where}"))
         offset += entry.size
+    writer.write_all(items)
 
 
 def _groups(items: list[tuple[str, TreeEntry]]) -> list[list[tuple[str, TreeEntry]]]:

@@ -60,8 +60,8 @@ class SnapshotCache:
         try:
             if tree.digest != digest:
                 raise ConfigError(f"cached tree {tree.digest} is filed as {digest}")
-            for rel, item in tree.entries.items():
-                writer.copy(rel, item, os.path.join(files, *rel.split("/")), where=f"cached in {entry}")
+            where = f"cached in {entry}"
+            writer.copy_all([(rel, e, os.path.join(files, *rel.split("/")), where) for rel, e in tree.entries.items()])
         except (OSError, ConfigError):
             self.evict(digest)
             return None

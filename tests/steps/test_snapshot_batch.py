@@ -93,7 +93,7 @@ def _counting(store: Datastore) -> CountingFs:
 
 
 def test_store_then_fetch_gives_the_same_bytes(datastore: Datastore, tmp_path: Path) -> None:
-    src = _source(tmp_path / "src")
+    src = _source(tmp_path / "src", small=300)  # files written by several threads
     tree = scan_source(str(src))
     stored = store_snapshot(str(src), tree, datastore)
     assert stored.uploaded_files == len(tree)
@@ -104,6 +104,9 @@ def test_store_then_fetch_gives_the_same_bytes(datastore: Datastore, tmp_path: P
     fetched = fetch_snapshot(tree.digest, datastore, str(tmp_path / "out"))
     assert fetched == tree
     assert _files(tmp_path / "out") == _files(src)
+    if not datastore.is_local:  # again, from the cache
+        assert fetch_snapshot(tree.digest, datastore, str(tmp_path / "again")) == tree
+        assert _files(tmp_path / "again") == _files(src)
 
 
 def test_a_second_store_costs_one_existence_check(tmp_path: Path, azurite: Any) -> None:
