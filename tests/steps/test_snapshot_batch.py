@@ -55,6 +55,15 @@ def _source(folder: Path, *, small: int = 30, big: int = 3) -> Path:
     return folder
 
 
+def _stored_in_memory(tmp_path: Path, **source: int) -> tuple[Datastore, Path, Tree]:
+    """A memory datastore holding the snapshot of a ``_source`` folder."""
+    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
+    src = _source(tmp_path / "src", **source)
+    tree = scan_source(str(src))
+    store_snapshot(str(src), tree, store)
+    return store, src, tree
+
+
 def _files(folder: Path) -> dict[str, Any]:
     """Every file's bytes (a link's text), with the executable bit."""
     out: dict[str, Any] = {}
@@ -154,10 +163,7 @@ def test_a_second_fetch_is_served_from_the_cache_without_a_request(
 
 
 def test_a_damaged_cache_entry_is_fetched_again(tmp_path: Path) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src")
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, src, tree = _stored_in_memory(tmp_path)
     fetch_snapshot(tree.digest, store, str(tmp_path / "first"))
     cached = SnapshotCache.default().entry(tree.digest) / "files"
     (cached / "pkg1" / "mod1.py").write_text("X = 666\nX = 1\n")  # same length, other bytes
@@ -170,10 +176,7 @@ def test_a_damaged_cache_entry_is_fetched_again(tmp_path: Path) -> None:
 
 
 def test_a_cache_entry_with_a_damaged_tree_record_is_fetched_again(tmp_path: Path) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src", big=0)
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, src, tree = _stored_in_memory(tmp_path, big=0)
     fetch_snapshot(tree.digest, store, str(tmp_path / "first"))
     (SnapshotCache.default().entry(tree.digest) / "tree.json").write_text("{not json")
     assert fetch_snapshot(tree.digest, store, str(tmp_path / "second")) == tree
@@ -233,10 +236,7 @@ def test_racing_stores_of_one_tree_all_succeed(datastore: Datastore, tmp_path: P
 
 
 def test_racing_fetches_fill_the_cache_once(tmp_path: Path) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src")
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, src, tree = _stored_in_memory(tmp_path)
     start = threading.Barrier(4)
 
     def fetch_one(n: int) -> Tree:
@@ -259,10 +259,7 @@ def test_racing_fetches_fill_the_cache_once(tmp_path: Path) -> None:
     ],
 )
 def test_a_damaged_stored_snapshot_is_refused(damage: Callable[[Datastore, Tree], None], tmp_path: Path) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src")
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, _, tree = _stored_in_memory(tmp_path)
     damage(store, tree)
     with pytest.raises(ConfigError, match="source snapshot .*(holds 5 bytes|is missing)"):
         fetch_snapshot(tree.digest, store, str(tmp_path / "out"))
@@ -270,10 +267,7 @@ def test_a_damaged_stored_snapshot_is_refused(damage: Callable[[Datastore, Tree]
 
 
 def test_the_record_is_the_tree_plus_its_pack(tmp_path: Path) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src", big=0)
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, _, tree = _stored_in_memory(tmp_path, big=0)
     record = json.loads(store.read_bytes(tree_path(tree.digest)))
     assert record["pack"] == {
         "format": "mlpipe-pack/1",
@@ -286,10 +280,7 @@ def test_the_record_is_the_tree_plus_its_pack(tmp_path: Path) -> None:
 
 
 def test_an_unusable_cache_folder_does_not_stop_the_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = Datastore("mem", f"memory://snap-{tmp_path.name}")
-    src = _source(tmp_path / "src", big=1)
-    tree = scan_source(str(src))
-    store_snapshot(str(src), tree, store)
+    store, src, tree = _stored_in_memory(tmp_path, big=1)
     (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setenv("MLPIPE_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
     assert fetch_snapshot(tree.digest, store, str(tmp_path / "out")) == tree
