@@ -101,8 +101,10 @@ def step_run(store: Datastore, step_run_id: str) -> dict[str, Any]:
     source = origin if origin is not None and not record.get("metric_log") else record
     metrics = metrics_view(record.get("metrics") or {}, source.get("metric_log") or ())
     images_of = str(source.get("step_run_id"))
+    shown = {k: v for k, v in record.items() if k not in _HIDDEN}
+    shown["inputs"] = [_with_producer_run(i) for i in record.get("inputs") or () if isinstance(i, Mapping)]
     return {
-        "record": {k: v for k, v in record.items() if k not in _HIDDEN},
+        "record": shown,
         "log_tail": record.get("log_tail") or "",
         "reuse": _reuse(record),
         "origin": _summary(origin) if origin else None,
@@ -114,6 +116,17 @@ def step_run(store: Datastore, step_run_id: str) -> dict[str, Any]:
         },
         "parameters": _parameters(record),
     }
+
+
+def _with_producer_run(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An input taken from an earlier step's output, with that step run's id when its folder names it (outputs go
+    to ``.../{run-id}/{output-name}`` by default): the page links it."""
+    out = dict(entry)
+    producer = entry.get("producer")
+    if producer and entry.get("path"):
+        pattern = re.compile(rf".+\.{re.escape(str(producer))}(\.m\d+)?\.t\d+\.[0-9a-f]{{12}}")
+        out["producer_run"] = next((s for s in str(entry["path"]).split("/") if pattern.fullmatch(s)), None)
+    return out
 
 
 def _reuse(record: Mapping[str, Any]) -> dict[str, Any]:
