@@ -2,7 +2,8 @@
 
 Every path a caller gives is relative to the root and may not leave it. Writes of small records are atomic
 (``write_bytes`` replaces a whole object, ``create_if_absent`` has exactly one winner among racing writers) and a
-folder of files counts as complete only once its completion marker exists.
+folder of files counts as complete only once its completion marker exists. Compare-and-swap on small objects
+(a read that returns the object's ETag, a write only while it is unchanged) is in ``storage.conditional``.
 """
 
 from __future__ import annotations
