@@ -306,3 +306,43 @@ def test_the_plugin_registers_the_nav_entry_and_the_tabs() -> None:
     assert views["nav"]["nav_top_level"] is True and views["nav"]["url_route"] == urls.NAV_ROUTE
     assert views["task_instance"]["href"].startswith("/mlpipe/tabs/task?dag_id={DAG_ID}&run_id={RUN_ID}")
     assert MlpipePlugin.listeners
+
+
+def test_readers_are_found_by_dataset_version_and_through_a_registered_output(store: Datastore) -> None:
+    producer = make_run(store)  # registered its output "model" as ui_model:1
+    out = producer.record["outputs"][0]
+    reader = {
+        "step_run_id": "ui_dag.run-2.score.t1.0123456789ab",
+        "dag_id": "ui_dag",
+        "run_id": "run-2",
+        "task_id": "score",
+        "created_at": "2026-11-02T00:00:00+00:00",
+        "inputs": [
+            {"name": "by_name", "dataset": {"kind": "file", "name": "ui_data", "version": 3}},
+            {"name": "latest", "dataset": {"kind": "by_name", "name": "ui_data", "version": "latest"}},
+            {"name": "model", "datastore": out["datastore"], "path": out["path"], "producer": "train"},
+            {"name": "plain", "datastore": "mlpipe_default", "path": "raw/x", "producer": "prep"},
+        ],
+    }
+    assert lineage.versions_read(reader, store) == [("ui_data", 3, "by_name"), ("ui_model", 1, "model")]
+    assert lineage.note_readers(reader, store) == 2
+    (entry,) = lineage.readers_page(store, "ui_model", 1)
+    assert (entry["step_run_id"], entry["input"], entry["task_id"]) == (reader["step_run_id"], "model", "score")
+
+
+def test_the_listener_indexes_a_finished_step_and_never_fails_it(
+    store: Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_mlpipe.plugins import listener
+
+    reader = make_run(store, task_id="score", run_id="run-2")
+    ti = SimpleNamespace(dag_id="ui_dag", run_id="run-2", task_id="score", map_index=-1, try_number=1, task=None)
+    monkeypatch.setattr(listener, "_is_step", lambda ti: True)
+    listener.on_task_instance_success(None, ti)
+    assert [r["step_run_id"] for r in lineage.readers_page(store, "ui_data", 1)] == [reader.step_run_id]
+    monkeypatch.setattr(lineage, "note_readers", lambda record, store: 1 / 0)
+    listener.on_task_instance_success(None, ti)  # logged, not raised
+    monkeypatch.setattr(listener, "_is_step", lambda ti: False)
+    listener.on_task_instance_success(None, SimpleNamespace(task=object()))  # another operator: nothing read
