@@ -115,7 +115,11 @@ class StepAttempt:
         stale. The spec written before the wait is the attempt's: nothing is planned again."""
         status = event.get("status")
         if status == "ready":
-            self.log.info("Step run %s of the same reuse key has finished: looking again", event.get("step_run_id"))
+            self.log.info(
+                "Step run %s of the same reuse key has finished (seen by the triggerer at %s): looking again",
+                event.get("step_run_id"),
+                event.get("seen_at"),
+            )
         else:
             self.log.info("The run computing this step's reuse key went away (%s): looking again", status)
         return self.execute(take_over=lease_from_event(event))

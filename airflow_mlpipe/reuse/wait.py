@@ -6,6 +6,7 @@ triggerer), so both judge alike.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +31,12 @@ class KeyState:
         """The trigger's event payload for a state that ends the wait (primitives only)."""
         if self.status == "ready":
             assert self.entry is not None
-            return {"status": "ready", "key": self.key, "step_run_id": self.entry.step_run_id}
+            return {
+                "status": "ready",
+                "key": self.key,
+                "step_run_id": self.entry.step_run_id,
+                "seen_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            }
         payload: dict[str, Any] = {"status": "lease_expired", "key": self.key, "reason": self.reason}
         if self.lease is not None:
             payload["lease"] = self.lease.to_dict()

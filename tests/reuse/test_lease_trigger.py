@@ -49,7 +49,7 @@ def later(seconds: float, action: Any) -> threading.Thread:
 
 def test_an_entry_that_exists_is_ready_at_once(leases: Leases) -> None:
     ReuseIndex().put(entry_for(KEY, "producer"))
-    assert [e.payload for e in run(ReuseTrigger(KEY, poll_interval=0.05))] == [
+    assert [_timeless(e.payload) for e in run(ReuseTrigger(KEY, poll_interval=0.05))] == [
         {"status": "ready", "key": KEY, "step_run_id": "producer"}
     ]
 
@@ -113,7 +113,8 @@ def test_waiting_for_a_producer_that_has_not_started(leases: Leases) -> None:
     thread = later(0.3, lambda: ReuseIndex().put(entry_for(KEY, "late")))
     events = run(ReuseTrigger(KEY, poll_interval=0.05, wait_for_producer=True))
     thread.join()
-    assert [e.payload for e in events] == [{"status": "ready", "key": KEY, "step_run_id": "late"}]
+    assert [_timeless(e.payload) for e in events] == [{"status": "ready", "key": KEY, "step_run_id": "late"}]
+    assert events[0].payload["seen_at"] > "2026"  # when the trigger saw the result (its log and the task's say it)
 
 
 def test_a_store_that_cannot_be_read_ends_in_an_error_event(leases: Leases) -> None:
@@ -157,3 +158,7 @@ def test_serialize_holds_primitives_and_round_trips() -> None:
     # the deadline is absolute: re-created later (a triggerer restart) it does not start counting again
     assert kwargs["deadline"] == pytest.approx(time.time() + 100, abs=5)
     assert again.deadline == trigger.deadline
+
+
+def _timeless(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != "seen_at"}
