@@ -254,6 +254,7 @@ def main() -> None:
                     fill(store, done, count)
                     done = count
                     rows.append({**measure(store, count, args.reps), "backend": label, "load": load()})
+                    print(json.dumps(rows[-1]), flush=True)  # each size as it is measured
         finally:
             for server in servers.values():
                 if server.proc is not None:

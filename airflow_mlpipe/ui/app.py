@@ -47,7 +47,7 @@ def _wants_json(request: Request) -> bool:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="airflow-mlpipe ML pages", docs_url=None, redoc_url=None, openapi_url=None)
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(HERE / "static"), check_dir=False), name="static")
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException) -> Response:

@@ -56,16 +56,19 @@ def step_runs(
 ) -> dict[str, Any]:
     """A page of step run summaries, newest first, and the token of the next page.
 
-    ``dag_id`` and ``task_id`` pick the index listed; ``run_id``, ``status`` and ``reused`` filter its rows, reading
+    ``dag_id`` and ``task_id`` pick the index listed (a ``task_id`` without ``dag_id`` filters instead);
+    ``run_id``, ``status`` and ``reused`` filter its rows, reading
     up to ``FILTER_PAGES`` pages to fill the page; ``allowed(dag_id)`` drops the rows of DAGs the user may not read.
     """
     rows: list[dict[str, Any]] = []
-    filtered = any(v is not None for v in (run_id, status, reused)) or allowed is not None
+    # A task without its DAG has no index of its own: its rows are picked from all runs' pages.
+    task_filter = task_id if task_id and not dag_id else None
+    filtered = any(v is not None for v in (run_id, status, reused, task_filter)) or allowed is not None
     for _ in range(FILTER_PAGES if filtered else 1):
         page = list_runs(store, dag_id=dag_id, task_id=task_id or None if dag_id else None, limit=limit, token=token)
         token = page.next_token
         for row in page.rows:
-            if _keeps(row, run_id=run_id, status=status, reused=reused, allowed=allowed):
+            if _keeps(row, run_id=run_id, status=status, reused=reused, allowed=allowed, task_id=task_filter):
                 rows.append(row)
         if token is None or len(rows) >= limit:
             break
@@ -79,7 +82,10 @@ def _keeps(
     status: str | None,
     reused: bool | None,
     allowed: Callable[[str], bool] | None,
+    task_id: str | None = None,
 ) -> bool:
+    if task_id is not None and row.get("task_id") != task_id:
+        return False
     if allowed is not None and not allowed(str(row.get("dag_id"))):
         return False
     if run_id is not None and row.get("run_id") != run_id:

@@ -83,7 +83,7 @@ def test_the_ml_pages_in_a_real_browser(services: AirflowServices, example: Exam
         frame = _ml(page)
         frame.locator(f"tr[data-step-run='{second['train']}']").wait_for()
         assert frame.locator("tr[data-step-run]").count() >= 6
-        assert frame.locator("tr .badge.reused").count() >= 1  # data_prep of the second run
+        assert frame.locator("tr .status-reused").count() >= 1  # data_prep of the second run
         page.screenshot(path=str(shots / "ml-step-runs.png"))
 
         # the step run page: a chart with the logged points
@@ -105,7 +105,7 @@ def test_the_ml_pages_in_a_real_browser(services: AirflowServices, example: Exam
         banner = frame.locator(".reused-banner")
         banner.wait_for()
         assert "Reused from" in banner.inner_text()
-        assert frame.locator("h1 .badge.reused").count() == 1
+        assert frame.locator("h1 .status-reused").count() == 1
         banner.get_by_role("link").click()
         frame.locator(f"text={first['data_prep']}").first.wait_for()
         assert frame.locator(".reused-banner").count() == 0

@@ -103,13 +103,13 @@ def test_step_runs_newest_first_with_filters_and_pages(client: Any, store: Datas
     assert ids(reused="yes") == [reused.step_run_id]
     assert reused.step_run_id not in ids(reused="no") and len(ids(reused="no")) == 6
     assert ids(status="Failed") == [r for r in ids() if "prep" in r]
-    assert ids(dag_id="ui_dag", task_id="prep") == ids(status="Failed")
+    assert ids(dag_id="ui_dag", task_id="prep") == ids(status="Failed") == ids(task_id="prep")
     assert ids(run_id="run-3") == [made[2].step_run_id]
     assert ids(dag_id="other_dag") == []
     # the page: rows, the reused badge, a compare form and the older page's link
     page = client.get("/mlpipe/runs?limit=3")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert page.text.count('class="badge reused"') == 1 and 'action="/mlpipe/compare"' in page.text
+    assert page.text.count('class="badge status-reused"') == 1 and 'action="/mlpipe/compare"' in page.text
     assert "Older step runs" in page.text and "token=" in page.text
 
 
@@ -298,13 +298,22 @@ def test_the_extra_link_is_the_step_run_page_in_the_ui() -> None:
     assert urls.step_run_id_of_record_uri("file:///data/other.json") is None
 
 
+def test_links_and_tabs_follow_the_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/team-a/")
+    assert urls.step_run_page("x.y.z.t1.0") == "/team-a/plugin/ml-pipelines/mlpipe/runs/x.y.z.t1.0"
+    from airflow_mlpipe.plugins import external_views
+
+    assert all(v["href"].startswith("/team-a/mlpipe/") for v in external_views())
+
+
 def test_the_plugin_registers_the_nav_entry_and_the_tabs() -> None:
     from airflow_mlpipe.plugins import MlpipePlugin
 
     views = {v["destination"]: v for v in MlpipePlugin.external_views}
     assert set(views) == {"nav", "dag", "dag_run", "task_instance"}
     assert views["nav"]["nav_top_level"] is True and views["nav"]["url_route"] == urls.NAV_ROUTE
-    assert views["task_instance"]["href"].startswith("/mlpipe/tabs/task?dag_id={DAG_ID}&run_id={RUN_ID}")
+    task_tab = "/mlpipe/tabs/task?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}"
+    assert views["task_instance"]["href"].endswith(task_tab)
     assert MlpipePlugin.listeners
 
 
