@@ -28,11 +28,14 @@
     plot.innerHTML = "";
     var text = css("--fg") || "#222", grid = css("--grid") || "#ddd";
     var axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    var whole = data.x.every(function (x) { return Math.round(x) === x; });
+    var xAxis = Object.assign({ label: spec.x_label || "" }, axis);
+    if (whole) xAxis.incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 1e5, 1e6];
     var opts = {
       width: Math.max(plot.clientWidth || 480, 240),
       height: parseInt(plot.dataset.height || "220", 10),
       scales: { x: { time: false } },
-      axes: [Object.assign({ label: spec.x_label || "" }, axis), axis],
+      axes: [xAxis, axis],
       series: [{ label: spec.x_label || "x" }].concat(data.labels.map(function (l, i) {
         return { label: l, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: data.x.length <= 60 }, spanGaps: true };
       })),
