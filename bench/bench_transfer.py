@@ -1,16 +1,18 @@
-"""Benchmark of the copy engine (``airflow_mlpipe.storage.transfer``) against plain tools, as ratios in one run.
+"""Benchmark of the copy engine (``airflow_mlpipe.storage.transfer``) against the libraries, tuned, as ratios.
 
-    .venv/bin/python bench/bench_transfer.py            # full sizes (10,000 files, 1 GiB; 10 to 30 minutes)
-    .venv/bin/python bench/bench_transfer.py --quick    # small sizes (about 2 minutes)
+    .venv/bin/python bench/bench_transfer.py                   # every path, 3 rounds (15 to 40 minutes on 2 CPUs)
+    .venv/bin/python bench/bench_transfer.py --only local --rounds 5
+    .venv/bin/python bench/bench_transfer.py --quick           # 200 small files, 2 x 16 MiB, 2 rounds
 
-Starts its own Azurite and moto (``tests/emulators.py``). Uploads to Azurite start from a freshly started Azurite
-every time (it slows down as it fills up, which would favour whichever runs first); moto is emptied before each
-store-to-store run. Each scenario runs in rounds:
-every baseline once, then the engine's full copy and at once its up-to-date re-run; the best time of each over the
-rounds is kept (the least disturbed by other load: the machines are shared, so absolute seconds mean little, and
-only ratios from one run are reported). ``emu cpu``: CPU seconds per wall second of the busiest emulator during the
-engine's best full copy (1.0 is a full core: Azurite is one node process, moto one Python process, so near 1.0 the
-emulator is the bottleneck); ``own cpu``: the same for this process (the engine's client side).
+Every path (local->local, local->Azurite, local->moto, Azurite->moto, Azurite->Azurite and moto->moto server-side,
+Azurite->local and moto->local) copies two data sets: many small files and a few large ones. Each side (the engine
+with its defaults, every tuned library baseline) runs once a round into a fresh destination; the order alternates
+from round to round (engine first, then baselines first), so drift in the machine's load favours neither; medians
+are reported. Destinations are deleted (untimed) after each run, so the emulators never fill up.
+
+Starts its own Azurite and moto (``tests/emulators.py``). ``ratio`` is baseline / engine (above 1.0: the engine is
+faster); ``best`` compares with the fastest baseline of the path. The re-run row is the engine's up-to-date re-run
+over its full copy (lower is better). Load averages are printed per path: the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,188 +41,127 @@ from airflow_mlpipe.storage.transfer import transfer  # noqa: E402
 from tests.emulators import Azurite, MotoS3, Server  # noqa: E402
 
 MiB = 1024 * 1024
-_TICK = os.sysconf("SC_CLK_TCK")
+Run = Callable[[], Any]
+Prepare = Callable[[], Run]  # untimed set-up (a fresh destination) returning the timed copy
 
 
 @dataclass(frozen=True)
 class Sizes:
-    big: int  # bytes of the single large local file
-    small_count: int  # small files, local
+    small_count: int
     small_size: int
-    emu_count: int  # small files to and between emulators
-    emu_big: int  # bytes of the large file to and between emulators
-    rounds: int  # local scenarios
-    emu_rounds: int  # emulator scenarios (a round of 10,000 files takes minutes)
+    big_count: int
+    big_size: int
+    rounds: int
 
 
-FULL = Sizes(1024 * MiB, 10_000, 100_000, 10_000, 256 * MiB, rounds=3, emu_rounds=1)
-QUICK = Sizes(128 * MiB, 2_000, 100_000, 1_000, 32 * MiB, rounds=2, emu_rounds=2)
+FULL = Sizes(1_000, 100_000, 4, 64 * MiB, rounds=3)
+QUICK = Sizes(200, 100_000, 2, 16 * MiB, rounds=2)
 
 
 @dataclass
 class Row:
-    scenario: str
+    path: str
+    data: str
     baseline: str
     baseline_s: float
     engine_s: float
-    goal: str
-    emulator_cpu: float | None = None
-    client_cpu: float | None = None
+    load: str
 
     @property
     def rerun(self) -> bool:
-        return "re-run" in self.goal
+        return self.baseline == "engine full copy"
 
     @property
     def ratio(self) -> float:
-        """baseline / engine (higher is better); for a re-run row, re-run / full copy (lower is better)."""
+        """baseline / engine (higher: the engine is faster); for the re-run row, re-run / full copy."""
         if self.rerun:
             return self.engine_s / self.baseline_s
         return self.baseline_s / self.engine_s if self.engine_s > 0 else float("inf")
 
 
-# -- timing -----------------------------------------------------------------------------------------------------------
-def _cpu_seconds(server: Server) -> float:
-    if server.proc is None:
-        return 0.0
-    with open(f"/proc/{server.proc.pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+def _load() -> float:
+    return os.getloadavg()[0]
 
 
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass
-class Timing:
-    seconds: float
-    emulator_cpu: float
-    client_cpu: float
-
-
-def timed(fn: Callable[[], Any], emulators: tuple[Server, ...] = ()) -> Timing:
-    emu0 = [_cpu_seconds(s) for s in emulators]
-    own0 = _own_cpu()
+def _timed(prepare: Prepare, cleanup: Callable[[], Any]) -> float:
+    run = prepare()
     start = time.perf_counter()
-    fn()
-    seconds = max(time.perf_counter() - start, 1e-9)
-    busiest = max((_cpu_seconds(s) - c for s, c in zip(emulators, emu0, strict=True)), default=0.0)
-    return Timing(seconds, busiest / seconds, (_own_cpu() - own0) / seconds)
+    run()
+    seconds = time.perf_counter() - start
+    cleanup()
+    return seconds
 
 
 @dataclass
-class Scenario:
-    """``make_engine()`` prepares a fresh destination and returns the transfer to time (full copy, then re-run)."""
+class Case:
+    """One path and one data set: the engine and its baselines, each a ``Prepare``."""
 
-    label: str
-    baselines: dict[str, Callable[[], Any]]
-    make_engine: Callable[[], Callable[[], Any]]
-    goal: str = ""
-    with_rerun: bool = False
-    emulators: tuple[Server, ...] = ()
-    before: Callable[[], Any] = field(default=lambda: None)
+    path: str
+    data: str
+    engine: Callable[[], tuple[Run, Run]]  # returns (full copy, re-run) into one fresh destination
+    baselines: dict[str, Prepare]
+    cleanup: Callable[[], Any]
 
     def measure(self, rounds: int) -> list[Row]:
-        base: dict[str, list[float]] = {name: [] for name in self.baselines}
-        full: list[Timing] = []
+        times: dict[str, list[float]] = {name: [] for name in self.baselines}
+        full: list[float] = []
         rerun: list[float] = []
-        for _ in range(rounds):
-            for name, baseline in self.baselines.items():
-                self.before()
-                base[name].append(timed(baseline, self.emulators).seconds)
-            self.before()
-            run = self.make_engine()
-            full.append(timed(run, self.emulators))
-            if self.with_rerun:
-                rerun.append(timed(run, self.emulators).seconds)
-        best = min(full, key=lambda t: t.seconds)
-        emu = best.emulator_cpu if self.emulators else None
-        rows = [
-            Row(self.label, name, min(times), best.seconds, self.goal, emu, best.client_cpu)
-            for name, times in base.items()
-        ]
-        if self.with_rerun:
-            rows.append(Row(self.label, "engine full copy", best.seconds, min(rerun), "re-run < 0.1x"))
+        loads = [_load()]
+
+        def engine() -> None:
+            copy, again = self.engine()
+            start = time.perf_counter()
+            copy()
+            full.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            again()
+            rerun.append(time.perf_counter() - start)
+            self.cleanup()
+
+        for index in range(rounds):
+            if index % 2 == 0:
+                engine()
+            for name, prepare in self.baselines.items():
+                times[name].append(_timed(prepare, self.cleanup))
+            if index % 2 == 1:
+                engine()
+            loads.append(_load())
+        load = f"{min(loads):.1f}-{max(loads):.1f}"
+        engine_s = statistics.median(full)
+        rows = [Row(self.path, self.data, name, statistics.median(t), engine_s, load) for name, t in times.items()]
+        rows.append(Row(self.path, self.data, "engine full copy", engine_s, statistics.median(rerun), load))
+        line = ", ".join(f"{r.baseline} {r.baseline_s:.2f} s ({r.ratio:.2f}x)" for r in rows[:-1])
+        print(f"  {self.path} {self.data}: engine {engine_s:.2f} s; {line}; load {load}", flush=True)
         return rows
 
 
 # -- data -------------------------------------------------------------------------------------------------------------
-def make_big(path: Path, size: int) -> None:
-    if path.exists() and path.stat().st_size == size:
-        return
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            n = min(left, 16 * MiB)
-            fh.write(os.urandom(n))
-            left -= n
+def make_data(work: Path, sizes: Sizes) -> tuple[str, str]:
+    """``small/`` (in 20 subfolders) and ``big/`` under ``work``, made once and kept between runs."""
+    small, big = work / "small", work / "big"
+    done = work / f".made-{sizes.small_count}-{sizes.small_size}-{sizes.big_count}-{sizes.big_size}"
+    if not done.exists():
+        shutil.rmtree(small, ignore_errors=True)
+        shutil.rmtree(big, ignore_errors=True)
+        for i in range(sizes.small_count):
+            sub = small / f"d{i % 20:02d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"f{i:05d}.bin").write_bytes(os.urandom(sizes.small_size))
+        big.mkdir()
+        for i in range(sizes.big_count):
+            with open(big / f"b{i}.bin", "wb") as fh:
+                for _ in range(0, sizes.big_size, 16 * MiB):
+                    fh.write(os.urandom(min(16 * MiB, sizes.big_size)))
+        done.touch()
+    return (
+        f"{sizes.small_count} x {sizes.small_size // 1000} KB",
+        f"{sizes.big_count} x {sizes.big_size // MiB} MiB",
+    )
 
 
-def make_small(folder: Path, count: int, size: int) -> None:
-    done = folder / f".made-{count}-{size}"
-    if done.exists():
-        return
-    shutil.rmtree(folder, ignore_errors=True)
-    for i in range(count):
-        sub = folder / f"d{i % 20:02d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        (sub / f"f{i:05d}.bin").write_bytes(os.urandom(size))
-    done.touch()
-
-
-# -- scenarios --------------------------------------------------------------------------------------------------------
-def local_scenarios(work: Path, sizes: Sizes) -> list[Row]:
-    import fsspec
-
-    lfs = fsspec.filesystem("file")
-    big, small, out = work / "big.bin", work / "small", work / "out"
-    make_big(big, sizes.big)
-    make_small(small, sizes.small_count, sizes.small_size)
-    src, dst = Datastore("bench-src", work.as_uri()), Datastore("bench-dst", out.as_uri())
-
-    def clean() -> None:
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir()
-        os.sync()  # no timed run starts while the previous run's dirty pages are still being written back
-
-    def engine(path: str, dest: str, kind: Any) -> Callable[[], Callable[[], Any]]:
-        return lambda: lambda: transfer(src, path, dst, dest, kind=kind)
-
-    scenarios = [
-        Scenario(
-            f"local->local 1 file {sizes.big // MiB} MiB",
-            {
-                "cp": lambda: subprocess.run(["cp", str(big), str(out / "cp.bin")], check=True),
-                "fsspec put": lambda: lfs.put(str(big), str(out / "put.bin")),
-            },
-            engine("big.bin", "big.bin", "file"),
-            ">= 0.9x",
-            with_rerun=True,
-            before=clean,
-        ),
-        Scenario(
-            f"local->local {sizes.small_count} x {sizes.small_size // 1000} KB",
-            {
-                "cp -r": lambda: subprocess.run(["cp", "-r", str(small), str(out / "cp")], check=True),
-                "fsspec put": lambda: lfs.put(str(small), str(out / "put"), recursive=True),
-            },
-            engine("small", "tree", "directory"),
-            ">= 0.9x",
-            with_rerun=True,
-            before=clean,
-        ),
-    ]
-    rows = [row for s in scenarios for row in s.measure(sizes.rounds)]
-    clean()
-    return rows
-
-
+# -- stores -----------------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def running(*servers: Server) -> Iterator[None]:
-    """Fresh emulators for one scenario: both keep every byte in memory (Azurite began to answer HTTP 500 past
-    about 4 GB), and a restart is far faster than deleting 10,000 blobs."""
     for server in servers:
         server.start()
     try:
@@ -230,171 +171,267 @@ def running(*servers: Server) -> Iterator[None]:
             server.stop()
 
 
-def _bucket(fs: Any) -> str:
-    name = f"b{uuid.uuid4().hex[:12]}"
-    fs.mkdir(name)
-    return name
+class Stores:
+    """Plain library filesystems (own instances, nothing shared with the engine's) and fresh destinations."""
+
+    def __init__(self, work: Path, azurite: Azurite, moto: MotoS3) -> None:
+        import fsspec
+
+        self.work, self.azurite, self.moto = work, azurite, moto
+        self.az = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
+        self.s3 = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
+        self.local = Datastore("bench-local", work.as_uri())
+        self.az_src = Datastore("bench-az-src", "az://source/data", {"connection_string": azurite.connection_string})
+        self.s3_src = Datastore("bench-s3-src", "s3://source/data", moto.storage_options())
+        self.out = work / "out"
+
+    def fresh(self, kind: str) -> tuple[Datastore, str]:
+        """A new empty container, bucket or folder: the engine's datastore and the library's path of its root."""
+        name = f"b{uuid.uuid4().hex[:12]}"
+        if kind == "local":
+            folder = self.out / name
+            folder.mkdir(parents=True)
+            return Datastore("bench-dst", folder.as_uri()), str(folder)
+        if kind == "az":
+            self.az.mkdir(name)
+            opts = {"connection_string": self.azurite.connection_string}
+            return Datastore("bench-dst", f"az://{name}/data", opts), f"{name}/data"
+        self.s3.mkdir(name)
+        return Datastore("bench-dst", f"s3://{name}/data", self.moto.storage_options()), f"{name}/data"
+
+    def cleanup(self) -> None:
+        """Delete every destination (untimed): containers and buckets other than ``source``, local ``out/``."""
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.az.invalidate_cache()
+        for container in self.az.ls(""):
+            if container.strip("/") != "source":
+                self.az.rm(container.strip("/"), recursive=True)
+        self.s3.invalidate_cache()
+        for bucket in self.s3.ls(""):
+            if bucket.strip("/") != "source":
+                self.s3.rm(bucket, recursive=True)
+        os.sync()  # no timed run starts while the previous run's dirty pages are still being written back
+
+    def source(self, kind: str) -> tuple[Datastore, str, Any]:
+        """The source datastore of ``kind``, its root as the library names it, and the library filesystem."""
+        if kind == "local":
+            return self.local, str(self.work), None
+        if kind == "az":
+            return self.az_src, "source/data", self.az
+        return self.s3_src, "source/data", self.s3
+
+    def seed(self) -> None:
+        """Both data sets into Azurite and moto, once (the sources of store-to-store and download paths)."""
+        self.az.mkdir("source")
+        self.s3.mkdir("source")
+        for sub in ("small", "big"):
+            transfer(self.local, sub, self.az_src, sub)
+            transfer(self.local, sub, self.s3_src, sub)
 
 
-def _engine(src: Datastore, path: str, make_dst: Callable[[], Datastore], kind: Any) -> Callable[[], Any]:
-    def prepare() -> Callable[[], Any]:
-        dst = make_dst()
-        return lambda: transfer(src, path, dst, "copy", kind=kind)
+# -- baselines --------------------------------------------------------------------------------------------------------
+def _library(kind_src: str, kind_dst: str, stores: Stores, sub: str, big: bool) -> dict[str, Prepare]:
+    """The tuned library calls for one path: ``name -> prepare``."""
+    _, src_root, src_fs = stores.source(kind_src)
+    src = f"{src_root}/{sub}"
+
+    def to(kind: str, call: Callable[[str], Any]) -> Prepare:
+        def prepare() -> Run:
+            _, root = stores.fresh(kind)
+            return lambda: call(f"{root}/copy")
+
+        return prepare
+
+    # Small files: requests in flight is the knob (batch_size); large files: blocks of one file in flight.
+    settings = (
+        {"batch=4 conc=8": {"batch_size": 4, "max_concurrency": 8}}
+        if big
+        else {"batch=32": {"batch_size": 32}, "batch=128": {"batch_size": 128}}
+    )
+    s3_big = {"chunksize": 8 * MiB} if big else {}
+    out: dict[str, Prepare] = {}
+    pair = (kind_src, kind_dst)
+    if pair == ("local", "local"):
+        out["cp -r"] = to("local", lambda dst: subprocess.run(["cp", "-r", src, dst], check=True))
+        out["shutil.copytree"] = to("local", lambda dst: shutil.copytree(src, dst))
+        return out
+    for label, opts in settings.items():
+        batch = {"batch_size": opts["batch_size"]}
+        name, kind, call = _library_call(pair, stores, src, src_fs, opts, batch, s3_big)
+        out[f"{name} {label}"] = to(kind, call)
+        if pair == ("az", "s3"):
+            out[f"adlfs get + s3fs put {label}"] = to("s3", _two_step(stores, src, opts, s3_big))
+    return out
+
+
+def _library_call(
+    pair: tuple[str, str],
+    stores: Stores,
+    src: str,
+    src_fs: Any,
+    opts: dict[str, Any],
+    batch: dict[str, Any],
+    s3_big: dict[str, Any],
+) -> tuple[str, str, Callable[[str], Any]]:
+    """The library's one call for a path: (its name, the destination's kind, ``call(destination path)``)."""
+    from fsspec.generic import GenericFileSystem, rsync
+
+    if pair == ("local", "az"):
+        return "adlfs put", "az", lambda d: stores.az.put(src, d, recursive=True, **opts)
+    if pair == ("local", "s3"):
+        return "s3fs put", "s3", lambda d: stores.s3.put(src, d, recursive=True, **opts, **s3_big)
+    if pair == ("az", "az"):
+        return "adlfs copy", "az", lambda d: stores.az.copy(src, d, recursive=True, **batch)
+    if pair == ("s3", "s3"):
+        return "s3fs copy", "s3", lambda d: stores.s3.copy(src, d, recursive=True, **batch)
+    if pair == ("az", "s3"):
+        generic = GenericFileSystem(
+            default_method="options",
+            storage_options={
+                "abfs": {"connection_string": stores.azurite.connection_string},
+                "s3": stores.moto.storage_options(),
+            },
+        )
+        return "fsspec.generic.rsync", "s3", lambda d: rsync(f"abfs://{src}", f"s3://{d}", fs=generic, **batch)
+    extra = s3_big if src_fs is stores.s3 else {}
+    name = "s3fs get" if src_fs is stores.s3 else "adlfs get"
+    return name, "local", lambda d: src_fs.get(src, d, recursive=True, **opts, **extra)
+
+
+def _two_step(stores: Stores, src: str, opts: dict[str, Any], s3_big: dict[str, Any]) -> Callable[[str], Any]:
+    def run(dst: str) -> None:
+        with tempfile.TemporaryDirectory(dir=stores.work) as tmp:
+            stores.az.get(src, f"{tmp}/x", recursive=True, **opts)
+            stores.s3.put(f"{tmp}/x", dst, recursive=True, **opts, **s3_big)
+
+    return run
+
+
+def _engine(kind_src: str, kind_dst: str, stores: Stores, sub: str) -> Callable[[], tuple[Run, Run]]:
+    src, _, _ = stores.source(kind_src)
+
+    def prepare() -> tuple[Run, Run]:
+        dst, _ = stores.fresh(kind_dst)
+
+        def copy() -> Any:
+            return transfer(src, sub, dst, "copy")
+
+        return copy, copy
 
     return prepare
 
 
-def emulator_scenarios(work: Path, sizes: Sizes) -> list[Row]:
-    """Local -> Azurite and Azurite -> moto, each against plain fsspec/adlfs/s3fs calls with default settings."""
-    import fsspec
-    from fsspec.generic import GenericFileSystem, rsync
+PATHS: dict[str, tuple[str, str]] = {
+    "local->local": ("local", "local"),
+    "local->Azurite": ("local", "az"),
+    "local->moto": ("local", "s3"),
+    "Azurite->moto": ("az", "s3"),
+    "Azurite->Azurite": ("az", "az"),
+    "moto->moto": ("s3", "s3"),
+    "Azurite->local": ("az", "local"),
+    "moto->local": ("s3", "local"),
+}
 
-    azurite, moto = Azurite(), MotoS3()
-    local = Datastore("bench-local", work.as_uri())
-    small, big = work / "emu-small", work / "emu-big.bin"
-    make_small(small, sizes.emu_count, sizes.small_size)
-    make_big(big, sizes.emu_big)
-    n_small = f"{sizes.emu_count} x {sizes.small_size // 1000} KB"
-    n_big = f"1 file {sizes.emu_big // MiB} MiB"
-    rounds = sizes.emu_rounds
-    # Plain filesystems with default settings, as a user would make them (own instances: nothing shared with ours).
-    plain: dict[str, Any] = {}
 
-    def connect() -> None:
-        from adlfs import AzureBlobFileSystem
+def listing_rows(stores: Stores, label: str, rounds: int) -> list[Row]:
+    """The engine's Azure listing (List Blobs XML read directly) against adlfs ``find``, on the small data set."""
+    from airflow_mlpipe.storage.listing import list_tree
 
-        AzureBlobFileSystem.clear_instance_cache()  # no pooled connection to an Azurite that was restarted
-        plain["az"] = fsspec.filesystem("abfs", connection_string=azurite.connection_string, skip_instance_cache=True)
-        plain["s3"] = fsspec.filesystem("s3", skip_instance_cache=True, **moto.storage_options())
-
-    def fresh_azurite() -> None:
-        """Every upload into an empty Azurite: it slows down as it fills, which would favour whoever runs first."""
-        azurite.stop()
-        azurite.start()
-        connect()
-
-    def az_store() -> Datastore:
-        container = _bucket(plain["az"])
-        return Datastore("bench-az", f"az://{container}/data", {"connection_string": azurite.connection_string})
-
-    def s3_store() -> Datastore:
-        return Datastore("bench-s3", f"s3://{_bucket(plain['s3'])}/data", moto.storage_options())
-
-    def empty_moto() -> None:
-        plain["s3"].invalidate_cache()
-        for bucket in plain["s3"].ls(""):
-            plain["s3"].rm(bucket, recursive=True)
-
-    rows: list[Row] = []
-    with running(azurite):
-        rows += Scenario(
-            f"local->Azurite {n_small}",
-            {
-                "adlfs put (defaults)": lambda: plain["az"].put(
-                    str(small), f"{_bucket(plain['az'])}/data/c", recursive=True
-                )
-            },
-            _engine(local, "emu-small", az_store, "directory"),
-            ">= 1.5x",
-            with_rerun=True,
-            emulators=(azurite,),
-            before=fresh_azurite,
-        ).measure(rounds)
-        rows += Scenario(
-            f"local->Azurite {n_big}",
-            {"adlfs put (defaults)": lambda: plain["az"].put(str(big), f"{_bucket(plain['az'])}/data/copy")},
-            _engine(local, "emu-big.bin", az_store, "file"),
-            emulators=(azurite,),
-            before=fresh_azurite,
-        ).measure(rounds)
-    with running(azurite, moto):
-        connect()
-        az_src = az_store()
-        transfer(local, "emu-small", az_src, "small")
-        transfer(local, "emu-big.bin", az_src, "big.bin", kind="file")
-
-        def two_step(path: str, recursive: bool) -> Callable[[], Any]:
-            def run() -> None:
-                with tempfile.TemporaryDirectory(dir=work) as tmp:
-                    plain["az"].get(az_src.full_path(path), f"{tmp}/x", recursive=recursive)
-                    plain["s3"].put(f"{tmp}/x", f"{_bucket(plain['s3'])}/data/copy", recursive=recursive)
-
-            return run
-
-        generic = GenericFileSystem(
-            default_method="options",
-            storage_options={"abfs": {"connection_string": azurite.connection_string}, "s3": moto.storage_options()},
-        )
-        rows += Scenario(
-            f"Azurite->moto {n_small}",
-            {
-                "adlfs get + s3fs put (defaults)": two_step("small", True),
-                "fsspec.generic.rsync (defaults)": lambda: rsync(
-                    f"abfs://{az_src.full_path('small')}", f"s3://{_bucket(plain['s3'])}/data/copy", fs=generic
-                ),
-            },
-            _engine(az_src, "small", s3_store, "directory"),
-            ">= 1.5x",
-            with_rerun=True,
-            emulators=(azurite, moto),
-            before=empty_moto,
-        ).measure(rounds)
-        rows += Scenario(
-            f"Azurite->moto {n_big}",
-            {"adlfs get + s3fs put (defaults)": two_step("big.bin", False)},
-            _engine(az_src, "big.bin", s3_store, "file"),
-            emulators=(azurite, moto),
-            before=empty_moto,
-        ).measure(rounds)
-    return rows
+    full = stores.az_src.full_path("small")
+    sides: dict[str, Run] = {
+        "engine": lambda: list_tree(stores.az_src, full),
+        "adlfs find": lambda: stores.az.find(full, detail=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    loads = [_load()]
+    for index in range(rounds):
+        for name in sides if index % 2 == 0 else reversed(sides):
+            stores.az.invalidate_cache()
+            start = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - start)
+        loads.append(_load())
+    load = f"{min(loads):.1f}-{max(loads):.1f}"
+    row = Row(
+        "list Azurite",
+        label,
+        "adlfs find",
+        statistics.median(times["adlfs find"]),
+        statistics.median(times["engine"]),
+        load,
+    )
+    print(
+        f"  list Azurite {label}: engine {row.engine_s:.2f} s; adlfs find {row.baseline_s:.2f} s "
+        f"({row.ratio:.2f}x); load {load}",
+        flush=True,
+    )
+    return [row]
 
 
 # -- report -----------------------------------------------------------------------------------------------------------
-def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 def report(rows: list[Row]) -> str:
-    head = (
-        f"| {'scenario':38} | {'baseline':32} | {'base s':>7} | {'engine s':>8} | {'ratio':>7} | {'goal':13} "
-        "| emu cpu | own cpu |"
-    )
-    lines = [head, "|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|"]
-    for r in rows:
-        ratio = f"{r.ratio:.3f}x" if r.rerun else f"{r.ratio:.2f}x"
-        lines.append(
-            f"| {r.scenario:38} | {r.baseline:32} | {r.baseline_s:7.2f} | {r.engine_s:8.3f} | {ratio:>7} | "
-            f"{r.goal:13} | {_cell(r.emulator_cpu):>7} | {_cell(r.client_cpu):>7} |"
-        )
+    lines = [
+        "| path | data | baseline (tuned) | base s | engine s | ratio | best | load |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for (path, data), group in _groups(rows).items():
+        fastest = min((r.baseline_s for r in group if not r.rerun), default=0.0)
+        for r in group:
+            ratio = f"{r.ratio:.3f}x" if r.rerun else f"{r.ratio:.2f}x"
+            best = "" if r.rerun or r.baseline_s != fastest else f"{r.ratio:.2f}x"
+            lines.append(
+                f"| {path} | {data} | {r.baseline} | {r.baseline_s:.2f} | {r.engine_s:.3f} | {ratio} | {best} | "
+                f"{r.load} |"
+            )
     return "\n".join(lines)
+
+
+def _groups(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.path, row.data), []).append(row)
+    return groups
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes)")
-    parser.add_argument("--only", choices=["local", "emulators"], help="run one group of scenarios")
-    parser.add_argument("--rounds", type=int, help="rounds per scenario (default: 3 local, 1 emulators; quick 2)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds")
+    parser.add_argument(
+        "--only", action="append", choices=[*sorted(PATHS), "list Azurite"], help="run this path (repeatable)"
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per case (default 3; quick 2)")
     parser.add_argument("--work", type=Path, help="scratch folder (kept between runs to reuse test data)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    if args.rounds:
-        sizes = Sizes(**{**asdict(sizes), "rounds": args.rounds, "emu_rounds": args.rounds})
+    rounds = args.rounds or sizes.rounds
     work = args.work or Path(tempfile.gettempdir()) / "mlpipe-bench-transfer"
     work.mkdir(parents=True, exist_ok=True)
+    labels = make_data(work, sizes)
+    started, load = time.perf_counter(), _load()
     rows: list[Row] = []
-    started = time.perf_counter()
-    load = os.getloadavg()[0]
-    if args.only in (None, "local"):
-        rows += local_scenarios(work, sizes)
-        print(report(rows), flush=True)
-    if args.only in (None, "emulators"):
-        rows += emulator_scenarios(work, sizes)
+    azurite, moto = Azurite(), MotoS3()
+    with running(azurite, moto):
+        stores = Stores(work, azurite, moto)
+        stores.seed()
+        for path in [p for p in args.only or list(PATHS) if p in PATHS]:
+            kind_src, kind_dst = PATHS[path]
+            for sub, label in zip(("small", "big"), labels, strict=True):
+                case = Case(
+                    path,
+                    label,
+                    _engine(kind_src, kind_dst, stores, sub),
+                    _library(kind_src, kind_dst, stores, sub, big=sub == "big"),
+                    stores.cleanup,
+                )
+                rows += case.measure(rounds)
+        if not args.only or "list Azurite" in args.only:
+            rows += listing_rows(stores, labels[0], rounds)
     print()
     print(report(rows))
     print(
-        f"\n{'quick' if args.quick else 'full'} run, {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores, "
-        f"load average {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+        f"\n{rounds} rounds, medians, {time.perf_counter() - started:.0f} s, {os.cpu_count()} cores, "
+        f"load average {load:.1f} at the start and {_load():.1f} at the end"
     )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) | {"ratio": r.ratio} for r in rows], indent=2))

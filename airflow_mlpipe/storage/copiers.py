@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_mlpipe.storage.copy_async import AsyncCopier
-from airflow_mlpipe.storage.copy_common import Copier
-from airflow_mlpipe.storage.copy_generic import GenericCopier, SyncServerCopier
-from airflow_mlpipe.storage.copy_local import LocalCopier
+from airflow_mlpipe.storage.copy_library import LibraryCopier
 from airflow_mlpipe.storage.datastore import Datastore
 
 # Files in flight by default. Local copies are kernel work: a second thread keeps the disk busy while one waits on
@@ -44,15 +41,13 @@ def _is_async(store: Datastore) -> bool:
     return bool(getattr(store.fs, "async_impl", False))
 
 
-def choose_copier(src: Datastore, dst: Datastore) -> Copier:
+def choose_copier(src: Datastore, dst: Datastore) -> LibraryCopier:
     if src.protocol == "file" and dst.protocol == "file":
-        return LocalCopier()
+        return LibraryCopier(src, dst, "local")
     if same_filesystem(src, dst):
-        return AsyncCopier(src, dst, "server") if _is_async(dst) else SyncServerCopier(dst)
+        return LibraryCopier(src, dst, "server-side")
     if src.protocol == "file" and _is_async(dst):
-        return AsyncCopier(src, dst, "upload")
+        return LibraryCopier(src, dst, "upload")
     if dst.protocol == "file" and _is_async(src):
-        return AsyncCopier(src, dst, "download")
-    if _is_async(src) and _is_async(dst) and src.fs.loop is dst.fs.loop:
-        return AsyncCopier(src, dst, "stream")
-    return GenericCopier(src, dst)
+        return LibraryCopier(src, dst, "download")
+    return LibraryCopier(src, dst, "stream")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from airflow_mlpipe.storage.listing import TEMP_SUFFIX
 from airflow_mlpipe.storage.progress import ProgressTracker
@@ -45,7 +46,8 @@ class CopyContext:
     """Settings and shared state of one transfer's copy phase.
 
     ``atomic``: write each local file under a temporary name and rename it (single-file transfers, where no
-    completion marker guards readers). ``md5s`` collects MD5s computed while streaming, for verification.
+    completion marker guards readers). ``md5s`` collects MD5s the engine computed (large Azure uploads), for
+    verification.
     ``cancel`` stops workers from starting new files once one has failed for good.
     """
 
@@ -58,12 +60,6 @@ class CopyContext:
     atomic: bool
     md5s: dict[str, str] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
-
-
-class Copier(Protocol):
-    method: str
-
-    def run(self, tasks: Sequence[FileTask], ctx: CopyContext) -> None: ...
 
 
 def temp_name(path: str) -> str:
@@ -96,30 +92,8 @@ def local_target(task: FileTask, atomic: bool) -> Iterator[str]:
         os.replace(target, task.dst)
 
 
-class FileAccounting:
-    """Progress bookkeeping for one file across retries: a failed attempt's bytes are taken back."""
-
-    def __init__(self, task: FileTask, ctx: CopyContext) -> None:
-        self._task = task
-        self._tracker = ctx.tracker
-        self._reported = 0
-
-    def on_bytes(self, n: int) -> None:
-        self._reported += n
-        self._tracker.advance(nbytes=n)
-
-    def begin_attempt(self) -> None:
-        if self._reported:
-            self._tracker.advance(nbytes=-self._reported)
-            self._reported = 0
-
-    def settle(self) -> None:
-        """Count the file as done, and whatever bytes the copier did not report on the way."""
-        self._tracker.advance(files=1, nbytes=self._task.size - self._reported)
-
-
-# Copy one file; report bytes on the way where the copier can (large files), raise CopyFailure on error.
-CopyOne = Callable[[FileTask, Callable[[int], None]], None]
+# Copy one file, raising CopyFailure on error.
+CopyOne = Callable[[FileTask], None]
 
 
 def _thread_batches(tasks: Sequence[FileTask], chunk_size: int) -> list[list[FileTask]]:
@@ -139,14 +113,8 @@ def run_in_threads(tasks: Sequence[FileTask], ctx: CopyContext, copy_one: CopyOn
         for task in batch:
             if ctx.cancel.is_set():
                 return
-            account = FileAccounting(task, ctx)
-
-            def attempt(task: FileTask = task, account: FileAccounting = account) -> None:
-                account.begin_attempt()
-                copy_one(task, account.on_bytes)
-
-            call_with_retry(attempt, ctx.retry, ctx.tracker.retried)
-            account.settle()
+            call_with_retry(functools.partial(copy_one, task), ctx.retry, ctx.tracker.retried)
+            ctx.tracker.advance(files=1, nbytes=task.size)
 
     with ThreadPoolExecutor(max_workers=max(1, ctx.workers), thread_name_prefix="mlpipe-copy") as pool:
         futures = [pool.submit(work, batch) for batch in _thread_batches(tasks, ctx.chunk_size)]

@@ -102,9 +102,10 @@ def transfer(
     :param max_workers: files in flight; the default suits the pair of stores (2 local threads, dozens of
         requests to object stores).
     :param retry: how failed files are retried (transient errors only); default 4 tries with backoff from 0.5 s.
-    :param chunk_size: block size for large files; files up to this size are copied in one request.
-    :param block_parallel: blocks of one large file in flight at once.
-    :param memory_limit: bytes that the files in flight may hold in memory together (bounds the parallelism).
+    :param chunk_size: files larger than this are large; the S3 part and ranged-read size (at least 5 MiB).
+    :param block_parallel: blocks of one large file in flight at once (the libraries' ``max_concurrency``).
+    :param memory_limit: bytes that large files in flight may hold in blocks together: at most
+        ``memory_limit // (chunk_size * block_parallel)`` large files are copied at once.
     :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
     :param mark_complete: False to leave the folder without a completion marker (a step's output staged at its
         destination, which its attempt's commit and finish path mark later).

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.storage import copy_local
+from airflow_mlpipe.storage import copy_library
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing import JOURNAL_NAME
 from airflow_mlpipe.storage.retry import RetryPolicy, is_transient
@@ -86,10 +86,12 @@ def test_folder_copy_is_exact_verified_complete_and_rerun_copies_nothing(
     assert dst.read_bytes(dst.marker_path("out/data")) == marker_before
 
 
-def test_large_upload_to_azure_keeps_content_md5(make_store: MakeStore) -> None:
+def test_large_upload_to_azure_keeps_content_md5(make_store: MakeStore, monkeypatch: Any) -> None:
     src, dst = make_store("local", "src"), make_store("azurite", "dst")
     data = os.urandom(5 * MiB + 123)
     src.write_bytes("big.bin", data)
+    # The SDK uploads files above this size in blocks (64 MiB by default), and such a blob has no MD5 of its own.
+    monkeypatch.setattr(dst.fs.service_client._config, "max_single_put_size", 1 * MiB)
     result = transfer(src, "big.bin", dst, "copy/big.bin", kind="file", chunk_size=1 * MiB)
     assert result.files[0].md5 == hashlib.md5(data).hexdigest()
     settings = dst.info("copy/big.bin")["content_settings"]
@@ -114,14 +116,14 @@ def test_local_single_file_is_written_under_a_temporary_name(make_store: MakeSto
     src, dst = make_store("local", "src"), make_store("local", "dst")
     src.write_bytes("f.bin", b"x" * 100)
     seen: list[str] = []
-    original = copy_local.kernel_copy
+    original = copy_library.shutil.copy2
 
-    def spy(fd_in: int, fd_out: int, size: int, on_bytes: Any) -> None:
-        seen.append(os.readlink(f"/proc/self/fd/{fd_out}"))
-        original(fd_in, fd_out, size, on_bytes)
+    def spy(source: str, target: str) -> Any:
+        seen.append(target)
+        return original(source, target)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(copy_local, "kernel_copy", spy)
+        mp.setattr(copy_library.shutil, "copy2", spy)
         transfer(src, "f.bin", dst, "g.bin", kind="file")
     assert seen and os.path.basename(seen[0]) != "g.bin"
     assert os.listdir(dst.root) == ["g.bin"]
@@ -145,6 +147,47 @@ def test_rerun_after_losing_files_copies_only_what_is_missing(make_store: MakeSt
     assert result.files_skipped == len(files) - 3
     assert read_tree(dst, "out") == files
     assert dst.is_complete("out")
+
+
+def test_rerun_calls_the_library_only_for_the_changed_file(make_store: MakeStore, monkeypatch: Any) -> None:
+    """Skipping is the engine's, not the library's: unchanged files never reach a library copy call."""
+    src, dst = make_store("local", "src"), make_store("azurite", "dst")
+    files = random_tree(8)
+    write_tree(src, "in", files)
+    transfer(src, "in", dst, "out")
+    uploaded: list[str] = []
+    put_file = dst.fs.put_file
+
+    def counting_put(lpath: str, rpath: str, **kwargs: Any) -> None:
+        uploaded.append(rpath)
+        put_file(lpath, rpath, **kwargs)
+
+    monkeypatch.setattr(dst.fs, "put_file", counting_put)
+
+    assert transfer(src, "in", dst, "out").up_to_date
+    assert uploaded == []
+
+    src.write_bytes("in/part-1/f001.bin", b"changed")
+    result = transfer(src, "in", dst, "out", overwrite=True)
+    assert [f.path for f in result.files if f.action == "copied"] == ["part-1/f001.bin"]
+    assert uploaded == [dst.full_path("out/part-1/f001.bin")]
+    assert dst.read_bytes("out/part-1/f001.bin") == b"changed" and dst.is_complete("out")
+
+
+def test_overwrite_replaces_a_hard_linked_local_file_without_changing_its_other_name(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    """A destination file may be a hard link into another copy: it is replaced, never written through."""
+    src, dst = make_store("local", "src"), make_store("local", "dst")
+    src.write_bytes("in/a.bin", b"new")
+    dst.write_bytes("out/a.bin", b"old")
+    other = tmp_path / "elsewhere.bin"
+    os.link(dst.full_path("out/a.bin"), other)
+
+    transfer(src, "in", dst, "out", overwrite=True)
+
+    assert dst.read_bytes("out/a.bin") == b"new"
+    assert other.read_bytes() == b"old"
 
 
 def test_without_a_marker_same_files_are_recognised_by_content(make_store: MakeStore) -> None:
@@ -298,11 +341,32 @@ def test_verification_failure_leaves_the_folder_incomplete(make_store: MakeStore
     src, dst = make_store("local", "src"), make_store("local", "dst")
     write_tree(src, "in", random_tree(4))
 
-    def short_copy(fd_in: int, fd_out: int, size: int, on_bytes: Any) -> None:
-        os.write(fd_out, os.read(fd_in, max(0, size - 1)))
+    def short_copy(source: str, target: str) -> None:
+        Path(target).write_bytes(Path(source).read_bytes()[:-1])
 
-    monkeypatch.setattr(copy_local, "kernel_copy", short_copy)
+    monkeypatch.setattr(copy_library.shutil, "copy2", short_copy)
     with pytest.raises(TransferVerificationError, match="bytes, the source"):
+        transfer(src, "in", dst, "out")
+    assert not dst.is_complete("out")
+
+
+def test_verification_catches_a_file_the_library_copy_corrupted(make_store: MakeStore, monkeypatch: Any) -> None:
+    """Azure -> S3: both stores keep an MD5, so a destination file of the right size but wrong bytes is caught."""
+    src, dst = make_store("azurite", "src"), make_store("moto", "dst")
+    files = random_tree(4)
+    write_tree(src, "in", files)
+    put_file = dst.fs.put_file
+
+    def corrupting_put(lpath: str, rpath: str, **kwargs: Any) -> None:
+        if rpath.endswith("f002.bin"):
+            data = bytearray(Path(lpath).read_bytes())
+            data[0] ^= 0xFF
+            dst.fs.pipe_file(rpath, bytes(data))
+            return
+        put_file(lpath, rpath, **kwargs)
+
+    monkeypatch.setattr(dst.fs, "put_file", corrupting_put)
+    with pytest.raises(TransferVerificationError, match=r"'part-2/f002.bin' has MD5"):
         transfer(src, "in", dst, "out")
     assert not dst.is_complete("out")
 
@@ -325,8 +389,8 @@ def test_transient_errors_are_retried(make_store: MakeStore, monkeypatch: Any) -
     src, dst = make_store("local", "src"), make_store("memory", "dst")
     files = random_tree(3)
     write_tree(src, "in", files)
-    flaky = _Flaky(dst.fs.pipe_file, 2, ConnectionResetError("connection reset by peer"))
-    monkeypatch.setattr(dst.fs, "pipe_file", flaky)
+    flaky = _Flaky(dst.fs.put_file, 2, ConnectionResetError("connection reset by peer"))
+    monkeypatch.setattr(dst.fs, "put_file", flaky)
     result = transfer(src, "in", dst, "out", retry=FAST_RETRY, max_workers=1)
     assert result.retries == 2
     assert read_tree(dst, "out") == files
@@ -335,8 +399,8 @@ def test_transient_errors_are_retried(make_store: MakeStore, monkeypatch: Any) -
 def test_permanent_errors_are_not_retried(make_store: MakeStore, monkeypatch: Any) -> None:
     src, dst = make_store("local", "src"), make_store("memory", "dst")
     write_tree(src, "in", random_tree(3))
-    flaky = _Flaky(dst.fs.pipe_file, 100, PermissionError("AuthorizationFailure: not allowed"))
-    monkeypatch.setattr(dst.fs, "pipe_file", flaky)
+    flaky = _Flaky(dst.fs.put_file, 100, PermissionError("AuthorizationFailure: not allowed"))
+    monkeypatch.setattr(dst.fs, "put_file", flaky)
     with pytest.raises(TransferFailedError, match=r"datastore 'dst'.*access denied") as err:
         transfer(src, "in", dst, "out", retry=FAST_RETRY, max_workers=1)
     assert flaky.calls == 1
