@@ -5,11 +5,12 @@ versions of a dataset), as a ratio of one GET of a small object on the same stor
     .venv/bin/python bench/bench_ui.py --quick         # 100 and 1,000
     [--only local|azurite] [--sizes 100,10000] [--reps 15]
 
-The records are written directly (a record, its three summaries in the run index, a log; one dataset version per
-ten step runs), growing in place from the smallest size to the largest. Each page is requested through the
-plugin's FastAPI app in this process (``TestClient``), with Airflow's login and DAG permission answered yes (their
-cost is Airflow's, the same for every page and size); medians of ``--reps``. Azurite is started here
-(``tests/emulators.py``). The machine is shared: the load average is printed.
+``runs, first view`` empties the server's memory of final summaries before each request (``ui/cache.py``);
+the other pages are timed as viewed again. The records are written directly (a record, its three summaries in
+the run index, a log; one dataset version per ten step runs), growing in place from the smallest size to the
+largest. Each page is requested through the plugin's FastAPI app in this process (``TestClient``), with
+Airflow's login and DAG permission answered yes (their cost is Airflow's, the same for every page and size);
+medians of ``--reps``. Azurite is started here (``tests/emulators.py``). The machine is shared: the load average is printed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.emulators import Azurite  # noqa: E402
 DAGS = 20
 DATASET = "bench_model"
 PAGES = (
+    "runs, first view",
     "runs",
     "runs of a DAG",
     "runs of a task",
@@ -202,6 +204,13 @@ def measure(store: Datastore, count: int, reps: int) -> dict[str, Any]:
     }
     row: dict[str, Any] = {"count": count, "versions": count // 10}
     row["get"] = timed(lambda: store.read_bytes(sample), reps)
+    from airflow_mlpipe.ui import cache
+
+    def first_view() -> None:  # the summaries not yet in the server's memory
+        cache.clear()
+        client.get("/runs")
+
+    row["runs, first view"] = timed(first_view, reps)
     for label, url in urls.items():
         answer = client.get(url)
         assert answer.status_code == 200, (label, url, answer.status_code, answer.text[:300])

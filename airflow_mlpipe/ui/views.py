@@ -16,8 +16,10 @@ from typing import Any
 from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRecord, DatasetRegistry
 from airflow_mlpipe.exceptions import DatasetError
 from airflow_mlpipe.steps import records
-from airflow_mlpipe.steps.run_index import list_runs
+from airflow_mlpipe.steps.run_index import SUMMARY_FORMAT, ensure_indexed, scope_folder
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.paged import list_page, unique_of
+from airflow_mlpipe.ui import cache
 from airflow_mlpipe.ui.lineage import readers_page
 from airflow_mlpipe.ui.metrics import metrics_view
 
@@ -65,14 +67,33 @@ def step_runs(
     task_filter = task_id if task_id and not dag_id else None
     filtered = any(v is not None for v in (run_id, status, reused, task_filter)) or allowed is not None
     for _ in range(FILTER_PAGES if filtered else 1):
-        page = list_runs(store, dag_id=dag_id, task_id=task_id or None if dag_id else None, limit=limit, token=token)
-        token = page.next_token
-        for row in page.rows:
+        page, token = _runs_page(store, dag_id, task_id if dag_id else None, limit, token)
+        for row in page:
             if _keeps(row, run_id=run_id, status=status, reused=reused, allowed=allowed, task_id=task_filter):
                 rows.append(row)
         if token is None or len(rows) >= limit:
             break
     return {"rows": rows, "next_token": token}
+
+
+def _runs_page(
+    store: Datastore, dag_id: str | None, task_id: str | None, limit: int, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the run index (``steps.run_index``), its final summaries from memory once read."""
+    if token is None:
+        ensure_indexed(store)
+    page = list_page(store, scope_folder(dag_id, task_id or None), limit=limit, token=token)
+    bodies = cache.read_json_many(store, page.paths, final=cache.final_summary)
+    return [_summary_row(path, bodies.get(path)) for path in page.paths], page.next_token
+
+
+def _summary_row(path: str, body: Any) -> dict[str, Any]:
+    if isinstance(body, dict) and body.get("format") == SUMMARY_FORMAT:
+        return {k: v for k, v in body.items() if k != "format"}
+    problem = (
+        body if isinstance(body, Exception) else f"format {body.get('format') if isinstance(body, dict) else None!r}"
+    )
+    return {"step_run_id": unique_of(path), "status": None, "error": f"unreadable run summary {path}: {problem}"}
 
 
 def _keeps(
@@ -275,7 +296,7 @@ def dataset(
     top = min(before - 1, latest.version) if before else latest.version
     numbers = list(range(top, max(top - VERSIONS_PAGE, 0), -1))
     paths = {n: f"{REGISTRY_ROOT}/{name}/{n}.json" for n in numbers}
-    bodies = store.read_many(paths.values())
+    bodies = cache.read_json_many(store, paths.values(), final=cache.always)  # a version never changes
     versions = []
     for number in numbers:
         body = bodies.get(paths[number])
@@ -290,11 +311,11 @@ def dataset(
     }
 
 
-def _version_row(number: int, body: bytes | Exception | None) -> dict[str, Any]:
-    if not isinstance(body, bytes):
+def _version_row(number: int, body: Any) -> dict[str, Any]:
+    if body is None or isinstance(body, Exception):
         return {"version": number, "error": "missing" if body is None else str(body)}
     try:
-        record = DatasetRecord.from_dict(json.loads(body))
+        record = DatasetRecord.from_dict(body)
     except (ValueError, KeyError, TypeError) as exc:
         return {"version": number, "error": f"unreadable: {exc}"}
     lineage = dict(record.lineage)

@@ -355,3 +355,23 @@ def test_the_listener_indexes_a_finished_step_and_never_fails_it(
     listener.on_task_instance_success(None, ti)  # logged, not raised
     monkeypatch.setattr(listener, "_is_step", lambda ti: False)
     listener.on_task_instance_success(None, SimpleNamespace(task=object()))  # another operator: nothing read
+
+
+def test_a_page_viewed_again_reads_only_the_summaries_of_unfinished_runs(
+    client: Any, store: Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = make_run(store, run_id="run-1", with_files=False)
+    running = make_run(store, run_id="run-2", status=records.RUNNING, with_files=False)
+    first = client.get("/mlpipe/api/runs").json()["rows"]
+    read: list[str] = []
+    original = Datastore.read_many
+
+    def counting(self: Datastore, paths: Any) -> Any:
+        paths = list(paths)
+        read.extend(paths)
+        return original(self, paths)
+
+    monkeypatch.setattr(Datastore, "read_many", counting)
+    again = client.get("/mlpipe/api/runs").json()["rows"]
+    assert again == first and {r["step_run_id"] for r in again} == {done.step_run_id, running.step_run_id}
+    assert len(read) == 1 and running.step_run_id in read[0]
