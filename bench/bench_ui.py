@@ -10,7 +10,8 @@ the other pages are timed as viewed again. The records are written directly (a r
 the run index, a log; one dataset version per ten step runs), growing in place from the smallest size to the
 largest. Each page is requested through the plugin's FastAPI app in this process (``TestClient``), with
 Airflow's login and DAG permission answered yes (their cost is Airflow's, the same for every page and size);
-medians of ``--reps``. Azurite is started here (``tests/emulators.py``). The machine is shared: the load average is printed.
+medians of ``--reps``. Azurite is started here (``tests/emulators.py``). The machine is shared: the load
+average is printed.
 """
 
 from __future__ import annotations
