@@ -406,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 files, 2 files of 8 MiB")
     parser.add_argument("--only", choices=["local", "azurite"], help="one datastore kind")
+    parser.add_argument("--data", choices=["small", "large"], help="only the small-file or the large-file folders")
     parser.add_argument("--rounds", type=int, help="rounds per data set (default: 3 local, 1 Azurite)")
     parser.add_argument("--before", help="also time the per-file snapshot code of this git commit")
     parser.add_argument("--work", type=Path, help="scratch folder (kept between runs to reuse test data)")
@@ -419,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     before = load_before(args.before) if args.before else None
     sets = data_sets(work / "data", sizes)
+    if args.data:
+        sets = sets[:-1] if args.data == "small" else sets[-1:]
     load = os.getloadavg()
     started = time.perf_counter()
     rows: list[Row] = []
