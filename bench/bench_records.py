@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from airflow_mlpipe.reuse.history import LEGACY_ROOT, HistoryEntry, StepHistory  # noqa: E402
 from airflow_mlpipe.steps import records, run_index  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
-from airflow_mlpipe.storage.paged import newest_first_name  # noqa: E402
+from airflow_mlpipe.storage.paged import newest_first_name, write_listed  # noqa: E402
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -69,19 +69,24 @@ def _record(i: int) -> dict[str, Any]:
 def fill_runs(store: Datastore, start: int, stop: int, *, with_records: bool) -> None:
     """Summaries (and, for the listing of before, records) of step runs ``start``..``stop``."""
     objects: dict[str, bytes] = {}
+    summaries: dict[str, bytes] = {}
     for i in range(start, stop):
         record = _record(i)
-        body = json.dumps(run_index.summary_of(record)).encode()
-        objects[run_index.summary_paths(record)[0]] = body
+        body = json.dumps(run_index.summary_of(record), sort_keys=True).encode()
+        summaries[run_index.summary_paths(record)[0]] = body
         if with_records:
             objects[records.record_path(record["step_run_id"])] = json.dumps(record).encode()
-        if len(objects) >= 2000:
-            _put(store, objects)
-            objects = {}
-    _put(store, objects)
+        if len(summaries) >= 1000:
+            _put(store, objects, summaries)
+            objects, summaries = {}, {}
+    _put(store, objects, summaries)
 
 
-def _put(store: Datastore, objects: dict[str, bytes]) -> None:
+def _put(store: Datastore, objects: dict[str, bytes], listed: dict[str, bytes] | None = None) -> None:
+    if listed and store.protocol != "file":
+        write_listed(store, listed)  # as the runner writes summaries (on Azure, bodies ride along with listings)
+    elif listed:
+        objects = {**objects, **listed}
     if not objects:
         return
     if store.protocol == "file":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of
+from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of, write_listed
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def summary_paths(record: Mapping[str, Any]) -> list[str]:
 
 def write_summaries(record: Mapping[str, Any], store: Datastore) -> None:
     body = json.dumps(summary_of(record), sort_keys=True).encode("utf-8")
-    store.write_many(dict.fromkeys(summary_paths(record), body))
+    write_listed(store, dict.fromkeys(summary_paths(record), body))
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ def list_runs(
     if token is None:
         ensure_indexed(store)
     page = list_page(store, scope_folder(dag_id, task_id), limit=limit, token=token)
-    bodies = store.read_many(page.paths)
+    bodies: dict[str, bytes | Exception] = dict(page.inline)
+    bodies.update(store.read_many([p for p in page.paths if p not in page.inline]))
     return RunsPage(tuple(_row(path, bodies.get(path)) for path in page.paths), page.next_token)
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.errors import translate_errors
 
 _EPOCH_MS_LIMIT = 10**13 - 1  # year 2286
 _DAY_MS = 86_400_000
@@ -39,10 +41,45 @@ def unique_of(name: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """Datastore-relative paths of one page, in key order, and the token of the next page (None: the last)."""
+    """Datastore-relative paths of one page, in key order, and the token of the next page (None: the last).
+    ``inline``: the bodies the listing itself returned (Azure: objects written by :func:`write_listed`)."""
 
     paths: tuple[str, ...]
     next_token: str | None
+    inline: Mapping[str, bytes] = field(default_factory=dict)
+
+
+# Azure returns an object's metadata with the listing: a small object written with its body there too is read
+# by the listing alone (one request a page instead of one a row). Metadata is ASCII, at most 8 KiB in all.
+_AZURE_INLINE = "mlpipe_body"
+_AZURE_INLINE_LIMIT = 6 * 1024
+
+
+def write_listed(store: Datastore, objects: Mapping[str, bytes]) -> None:
+    """Write small objects that listings read (on Azure, their bodies ride along with the listing)."""
+    if store.protocol not in ("abfs", "az") or any(
+        len(b) > _AZURE_INLINE_LIMIT or not b.isascii() for b in objects.values()
+    ):
+        store.write_many(objects)
+        return
+    from fsspec.asyn import sync
+
+    fs = store.fs
+
+    async def put(path: str, body: bytes) -> None:
+        container, blob, _ = fs.split_path(store.full_path(path))
+        async with fs.service_client.get_blob_client(container=container, blob=blob) as client:
+            await client.upload_blob(
+                data=body, overwrite=True, metadata={"is_directory": "false", _AZURE_INLINE: body.decode("ascii")}
+            )
+
+    async def put_all() -> None:
+        import asyncio
+
+        await asyncio.gather(*(put(path, body) for path, body in objects.items()))
+
+    with translate_errors(store.config, "write", next(iter(objects))):
+        sync(fs.loop, put_all)
 
 
 def list_page(store: Datastore, folder: str, *, limit: int, token: str | None = None) -> Page:
@@ -56,8 +93,10 @@ def list_page(store: Datastore, folder: str, *, limit: int, token: str | None = 
         rel = [store.relpath(p) for p in paths]
         return Page(tuple(rel), rel[-1] if more and rel else None)
     if protocol in ("abfs", "az"):  # the token is Azure's continuation marker
-        names, marker = _azure_page(store.fs, prefix, limit, token)
-        return Page(tuple(store.relpath(n) for n in names), marker if names else None)
+        listed, marker = _azure_page(store.fs, prefix, limit, token)
+        found = {store.relpath(name): body for name, body in listed}
+        inline = {path: body for path, body in found.items() if body is not None}
+        return Page(tuple(found), marker if found else None, inline)
     if protocol in ("s3", "s3a"):
         names, more = _s3_page(store.fs, prefix, limit, store.full_path(token) if token else None)
         rel = [store.relpath(n) for n in names]
@@ -96,19 +135,26 @@ def _local_page(folder: str, limit: int, after: str | None) -> tuple[list[str], 
     return found, walk(folder)
 
 
-def _azure_page(fs: Any, prefix: str, limit: int, marker: str | None) -> tuple[list[str], str | None]:
+Listed = list[tuple[str, bytes | None]]
+
+
+def _azure_page(fs: Any, prefix: str, limit: int, marker: str | None) -> tuple[Listed, str | None]:
     from fsspec.asyn import sync
 
     container, path, _ = fs.split_path(prefix)
 
-    async def page() -> tuple[list[str], str | None]:
+    async def page() -> tuple[Listed, str | None]:
         async with fs.service_client.get_container_client(container=container) as client:
-            pages = client.list_blobs(name_starts_with=path, results_per_page=limit).by_page(continuation_token=marker)
-            names: list[str] = []
-            async for blobs in pages:
-                names.extend([f"{container}/{blob.name}" async for blob in blobs if not blob.name.endswith("/")])
+            blobs = client.list_blobs(name_starts_with=path, results_per_page=limit, include=["metadata"])
+            pages = blobs.by_page(continuation_token=marker)
+            found: Listed = []
+            async for items in pages:
+                async for blob in items:
+                    if not blob.name.endswith("/"):
+                        body = (blob.metadata or {}).get(_AZURE_INLINE)
+                        found.append((f"{container}/{blob.name}", body.encode("ascii") if body else None))
                 break
-            return names, pages.continuation_token or None
+            return found, pages.continuation_token or None
 
     return sync(fs.loop, page)
 

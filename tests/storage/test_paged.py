@@ -67,6 +67,28 @@ def test_pages_are_newest_first_and_complete(datastore: Datastore) -> None:
     assert row["status"] == "Completed" and row["metrics"] == 1 and row["task_id"] == "t1"
 
 
+def test_a_page_costs_one_listing_and_at_most_one_batch_of_reads(
+    datastore: Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(12):
+        records.write_record(_record(i), datastore)
+    run_index.ensure_indexed(datastore)
+    reads: list[list[str]] = []
+    real = datastore.read_many
+
+    def counting(paths: Any) -> Any:
+        reads.append(list(paths))
+        return real(paths)
+
+    monkeypatch.setattr(datastore, "read_many", counting)
+    page = list_runs(datastore, limit=10)
+    assert len(page.rows) == 10 and page.rows[0]["metrics"] == 1
+    if datastore.protocol == "abfs":
+        assert reads == [[]]  # Azure lists the summaries' bodies with their names
+    else:
+        assert [len(r) for r in reads] == [10]
+
+
 def test_a_rewritten_record_keeps_its_place_and_shows_its_last_status(datastore: Datastore) -> None:
     for i in range(4):
         records.write_record({**_record(i), "status": records.RUNNING}, datastore)
