@@ -63,7 +63,7 @@ class StepHistory(OnDefaultDatastore):
         """Keep ``entry``; returns its path. A retried task instance adds a second entry for its step run."""
         path = f"{self.folder}/{newest_first_name(entry.decided_at, entry.step_run_id)}"
         body = json.dumps(entry.to_dict(), sort_keys=True).encode("utf-8")
-        self.store.write_many({path: body, decision_path(entry.step_run_id): body})
+        self.store.write_many({path: body, decision_path(entry.step_run_id): body})  # (often too large to list inline)
         return path
 
     def newest(self, *, limit: int | None = None) -> Iterator[HistoryEntry]:
@@ -79,7 +79,7 @@ class StepHistory(OnDefaultDatastore):
 
     def previous(self, step_run_id: str) -> HistoryEntry | None:
         """The nearest earlier run of this step other than ``step_run_id`` (its retries included)."""
-        own = self.find(step_run_id)
+        own = self._find(step_run_id)  # (a step run of the older layout never asks: it decided long ago)
         own_name = newest_first_name(own.decided_at, step_run_id) if own is not None else None
         for path, entry in self._pages():
             name = path[len(self.folder) + 1 :]
@@ -90,10 +90,13 @@ class StepHistory(OnDefaultDatastore):
 
     def find(self, step_run_id: str) -> HistoryEntry | None:
         """The newest entry of ``step_run_id`` (its last try): one read."""
+        return self._find(step_run_id) or self._legacy().find(step_run_id)
+
+    def _find(self, step_run_id: str) -> HistoryEntry | None:
         entry = self._read(decision_path(step_run_id))
         if entry is not None and entry.dag_id == self.dag_id and entry.task_id == self.task_id:
             return entry
-        return self._legacy().find(step_run_id)
+        return None
 
     def find_run(self, run_id: str) -> HistoryEntry | None:
         """The newest entry of any attempt of this step in the DAG run ``run_id`` (its last try); reads back from
@@ -107,14 +110,20 @@ class StepHistory(OnDefaultDatastore):
         return next(self.newest(limit=1), None)
 
     def _pages(self) -> Iterator[tuple[str, HistoryEntry]]:
+        """Entries newest first: a listing page of names, their bodies read in growing batches (what a decision
+        wants is nearly always the first or second entry)."""
         token: str | None = None
         while True:
             page = list_page(self.store, self.folder, limit=PAGE, token=token)
-            bodies = self.store.read_many(page.paths)
-            for path in page.paths:
-                entry = _parse(path, bodies.get(path))
-                if entry is not None:
-                    yield path, entry
+            start, size = 0, 2
+            while start < len(page.paths):
+                batch = page.paths[start : start + size]
+                bodies = {**page.inline, **self.store.read_many([p for p in batch if p not in page.inline])}
+                for path in batch:
+                    entry = _parse(path, bodies.get(path))
+                    if entry is not None:
+                        yield path, entry
+                start, size = start + size, size * 4
             if page.next_token is None:
                 return
             token = page.next_token

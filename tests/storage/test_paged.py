@@ -181,6 +181,7 @@ def test_history_pages_newest_first_and_reads_one_page(datastore: Datastore, mon
     monkeypatch.setattr(datastore, "read_many", counting)
     assert history.latest().step_run_id == "d.r0119.t"  # type: ignore[union-attr]
     assert history.previous("d.r0120.t").step_run_id == "d.r0119.t"  # type: ignore[union-attr]
+    assert sum(listed[1:]) <= 3, listed  # a miss reads its own decision (absent) and the first entries, not a page
     assert history.previous("d.r0119.t").step_run_id == "d.r0118.t"  # type: ignore[union-attr]
     assert history.find("d.r0042.t").run_id == "r0042"  # type: ignore[union-attr]
     assert history.find_run("r0100").step_run_id == "d.r0100.t"  # type: ignore[union-attr]
