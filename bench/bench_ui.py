@@ -40,6 +40,7 @@ from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT  # no
 from airflow_mlpipe.steps import records  # noqa: E402
 from airflow_mlpipe.steps.run_index import INDEXED_MARKER, summary_of, summary_paths  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
+from airflow_mlpipe.storage.paged import write_listed  # noqa: E402
 from tests.emulators import Azurite  # noqa: E402
 
 DAGS = 20
@@ -150,12 +151,13 @@ def fill(store: Datastore, start: int, stop: int) -> None:
     shared Azurite would take most of an hour)."""
     light = not store.is_local
     objects: dict[str, bytes] = {}
+    listed: dict[str, bytes] = {}  # summaries, written as the runner writes them (``paged.write_listed``)
     for n in range(start, stop):
         earlier = record_of(n - 1)["step_run_id"] if n % 10 == 5 else None
         record = record_of(n, earlier)
         summary = json.dumps(summary_of(record)).encode()
         paths = summary_paths(record)
-        objects.update(dict.fromkeys(paths if not light or record["dag_id"] == MEASURED_DAG else paths[:1], summary))
+        listed.update(dict.fromkeys(paths if not light or record["dag_id"] == MEASURED_DAG else paths[:1], summary))
         if not light or n >= stop - 10:
             objects[records.record_path(record["step_run_id"])] = json.dumps(record).encode()
             objects[records.log_path(record["step_run_id"], 1)] = b"a log line\n" * 20
@@ -166,6 +168,7 @@ def fill(store: Datastore, start: int, stop: int) -> None:
     ).encode()
     objects[INDEXED_MARKER] = json.dumps({"format": 1, "indexed_at": "2026-01-01", "records": 0}).encode()
     if store.is_local:
+        objects.update(listed)
         for path, data in objects.items():
             full = Path(store.full_path(path))
             full.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +177,9 @@ def fill(store: Datastore, start: int, stop: int) -> None:
         items = list(objects.items())
         for i in range(0, len(items), 500):
             store.fs.pipe({store.full_path(p): d for p, d in items[i : i + 500]}, batch_size=64)
+        summaries = list(listed.items())
+        for i in range(0, len(summaries), 64):
+            write_listed(store, dict(summaries[i : i + 64]))
 
 
 def client_for(store: Datastore) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.storage.paged import list_page, newest_first_name
+from airflow_mlpipe.storage.paged import list_page, newest_first_name, write_listed
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,15 @@ def note_readers(record: Mapping[str, Any], store: Datastore) -> int:
         }
         path = f"{readers_folder(name, version)}/{newest_first_name(moment, step_run_id)}"
         objects[path] = json.dumps(body, sort_keys=True).encode("utf-8")
-    store.write_many(objects)
+    write_listed(store, objects)  # on Azure the readers page is then one listing request
     return len(objects)
 
 
 def readers_page(store: Datastore, name: str, version: int, *, limit: int = 20) -> list[dict[str, Any]]:
     """The newest ``limit`` step runs that read ``name`` version ``version``."""
     page = list_page(store, readers_folder(name, version), limit=limit)
-    bodies = store.read_many(page.paths)
+    bodies: dict[str, bytes | Exception] = dict(page.inline)
+    bodies.update(store.read_many([p for p in page.paths if p not in page.inline]))
     rows = []
     for path in page.paths:
         body = bodies.get(path)

@@ -79,12 +79,22 @@ def step_runs(
 def _runs_page(
     store: Datastore, dag_id: str | None, task_id: str | None, limit: int, token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the run index (``steps.run_index``), its final summaries from memory once read."""
+    """One page of the run index (``steps.run_index``): the summaries the listing itself returned (Azure), then
+    the final ones kept in memory, then one batch of reads for the rest."""
     if token is None:
         ensure_indexed(store)
     page = list_page(store, scope_folder(dag_id, task_id or None), limit=limit, token=token)
-    bodies = cache.read_json_many(store, page.paths, final=cache.final_summary)
+    bodies: dict[str, Any] = {path: _parsed(body) for path, body in page.inline.items()}
+    rest = [p for p in page.paths if p not in bodies]
+    bodies.update(cache.read_json_many(store, rest, final=cache.final_summary))
     return [_summary_row(path, bodies.get(path)) for path in page.paths], page.next_token
+
+
+def _parsed(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        return exc
 
 
 def _summary_row(path: str, body: Any) -> dict[str, Any]:
