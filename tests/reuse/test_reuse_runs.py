@@ -22,6 +22,7 @@ from airflow_mlpipe.datasets.registry import DatasetRegistry
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps.records import read_record
 from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.ui.urls import step_run_page
 from tests.airflow_utils import EXAMPLES, TEST_DAGS, airflow_dags_test, asset_events, last_run_states, last_run_xcom
 from tests.reuse.reuse_helpers import mlpipe_in_process
 
@@ -98,7 +99,6 @@ def test_example_second_run_reuses_every_step(
 
     example.run()
     second = example.results(*steps)
-    store = Datastore.get_default()
     for task in steps:
         result, earlier = second[task], first[task]
         assert result["reused"] is True and result["status"] == "Reused"
@@ -109,7 +109,7 @@ def test_example_second_run_reuses_every_step(
         assert record["reuse"]["decision"]["hit"] is True and record["reuse"]["key"]
         assert set(record["reuse"]["components"]) >= {"script", "source", "arguments", "inputs", "outputs"}
         link = last_run_xcom(EXAMPLE, task, key="_link_ReusedFromLink")
-        assert link == store.uri(f"_mlpipe/runs/{earlier['step_run_id']}/record.json")
+        assert link == step_run_page(earlier["step_run_id"])  # the earlier run's page in the Airflow UI
         assert example.explain(task)["hit"] is True
     # the model is registered once: the reused step adds no version and no asset event
     assert DatasetRegistry().versions("iris_model") == [1]
