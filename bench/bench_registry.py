@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,6 +39,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchlib import load, timed  # noqa: E402
 
 from airflow_mlpipe.datasets import registry as registry_module  # noqa: E402
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry  # noqa: E402
@@ -52,20 +52,6 @@ from tests.emulators import Azurite, MotoS3  # noqa: E402
 
 NAME = "bench"
 _OPERATIONS = ("exists", "isfile", "isdir", "info", "read_bytes", "list", "glob", "write_bytes", "create_if_absent")
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def timed(fn: Callable[[], Any], reps: int) -> float:
-    """The median wall time of ``fn`` in milliseconds."""
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 @contextlib.contextmanager

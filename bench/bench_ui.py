@@ -21,10 +21,8 @@ import datetime as dt
 import json
 import logging
 import os
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +32,8 @@ from urllib.parse import quote
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-ui-airflow-"))
+
+from benchlib import load, timed  # noqa: E402
 
 from airflow_mlpipe.core.attempt import AttemptId  # noqa: E402
 from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT  # noqa: E402
@@ -60,19 +60,6 @@ PAGES = (
     "dataset (latest)",
     "dataset (a version)",
 )
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def timed(fn: Callable[[], Any], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def record_of(n: int, reused_from: str | None = None) -> dict[str, Any]:

@@ -27,5 +27,6 @@ echo "==> PostgreSQL and Redis for the scheduler tests (metadata DB, Celery brok
 bash scripts/postgres.sh >/dev/null
 bash scripts/redis.sh >/dev/null
 echo "==> pytest"
-# Two workers (one per CPU here): most tests wait on real servers and Airflow subprocesses, not on the CPU.
-exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-2}" --dist loadfile "$@"
+# Three workers on two CPUs: most tests wait on real servers and Airflow subprocesses, not on the CPU (with two
+# workers the suite kept 1.4 CPUs busy).
+exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-3}" --dist loadfile "$@"
