@@ -102,3 +102,25 @@ def datastore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datast
     yield store
     if kind == "memory" and store.fs.exists(store.root):
         store.fs.rm(store.root, recursive=True)
+
+
+# Test files that each hold minutes of work (whole pipelines on real Airflow services): collected first, so that the
+# workers (``--dist loadfile``) start them early instead of one worker finishing them alone at the end.
+_LONG_FILES = (
+    "tests/reuse/test_reuse_runs.py",
+    "tests/transfer/test_transfer_operator.py",
+    "tests/attempts/test_attempts_azure.py",
+    "tests/attempts/test_airflow_native.py",
+    "tests/datasets/test_assets_and_cli.py",
+    "tests/attempts/test_attempts_local.py",
+    "tests/steps/test_example_pipeline.py",
+    "tests/compute/test_pipeline_on_kubernetes.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return _LONG_FILES.index(path) if path in _LONG_FILES else len(_LONG_FILES)
+
+    items.sort(key=rank)  # stable: tests keep their order within a file
