@@ -40,7 +40,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchlib import load, timed  # noqa: E402
+from benchlib import load, stores, timed  # noqa: E402
 
 from airflow_mlpipe.datasets import registry as registry_module  # noqa: E402
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry  # noqa: E402
@@ -48,7 +48,6 @@ from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT, Data
 from airflow_mlpipe.fingerprint.identity import FileIdentity  # noqa: E402
 from airflow_mlpipe.storage.conditional import list_children  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
-from tests.emulators import Azurite, MotoS3  # noqa: E402
 
 NAME = "bench"
 _OPERATIONS = ("exists", "isfile", "isdir", "info", "read_bytes", "list", "glob", "write_bytes", "create_if_absent")
@@ -155,31 +154,6 @@ def measure(store: Datastore, count: int, reps: int) -> dict[str, Any]:
     row["ops_unchanged"] = sum(ops.values())
     row["listing"] = timed(lambda: registry.get(NAME, max(registry.versions(NAME))), min(3, reps))
     return row
-
-
-def stores(only: str | None, work: Path, servers: dict[str, Any]) -> Iterator[tuple[str, Callable[[], Datastore]]]:
-    if only in (None, "local"):
-        yield "local", lambda: Datastore("bench", (work / uuid.uuid4().hex).as_uri())
-    if only in (None, "azurite"):
-        azurite = servers.setdefault("azurite", Azurite())
-
-        def on_azurite() -> Datastore:
-            store = Datastore(
-                "bench", f"az://c{uuid.uuid4().hex[:12]}/root", {"connection_string": azurite.connection_string}
-            )
-            store.fs.mkdir(store.root.split("/", 1)[0])
-            return store
-
-        yield "azurite", on_azurite
-    if only == "moto":
-        moto = servers.setdefault("moto", MotoS3())
-
-        def on_moto() -> Datastore:
-            store = Datastore("bench", f"s3://b{uuid.uuid4().hex[:12]}/root", moto.storage_options())
-            store.fs.mkdir(store.root.split("/", 1)[0])
-            return store
-
-        yield "moto", on_moto
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-ui-airflow-"))
 
-from benchlib import load, timed  # noqa: E402
+from benchlib import load, stores, timed  # noqa: E402
 
 from airflow_mlpipe.core.attempt import AttemptId  # noqa: E402
 from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT  # noqa: E402
@@ -41,7 +40,6 @@ from airflow_mlpipe.steps import records  # noqa: E402
 from airflow_mlpipe.steps.run_index import INDEXED_MARKER, summary_of, summary_paths  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
 from airflow_mlpipe.storage.paged import write_listed  # noqa: E402
-from tests.emulators import Azurite  # noqa: E402
 
 DAGS = 20
 MEASURED_DAG = "bench_dag_19"  # the DAG of the newest step run at every size (n = 99, 999, 9,999)
@@ -223,24 +221,6 @@ def measure(store: Datastore, count: int, reps: int) -> dict[str, Any]:
 
         row[label] = timed(get, reps)
     return row
-
-
-def stores(only: str | None, work: Path, servers: dict[str, Any]) -> Iterator[tuple[str, Callable[[], Datastore]]]:
-    if only in (None, "local"):
-        yield "local", lambda: Datastore("bench", (work / uuid.uuid4().hex).as_uri())
-    if only in (None, "azurite"):
-        azurite = servers.setdefault("azurite", Azurite())
-
-        def on_azurite() -> Datastore:
-            if azurite.proc is None:
-                azurite.start()
-            store = Datastore(
-                "bench", f"az://c{uuid.uuid4().hex[:12]}/root", {"connection_string": azurite.connection_string}
-            )
-            store.fs.mkdir(store.root.split("/", 1)[0])
-            return store
-
-        yield "azurite", on_azurite
 
 
 def main() -> None:
