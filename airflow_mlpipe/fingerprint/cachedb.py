@@ -88,11 +88,15 @@ class CacheDB:
             if found is None or found[0] != FORMAT:
                 with db:
                     db.execute("BEGIN IMMEDIATE")
-                    db.execute("DROP TABLE IF EXISTS folders")  # another format: start afresh
-                    db.execute("DROP TABLE IF EXISTS trees")
-                    for statement in _SCHEMA:
-                        db.execute(statement)
-                    db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+                    # Read again under the write lock: another process may have made the file (and written rows
+                    # into it) between the read above and this lock; dropping its tables then would lose them.
+                    found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+                    if found is None or found[0] != FORMAT:
+                        db.execute("DROP TABLE IF EXISTS folders")  # another format: start afresh
+                        db.execute("DROP TABLE IF EXISTS trees")
+                        for statement in _SCHEMA:
+                            db.execute(statement)
+                        db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
         except BaseException:
             db.close()
             raise

@@ -197,6 +197,39 @@ def test_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
     assert all(lookup_one(cache, Path(p)) is not None for p in paths)  # no writer's entries were lost
 
 
+def test_a_process_that_makes_the_file_first_keeps_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes open a new cache file at once: B reads "no format yet", then A makes the tables and writes its
+    rows before B gets the write lock. B must not then drop A's tables as if they were of another format."""
+    cache_path = tmp_path / "shared.sqlite3"
+    a_file = tmp_path / "a" / "x.txt"
+    a_file.parent.mkdir()
+    a_file.write_text("written by the other process")
+    real_connect = sqlite3.connect
+    other_wrote = []
+
+    class LateLocker(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "BEGIN IMMEDIATE" and not other_wrote:
+                other_wrote.append(True)  # the other process runs to the end between B's read and B's lock
+                hash_files([a_file], cache=StatCache(cache_path, clock=LaterClock()))
+            return super().execute(sql, *args)
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        if other_wrote:
+            return real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        return real_connect(*args, factory=LateLocker, **kwargs)  # type: ignore[arg-type, misc]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    b_file = tmp_path / "b.txt"
+    b_file.write_text("written by this process")
+    hash_files([b_file], cache=StatCache(cache_path, clock=LaterClock()))
+    monkeypatch.undo()
+    assert other_wrote
+    cache = StatCache(cache_path, clock=LaterClock())
+    assert lookup_one(cache, a_file) == reference(a_file.read_bytes())  # the other process's row survived
+    assert lookup_one(cache, b_file) == reference(b_file.read_bytes())
+
+
 def test_default_cache_lives_under_mlpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "home"))
     assert default_stat_cache().path == tmp_path / "home" / "cache" / "stat-cache.sqlite3"
