@@ -76,14 +76,16 @@ class DatasetRecord(Record):
 class DatasetRegistry(OnDefaultDatastore):
     """Registered datasets in a datastore (the default datastore unless one is given)."""
 
+    root: str = REGISTRY_ROOT  # a subclass keeps other records (models) the same way under another folder
+
     def __init__(self, store: Datastore | None = None) -> None:
         self._store = store
 
     def _record_path(self, name: str, version: int) -> str:
-        return f"{REGISTRY_ROOT}/{name}/{version}.json"
+        return f"{self.root}/{name}/{version}.json"
 
     def _pointer_path(self, name: str) -> str:
-        return f"{REGISTRY_ROOT}/{name}/{LATEST_POINTER}"
+        return f"{self.root}/{name}/{LATEST_POINTER}"
 
     # -- listing (for callers that need every name or version; lookups never list) --------------------------
     def names(self, *, limit: int | None = None, start_after: str = "") -> list[str]:
@@ -91,21 +93,21 @@ class DatasetRegistry(OnDefaultDatastore):
         ``start_after`` (one listing request, see :meth:`names_page`)."""
         if limit is not None:
             return self.names_page(limit=limit, start_after=start_after)[0]
-        if not self.store.exists(REGISTRY_ROOT):
+        if not self.store.exists(self.root):
             return []
-        found = (p.rsplit("/", 1)[-1] for p in self.store.list(REGISTRY_ROOT))
+        found = (p.rsplit("/", 1)[-1] for p in self.store.list(self.root))
         return sorted((n for n in found if not n.startswith(".")), key=lambda n: n + "/")
 
     def names_page(self, *, limit: int = 100, start_after: str = "") -> tuple[list[str], str | None]:
         """Up to ``limit`` names after ``start_after``, and the ``start_after`` of the next page (None: the last)."""
-        names, more = list_children(self.store, REGISTRY_ROOT, limit=limit, start_after=start_after)
+        names, more = list_children(self.store, self.root, limit=limit, start_after=start_after)
         return names, (names[-1] if more and names else None)
 
     def versions(self, name: str) -> list[int]:
         """Every version number of ``name``, from a listing of its folder (the cost grows with the versions:
         lookups use :meth:`latest_version` instead)."""
         check_name(name)
-        folder = f"{REGISTRY_ROOT}/{name}"
+        folder = f"{self.root}/{name}"
         if not self.store.exists(folder):
             return []
         found = []
