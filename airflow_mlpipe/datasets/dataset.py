@@ -19,6 +19,7 @@ from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, match_files, relative_in_dataset, to_data_paths
 from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.datasets.transforms import TabularTransforms
 from airflow_mlpipe.datasets.verify import verify_copies
 from airflow_mlpipe.exceptions import DatasetError
 from airflow_mlpipe.fingerprint.identity import identities
@@ -351,8 +352,9 @@ def materialize_view(dataset: FileDataset, folder: str) -> list[str]:
     return [local for _, local in plan]
 
 
-class TabularDataset(AbstractDataset):
-    """Delimited or Parquet files read as one table."""
+class TabularDataset(AbstractDataset, TabularTransforms):
+    """Delimited or Parquet files read as one table (``keep_columns``, ``take``, ``random_split``... return
+    views read from it, see ``datasets.transforms``)."""
 
     kind = "tabular"
 

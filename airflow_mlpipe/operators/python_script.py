@@ -45,6 +45,8 @@ class PythonScriptOperator(BaseOperator):
         ``{"regenerate_outputs": true}`` runs every step of that DAG run anyway).
     :param hash_paths: further files or folders whose content counts for reuse.
     :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
+    :param azureml_compat: SDK v1 step scripts run unchanged: ``import azureml.core`` finds airflow-mlpipe's
+        compatibility package when the step's interpreter has no real Azure ML SDK (never shadows one).
     """
 
     # Jinja in any string of these is rendered by Airflow before the step runs (and shown in the task's Rendered
@@ -67,6 +69,7 @@ class PythonScriptOperator(BaseOperator):
         allow_reuse: bool = True,
         hash_paths: Sequence[str] | None = None,
         reuse_ttl: float | None = None,
+        azureml_compat: bool = True,
         **kwargs: Any,
     ) -> None:
         task_id = kwargs.get("task_id", "?")
@@ -104,6 +107,7 @@ class PythonScriptOperator(BaseOperator):
         self.allow_reuse = bool(allow_reuse)
         self.hash_paths = tuple(hash_paths or ())
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
+        self.azureml_compat = bool(azureml_compat)
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
             check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])

@@ -87,6 +87,7 @@ class ScriptWork:
                 "git": git_info(source),
                 "parameters": {name: a.get("value") for a in arguments if a["t"] == "param" for name in [a["name"]]},
                 "max_tries": attempt._max_tries(),
+                "azureml_compat": op.azureml_compat,
                 "airflow": airflow_context(attempt.context, params),
             },
             created_at=records.now_iso(),

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, stage
@@ -93,6 +94,7 @@ def _execute(
     env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})
     python = python or spec.python or sys.executable
+    env = azureml_compat_env(env, python, enabled=bool(spec.extra.get("azureml_compat", True)))
     _say(f"running {spec.script_name} {' '.join(argv)}")
     code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
     record["metrics"], record["metric_log"] = _collect_metrics(workdir)

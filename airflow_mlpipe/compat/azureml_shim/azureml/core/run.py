@@ -1,0 +1,5 @@
+"""``azureml.core.run``."""
+
+from airflow_mlpipe.compat.core import Run
+
+__all__ = ["Run"]

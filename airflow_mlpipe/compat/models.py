@@ -1,0 +1,157 @@
+"""SDK v1's model registry (``Model.register``, ``Model.get_model_path``, ``run.register_model``): registered
+versions kept exactly as datasets are (``_mlpipe/registry/models/<name>/<version>.json`` in the default datastore),
+the files under ``models/<name>/<upload id>/`` there. Registering the same bytes again adds no version."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_mlpipe.datasets.dataset import FileDataset
+from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.datasets.paths import DataPath
+from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.exceptions import DatasetNotFoundError
+from airflow_mlpipe.storage.datastore import Datastore
+
+MODEL_REGISTRY_ROOT = "_mlpipe/registry/models"
+MODEL_FILES_ROOT = "models"
+
+
+class ModelRegistry(DatasetRegistry):
+    root = MODEL_REGISTRY_ROOT
+
+
+class Model:
+    """A registered model version: ``Model(ws, name)`` (latest), ``Model(ws, name, version=2)``."""
+
+    def __init__(
+        self,
+        workspace: Any = None,
+        name: str | None = None,
+        id: str | None = None,
+        version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if id and not name:
+            name, _, number = id.partition(":")
+            version = int(number) if number else version
+        if not name:
+            raise DatasetNotFoundError("Model(ws, name): give the model's name (or id='name:version')")
+        self._record = _get(name, version)
+        self.workspace = workspace
+
+    @classmethod
+    def _of(cls, record: DatasetRecord, workspace: Any = None) -> Model:
+        obj = cls.__new__(cls)
+        obj._record, obj.workspace = record, workspace
+        return obj
+
+    name = property(lambda self: self._record.name)
+    version = property(lambda self: self._record.version)
+    id = property(lambda self: self._record.id)
+    description = property(lambda self: self._record.description)
+    tags = property(lambda self: dict(self._record.tags))
+    created_time = property(lambda self: self._record.created_at)
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self._record.lineage.get("properties") or {})
+
+    @property
+    def run_id(self) -> str | None:
+        return self._record.lineage.get("step_run_id")
+
+    @staticmethod
+    def register(
+        workspace: Any,
+        model_path: str | os.PathLike[str],
+        model_name: str,
+        tags: Mapping[str, str] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> Model:
+        """Upload the local file or folder ``model_path`` and register it as the next version of ``model_name``
+        (framework, datasets and resource settings are accepted and ignored)."""
+        return register_model(model_path, model_name, tags=tags, properties=properties, description=description)
+
+    @staticmethod
+    def get_model_path(model_name: str, version: int | None = None, _workspace: Any = None) -> str:
+        """A local copy of the model's files (cached per version): the file when one file was registered, else
+        the folder."""
+        record = _get(model_name, version)
+        folder = os.path.join(_cache_root(), record.name, f"{record.version}-{record.manifest.digest[:16]}")
+        if not os.path.isdir(folder):
+            staging = f"{folder}.{uuid.uuid4().hex[:8]}"
+            FileDataset(record=record).download(staging)
+            try:
+                os.replace(staging, folder)
+            except OSError:  # another process put the same version there first
+                import shutil
+
+                shutil.rmtree(staging, ignore_errors=True)
+        single = record.definition.get("options", {}).get("file")
+        return os.path.join(folder, single) if single else folder
+
+    def download(self, target_dir: str = ".", exist_ok: bool = False, **kwargs: Any) -> str:
+        FileDataset(record=self._record).download(target_dir, overwrite=exist_ok)
+        single = self._record.definition.get("options", {}).get("file")
+        return os.path.join(target_dir, single) if single else target_dir
+
+    @staticmethod
+    def list(workspace: Any = None, name: str | None = None, **kwargs: Any) -> list[Model]:
+        registry = ModelRegistry()
+        names = [name] if name else registry.names()
+        return [Model._of(registry.get(n, v), workspace) for n in names for v in registry.versions(n)]
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version})"
+
+
+def register_model(
+    model_path: str | os.PathLike[str],
+    model_name: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    lineage: Mapping[str, Any] | None = None,
+) -> Model:
+    check_name(model_name, what="model name")
+    local = os.fspath(model_path)
+    if not os.path.exists(local):
+        raise FileNotFoundError(f"Model.register: model_path {local!r} does not exist on this machine")
+    store = Datastore.get_default()
+    folder = f"{MODEL_FILES_ROOT}/{model_name}/{uuid.uuid4().hex}"
+    single = os.path.basename(local.rstrip(os.sep)) if os.path.isfile(local) else None
+    store.upload(local, f"{folder}/{single}" if single else folder)
+    dataset = FileDataset((DataPath(store.name, folder),), options={"file": single} if single else {})
+    registered = dataset.register(
+        model_name,
+        description=description,
+        tags=dict(tags or {}),
+        lineage={**dict(lineage or {}), "properties": dict(properties or {})},
+        registry=ModelRegistry(),
+    )
+    record = registered.record
+    assert record is not None
+    if not registered.is_new_version:
+        store.delete(folder, recursive=True)  # the same bytes are registered already
+    return Model._of(record)
+
+
+def _get(name: str, version: int | None) -> DatasetRecord:
+    check_name(name, what="model name")
+    try:
+        return ModelRegistry().get(name, "latest" if version is None else version)
+    except DatasetNotFoundError as exc:
+        raise DatasetNotFoundError(str(exc).replace("dataset", "model")) from None
+
+
+def _cache_root() -> str:
+    from airflow_mlpipe.storage.resolve import mlpipe_home
+
+    return os.path.join(mlpipe_home(), "cache", "models")
