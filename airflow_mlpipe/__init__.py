@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "DataTransferOperator": "airflow_mlpipe.operators.data_transfer",
     "ReuseSensor": "airflow_mlpipe.sensors.reuse",
     "RegisterDatasetOperator": "airflow_mlpipe.operators.register_dataset",
+    "DatastoreCleanupOperator": "airflow_mlpipe.operators.datastore_cleanup",
     "Run": "airflow_mlpipe.run",
     "LocalCompute": "airflow_mlpipe.compute.local",
     "DockerCompute": "airflow_mlpipe.compute.docker",

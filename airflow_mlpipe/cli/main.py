@@ -250,6 +250,34 @@ def runs_show(run: str, as_json: JsonOpt = False) -> None:
     )
 
 
+@app.command("gc")
+def gc_command(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Keep step runs made more recently than this (30d, 12h, ...).")
+    ] = "30d",
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", min=0, help="Also keep each task's successful runs in its N newest DAG runs.")
+    ] = 0,
+    dag: Annotated[str | None, typer.Option("--dag", help="Collect only what this DAG's step runs left.")] = None,
+    grace: Annotated[str, typer.Option("--grace", help="Never delete anything made more recently than this.")] = "1h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; delete nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete step runs, outputs, records and snapshots no longer needed; registered versions always stay."""
+    from airflow_mlpipe.gc import GcSettings, collect_garbage
+    from airflow_mlpipe.gc.report import report_lines
+
+    settings = GcSettings.of(older_than=older_than, keep_last=keep_last, dag_id=dag, grace=grace, dry_run=dry_run)
+    report = collect_garbage(settings)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    for line in report_lines(report):
+        emit_line(line)
+    if report.errors:
+        raise typer.Exit(code=1)
+
+
 def main(argv: list[str] | None = None) -> None:
     # The CLI runs where Airflow's metadata DB is reachable (a scheduler or API server host, or a laptop with
     # the embedded SQLite DB): read connections from it as Airflow's own CLI does.

@@ -1,0 +1,159 @@
+"""The sweep: delete what a plan lists, kind by kind in the plan's order, in batches, tolerating what another gc
+deleted first. Reuse index entries go first; then the step runs that started reusing a swept run meanwhile are
+looked up, and that run is spared. A sweep stopped anywhere leaves each swept run's spec and record in place until
+its last step, so the next gc plans it again and finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+from airflow_mlpipe.gc.model import KINDS, GcItem, GcPlan, GcReport
+from airflow_mlpipe.gc.scan import CORE_FILES, name_time
+from airflow_mlpipe.steps.run_index import scope_folder
+from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.paged import list_page
+
+log = logging.getLogger(__name__)
+
+
+def sweep(plan: GcPlan, store: Datastore) -> GcReport:
+    """Delete the plan's items from ``store`` (and the output datastores they name)."""
+    clock = time.monotonic()
+    report = GcReport(plan, dry_run=False)
+    spared: set[str] = set()
+    spared_snapshots: set[str] = set()
+    stores = {store.name: store}
+    for kind in KINDS:
+        items = [i for i in plan.items if i.kind == kind and not _spared(i, spared, spared_snapshots)]
+        if kind == "content object" and spared_snapshots:
+            report.spared.append("content objects: left for the next gc, since a spared snapshot may name some")
+            continue
+        _delete_items(items, stores, report, batch_size=plan.settings.batch_size)
+        if kind == "reuse index entry":  # from here on no decision can hit a swept run: see who already did
+            spared = _reused_meanwhile(store, plan)
+            spared_snapshots = {plan.swept_snapshots[s] for s in spared if s in plan.swept_snapshots}
+            report.spared += [f"step run {s}: a step run started since reuses its outputs" for s in sorted(spared)]
+    if store.is_local:
+        _prune_empty_folders(plan, store, spared)
+    report.sweep_seconds = time.monotonic() - clock
+    return report
+
+
+def _spared(item: GcItem, runs: set[str], snapshots: set[str]) -> bool:
+    if item.step_run_id in runs and item.kind not in ("reuse index entry",):
+        return True
+    return item.kind == "snapshot" and item.paths[0].rsplit("/", 1)[-1].rpartition(".")[0] in snapshots
+
+
+def _reused_meanwhile(store: Datastore, plan: GcPlan) -> set[str]:
+    """Swept step runs that a step run made within the grace period reuses (its summary says ``reused_from``):
+    such a run was kept out of the plan by nothing, since it decided after the plan was made."""
+    swept = plan.swept_runs
+    if not swept:
+        return set()
+    since = (_plan_time(plan) or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=plan.settings.grace)
+    found: set[str] = set()
+    token: str | None = None
+    while True:
+        page = list_page(store, scope_folder(), limit=200, token=token)
+        fresh = [p for p in page.paths if (name_time(p) or since) >= since]
+        bodies = {**page.inline, **store.read_many([p for p in fresh if p not in page.inline])}
+        for path in fresh:
+            body = bodies.get(path)
+            try:
+                summary = json.loads(body) if isinstance(body, bytes) else {}
+            except ValueError:
+                continue
+            source = summary.get("reused_from") if isinstance(summary, Mapping) else None
+            if source in swept:
+                found.add(str(source))
+        if len(fresh) < len(page.paths) or page.next_token is None:
+            return found
+        token = page.next_token
+
+
+def _plan_time(plan: GcPlan) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(plan.started_at)
+    except ValueError:
+        return None
+
+
+def _waves(item: GcItem) -> list[list[str]]:
+    """An item's paths in the order they must go: a step run's spec and record after its other files, a
+    snapshot's record (its commit point) before its pack."""
+    if item.kind == "step run":
+        core = [p for p in item.paths if p.rsplit("/", 1)[-1] in CORE_FILES]
+        return [[p for p in item.paths if p not in core], core]
+    return [[p] for p in item.paths]
+
+
+def _delete_items(items: list[GcItem], stores: dict[str, Datastore], report: GcReport, *, batch_size: int) -> None:
+    by_store: dict[tuple[str, bool], list[GcItem]] = {}
+    for item in items:
+        by_store.setdefault((item.datastore, item.recursive), []).append(item)
+    for (name, recursive), group in by_store.items():
+        if name not in stores:
+            stores[name] = Datastore.get(name)
+        store = stores[name]
+        failed: set[int] = set()
+        waves = [_waves(item) for item in group]
+        for wave in range(max((len(w) for w in waves), default=0)):
+            paths = [(n, p) for n, w in enumerate(waves) if wave < len(w) and n not in failed for p in w[wave]]
+            for start in range(0, len(paths), batch_size):
+                batch = paths[start : start + batch_size]
+                for n in _delete_batch(store, batch, recursive=recursive, report=report):
+                    failed.add(n)
+        for n, item in enumerate(group):
+            if n not in failed:
+                report.deleted += 1
+                report.bytes_reclaimed += item.bytes or 0
+
+
+def _delete_batch(store: Datastore, batch: list[tuple[int, str]], *, recursive: bool, report: GcReport) -> set[int]:
+    """Delete a batch in one call; on a path already gone (another gc), path by path. The items that failed."""
+    try:
+        store.fs.rm([store.full_path(p) for _, p in batch], recursive=recursive)
+        return set()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("gc: a batch delete in datastore %s failed (%s); deleting one by one", store.name, exc)
+    failed = set()
+    for n, path in batch:
+        try:
+            store.delete(path, recursive=recursive, missing_ok=True)
+        except Exception as exc:  # one path that cannot go must not stop the others
+            report.errors.append(f"{store.name}:{path}: {exc}")
+            failed.add(n)
+    return failed
+
+
+def _prune_empty_folders(plan: GcPlan, store: Datastore, spared: Iterable[str]) -> None:
+    """On a local datastore, the folders a swept run owned: its record folder and, in the default layout
+    ``.../{run-id}/{output-name}``, the run's output folder. Never a folder another writer may be creating in."""
+    skip = set(spared)
+    for item in plan.items:
+        if item.step_run_id in skip or item.datastore != store.name:
+            continue
+        if item.kind == "step run":
+            folders = [f"_mlpipe/runs/{item.step_run_id}"]
+        elif item.kind == "output" and item.paths[0].rpartition("/")[0].endswith(str(item.step_run_id)):
+            folders = [item.paths[0].rpartition("/")[0]]
+        else:
+            continue
+        for folder in folders:
+            _remove_empty_tree(store.full_path(folder))
+
+
+def _remove_empty_tree(full: str) -> None:
+    for dirpath, _, _ in sorted(os.walk(full), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):  # not empty (or gone): left as it is
+            os.rmdir(dirpath)

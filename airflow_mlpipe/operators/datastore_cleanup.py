@@ -1,0 +1,70 @@
+"""``DatastoreCleanupOperator``: the maintenance task that runs ``mlpipe gc`` from a DAG (see docs/gc.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_mlpipe.gc.model import DEFAULT_GRACE, DEFAULT_OLDER_THAN, DEFAULT_UNFINISHED_FOR, GcSettings
+
+
+class DatastoreCleanupOperator(BaseOperator):
+    """Delete what mlpipe wrote and nothing needs any more: old step runs and their outputs, records, index
+    entries, snapshots and stale leases. Registered dataset versions, recent and running step runs, held leases
+    and whatever a kept run uses always stay. The same function as ``mlpipe gc``.
+
+    :param older_than: keep step runs made more recently than this (``"30d"``, ``"12h"`` or seconds).
+    :param keep_last: also keep each task's successful runs in its ``keep_last`` newest DAG runs.
+    :param only_dag_id: collect only what the step runs of this DAG left.
+    :param grace: never delete anything made more recently than this.
+    :param dry_run: log what would go and delete nothing.
+
+    Returns (XCom) the report without its item list: counts, groups by kind, DAG and rule, bytes reclaimed.
+    """
+
+    template_fields: Sequence[str] = ("older_than", "grace", "only_dag_id")
+    ui_color = "#f5e6cc"
+
+    def __init__(
+        self,
+        *,
+        older_than: str | float = DEFAULT_OLDER_THAN,
+        keep_last: int = 0,
+        only_dag_id: str | None = None,
+        grace: str | float = DEFAULT_GRACE,
+        unfinished_for: str | float = DEFAULT_UNFINISHED_FOR,
+        dry_run: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.older_than = older_than
+        self.keep_last = keep_last
+        self.only_dag_id = only_dag_id
+        self.grace = grace
+        self.unfinished_for = unfinished_for
+        self.report_only = dry_run  # (BaseOperator.dry_run is a method of its own)
+        if not any("{{" in str(v) for v in (older_than, grace)):
+            self._settings()  # a bad duration fails when the DAG is parsed, not weeks later
+
+    def _settings(self) -> GcSettings:
+        return GcSettings.of(
+            older_than=self.older_than,
+            keep_last=self.keep_last,
+            dag_id=self.only_dag_id,
+            grace=self.grace,
+            unfinished_for=self.unfinished_for,
+            dry_run=self.report_only,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_mlpipe.gc import collect_garbage
+        from airflow_mlpipe.gc.report import report_lines
+
+        report = collect_garbage(self._settings())
+        for line in report_lines(report):
+            self.log.info("%s", line)
+        if report.errors:
+            self.log.warning("%d paths could not be deleted; the next run tries again", len(report.errors))
+        return report.to_dict(items=False)
