@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_mlpipe.gc.model import DEFAULT_GRACE, DEFAULT_OLDER_THAN, DEFAULT_UNFINISHED_FOR, GcSettings
+from airflow_mlpipe.gc.model import GcSettings
 
 
 class DatastoreCleanupOperator(BaseOperator):
@@ -30,11 +30,10 @@ class DatastoreCleanupOperator(BaseOperator):
     def __init__(
         self,
         *,
-        older_than: str | float = DEFAULT_OLDER_THAN,
+        older_than: str | float = "30d",
         keep_last: int = 0,
         only_dag_id: str | None = None,
-        grace: str | float = DEFAULT_GRACE,
-        unfinished_for: str | float = DEFAULT_UNFINISHED_FOR,
+        grace: str | float = "1h",
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -43,7 +42,6 @@ class DatastoreCleanupOperator(BaseOperator):
         self.keep_last = keep_last
         self.only_dag_id = only_dag_id
         self.grace = grace
-        self.unfinished_for = unfinished_for
         self.report_only = dry_run  # (BaseOperator.dry_run is a method of its own)
         if not any("{{" in str(v) for v in (older_than, grace)):
             self._settings()  # a bad duration fails when the DAG is parsed, not weeks later
@@ -54,7 +52,6 @@ class DatastoreCleanupOperator(BaseOperator):
             keep_last=self.keep_last,
             dag_id=self.only_dag_id,
             grace=self.grace,
-            unfinished_for=self.unfinished_for,
             dry_run=self.report_only,
         )
 
