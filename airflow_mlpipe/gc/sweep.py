@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterable, Mapping
 
 from airflow_mlpipe.gc.model import KINDS, GcItem, GcPlan, GcReport
-from airflow_mlpipe.gc.scan import CORE_FILES, name_time
+from airflow_mlpipe.gc.scan import CORE_FILES, as_mapping, name_time, read_json_batches
+from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.run_index import scope_folder
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.storage.paged import list_page
+from airflow_mlpipe.storage.paged import list_page, unique_of
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,9 @@ def sweep(plan: GcPlan, store: Datastore) -> GcReport:
             continue
         _delete_items(items, stores, report, batch_size=plan.settings.batch_size)
         if kind == "reuse index entry":  # from here on no decision can hit a swept run: see who already did
-            spared = _reused_meanwhile(store, plan)
-            spared_snapshots = {plan.swept_snapshots[s] for s in spared if s in plan.swept_snapshots}
+            spared, spared_snapshots = _needed_meanwhile(store, plan)
             report.spared += [f"step run {s}: a step run started since reuses its outputs" for s in sorted(spared)]
+            report.spared += [f"snapshot {d}: a step run started since uses it" for d in sorted(spared_snapshots)]
     if store.is_local:
         _prune_empty_folders(plan, store, spared)
     report.sweep_seconds = time.monotonic() - clock
@@ -52,31 +53,40 @@ def _spared(item: GcItem, runs: set[str], snapshots: set[str]) -> bool:
     return item.kind == "snapshot" and item.paths[0].rsplit("/", 1)[-1].rpartition(".")[0] in snapshots
 
 
-def _reused_meanwhile(store: Datastore, plan: GcPlan) -> set[str]:
-    """Swept step runs that a step run made within the grace period reuses (its summary says ``reused_from``):
-    such a run was kept out of the plan by nothing, since it decided after the plan was made."""
+def _needed_meanwhile(store: Datastore, plan: GcPlan) -> tuple[set[str], set[str]]:
+    """Swept step runs and snapshots that step runs made since the plan's scan need: the run a hit reused (its
+    summary says ``reused_from``) and the snapshot a run fetches (its record names it). Only runs made within
+    the grace period are read: every earlier one was in the plan."""
     swept = plan.swept_runs
-    if not swept:
-        return set()
+    if not swept and not plan.swept_snapshots:
+        return set(), set()
     since = (_plan_time(plan) or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=plan.settings.grace)
-    found: set[str] = set()
+    runs: set[str] = set()
+    fresh_ids: list[str] = []
     token: str | None = None
     while True:
         page = list_page(store, scope_folder(), limit=200, token=token)
         fresh = [p for p in page.paths if (name_time(p) or since) >= since]
         bodies = {**page.inline, **store.read_many([p for p in fresh if p not in page.inline])}
         for path in fresh:
-            body = bodies.get(path)
-            try:
-                summary = json.loads(body) if isinstance(body, bytes) else {}
-            except ValueError:
-                continue
-            source = summary.get("reused_from") if isinstance(summary, Mapping) else None
-            if source in swept:
-                found.add(str(source))
+            fresh_ids.append(unique_of(path))
+            summary = as_mapping(_json(bodies.get(path)))
+            if summary.get("reused_from") in swept:
+                runs.add(str(summary["reused_from"]))
         if len(fresh) < len(page.paths) or page.next_token is None:
-            return found
+            break
         token = page.next_token
+    wanted = set(plan.swept_snapshots.values())
+    record_paths = [records.record_path(srid) for srid in fresh_ids if srid and srid not in swept]
+    snapshots = {str(r.get("snapshot")) for _, r in read_json_batches(store, record_paths) if isinstance(r, Mapping)}
+    return runs, (snapshots & wanted) | {plan.swept_snapshots[s] for s in runs if s in plan.swept_snapshots}
+
+
+def _json(body: bytes | Exception | None) -> object:
+    try:
+        return json.loads(body) if isinstance(body, bytes) else None
+    except ValueError:
+        return None
 
 
 def _plan_time(plan: GcPlan) -> dt.datetime | None:

@@ -13,6 +13,7 @@ from airflow_mlpipe.reuse.decide import ReusePolicy, decide
 from airflow_mlpipe.reuse.history import StepHistory
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.snapshot import tree_path
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.gc.helpers import MadeRun, Runs, age_files, ago, files, under
 
@@ -123,17 +124,19 @@ def test_two_gcs_at_once_do_not_trip(store: Datastore, runs: Runs) -> None:
     assert files(store) == before - under(before, [p for i in first.items for p in i.paths])
 
 
-def test_a_swept_run_reused_meanwhile_is_spared(store: Datastore, runs: Runs) -> None:
+def test_a_swept_run_or_snapshot_used_meanwhile_is_spared(store: Datastore, runs: Runs) -> None:
     old, *_ = _store_with_runs(store, runs)
     plan = make_plan(store, OLD)
     # after the plan, a new step run reuses the old run's outputs (its Reused record names it)
     hit = _decide(store, old, new="new-run")
     assert hit.hit
-    reusing = runs.make("train", "fit", "r9", created=ago(minutes=1), status=records.RUNNING)
+    reusing = runs.make("train", "fit", "r9", created=ago(minutes=1), status=records.RUNNING, source="print('old')")
     records.write_record({**reusing.record, "status": records.REUSED, "reused_from": old.srid}, store)
+    assert [i.kind for i in plan.items].count("snapshot") == 1  # the old runs' snapshot, which r9 uses too
 
     report = sweep(plan, store)
 
     assert any(old.srid in line for line in report.spared)
+    assert any(old.spec.snapshot in line for line in report.spared) and store.exists(tree_path(str(old.spec.snapshot)))
     assert store.is_complete(old.output_path) and store.exists(records.record_path(old.srid))
     assert not store.exists(ReuseIndex.path(old.fp.digest))  # no new hit on it: the next success indexes anew
