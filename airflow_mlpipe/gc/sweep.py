@@ -13,6 +13,8 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from airflow_mlpipe.gc.model import KINDS, GcItem, GcPlan, GcReport
 from airflow_mlpipe.gc.scan import CORE_FILES, as_mapping, name_time, read_json_batches
@@ -22,6 +24,8 @@ from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.paged import list_page, unique_of
 
 log = logging.getLogger(__name__)
+
+_WORKERS = 8  # concurrent delete batches
 
 
 def sweep(plan: GcPlan, store: Datastore) -> GcReport:
@@ -117,10 +121,12 @@ def _delete_items(items: list[GcItem], stores: dict[str, Datastore], report: GcR
         waves = [_waves(item) for item in group]
         for wave in range(max((len(w) for w in waves), default=0)):
             paths = [(n, p) for n, w in enumerate(waves) if wave < len(w) and n not in failed for p in w[wave]]
-            for start in range(0, len(paths), batch_size):
-                batch = paths[start : start + batch_size]
-                for n in _delete_batch(store, batch, recursive=recursive, report=report):
-                    failed.add(n)
+            size = max(1, min(batch_size, -(-len(paths) // _WORKERS)))  # every worker busy, no batch too big
+            batches = [paths[start : start + size] for start in range(0, len(paths), size)]
+            with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+                delete = partial(_delete_batch, store, recursive=recursive, report=report)
+                for lost in pool.map(delete, batches):
+                    failed |= lost
         for n, item in enumerate(group):
             if n not in failed:
                 report.deleted += 1
@@ -150,17 +156,16 @@ def _prune_empty_folders(plan: GcPlan, store: Datastore, spared: Iterable[str]) 
     """On a local datastore, the folders a swept run owned: its record folder and, in the default layout
     ``.../{run-id}/{output-name}``, the run's output folder. Never a folder another writer may be creating in."""
     skip = set(spared)
+    folders: list[str] = []
     for item in plan.items:
         if item.step_run_id in skip or item.datastore != store.name:
             continue
         if item.kind == "step run":
-            folders = [f"_mlpipe/runs/{item.step_run_id}"]
+            folders.append(store.full_path(f"_mlpipe/runs/{item.step_run_id}"))
         elif item.kind == "output" and item.paths[0].rpartition("/")[0].endswith(str(item.step_run_id)):
-            folders = [item.paths[0].rpartition("/")[0]]
-        else:
-            continue
-        for folder in folders:
-            _remove_empty_tree(store.full_path(folder))
+            folders.append(store.full_path(item.paths[0].rpartition("/")[0]))
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # a folder costs a few ms on some filesystems
+        list(pool.map(_remove_empty_tree, folders))
 
 
 def _remove_empty_tree(full: str) -> None:
