@@ -1,0 +1,216 @@
+"""SDK v1's pipeline pieces: ``PipelineData``, ``OutputFileDatasetConfig``, ``PipelineParameter``,
+``PythonScriptStep`` and ``DataTransferStep``. Steps are descriptions until ``Experiment.submit`` turns the
+pipeline into a DAG (``v1.pipeline``), as v1's were until submitted."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from airflow_mlpipe.compat.data import DataPath, DataReference
+from airflow_mlpipe.datasets.dataset import AbstractDataset
+from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.datasets.output import OutputFileDatasetConfig as _OutputFileDatasetConfig
+from airflow_mlpipe.datasets.output import OutputInput
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.steps.params import PipelineParameter as _PipelineParameter
+from airflow_mlpipe.storage.datastore import Datastore
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineParameter(_PipelineParameter):
+    """v1's ``PipelineParameter(name, default_value)``: a DAG param (a field of "Trigger DAG w/ config")."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.default_value, (AbstractDataset, DataPath, DataReference, tuple)):
+            raise ConfigError(
+                f"PipelineParameter {self.name!r}: a dataset or datastore path as a parameter is not supported; "
+                "pass the dataset to the step (Dataset.get_by_name(ws, name).as_named_input(...)) and choose its "
+                "version with a text parameter, or register a new version (the step pins the latest at run time)"
+            )
+        super().__post_init__()
+
+
+class OutputFileDatasetConfig(_OutputFileDatasetConfig):
+    """v1's ``OutputFileDatasetConfig(name, destination, source, partition_format)``."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        destination: tuple[Any, str] | None = None,
+        source: str | None = None,
+        partition_format: str | None = None,
+    ) -> None:
+        if source is not None:
+            raise ConfigError(
+                f"OutputFileDatasetConfig({name!r}, source={source!r}): the script writes the output where the "
+                "argument points; drop source="
+            )
+        super().__init__(name, destination)
+
+    def read_delimited_files(self, *args: Any, **kwargs: Any) -> TabularOutputInput:
+        """This output, read by a later step as a table (``run.input_datasets[name].to_pandas_dataframe()``)."""
+        return TabularOutputInput(self)
+
+    def read_parquet_files(self, *args: Any, **kwargs: Any) -> TabularOutputInput:
+        return TabularOutputInput(self)
+
+
+class TabularOutputInput(OutputInput):
+    def as_input(self, name: str | None = None) -> OutputInput:
+        return OutputInput(self.output, check_name(name, what="input name") if name else self._name, self.mode)
+
+
+class PipelineData(_OutputFileDatasetConfig):
+    """v1's ``PipelineData``: written by the step that lists it in ``outputs``, read, as it is, by the steps that
+    list it in ``inputs`` (or only in ``arguments``: then the first step that takes it writes it)."""
+
+    def __init__(
+        self,
+        name: str,
+        datastore: Datastore | None = None,
+        output_name: str | None = None,
+        output_mode: str = "mount",
+        output_path_on_compute: str | None = None,
+        output_overwrite: bool | None = None,
+        data_type: str | None = None,
+        is_directory: bool | None = None,
+        pipeline_output_name: str | None = None,
+        training_output: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            output_name or name, None if datastore is None else (datastore, "dataset/{run-id}/{output-name}")
+        )
+        if output_mode == "upload":
+            self.as_upload(overwrite=bool(output_overwrite))
+        elif output_mode != "mount":
+            raise ConfigError(f"PipelineData {name!r}: output_mode {output_mode!r} must be 'mount' or 'upload'")
+
+    # As read by a consumer (v1: the consumer sees a dataset or a path; here always the folder's local path).
+    def as_dataset(self) -> PipelineData:
+        return self
+
+    def parse_delimited_files(self, *args: Any, **kwargs: Any) -> PipelineData:
+        return self
+
+    def parse_parquet_files(self, *args: Any, **kwargs: Any) -> PipelineData:
+        return self
+
+    def as_download(
+        self, input_name: str | None = None, path_on_compute: str | None = None, overwrite: bool | None = None
+    ) -> OutputInput:
+        return self.as_input(input_name).as_download()
+
+    def as_mount(self, input_name: str | None = None) -> OutputInput:  # type: ignore[override]
+        return self.as_input(input_name)
+
+
+class _Step:
+    """What v1's steps share: a name (the task's display name), ``run_after`` and reuse."""
+
+    def __init__(self, name: str, allow_reuse: bool) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"step name {name!r} must be a non-empty string")
+        self.name = name
+        self.allow_reuse = bool(allow_reuse)
+        self.after: list[_Step] = []
+
+    def _claim_outputs(self) -> None:
+        """Mark the outputs this step writes, so a pipeline given only a later step still finds this one."""
+        for out in self.writes():
+            out.__dict__["_v1_writer"] = self
+
+    def run_after(self, step: _Step) -> None:
+        self.after.append(step)
+
+    def items(self) -> list[Any]:
+        """Everything that can connect this step to others (data it reads or writes)."""
+        raise NotImplementedError
+
+    def writes(self) -> list[_OutputFileDatasetConfig]:
+        """Outputs this step writes for sure (listed as outputs, or an output config in its arguments)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class PythonScriptStep(_Step):
+    """v1's ``PythonScriptStep``; ``params`` become ``AML_PARAMETER_<name>`` environment variables, as in v1."""
+
+    def __init__(
+        self,
+        script_name: str,
+        name: str | None = None,
+        arguments: Sequence[Any] | None = None,
+        compute_target: Any = None,
+        runconfig: Any = None,
+        runconfig_pipeline_params: Any = None,
+        inputs: Iterable[Any] | None = None,
+        outputs: Iterable[Any] | None = None,
+        params: dict[str, Any] | None = None,
+        source_directory: str | os.PathLike[str] | None = None,
+        allow_reuse: bool = True,
+        version: str | None = None,
+        hash_paths: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(name or script_name, allow_reuse)
+        if runconfig_pipeline_params:
+            raise ConfigError(
+                f"step {self.name!r}: runconfig_pipeline_params is not supported; node counts belong to the compute "
+                "target (KubernetesCompute resources)"
+            )
+        self.script_name = script_name
+        self.arguments = list(arguments or [])
+        self.compute_target = compute_target
+        self.runconfig = runconfig
+        self.inputs = list(inputs or [])
+        self.outputs = list(outputs or [])
+        self.params = dict(params or {})
+        self.source_directory = os.fspath(source_directory) if source_directory is not None else None
+        self.hash_paths = list(hash_paths or [])
+        for value in self.params.values():
+            if isinstance(value, _PipelineParameter):
+                raise ConfigError(
+                    f"step {self.name!r}: a PipelineParameter in params is not supported; pass it in arguments"
+                )
+        self._claim_outputs()
+
+    def items(self) -> list[Any]:
+        return [*self.arguments, *self.inputs, *self.outputs]
+
+    def writes(self) -> list[_OutputFileDatasetConfig]:
+        listed = [o for o in self.outputs if isinstance(o, _OutputFileDatasetConfig)]
+        configs = [a for a in self.arguments if type(a) is not PipelineData and isinstance(a, _OutputFileDatasetConfig)]
+        return [*listed, *configs]
+
+
+class DataTransferStep(_Step):
+    """v1's ``DataTransferStep``: a verified, incremental copy (no Data Factory compute needed)."""
+
+    def __init__(
+        self,
+        name: str,
+        source_data_reference: Any = None,
+        destination_data_reference: Any = None,
+        compute_target: Any = None,
+        source_reference_type: str | None = None,
+        destination_reference_type: str | None = None,
+        allow_reuse: bool = True,
+    ) -> None:
+        super().__init__(name, allow_reuse)
+        if source_data_reference is None or destination_data_reference is None:
+            raise ConfigError(f"DataTransferStep {name!r}: give source_data_reference and destination_data_reference")
+        self.source = source_data_reference
+        self.destination = destination_data_reference
+        self.source_reference_type = source_reference_type or "directory"
+        self._claim_outputs()
+
+    def items(self) -> list[Any]:
+        return [self.source, self.destination]
+
+    def writes(self) -> list[_OutputFileDatasetConfig]:
+        return [self.destination] if isinstance(self.destination, _OutputFileDatasetConfig) else []
