@@ -24,7 +24,7 @@ from airflow_mlpipe.gc.scan import Listed, Place, RunFacts, as_mapping
 from airflow_mlpipe.reuse.history import HISTORY_ROOT, LEGACY_ROOT
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, LeaseRecord, Leases
-from airflow_mlpipe.steps.records import now_iso
+from airflow_mlpipe.steps.records import COMMITTED, COMPLETED, now_iso
 from airflow_mlpipe.steps.run_index import RUN_INDEX_ROOT
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.paged import unique_of
@@ -148,7 +148,14 @@ class _Marker:
         self.kept.setdefault(srid, why)
 
     def _keep_what_kept_runs_need(self) -> None:
-        """A kept run keeps the run it reused and every folder its record names (its outputs and inputs)."""
+        """A kept run keeps every folder its record names (its outputs and inputs), the run it reused and the
+        runs that committed the folders it read: their records are what a later gc deletes those folders by."""
+        committed_by = {
+            place: run.step_run_id
+            for run in self.runs.values()
+            if run.status in (COMPLETED, COMMITTED)
+            for place in run.named_outputs
+        }
         pending = list(self.kept)
         while pending:
             run = self.runs.get(pending.pop())
@@ -156,10 +163,11 @@ class _Marker:
                 continue
             for place in run.named:
                 self.named.add(*place)
-            source = run.reused_from
-            if source and source in self.garbage:
-                self._keep(source, f"reused by a kept step run: {run.step_run_id}")
-                pending.append(source)
+            needed = [(run.reused_from, "reused by")] + [(committed_by.get(p), "read by") for p in run.named]
+            for source, how in needed:
+                if source and source in self.garbage:
+                    self._keep(source, f"{how} a kept step run: {run.step_run_id}")
+                    pending.append(source)
 
     def _held_leases(self) -> set[str]:
         """Keys with a live holder, and the step runs holding them."""

@@ -50,6 +50,7 @@ class RunFacts:
     reused_from: str | None = None
     outputs: list[Mapping[str, Any]] = field(default_factory=list)  # as the record has them
     named: set[Place] = field(default_factory=set)  # output and input folders the record names
+    named_outputs: set[Place] = field(default_factory=set)  # the output folders alone
 
     @property
     def folder(self) -> str:
@@ -83,9 +84,8 @@ class RunFacts:
             self.status = _str(data.get("status"))
             self.reused_from = _str(data.get("reused_from"))
             self.outputs = [o for o in data.get("outputs") or () if isinstance(o, Mapping)]
-            for entry in [*self.outputs, *(i for i in data.get("inputs") or () if isinstance(i, Mapping))]:
-                if entry.get("datastore") and entry.get("path"):
-                    self.named.add((str(entry["datastore"]), str(entry["path"])))
+            self.named_outputs = _places(self.outputs)
+            self.named |= self.named_outputs | _places(i for i in data.get("inputs") or () if isinstance(i, Mapping))
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,10 @@ class Listed:
     path: str
     size: int
     modified: dt.datetime | None
+
+
+def _places(entries: Iterable[Mapping[str, Any]]) -> set[Place]:
+    return {(str(e["datastore"]), str(e["path"])) for e in entries if e.get("datastore") and e.get("path")}
 
 
 def _str(value: Any) -> str | None:

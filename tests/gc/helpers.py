@@ -71,6 +71,7 @@ class Runs:
         source: str = "print('v1')",
         try_number: int = 1,
         ttl: float | None = None,
+        reads: MadeRun | None = None,
     ) -> MadeRun:
         attempt = AttemptId(dag, run_id, task, try_number=try_number)
         srid = attempt.step_run_id
@@ -88,6 +89,10 @@ class Runs:
         )
         assert records.write_spec(spec, self.store)
         record: dict[str, Any] = {**records.record_base(spec), "status": status, "started_at": created}
+        if reads is not None:  # an input taken from an earlier step's output folder
+            record["inputs"] = [
+                {"name": "data", "mode": "mount", "datastore": self.store.name, "path": reads.output_path}
+            ]
         if status in (records.COMPLETED, records.FAILED):
             record["finished_at"] = created
         if status == records.COMPLETED:

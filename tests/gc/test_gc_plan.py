@@ -98,6 +98,21 @@ def test_held_lease_and_running_dag_run_are_kept(store: Datastore, runs: Runs) -
     assert running.srid not in _swept(plan) and sibling.srid not in _swept(plan)
 
 
+def test_a_kept_run_keeps_what_it_read_and_reused(store: Datastore, runs: Runs) -> None:
+    producer = runs.make("train", "prep", "r1", created=ago(days=60))
+    source = runs.make("train", "fit", "r1", created=ago(days=60))
+    reader = runs.make("train", "score", "r2", created=ago(days=5), reads=producer)
+    reused = runs.make("train", "fit", "r2", created=ago(days=5), status=records.RUNNING)
+    records.write_record({**reused.record, "status": records.REUSED, "reused_from": source.srid}, store)
+    age_files(store, days=60)
+
+    plan = make_plan(store, GcSettings.of(older_than="30d"))
+
+    assert plan.swept_runs == set()
+    assert plan.kept["read by a kept step run"] == 1 and plan.kept["reused by a kept step run"] == 1
+    assert reader.srid not in plan.swept_runs
+
+
 def test_unreferenced_snapshots_and_content_objects(store: Datastore, runs: Runs) -> None:
     old = runs.make("train", "fit", "r1", created=ago(days=60), source="print('big')")
     runs.snapshot("print('big')")
