@@ -31,7 +31,15 @@ from airflow_mlpipe.storage.paged import unique_of
 
 log = logging.getLogger(__name__)
 
-INDEX_FOLDER = RUN_INDEX_ROOT.rsplit("/", 1)[0]  # _mlpipe/index: run summaries and lineage (readers) entries
+# Newest-first entries that name a step run (``<day>/<inverted time>_<step_run_id>.json``), by kind. Only these
+# folders: another index may name other things the same way. (The readers' lineage index is the module
+# ``steps.readers``, formerly ``ui.lineage``: its root is spelt here so that gc depends on neither.)
+POINTER_ROOTS = {
+    RUN_INDEX_ROOT: "run summary",
+    RUN_INDEX_ROOT.rsplit("/", 1)[0] + "/lineage": "lineage entry",
+    HISTORY_ROOT: "history entry",
+    LEGACY_ROOT: "history entry",
+}
 
 
 class Protected:
@@ -270,7 +278,7 @@ class _Marker:
     def _pointers(self) -> list[GcItem]:
         """Newest-first entries naming a step run: run summaries, lineage (readers) entries, reuse history."""
         items = []
-        for root, kind in ((INDEX_FOLDER, None), (HISTORY_ROOT, "history entry"), (LEGACY_ROOT, "history entry")):
+        for root, kind in POINTER_ROOTS.items():
             for listed in scan.list_files(self.store, root):
                 srid = unique_of(listed.path)
                 if not srid:
@@ -279,9 +287,8 @@ class _Marker:
                 if rule is None:
                     continue
                 run = self.runs.get(srid)
-                label = kind or ("run summary" if listed.path.startswith(RUN_INDEX_ROOT + "/") else "lineage entry")
                 dag_id = run.dag_id if run is not None else None
-                items.append(GcItem(label, self.store.name, (listed.path,), rule, dag_id, srid, listed.size))
+                items.append(GcItem(kind, self.store.name, (listed.path,), rule, dag_id, srid, listed.size))
         return items
 
     def _pointer_rule(self, srid: str, listed: Listed) -> str | None:

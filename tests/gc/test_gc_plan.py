@@ -10,6 +10,7 @@ from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.paged import newest_first_name
 from tests.gc.helpers import Runs, age_files, ago
 
 
@@ -111,6 +112,24 @@ def test_a_kept_run_keeps_what_it_read_and_reused(store: Datastore, runs: Runs) 
     assert plan.swept_runs == set()
     assert plan.kept["read by a kept step run"] == 1 and plan.kept["reused by a kept step run"] == 1
     assert reader.srid not in plan.swept_runs
+
+
+def test_pointers_to_swept_or_gone_runs_and_nothing_else(store: Datastore, runs: Runs) -> None:
+    old = runs.make("train", "fit", "r1", created=ago(days=60))
+    lineage = f"_mlpipe/index/lineage/raw/1/{newest_first_name(ago(days=60), old.srid)}"
+    gone = f"_mlpipe/index/runs/all/{newest_first_name(ago(days=70), 'train.r0.fit.t1.0123456789ab')}"
+    other = f"_mlpipe/index/models/{newest_first_name(ago(days=70), 'some-model')}"
+    mine = "notes/2024/000_keep.json"  # written by someone else, under no mlpipe record
+    for path in (lineage, gone, other, mine):
+        store.write_json(path, {})
+    age_files(store, days=60)
+
+    plan = make_plan(store, GcSettings.of(older_than="30d"))
+
+    by_path = {p: i for i in plan.items for p in i.paths}
+    assert by_path[lineage].kind == "lineage entry" and by_path[lineage].rule == "points at a swept step run"
+    assert by_path[gone].kind == "run summary" and by_path[gone].rule == "points at a step run that is gone"
+    assert other not in by_path and mine not in by_path
 
 
 def test_unreferenced_snapshots_and_content_objects(store: Datastore, runs: Runs) -> None:
