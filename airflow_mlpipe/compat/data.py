@@ -176,8 +176,8 @@ class DataReference:
         """The step input: the files below the path, mounted or downloaded under the reference's name."""
         consumption = self.to_dataset().as_named_input(self.data_reference_name)
         if self.mode == "download":
-            return consumption.as_download()
-        return consumption.as_mount()
+            return consumption.as_download(self.path_on_compute)
+        return consumption.as_mount(self.path_on_compute)
 
     def __repr__(self) -> str:
         return f"DataReference({self.datastore.name!r}, {self.path_on_datastore!r}, mode={self.mode!r})"

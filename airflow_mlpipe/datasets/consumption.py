@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,16 @@ class DatasetConsumptionConfig:
     dataset: AbstractDataset
     mode: str = "direct"
     path_on_compute: str | None = None
+
+    def __post_init__(self) -> None:
+        from airflow_mlpipe.datasets.dataset import AbstractDataset
+
+        if not isinstance(self.dataset, AbstractDataset):
+            raise DatasetError(
+                f"input {self.name!r}: {self.dataset!r} is not a dataset; a PipelineParameter (or anything chosen per "
+                "run) cannot be an input's dataset: give Dataset.get_by_name('NAME') (the run pins the latest "
+                "version) or a dataset definition"
+            )
 
     def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
         return replace(self, mode="download", path_on_compute=_check_path_on_compute(path_on_compute))
@@ -57,4 +68,10 @@ class DatasetConsumptionConfig:
 def _check_path_on_compute(path: str | None) -> str | None:
     if path is None:
         return None
+    if not isinstance(path, str) or os.path.isabs(path) or path.startswith("/") or ".." in path.split("/"):
+        raise DatasetError(
+            f"path_on_compute {path!r} must be a relative path, e.g. 'raw/iris': the input is placed there inside the "
+            "step's inputs folder, and the script gets the full path in its arguments and run.input_datasets; "
+            "absolute paths and '..' are not supported"
+        )
     return normalize_relpath(path, datastore="path_on_compute") or None

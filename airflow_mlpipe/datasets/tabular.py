@@ -42,7 +42,8 @@ def read_one(entry: ManifestEntry, options: Mapping[str, Any], local_copy: str |
     where = f"{entry.path!r} in datastore {entry.datastore!r}"
     fmt = options.get("format", "delimited")
     with open(local_copy, "rb") if local_copy else store.open(entry.path, "rb") as fh:
-        if fmt == "parquet" or entry.path.lower().endswith(_PARQUET_SUFFIXES):
+        # The declared format wins; the suffix decides only for definitions that declare none.
+        if fmt == "parquet" or ("format" not in options and entry.path.lower().endswith(_PARQUET_SUFFIXES)):
             try:
                 frame = pd.read_parquet(fh)
             except Exception as exc:

@@ -51,7 +51,7 @@ def _dataset_input(
         dataset.download(target, overwrite=True)  # type: ignore[attr-defined]
     else:
         materialize_view(dataset, target)  # type: ignore[arg-type]
-    info["path"] = _single_file_or_folder(target)
+    info["path"] = _file_or_folder(dataset, manifest, target)
     return info
 
 
@@ -70,9 +70,11 @@ def _folder_input(name: str, mode: str, source: Mapping[str, Any], manifest: Man
     return {"mode": mode, "dataset": None, "datastore": datastore, "datastore_path": path, "path": target}
 
 
-def _single_file_or_folder(folder: str) -> str:
-    """A dataset of one file is handed over as that file's path (as Azure ML does); otherwise the folder."""
-    entries = os.listdir(folder)
-    if len(entries) == 1 and os.path.isfile(os.path.join(folder, entries[0])):
-        return os.path.join(folder, entries[0])
+def _file_or_folder(dataset: AbstractDataset, manifest: Manifest, folder: str) -> str:
+    """A dataset defined by one file's path is handed over as that file's path (as Azure ML does); a dataset
+    defined by a folder or a glob is handed over as the folder, however many files it holds now."""
+    paths = dataset.data_paths
+    entries = manifest.entries
+    if len(paths) == 1 and not paths[0].is_glob and len(entries) == 1 and entries[0].path == paths[0].path:
+        return os.path.join(folder, os.listdir(folder)[0])
     return folder
