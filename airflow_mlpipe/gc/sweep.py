@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 
 from airflow_mlpipe.gc.model import KINDS, GcItem, GcPlan, GcReport
@@ -35,26 +36,57 @@ def sweep(plan: GcPlan, store: Datastore) -> GcReport:
     spared: set[str] = set()
     spared_snapshots: set[str] = set()
     stores = {store.name: store}
+    batch = plan.settings.batch_size
     for kind in KINDS:
+        if kind == "snapshot":  # step runs started since the first look may use one: look again, just before
+            spared_snapshots |= _look_again(store, plan, report, spared_snapshots)[1]
         items = [i for i in plan.items if i.kind == kind and not _spared(i, spared, spared_snapshots)]
         if kind == "content object" and spared_snapshots:
             report.spared.append("content objects: left for the next gc, since a spared snapshot may name some")
-            continue
-        _delete_items(items, stores, report, batch_size=plan.settings.batch_size)
+        elif kind == "snapshot":
+            spared_snapshots |= _delete_snapshots(items, stores, report, batch_size=batch)
+        else:
+            _delete_items(items, stores, report, batch_size=batch)
         if kind == "reuse index entry":  # from here on no decision can hit a swept run: see who already did
-            spared, spared_snapshots = _needed_meanwhile(store, plan)
-            report.spared += [f"step run {s}: a step run started since reuses its outputs" for s in sorted(spared)]
-            report.spared += [f"snapshot {d}: a step run started since uses it" for d in sorted(spared_snapshots)]
+            spared, spared_snapshots = _look_again(store, plan, report, spared_snapshots)
     if store.is_local:
         _prune_empty_folders(plan, store, spared)
+    report.spared = list(dict.fromkeys(report.spared))  # (each look again names what the one before did)
     report.sweep_seconds = time.monotonic() - clock
     return report
+
+
+def _look_again(store: Datastore, plan: GcPlan, report: GcReport, known: set[str]) -> tuple[set[str], set[str]]:
+    runs, snapshots = _needed_meanwhile(store, plan)
+    report.spared += [f"step run {s}: a step run started since reuses its outputs" for s in sorted(runs)]
+    report.spared += [f"snapshot {d}: a step run started since uses it" for d in sorted(snapshots - known)]
+    return runs, snapshots | known
+
+
+def _delete_snapshots(
+    items: list[GcItem], stores: dict[str, Datastore], report: GcReport, *, batch_size: int
+) -> set[str]:
+    """Snapshot records first, then the packs of those that stayed deleted. A step storing the same tree in
+    between finds no record and writes it again (its pack is there, so it writes only the record): that snapshot
+    is in use again and keeps its pack. Returns the digests revived so."""
+    records_only = [replace(i, paths=i.paths[:1], bytes=0) for i in items]
+    _delete_items(records_only, stores, report, batch_size=batch_size)
+    report.deleted -= len(records_only)  # counted once, with the pack
+    revived = {_digest(i) for i in items if stores[i.datastore].exists(i.paths[0])}
+    report.spared += [f"snapshot {d}: stored again by a step run during the sweep" for d in sorted(revived)]
+    packs = [replace(i, paths=i.paths[1:]) for i in items if _digest(i) not in revived]
+    _delete_items(packs, stores, report, batch_size=batch_size)
+    return revived
+
+
+def _digest(item: GcItem) -> str:
+    return item.paths[0].rsplit("/", 1)[-1].rpartition(".")[0]
 
 
 def _spared(item: GcItem, runs: set[str], snapshots: set[str]) -> bool:
     if item.step_run_id in runs and item.kind not in ("reuse index entry",):
         return True
-    return item.kind == "snapshot" and item.paths[0].rsplit("/", 1)[-1].rpartition(".")[0] in snapshots
+    return item.kind == "snapshot" and _digest(item) in snapshots
 
 
 def _needed_meanwhile(store: Datastore, plan: GcPlan) -> tuple[set[str], set[str]]:

@@ -45,19 +45,21 @@ class Runs:
     def __init__(self, store: Datastore, tmp_path: Path) -> None:
         self.store = store
         self.tmp_path = tmp_path
-        self._snapshots: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
 
     def snapshot(self, text: str, *, large: bool = False) -> str:
-        if text not in self._snapshots:
-            source = self.tmp_path / f"src-{len(self._snapshots)}"
+        """Store the snapshot of a source folder holding ``train.py`` = ``text``, as every step does (a tree
+        stored before costs one check)."""
+        if text not in self._sources:
+            source = self.tmp_path / f"src-{len(self._sources)}"
             source.mkdir()
             (source / "train.py").write_text(text)
             if large:  # a file outside the pack: a content object of its own
                 (source / "weights.bin").write_bytes(text.encode() * (1024 * 1024 // len(text) + 1))
-            tree = scan_source(str(source))
-            store_snapshot(str(source), tree, self.store)
-            self._snapshots[text] = tree.digest
-        return self._snapshots[text]
+            self._sources[text] = str(source)
+        tree = scan_source(self._sources[text])
+        store_snapshot(self._sources[text], tree, self.store)
+        return tree.digest
 
     def make(
         self,

@@ -3,6 +3,9 @@ is a miss (never a hit on missing files); an interrupted gc or two at once leave
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from airflow_mlpipe.datasets.registry import DatasetRegistry
@@ -13,7 +16,7 @@ from airflow_mlpipe.reuse.decide import ReusePolicy, decide
 from airflow_mlpipe.reuse.history import StepHistory
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps import records
-from airflow_mlpipe.steps.snapshot import tree_path
+from airflow_mlpipe.steps.snapshot import download_snapshot, tree_path
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.gc.helpers import MadeRun, Runs, age_files, ago, files, under
 
@@ -140,3 +143,51 @@ def test_a_swept_run_or_snapshot_used_meanwhile_is_spared(store: Datastore, runs
     assert any(old.spec.snapshot in line for line in report.spared) and store.exists(tree_path(str(old.spec.snapshot)))
     assert store.is_complete(old.output_path) and store.exists(records.record_path(old.srid))
     assert not store.exists(ReuseIndex.path(old.fp.digest))  # no new hit on it: the next success indexes anew
+
+
+def test_gc_racing_a_pipeline_loses_nothing_it_needs(store: Datastore, runs: Runs) -> None:
+    """Steps start, reuse and commit on a thread while gc plans and sweeps on this one."""
+    old, _, registered, recent = _store_with_runs(store, runs)
+    made: list[MadeRun] = []
+    decisions: list[bool] = []
+    failures: list[BaseException] = []
+
+    def pipeline() -> None:
+        try:
+            for n in range(4):
+                made.append(runs.make("train", "fit", f"live{n}", created=ago(seconds=1), source="print('new')"))
+                decisions.append(_decide(store, recent, new=f"live{n}").hit)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    worker = threading.Thread(target=pipeline)
+    worker.start()
+    report = collect_garbage(OLD)
+    worker.join()
+
+    assert failures == [] and report.errors == [] and all(decisions)
+    for run in [*made, registered, recent]:
+        assert store.is_complete(run.output_path) and store.exists(records.record_path(run.srid))
+        assert _decide(store, run, new="after").hit
+    assert store.exists(tree_path(str(made[0].spec.snapshot)))
+    assert not store.exists(records.record_path(old.srid)) or old.srid in " ".join(report.spared)
+
+
+def test_a_snapshot_stored_again_during_the_sweep_keeps_its_pack(
+    store: Datastore, runs: Runs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old, *_ = _store_with_runs(store, runs)
+    plan = make_plan(store, OLD)
+    real = sweep_module._delete_items
+
+    def and_a_step_stores_it(items, stores, report, *, batch_size):  # type: ignore[no-untyped-def]
+        real(items, stores, report, batch_size=batch_size)
+        if items and items[0].kind == "snapshot" and items[0].paths[-1].endswith(".json"):
+            runs.snapshot("print('old')")  # finds no record: writes it again (its pack is still there)
+
+    monkeypatch.setattr(sweep_module, "_delete_items", and_a_step_stores_it)
+    report = sweep(plan, store)
+
+    digest = str(old.spec.snapshot)
+    assert any("stored again" in line and digest in line for line in report.spared)
+    assert download_snapshot(digest, store, str(tmp_path / "fetched")).digest == digest
