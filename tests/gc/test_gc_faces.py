@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 
 import pytest
 
@@ -10,6 +11,7 @@ from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.operators.datastore_cleanup import DatastoreCleanupOperator
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
+from tests.airflow_utils import EXAMPLES
 from tests.gc.helpers import Runs, age_files, ago, files
 from tests.reuse.reuse_helpers import mlpipe_in_process
 
@@ -72,3 +74,10 @@ def test_operator_runs_the_same_function(store: Datastore, old_and_new: tuple[st
 def test_operator_refuses_a_bad_duration_when_parsed() -> None:
     with pytest.raises(ConfigError, match="'a month' is not a duration"):
         DatastoreCleanupOperator(task_id="cleanup", older_than="a month")
+
+
+def test_the_example_maintenance_dag_previews_then_cleans_and_starts_paused() -> None:
+    dag = runpy.run_path(str(EXAMPLES / "datastore_cleanup.py"))["cleanup"].dag
+    preview, cleanup = dag.get_task("preview"), dag.get_task("cleanup")
+    assert isinstance(cleanup, DatastoreCleanupOperator) and preview.report_only and not cleanup.report_only
+    assert preview.downstream_task_ids == {"cleanup"} and dag.is_paused_upon_creation
