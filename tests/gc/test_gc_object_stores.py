@@ -1,7 +1,9 @@
-"""The same sweep on Azurite: listings report times as ``last_modified`` and deletes go in batched requests."""
+"""The same sweep on Azurite and moto's S3: listings report times their own way and deletes go in batched
+requests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,20 +13,30 @@ from airflow_mlpipe.gc import GcSettings, collect_garbage, make_plan
 from airflow_mlpipe.reuse.decide import find_reusable
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps import records
+from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
+from tests.conftest import make_s3_datastore
 from tests.gc.helpers import Runs, ago
 from tests.reuse.reuse_helpers import use_default_store
 
 
-@pytest.fixture(params=["azurite"])
-def azure_default(
+@pytest.fixture(params=["azurite", "moto"])
+def object_store(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Datastore]:
-    yield from use_default_store(request, monkeypatch, tmp_path)
+    if request.param == "azurite":
+        yield from use_default_store(request, monkeypatch, tmp_path)
+        return
+    store = make_s3_datastore(request.getfixturevalue("moto_s3"), name="mlpipe_default")
+    extra = {"url": store.config.url, **dict(store.config.storage_options)}
+    monkeypatch.setenv("AIRFLOW_CONN_MLPIPE_DEFAULT", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    yield Datastore.get_default()
+    resolve.clear_cache()
 
 
-def test_sweep_on_azurite(azure_default: Datastore, tmp_path: Path) -> None:
-    store = azure_default
+def test_sweep_on_an_object_store(object_store: Datastore, tmp_path: Path) -> None:
+    store = object_store
     made = Runs(store, tmp_path)
     old = made.make("train", "fit", "r1", created=ago(days=60))
     failed = made.make("train", "fit", "r2", created=ago(days=55), status=records.FAILED)
