@@ -14,6 +14,7 @@ from typing import Any
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
+from airflow_mlpipe.datasets.parameter import DatasetParameter
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.steps.params import PipelineParameter
 
@@ -55,6 +56,9 @@ def collect(task_id: str, arguments: Iterable[Any], inputs: Iterable[Any], outpu
         io.add_input(_as_input(task_id, item))
     for item in arguments:
         io.arguments.append(_argument(task_id, item, io))
+    for inp in io.inputs:  # a dataset chosen per run (a dataset-valued PipelineParameter) is a DAG param too
+        if isinstance(inp, DatasetConsumptionConfig) and isinstance(inp.dataset, DatasetParameter):
+            io.parameters.setdefault(inp.dataset.parameter.name, inp.dataset.parameter)
     for index, output in enumerate(io.outputs):
         output.bind(task_id, index)
     names = [i.name for i in io.inputs] + [o.name for o in io.outputs]

@@ -21,6 +21,7 @@ from airflow_mlpipe.compute.environment import Environment, RunConfiguration
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
+from airflow_mlpipe.datasets.parameter import DatasetParameter
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
@@ -183,7 +184,7 @@ class PythonScriptOperator(BaseOperator):
         specs = []
         for inp in self._io.inputs:
             if isinstance(inp, DatasetConsumptionConfig):
-                dataset = inp.dataset.pinned()
+                dataset = _for_run(inp.dataset, context).pinned()
                 specs.append(
                     {
                         "name": inp.name,
@@ -249,6 +250,13 @@ class PythonScriptOperator(BaseOperator):
             for entry in (spec.get("pin") or {}).get("manifest", {}).get("entries", ()):
                 names.add(entry["datastore"])
         return sorted(names)
+
+
+def _for_run(dataset: Any, context: Context) -> Any:
+    """A dataset chosen per run (a dataset-valued ``PipelineParameter``) as this run's dataset."""
+    if isinstance(dataset, DatasetParameter):
+        return dataset.for_run(dict(context.get("params") or {}))
+    return dataset
 
 
 def _check_ttl(task_id: str, ttl: object) -> float | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from airflow_mlpipe.compat.core import Dataset, Datastore, Model, Run, Workspace
 from airflow_mlpipe.compat.data import DataPath, DataPathComputeBinding, DataReference
-from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.v1.environment import (
     AmlCompute,
     ComputeTarget,
@@ -29,6 +28,7 @@ from airflow_mlpipe.v1.environment import (
 )
 from airflow_mlpipe.v1.pipeline import Experiment, Pipeline, PipelineRun
 from airflow_mlpipe.v1.steps import (
+    DatasetConsumptionConfig,
     DataTransferStep,
     OutputFileDatasetConfig,
     PipelineData,

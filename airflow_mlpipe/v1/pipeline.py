@@ -18,7 +18,7 @@ from typing import Any
 
 import pendulum
 
-from airflow_mlpipe.compat.data import DataPath, DataReference
+from airflow_mlpipe.compat.data import DataPath, DataPathComputeBinding, DataReference
 from airflow_mlpipe.compat.workspace import Workspace
 from airflow_mlpipe.compute.base import ComputeTarget as _ComputeTarget
 from airflow_mlpipe.compute.environment import Environment
@@ -27,7 +27,7 @@ from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.steps.params import PipelineParameter as _PipelineParameter
 from airflow_mlpipe.v1.environment import RunConfiguration, ScriptRunConfig, resolve_compute
-from airflow_mlpipe.v1.steps import DataTransferStep, PipelineData, PythonScriptStep, _Step
+from airflow_mlpipe.v1.steps import DataTransferStep, PipelineData, PipelineParameter, PythonScriptStep, _Step
 
 _TASK_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -208,15 +208,23 @@ class _DagBuilder:
         """A v1 argument, input or output as this package's."""
         if isinstance(value, PipelineData):
             return value if self.writer.get(id(value)) is step else value.as_input()
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], DataPathComputeBinding):
+            param, binding = self._parameter(value[0]), value[1]
+            return param.as_input(mode=binding.mode, path_on_compute=binding.path_on_compute)
         if isinstance(value, _PipelineParameter):
-            if value.name in self.parameters:
-                return dataclasses.replace(value, default_value=self.parameters[value.name])
-            return value
+            value = self._parameter(value)
+            return value.as_input() if isinstance(value, PipelineParameter) and value.chooses_dataset else value
         if isinstance(value, DataReference):
             return value.to_input()
         if isinstance(value, DataPath):
             return DataReference(value.datastore, value.name, value.path_on_datastore).to_input()
         return value
+
+    def _parameter(self, param: Any) -> Any:
+        """``param`` with the default ``submit(pipeline_parameters=...)`` gives it, if any."""
+        if not isinstance(param, _PipelineParameter):
+            raise ConfigError(f"({param!r}, DataPathComputeBinding(...)): the first item must be a PipelineParameter")
+        return _with_default(param, self.parameters[param.name]) if param.name in self.parameters else param
 
     def _source(self, step: _Step, value: Any) -> Any:
         if isinstance(value, (DataReference, DataPath)):
@@ -231,6 +239,19 @@ class _DagBuilder:
             ref = value if isinstance(value, DataReference) else value.create_data_reference()
             return (ref.datastore, ref.path_on_datastore)
         return value
+
+
+def _with_default(param: _PipelineParameter, value: Any) -> _PipelineParameter:
+    """``param`` with the default ``submit(pipeline_parameters=...)`` gave it (a dataset: as the parameter's text)."""
+    if isinstance(param, PipelineParameter) and param.chooses_dataset and not isinstance(value, str):
+        from airflow_mlpipe.datasets.parameter import parameter_text
+
+        value = parameter_text(value.to_data_path() if isinstance(value, DataPath) else value)
+    changed = dataclasses.replace(param, default_value=value)
+    for hidden in ("_chooses", "_tabular_options"):
+        if hasattr(param, hidden):
+            object.__setattr__(changed, hidden, getattr(param, hidden))
+    return changed
 
 
 def _with_params(environment: Environment | None, params: Mapping[str, Any]) -> Environment | None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow_mlpipe.compat.data import DataPath, DataReference
-from airflow_mlpipe.datasets.dataset import AbstractDataset
+from airflow_mlpipe.compat.data import DataPath
+from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig as _DatasetConsumptionConfig
+from airflow_mlpipe.datasets.dataset import AbstractDataset, TabularDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig as _OutputFileDatasetConfig
 from airflow_mlpipe.datasets.output import OutputInput
+from airflow_mlpipe.datasets.parameter import DatasetParameter, parameter_text
+from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.steps.params import PipelineParameter as _PipelineParameter
 from airflow_mlpipe.storage.datastore import Datastore
@@ -21,16 +24,56 @@ from airflow_mlpipe.storage.datastore import Datastore
 
 @dataclasses.dataclass(frozen=True)
 class PipelineParameter(_PipelineParameter):
-    """v1's ``PipelineParameter(name, default_value)``: a DAG param (a field of "Trigger DAG w/ config")."""
+    """v1's ``PipelineParameter(name, default_value)``: a DAG param (a field of "Trigger DAG w/ config").
+
+    A dataset or ``DataPath`` default makes a parameter that chooses a step input per run: the field then takes
+    ``NAME``, ``NAME:VERSION`` or ``mlpipe://datastores/NAME/paths/PATH``. Give it to a step as v1 did:
+    ``DatasetConsumptionConfig("name", param)``, ``(param, DataPathComputeBinding())``, or the parameter itself.
+    """
+
+    _chooses: ClassVar[str | None] = None  # "file" or "tabular" for a dataset-valued parameter
+    _tabular_options: ClassVar[dict[str, Any] | None] = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.default_value, (AbstractDataset, DataPath, DataReference, tuple)):
-            raise ConfigError(
-                f"PipelineParameter {self.name!r}: a dataset or datastore path as a parameter is not supported; "
-                "pass the dataset to the step (Dataset.get_by_name(ws, name).as_named_input(...)) and choose its "
-                "version with a text parameter, or register a new version (the step pins the latest at run time)"
-            )
+        default = self.default_value
+        if isinstance(default, DataPath):
+            default = default.to_data_path()
+        if isinstance(default, (AbstractDataset, _DataPath)):
+            options = default.options if isinstance(default, TabularDataset) and default.name is None else None
+            object.__setattr__(self, "default_value", parameter_text(default))
+            object.__setattr__(self, "_chooses", "tabular" if isinstance(default, TabularDataset) else "file")
+            object.__setattr__(self, "_tabular_options", options)
         super().__post_init__()
+
+    @property
+    def chooses_dataset(self) -> bool:
+        return self._chooses is not None
+
+    def as_input(self, name: str | None = None, mode: str | None = None, path_on_compute: str | None = None) -> Any:
+        """The step input this parameter chooses (a dataset-valued parameter only)."""
+        if not self.chooses_dataset:
+            raise ConfigError(f"PipelineParameter {self.name!r} holds a value, not a dataset; use it in arguments")
+        tabular = self._chooses == "tabular"
+        options = self._tabular_options
+        dataset = DatasetParameter(self, options if options is not None else ({} if tabular else None))
+        consumption = _DatasetConsumptionConfig(check_name(name or self.name, what="input name"), dataset)
+        mode = mode or ("direct" if tabular else "mount")
+        if mode == "direct":
+            return consumption
+        return consumption.as_download(path_on_compute) if mode == "download" else consumption.as_mount(path_on_compute)
+
+
+def DatasetConsumptionConfig(
+    name: str, dataset: Any, mode: str = "direct", path_on_compute: str | None = None
+) -> _DatasetConsumptionConfig:
+    """v1's ``DatasetConsumptionConfig(name, dataset, mode, path_on_compute)``; ``dataset`` may be a dataset-valued
+    ``PipelineParameter``."""
+    if isinstance(dataset, PipelineParameter) and dataset.chooses_dataset:
+        return dataset.as_input(name, mode, path_on_compute)
+    consumption = _DatasetConsumptionConfig(check_name(name, what="input name"), dataset)
+    if mode == "direct":
+        return consumption
+    return consumption.as_download(path_on_compute) if mode == "download" else consumption.as_mount(path_on_compute)
 
 
 class OutputFileDatasetConfig(_OutputFileDatasetConfig):

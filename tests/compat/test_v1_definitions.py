@@ -120,10 +120,11 @@ def test_accepted_and_ignored() -> None:
         pytest.param(lambda: v1.Pipeline(ws, [v1.PythonScriptStep("s.py")]).publish("p"), "REST API", id="publish"),
         pytest.param(lambda: v1.Environment.get(ws, "AzureML-Minimal"), "no registered", id="environment-get"),
         pytest.param(
-            lambda: v1.PipelineParameter("d", default_value=v1.DataPath(Datastore.get("x"), "p")),
-            "dataset or datastore path",
-            id="datapath-parameter",
+            lambda: v1.PipelineParameter("d", default_value=v1.Dataset.File.from_files([("x", "a"), ("x", "b")])),
+            "a dataset of one path",
+            id="two-path-dataset-parameter",
         ),
+        pytest.param(lambda: v1.PipelineParameter("n", 3).as_input(), "holds a value", id="value-as-input"),
         pytest.param(lambda: v1.OutputFileDatasetConfig("o", source="/tmp/x"), "drop source=", id="output-source"),
         pytest.param(lambda: v1.PipelineData("p", output_mode="direct"), "output_mode", id="pipeline-data-mode"),
         pytest.param(lambda: v1.Pipeline(ws, []), "list of steps", id="empty-pipeline"),
@@ -149,3 +150,31 @@ def test_refused(call: Any, message: str) -> None:
 def test_wait_for_completion_returns_at_once(source: str) -> None:
     run = _submit([v1.PythonScriptStep("s.py", source_directory=source)], name="v1_wait")
     assert v1.PipelineRun(run).wait_for_completion() == "NotStarted"
+
+
+def test_dataset_and_datapath_parameters_choose_inputs_per_run(source: str, local_default: Datastore) -> None:
+    local_default.write_text("raw/a.csv", "x\n1\n")
+    local_default.write_text("other/b.csv", "x\n2\n3\n")
+    v1.Dataset.Tabular.from_delimited_files((local_default, "raw/a.csv")).register("raw_table")
+    v1.Dataset.Tabular.from_delimited_files((local_default, "raw/a.csv")).register("raw_table")
+    table = v1.PipelineParameter("table", default_value=v1.Dataset.get_by_name(ws, "raw_table"))
+    folder = v1.PipelineParameter("folder", default_value=v1.DataPath(local_default, "raw"))
+    step = v1.PythonScriptStep(
+        "s.py",
+        arguments=[
+            "--table",
+            v1.DatasetConsumptionConfig("t", table),
+            "--folder",
+            (folder, v1.DataPathComputeBinding()),
+        ],
+        source_directory=source,
+    )
+    dag = _submit([step], name="v1_params")
+    assert dag.params["table"] == "raw_table" and dag.params["folder"] == "mlpipe://datastores/mlpipe_default/paths/raw"
+    task = dag.get_task("s.py")
+    default = {i["name"]: i for i in task.input_specs({"params": {}})}
+    assert default["t"]["mode"] == "direct" and default["t"]["source"]["dataset"]["name"] == "raw_table"
+    assert default["folder"]["mode"] == "mount" and default["folder"]["source"]["dataset"]["paths"][0]["path"] == "raw"
+    chosen = {"table": "raw_table:1", "folder": "mlpipe://datastores/mlpipe_default/paths/other"}
+    per_run = {i["name"]: i["source"]["dataset"] for i in task.input_specs({"params": chosen})}
+    assert per_run["t"]["version"] == 1 and per_run["folder"]["paths"][0]["path"] == "other"
