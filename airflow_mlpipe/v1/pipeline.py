@@ -320,9 +320,11 @@ def _task_ids(steps: list[_Step]) -> dict[int, str]:
 
 
 def _caller_file() -> str:
-    """The DAG file: the first frame outside this package's v1 module and Airflow."""
-    for frame in inspect.stack()[1:]:
-        filename = os.path.abspath(frame.filename)
-        if not filename.startswith(_HERE + os.sep) and "/airflow/" not in filename:
-            return filename
+    """The DAG file: the file that called ``submit`` (the first frame outside this package's v1 module)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<") and not os.path.abspath(filename).startswith(_HERE + os.sep):
+            return os.path.abspath(filename)
+        frame = frame.f_back
     return ""
