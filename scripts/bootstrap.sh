@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 stamp=.venv/.mlpipe-installed
-want="$(cat requirements/lock.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$( (cat requirements/lock.txt pyproject.toml; echo compiled-bytecode) | sha256sum | cut -d' ' -f1)"
 
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $PYTHON"
@@ -17,7 +17,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing pinned Python packages (requirements/lock.txt)"
   .venv/bin/python -m pip --version >/dev/null 2>&1 || .venv/bin/python -m ensurepip --upgrade >/dev/null
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-  .venv/bin/uv pip install --quiet -p .venv/bin/python -c requirements/lock.txt -e ".[dev]"
+  # --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set nothing ever does,
+  # so every Airflow process compiled its ~2,000 modules again: 3.7 s of CPU per `airflow dags test`.
+  .venv/bin/uv pip install --quiet --compile-bytecode -p .venv/bin/python -c requirements/lock.txt -e ".[dev]"
   echo "$want" > "$stamp"
 fi
 

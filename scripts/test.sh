@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh --with-emulators
+# Our own modules' bytecode is cached too (the packages' is compiled at install): the suite starts hundreds of
+# Python processes, and each compiled every module it imported afresh where PYTHONDONTWRITEBYTECODE is set.
+unset PYTHONDONTWRITEBYTECODE
 echo "==> ruff"
 .venv/bin/ruff check airflow_mlpipe tests dags_examples bench
 .venv/bin/ruff format --check airflow_mlpipe tests dags_examples bench
