@@ -148,7 +148,8 @@ def fetch_snapshot(digest: str, store: Datastore, target: str, *, cache: bool = 
     except OSError as err:  # an unwritable cache folder: the step still runs
         log.warning("snapshot cache %s not used: %s", local.root, err)
         return download_snapshot(digest, store, target)
-    return local.materialise(digest, target) or download_snapshot(digest, store, target)
+    # Just filled from checked bytes (ours, or another runner's that won the rename): copied without reading again.
+    return local.materialise(digest, target, check=False) or download_snapshot(digest, store, target)
 
 
 def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
