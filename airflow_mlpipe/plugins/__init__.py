@@ -2,8 +2,8 @@
 
 Registered through the ``airflow.plugins`` entry point, so installing the package is enough: the datastore
 connection form's checks, the "ML pipelines" pages (a FastAPI app at ``/mlpipe``, a top-level nav entry and tabs
-on the DAG, DAG run and task instance pages, ``airflow_mlpipe.ui``), and a task listener that records which step
-runs read which dataset version.
+on the DAG, DAG run and task instance pages, ``airflow_mlpipe.ui``). Which step runs read which dataset version is
+written by the steps themselves (``steps.readers``), so lineage needs no listener in the task's process.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_mlpipe.plugins import listener
 from airflow_mlpipe.plugins.connection_form import ConnectionFormMiddleware
 from airflow_mlpipe.ui.urls import APP_PREFIX, NAV_ROUTE, app_path
 
@@ -62,4 +61,3 @@ class MlpipePlugin(AirflowPlugin):
     ]
     fastapi_apps = [_pages_app()] if RUNNING_ON_API_SERVER else []
     external_views = external_views()
-    listeners = [listener]

@@ -6,7 +6,7 @@ Layout: ``_mlpipe/index/runs/all/<key>``, ``_mlpipe/index/runs/dags/<dag_id>/<ke
 ``_mlpipe/index/runs/tasks/<dag_id>/<task_id>/<key>``, with ``<key>`` = ``<day>/<inverted time>_<step_run_id>.json``
 and the time the step run's spec was made (so every write of the record replaces the same three summaries).
 Records written before this index existed are indexed once, by the first listing that finds no
-``_mlpipe/index/runs/indexed.json`` (or by ``mlpipe runs reindex``).
+``_mlpipe/index/runs/indexed.json`` (or by ``mlpipe runs reindex``), and with them their readers' lineage entries.
 """
 
 from __future__ import annotations
@@ -68,8 +68,18 @@ def summary_paths(record: Mapping[str, Any]) -> list[str]:
 
 
 def write_summaries(record: Mapping[str, Any], store: Datastore) -> None:
+    """The record's three summaries; with its final record, also its entries as a reader of the dataset versions
+    it read (``steps.readers``: lineage is for people, so a failure there is logged, never raised)."""
+    from airflow_mlpipe.steps.readers import note_readers
+    from airflow_mlpipe.steps.records import COMPLETED, FAILED, REUSED
+
     body = json.dumps(summary_of(record), sort_keys=True).encode("utf-8")
     write_listed(store, dict.fromkeys(summary_paths(record), body))
+    if record.get("status") in (COMPLETED, REUSED, FAILED):
+        try:
+            note_readers(record, store)
+        except Exception as exc:
+            log.warning("step run %s: could not index the dataset versions it read: %s", record["step_run_id"], exc)
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,12 @@ def ensure_indexed(store: Datastore) -> int:
     """Index the records written before this index existed, once per datastore. Returns how many it indexed."""
     from airflow_mlpipe.steps.records import RUNS_ROOT
 
-    if store.exists(INDEXED_MARKER) or not store.exists(RUNS_ROOT):
+    try:
+        marker = store.read_json(INDEXED_MARKER)
+    except (FileNotFoundError, ValueError):
+        marker = None
+    # An index made before readers were indexed with the records is made again, once (same keys: idempotent).
+    if (isinstance(marker, Mapping) and marker.get("readers")) or not store.exists(RUNS_ROOT):
         return 0
     return reindex(store)
 
@@ -151,7 +166,8 @@ def reindex(store: Datastore) -> int:
                 record["created_at"] = _spec_time(store, str(record["step_run_id"]))
             write_summaries(record, store)
             count += 1
-    store.write_json(INDEXED_MARKER, {"format": SUMMARY_FORMAT, "indexed_at": now_iso(), "records": count})
+    marker = {"format": SUMMARY_FORMAT, "indexed_at": now_iso(), "records": count, "readers": True}
+    store.write_json(INDEXED_MARKER, marker)
     return count
 
 

@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_mlpipe.steps import readers as lineage
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.ui import lineage, urls
+from airflow_mlpipe.ui import urls
 from tests.ui.conftest import PNG, make_run
 
 PAGES = (
@@ -106,6 +107,18 @@ def test_step_runs_newest_first_with_filters_and_pages(client: Any, store: Datas
     assert ids(dag_id="ui_dag", task_id="prep") == ids(status="Failed") == ids(task_id="prep")
     assert ids(run_id="run-3") == [made[2].step_run_id]
     assert ids(dag_id="other_dag") == []
+    # a filtered listing pages on from the very next row: every kept row once, in order, none skipped
+    paged: list[str] = []
+    token: str | None = None
+    while True:
+        answer = client.get(
+            "/mlpipe/api/runs", params={"reused": "no", "limit": 2, **({"token": token} if token else {})}
+        )
+        paged += [r["step_run_id"] for r in answer.json()["rows"]]
+        token = answer.json()["next_token"]
+        if token is None:
+            break
+    assert paged == ids(reused="no") and len(paged) == 6
     # the page: rows, the reused badge, a compare form and the older page's link
     page = client.get("/mlpipe/runs?limit=3")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -314,7 +327,6 @@ def test_the_plugin_registers_the_nav_entry_and_the_tabs() -> None:
     assert views["nav"]["nav_top_level"] is True and views["nav"]["url_route"] == urls.NAV_ROUTE
     task_tab = "/mlpipe/tabs/task?dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}"
     assert views["task_instance"]["href"].endswith(task_tab)
-    assert MlpipePlugin.listeners
 
 
 def test_readers_are_found_by_dataset_version_and_through_a_registered_output(store: Datastore) -> None:
@@ -339,22 +351,25 @@ def test_readers_are_found_by_dataset_version_and_through_a_registered_output(st
     assert (entry["step_run_id"], entry["input"], entry["task_id"]) == (reader["step_run_id"], "model", "score")
 
 
-def test_the_listener_indexes_a_finished_step_and_never_fails_it(
-    store: Datastore, monkeypatch: pytest.MonkeyPatch
+def test_a_final_record_indexes_its_readers_and_a_reindex_indexes_older_ones(
+    store: Datastore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from types import SimpleNamespace
+    from airflow_mlpipe.steps import run_index
 
-    from airflow_mlpipe.plugins import listener
-
-    reader = make_run(store, task_id="score", run_id="run-2")
-    ti = SimpleNamespace(dag_id="ui_dag", run_id="run-2", task_id="score", map_index=-1, try_number=1, task=None)
-    monkeypatch.setattr(listener, "_is_step", lambda ti: True)
-    listener.on_task_instance_success(None, ti)
+    reader = make_run(store, task_id="score", run_id="run-2")  # its final record read ui_data:1
     assert [r["step_run_id"] for r in lineage.readers_page(store, "ui_data", 1)] == [reader.step_run_id]
+    # records written before readers were indexed with them: the next first listing indexes them, once
+    store.delete(lineage.readers_folder("ui_data", 1), recursive=True)
+    store.write_json(run_index.INDEXED_MARKER, {"format": run_index.SUMMARY_FORMAT, "records": 1})
+    assert lineage.readers_page(store, "ui_data", 1) == []
+    assert run_index.ensure_indexed(store) >= 1
+    assert [r["step_run_id"] for r in lineage.readers_page(store, "ui_data", 1)] == [reader.step_run_id]
+    assert run_index.ensure_indexed(store) == 0
+    # lineage is for people: a failure to index the readers never fails the record's write
     monkeypatch.setattr(lineage, "note_readers", lambda record, store: 1 / 0)
-    listener.on_task_instance_success(None, ti)  # logged, not raised
-    monkeypatch.setattr(listener, "_is_step", lambda ti: False)
-    listener.on_task_instance_success(None, SimpleNamespace(task=object()))  # another operator: nothing read
+    records.write_record(reader.record, store)
+    assert "could not index the dataset versions it read" in caplog.text
+    assert records.read_record(reader.step_run_id, store)["status"] == reader.record["status"]
 
 
 def test_a_page_viewed_again_reads_only_the_summaries_of_unfinished_runs(

@@ -2,15 +2,18 @@
 of a version with one listing and one batch of reads, however many step runs there are.
 
 Layout: ``_mlpipe/index/lineage/<dataset>/<version>/<day>/<inverted time>_<step_run_id>.json`` (see
-``storage.paged``), each a small summary of the step run that read the version. An entry is written when a step
-run that read a registered version finishes (the plugin's task listener, ``plugins.listener``): an input taken by
-name and version, or the output of an earlier step that registered it (found through that step's record).
+``storage.paged``), each a small summary of the step run that read the version. An entry is written with the final
+record of a step run that read a registered version (``steps.run_index.write_summaries``, on every compute and
+with or without the UI plugin; records written before are indexed by ``mlpipe runs reindex`` or the first
+listing): an input taken by name and version, or the output of an earlier step that registered it (found through
+that step's record).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +24,7 @@ from airflow_mlpipe.storage.paged import list_page, newest_first_name, write_lis
 log = logging.getLogger(__name__)
 
 LINEAGE_ROOT = "_mlpipe/index/lineage"
+_STEP_RUN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
 READER_FORMAT = 1
 
 
@@ -67,13 +71,8 @@ def _registered_at(
 
 
 def _plausible(segment: str) -> bool:
-    from airflow_mlpipe.ui.views import NotFound, check_step_run_id
-
-    try:
-        check_step_run_id(segment)
-    except NotFound:
-        return False
-    return segment.count(".") >= 3
+    """A path segment that could name a step run (``dag.run.task.try.unique``)."""
+    return bool(_STEP_RUN_ID.fullmatch(segment)) and segment.count(".") >= 3
 
 
 def note_readers(record: Mapping[str, Any], store: Datastore) -> int:
