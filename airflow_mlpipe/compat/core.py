@@ -100,6 +100,8 @@ class Run(_Run):
 
     def __init__(self, context: Mapping[str, Any], *, offline: bool = False) -> None:
         super().__init__(context, offline=offline)
+        if offline:  # as v1 names them: scripts test ``run.id.startswith("OfflineRun")``
+            self.id = "OfflineRun_" + self.id.removeprefix("offline_")
         if self.parent is not None:
             self.parent = PipelineRun(self.parent.dag_id, self.parent.id, self.id)
         self.experiment = Experiment(Workspace.from_config(), self.dag_id or "offline")
@@ -109,10 +111,16 @@ class Run(_Run):
         import airflow_mlpipe.run as base
 
         run = _Run.get_context(allow_offline=allow_offline)
-        if not isinstance(run, cls):
-            run = cls(run._context, offline=run.offline)
+        if not isinstance(run, Run):
+            run = (_OfflineRun if run.offline else Run)(run._context, offline=run.offline)
             base._current = run
         return run
+
+    @property
+    def name(self) -> str | None:
+        return self.task_id
+
+    display_name = name
 
     def register_model(
         self,
@@ -142,3 +150,7 @@ class Run(_Run):
 
     def fail(self, error_details: Any = None, **kwargs: Any) -> None:
         raise SystemExit(f"run.fail(): {error_details or 'the script marked its run as failed'}")
+
+
+class _OfflineRun(Run):
+    """A run outside any pipeline (v1 scripts test ``isinstance(run, _OfflineRun)``)."""

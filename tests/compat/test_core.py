@@ -47,6 +47,7 @@ def test_run_in_a_step(
     run = Run.get_context()
     assert Run.get_context() is run and not run.offline
     assert run.id == "srid1" and run.experiment.name == "v1_dag" and run.experiment.workspace == ws
+    assert run.name == run.display_name == "prep"
     assert run.output_datasets == {"prepped": step_context["outputs"]["prepped"]}  # type: ignore[index]
     assert run.input_datasets["raw"] == str(tmp_path)
     run.log("loss", 0.5)

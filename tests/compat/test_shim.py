@@ -71,10 +71,11 @@ def test_a_v1_script_runs_unchanged_offline(tmp_path: Path) -> None:
     script = tmp_path / "score.py"
     script.write_text(
         "from azureml.core import Run, Workspace\n"
-        "from azureml.core.run import Run as SameRun\n"
+        "from azureml.core.run import Run as SameRun, _OfflineRun\n"
         "import azureml\n"
         "run = Run.get_context()\n"
-        "assert SameRun is Run and run.offline and run.parent is None\n"
+        "assert SameRun is Run and run.offline and run.parent is None and isinstance(run, _OfflineRun)\n"
+        "assert run.id.startswith('OfflineRun_')\n"
         "assert run.experiment.workspace == Workspace.from_config()\n"
         "run.log('accuracy', 0.9)\n"
         "run.tag('kind', 'test')\n"

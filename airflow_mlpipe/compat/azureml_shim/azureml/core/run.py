@@ -1,5 +1,5 @@
 """``azureml.core.run``."""
 
-from airflow_mlpipe.compat.core import Run
+from airflow_mlpipe.compat.core import Run, _OfflineRun
 
-__all__ = ["Run"]
+__all__ = ["Run", "_OfflineRun"]
