@@ -37,18 +37,20 @@ class V1Datastore(_Datastore):
     def as_download(self, path_on_compute: str | None = None) -> DataReference:
         return self.path("").as_download(path_on_compute)
 
-    def upload(
+    def upload(  # type: ignore[override]
         self,
         src_dir: str | os.PathLike[str],
         target_path: str | None = None,
         overwrite: bool = False,
         show_progress: bool = True,
-    ) -> builtins.list[str]:
-        """v1's ``upload(src_dir, target_path)``: every file below ``src_dir`` to ``target_path``."""
+    ) -> DataReference:
+        """v1's ``upload(src_dir, target_path)``: every file below ``src_dir`` to ``target_path``; returns a
+        reference to ``target_path``, as v1 does."""
         target = normalize_relpath(target_path or "", datastore=self.name)
         if not overwrite:
             _refuse_existing(self, [os.path.join(target, rel) for rel in _local_files(os.fspath(src_dir))])
-        return super().upload(src_dir, target)
+        super().upload(src_dir, target)
+        return self.path(target)
 
     def upload_files(
         self,
@@ -57,9 +59,9 @@ class V1Datastore(_Datastore):
         target_path: str | None = None,
         overwrite: bool = False,
         show_progress: bool = True,
-    ) -> builtins.list[str]:
+    ) -> DataReference:
         """v1's ``upload_files``: each file to ``target_path``/(its path relative to ``relative_root``, or its
-        name when no root is given)."""
+        name when no root is given); returns a reference to ``target_path``."""
         target = normalize_relpath(target_path or "", datastore=self.name)
         pairs = []
         for f in files:
@@ -70,10 +72,9 @@ class V1Datastore(_Datastore):
             pairs.append((local, "/".join(p for p in (target, rel.replace(os.sep, "/")) if p)))
         if not overwrite:
             _refuse_existing(self, [dest for _, dest in pairs])
-        written: builtins.list[str] = []
         for local, dest in pairs:
-            written += super().upload(local, dest)
-        return written
+            super().upload(local, dest)
+        return self.path(target)
 
 
 def _local_files(folder: str) -> builtins.list[str]:

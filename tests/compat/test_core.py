@@ -97,7 +97,9 @@ def test_datasets_the_v1_way(local_default: OurDatastore, ws: Workspace, tmp_pat
     assert store == Datastore.get(ws, "mlpipe_default") == ws.get_default_datastore()
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "iris.csv").write_text(IRIS)
-    store.upload_files([str(tmp_path / "up" / "iris.csv")], target_path="iris", overwrite=True)
+    ref = store.upload_files([str(tmp_path / "up" / "iris.csv")], target_path="iris", overwrite=True)
+    assert isinstance(ref, DataReference) and ref.path_on_datastore == "iris"
+    assert store.upload(src_dir=str(tmp_path / "up"), target_path="copy").to_dataset().to_path() == ["iris.csv"]
     with pytest.raises(ConfigError, match="overwrite=True"):
         store.upload(src_dir=str(tmp_path / "up"), target_path="iris")
     table = Dataset.Tabular.from_delimited_files(path=[(store, "iris/*.csv")])
