@@ -167,8 +167,10 @@ def _delete_items(items: list[GcItem], stores: dict[str, Datastore], report: GcR
 
 def _delete_batch(store: Datastore, batch: list[tuple[int, str]], *, recursive: bool, report: GcReport) -> set[int]:
     """Delete a batch in one call; on a path already gone (another gc), path by path. The items that failed."""
+    # adlfs would look up each named file before deleting it (one request each): files need no expanding
+    options = {"expand_path": False} if not recursive and store.protocol in ("abfs", "az") else {}
     try:
-        store.fs.rm([store.full_path(p) for _, p in batch], recursive=recursive)
+        store.fs.rm([store.full_path(p) for _, p in batch], recursive=recursive, **options)
         return set()
     except FileNotFoundError:
         pass
