@@ -24,6 +24,7 @@ from airflow_mlpipe.gc.scan import Listed, Place, RunFacts, as_mapping
 from airflow_mlpipe.reuse.history import HISTORY_ROOT, LEGACY_ROOT
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, LeaseRecord, Leases
+from airflow_mlpipe.steps.readers import LINEAGE_ROOT
 from airflow_mlpipe.steps.records import COMMITTED, COMPLETED, now_iso
 from airflow_mlpipe.steps.run_index import RUN_INDEX_ROOT
 from airflow_mlpipe.storage.datastore import Datastore
@@ -32,11 +33,10 @@ from airflow_mlpipe.storage.paged import unique_of
 log = logging.getLogger(__name__)
 
 # Newest-first entries that name a step run (``<day>/<inverted time>_<step_run_id>.json``), by kind. Only these
-# folders: another index may name other things the same way. (The readers' lineage index is the module
-# ``steps.readers``, formerly ``ui.lineage``: its root is spelt here so that gc depends on neither.)
+# folders: another index may name other things the same way.
 POINTER_ROOTS = {
     RUN_INDEX_ROOT: "run summary",
-    RUN_INDEX_ROOT.rsplit("/", 1)[0] + "/lineage": "lineage entry",
+    LINEAGE_ROOT: "lineage entry",
     HISTORY_ROOT: "history entry",
     LEGACY_ROOT: "history entry",
 }
