@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,89 @@ def airflow_dags_test(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """``airflow dags test DAG_ID`` with ``dags_folder`` as the DAGs folder; returns the finished process."""
-    cmd = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
+    args = ["dags", "test", dag_id]
     if conf is not None:
-        cmd += ["--conf", json.dumps(conf)]
+        args += ["--conf", json.dumps(conf)]
     full_env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **(env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, check=False)
+    proc = _warm_server().run(args, full_env) if _WARM.usable(full_env) else None
+    if proc is None:
+        cmd = [sys.executable, "-m", "airflow", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"airflow dags test {dag_id} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+class _WarmServer:
+    """This test process's ``tests/dagtest_server.py`` (see there): started at the first use, for the Airflow
+    environment of that moment; a command whose environment changes Airflow's configuration otherwise (another
+    home, an OpenLineage transport, ...) runs in a cold process instead, as do all where the server cannot start."""
+
+    _SAME_BY_FORK = ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.airflow_env: dict[str, str] = {}
+        self.broken = os.environ.get("MLPIPE_TEST_COLD_DAGS_TEST") == "1"
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _airflow(env: dict[str, str]) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in env.items()
+            if (k.startswith("AIRFLOW") and k not in _WarmServer._SAME_BY_FORK) or k.startswith("PYTHON")
+        }
+
+    def usable(self, env: dict[str, str]) -> bool:
+        if self.broken:
+            return False
+        served = self.airflow_env if self.proc is not None else self._airflow(dict(os.environ))
+        return self._airflow(env) == served
+
+    def start(self) -> None:
+        self.airflow_env = self._airflow(dict(os.environ))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "dagtest_server.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO,
+        )
+        atexit.register(self.proc.kill)
+
+    def run(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
+        with self.lock, tempfile.TemporaryDirectory(prefix="mlpipe-dags-test-") as tmp:
+            if self.proc is None:
+                self.start()
+            assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+            out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+            command = {"args": args, "env": env, "cwd": str(REPO), "stdout": out, "stderr": err}
+            try:
+                self.proc.stdin.write(json.dumps(command) + "\n")
+                self.proc.stdin.flush()
+                reply = self.proc.stdout.readline()
+            except OSError:
+                reply = ""
+            if not reply:  # the server died (or never started): this and later commands run cold
+                self.broken = True
+                return None
+            code = int(json.loads(reply)["returncode"])
+            with (
+                open(out, encoding="utf-8", errors="replace") as fo,
+                open(err, encoding="utf-8", errors="replace") as fe,
+            ):
+                return subprocess.CompletedProcess(["airflow", *args], code, fo.read(), fe.read())
+
+
+_WARM = _WarmServer()
+
+
+def _warm_server() -> _WarmServer:
+    return _WARM
 
 
 def last_run_states(dag_id: str) -> tuple[str, dict[str, str]]:
