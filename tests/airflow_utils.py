@@ -24,20 +24,28 @@ def airflow_dags_test(
     conf: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     check: bool = True,
+    logical_date: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``airflow dags test DAG_ID`` with ``dags_folder`` as the DAGs folder; returns the finished process."""
-    args = ["dags", "test", dag_id]
+    """``airflow dags test DAG_ID [LOGICAL_DATE]`` with ``dags_folder`` as the DAGs folder; returns the finished
+    process."""
+    args = ["dags", "test", dag_id, *([logical_date] if logical_date else [])]
     if conf is not None:
         args += ["--conf", json.dumps(conf)]
-    full_env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **(env or {})}
-    proc = _warm_server().run(args, full_env) if _WARM.usable(full_env) else None
-    if proc is None:
-        cmd = [sys.executable, "-m", "airflow", *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, check=False)
+    proc = airflow_cli(*args, env={"AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(
             f"airflow dags test {dag_id} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
         )
+    return proc
+
+
+def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``airflow ARGS...`` in this process's environment plus ``env``, forked from the warm server where it can be."""
+    full_env = {**os.environ, **(env or {})}
+    proc = _WARM.run(list(args), full_env) if _WARM.usable(full_env) else None
+    if proc is None:
+        cmd = [sys.executable, "-m", "airflow", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=REPO, check=False)
     return proc
 
 
@@ -105,10 +113,6 @@ class _WarmServer:
 
 
 _WARM = _WarmServer()
-
-
-def _warm_server() -> _WarmServer:
-    return _WARM
 
 
 def last_run_states(dag_id: str) -> tuple[str, dict[str, str]]:

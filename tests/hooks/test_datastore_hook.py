@@ -13,6 +13,7 @@ import pytest
 from airflow_mlpipe.exceptions import DatastoreAccessError
 from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.storage.datastore import Datastore
+from tests.airflow_utils import airflow_cli
 from tests.conftest import unique
 from tests.emulators import AZURITE_ACCOUNT, Azurite, MotoS3
 
@@ -20,13 +21,7 @@ WRONG_KEY = "V3J vbmcta2V5LXRoYXQtaXMtbm90LXRoZS1henVyaXRlLWtleQ==".replace(" ",
 
 
 def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+    return airflow_cli(*args, env=env)
 
 
 def test_provider_is_registered(airflow_db: Path) -> None:

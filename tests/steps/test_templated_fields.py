@@ -5,9 +5,6 @@ step adds when it is parsed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from airflow_mlpipe import (
     PythonScriptOperator,
 )
 from airflow_mlpipe.exceptions import ConfigError, DatasetError
-from tests.airflow_utils import TEST_DAGS
+from tests.airflow_utils import airflow_dags_test
 
 
 def _dag(dag_id: str, **kwargs: Any) -> DAG:
@@ -162,6 +159,4 @@ def test_a_daily_step_sees_its_day(airflow_db: Path, tmp_path: Path, monkeypatch
 
 
 def subprocess_run_day(env: dict[str, str], day: str) -> Any:
-    cmd = [sys.executable, "-m", "airflow", "dags", "test", "step_templated", day]
-    full = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS), **env}
-    return subprocess.run(cmd, capture_output=True, text=True, env=full, check=False)
+    return airflow_dags_test("step_templated", env=env, logical_date=day, check=False)
