@@ -106,10 +106,22 @@ def _thread_batches(tasks: Sequence[FileTask], chunk_size: int) -> list[list[Fil
     return large + [small[i : i + 256] for i in range(0, len(small), 256)]
 
 
-def run_in_threads(tasks: Sequence[FileTask], ctx: CopyContext, copy_one: CopyOne) -> None:
-    """Copy ``tasks`` on ``ctx.workers`` threads, each file with retries; the first final failure stops all."""
+# Copy a run of small files in one go, returning those that failed (each is then copied alone, with retries).
+CopyMany = Callable[[list[FileTask]], list[FileTask]]
+
+
+def run_in_threads(
+    tasks: Sequence[FileTask], ctx: CopyContext, copy_one: CopyOne, copy_many: CopyMany | None = None
+) -> None:
+    """Copy ``tasks`` on ``ctx.workers`` threads, each file with retries; the first final failure stops all.
+    With ``copy_many``, a run of small files goes first through it, and only the files it failed one by one."""
 
     def work(batch: list[FileTask]) -> None:
+        if copy_many is not None and len(batch) > 1 and not ctx.cancel.is_set():
+            failed = copy_many(batch)
+            done = len(batch) - len(failed)
+            ctx.tracker.advance(files=done, nbytes=sum(t.size for t in batch) - sum(t.size for t in failed))
+            batch = failed
         for task in batch:
             if ctx.cancel.is_set():
                 return

@@ -396,6 +396,31 @@ def test_transient_errors_are_retried(make_store: MakeStore, monkeypatch: Any) -
     assert read_tree(dst, "out") == files
 
 
+def test_a_server_side_batch_on_s3_finishes_its_failed_files_alone(make_store: MakeStore, monkeypatch: Any) -> None:
+    """Runs of small files are copied as coroutines on s3fs's loop; a file that fails there is copied again alone,
+    with retries, and counted once."""
+    store = make_store("moto", "one")
+    files = random_tree(6)
+    write_tree(store, "in", files)
+    real = store.fs._cp_file
+    failures: list[str] = []
+
+    async def flaky(src: str, dst: str, **kwargs: Any) -> Any:
+        if src.endswith(sorted(files)[0]) and len(failures) < 2:
+            failures.append(src)  # fails in the batch, then once more when copied alone
+            raise ConnectionResetError("connection reset by peer")
+        return await real(src, dst, **kwargs)
+
+    from fsspec.asyn import sync
+
+    monkeypatch.setattr(store.fs, "_cp_file", flaky)  # the batch's call
+    monkeypatch.setattr(store.fs, "cp_file", lambda *a, **k: sync(store.fs.loop, flaky, *a, **k))  # alone
+    result = transfer(store, "in", store, "out", retry=FAST_RETRY)
+    assert len(failures) == 2 and result.retries == 1
+    assert result.files_copied == len(files)
+    assert read_tree(store, "out") == files
+
+
 def test_permanent_errors_are_not_retried(make_store: MakeStore, monkeypatch: Any) -> None:
     src, dst = make_store("local", "src"), make_store("memory", "dst")
     write_tree(src, "in", random_tree(3))
