@@ -19,6 +19,10 @@ ways:
 
 Every Secret named in ``datastore_secrets`` must also be declared in ``secrets=[...]``, the one list of Secrets
 a step's pods may read. ``datastore_secret_manifest`` writes the Secret for a set of datastores.
+
+What ML steps use most has a name here (``gpu``, ``gpu_type``, ``cpu``, ``memory``, ``shm_size``, ``volumes``...);
+every other ``KubernetesPodOperator`` argument goes in ``operator_kwargs``, checked against the installed
+provider's signature when the compute target is created.
 """
 
 from __future__ import annotations
@@ -36,6 +40,20 @@ from airflow_mlpipe.compute.containers import (
     unreachable_message,
 )
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.compute.k8s_pod import (
+    GPU_PRODUCT_LABEL,
+    check_gpu_type,
+    check_image_pull_policy,
+    check_pod_template_file,
+    check_shm_free,
+    check_shm_size,
+    check_volume_mounts,
+    check_volumes,
+    manifest_dict,
+    shm_volume,
+    to_model,
+    with_gpu_type,
+)
 from airflow_mlpipe.compute.k8s_spec import (
     WORKLOAD_IDENTITY,
     DatastoreAccess,
@@ -46,8 +64,8 @@ from airflow_mlpipe.compute.k8s_spec import (
     check_tolerations,
     gpu_toleration,
     secret_name_of,
-    unknown_fields,
 )
+from airflow_mlpipe.compute.passthrough import check_operator_kwargs, describe_value
 from airflow_mlpipe.compute.validation import (
     check_annotations,
     check_dns_label,
@@ -101,9 +119,30 @@ class KubernetesCompute(ComputeTarget):
         (``KUBECONFIG``, ``~/.kube/config``) or, with ``in_cluster=True``, the in-cluster service account.
     :param in_cluster: use the in-cluster configuration.
     :param labels: extra pod labels; ``annotations``: extra pod annotations.
-    :param startup_timeout: seconds a pod may take to be scheduled and start (GPU nodes may need to scale up).
-    :param deferrable: wait for the pod in the triggerer instead of holding a worker slot.
+    :param startup_timeout_seconds: seconds a pod may take to be scheduled and start (GPU nodes may need to scale
+        up; default 600). ``startup_timeout`` is its older name.
+    :param deferrable: wait for the pod in the triggerer instead of holding a worker slot; None (default) follows
+        the step operator's ``deferrable`` (which follows Airflow's ``[operators] default_deferrable``).
     :param datastore_secrets: how the pods get each datastore's connection; see the module's documentation.
+    :param gpu_type: GPU models the pod may run on, one or a list (any of them): a required node affinity on
+        ``gpu_type_label``, e.g. ``"NVIDIA-A100-SXM4-80GB"``; needs ``gpu`` > 0.
+    :param gpu_type_label: the node label that names the GPU model (NVIDIA GPU feature discovery's
+        ``nvidia.com/gpu.product`` by default; on GKE ``cloud.google.com/gke-accelerator``).
+    :param shm_size: size of ``/dev/shm``, a memory-backed emptyDir (``"8Gi"``, or bytes): PyTorch's data loader
+        workers die with "bus error" on the container runtime's 64 MB. It counts against ``memory``.
+    :param volumes: pod volumes as in a manifest (``{"name": "cache", "persistentVolumeClaim": {"claimName":
+        "hf-cache"}}``, ``configMap``, ``secret``...) or ``V1Volume``; a Secret volume's Secret must be in ``secrets``.
+    :param volume_mounts: mounts of those volumes in the step's container (``{"name": "cache", "mountPath":
+        "/cache", "readOnly": True}``) or ``V1VolumeMount``.
+    :param security_context: the pod's security context as in a manifest (``{"runAsUser": 1000, "fsGroup":
+        1000}``) or ``V1PodSecurityContext``.
+    :param priority_class_name: the pods' PriorityClass (e.g. to preempt batch work for training).
+    :param pod_template_file: a pod manifest the platform team maintains; our settings are merged on top of it.
+    :param full_pod_spec: a ``V1Pod`` (or its manifest dict) to start from, merged as the provider does.
+    :param image_pull_policy: ``"Always"``, ``"IfNotPresent"`` or ``"Never"``.
+    :param operator_kwargs: any other ``KubernetesPodOperator`` argument (``termination_grace_period``,
+        ``active_deadline_seconds``, ``container_security_context``, ``init_containers``...), checked against the
+        installed provider's signature when this object is created.
     """
 
     namespace: str = "default"
@@ -123,9 +162,21 @@ class KubernetesCompute(ComputeTarget):
     in_cluster: bool | None = None
     labels: Mapping[str, str] | None = None
     annotations: Mapping[str, str] | None = None
-    startup_timeout: int = 600
-    deferrable: bool = False
+    startup_timeout: int | None = None
+    deferrable: bool | None = None
     datastore_secrets: Mapping[str, DatastoreSecretValue] | str | None = None
+    gpu_type: str | Sequence[str] | None = None
+    gpu_type_label: str = GPU_PRODUCT_LABEL
+    shm_size: str | int | None = None
+    volumes: Sequence[Mapping[str, Any] | Any] = ()
+    volume_mounts: Sequence[Mapping[str, Any] | Any] = ()
+    security_context: Mapping[str, Any] | Any | None = None
+    priority_class_name: str | None = None
+    pod_template_file: str | None = None
+    full_pod_spec: Mapping[str, Any] | Any | None = None
+    image_pull_policy: str | None = None
+    startup_timeout_seconds: int | None = None
+    operator_kwargs: Mapping[str, Any] | None = None
 
     kind = "kubernetes"
 
@@ -163,9 +214,10 @@ class KubernetesCompute(ComputeTarget):
             raise ConfigError(f"{what} in_cluster {self.in_cluster!r} must be True, False or None")
         put("labels", check_labels(self.labels, what=f"{what} labels"))
         put("annotations", check_annotations(self.annotations, what=f"{what} annotations"))
-        put("startup_timeout", check_positive_int(self.startup_timeout, what=f"{what} startup_timeout"))
-        if not isinstance(self.deferrable, bool):
-            raise ConfigError(f"{what} deferrable {self.deferrable!r} must be True or False")
+        put("startup_timeout_seconds", self._startup_timeout(what))
+        put("startup_timeout", self.startup_timeout_seconds)
+        if self.deferrable is not None and not isinstance(self.deferrable, bool):
+            raise ConfigError(f"{what} deferrable {self.deferrable!r} must be True, False or None")
         put(
             "datastore_secrets",
             check_datastore_secrets(
@@ -175,6 +227,45 @@ class KubernetesCompute(ComputeTarget):
                 what=f"{what} datastore_secrets",
             ),
         )
+        self._check_pod_settings(what)
+
+    def _check_pod_settings(self, what: str) -> None:
+        put = self._put
+        put("gpu_type", check_gpu_type(self.gpu_type, gpu=self.gpu, what=f"{what} gpu_type"))
+        check_label_key(self.gpu_type_label, what=f"{what} gpu_type_label")
+        put("shm_size", check_shm_size(self.shm_size, what=f"{what} shm_size"))
+        volumes = check_volumes(self.volumes, declared_secrets=self.declared_secrets, what=f"{what} volumes")
+        mounts = check_volume_mounts(self.volume_mounts, volumes=volumes, what=f"{what} volume_mounts")
+        if self.shm_size is not None:
+            check_shm_free(volumes, mounts, what=f"{what} shm_size")
+        put("volumes", volumes)
+        put("volume_mounts", mounts)
+        if self.security_context is not None:
+            put(
+                "security_context",
+                manifest_dict(self.security_context, what=f"{what} security_context", model="V1PodSecurityContext"),
+            )
+        if self.priority_class_name is not None:
+            check_dns_subdomain(self.priority_class_name, what=f"{what} priority_class_name")
+        check_pod_template_file(self.pod_template_file, what=f"{what} pod_template_file")
+        if self.full_pod_spec is not None:
+            put("full_pod_spec", manifest_dict(self.full_pod_spec, what=f"{what} full_pod_spec", model="V1Pod"))
+        check_image_pull_policy(self.image_pull_policy, what=f"{what} image_pull_policy")
+        put(
+            "operator_kwargs",
+            check_operator_kwargs(self.operator_kwargs, operator="KubernetesPodOperator", owned=_OWNED, what=what),
+        )
+
+    def _startup_timeout(self, what: str) -> int:
+        old, new = self.startup_timeout, self.startup_timeout_seconds
+        if old is not None and new is not None and old != new:
+            raise ConfigError(
+                f"{what}: startup_timeout {old!r} and startup_timeout_seconds {new!r} disagree; "
+                "set startup_timeout_seconds only (startup_timeout is its older name)"
+            )
+        value = new if new is not None else old if old is not None else DEFAULT_STARTUP_TIMEOUT
+        name = "startup_timeout_seconds" if new is not None else "startup_timeout"
+        return check_positive_int(value, what=f"{what} {name}")
 
     def _put(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -206,9 +297,20 @@ class KubernetesCompute(ComputeTarget):
             "in_cluster": self.in_cluster,
             "labels": dict(self.labels or {}),
             "annotations": dict(self.annotations or {}),
-            "startup_timeout": self.startup_timeout,
+            "startup_timeout_seconds": self.startup_timeout_seconds,
             "deferrable": self.deferrable,
             "datastore_secrets": _describe_datastore_secrets(self.datastore_secrets),
+            "gpu_type": list(self.gpu_type or ()),
+            "gpu_type_label": self.gpu_type_label,
+            "shm_size": self.shm_size,
+            "volumes": list(self.volumes),
+            "volume_mounts": list(self.volume_mounts),
+            "security_context": self.security_context,
+            "priority_class_name": self.priority_class_name,
+            "pod_template_file": self.pod_template_file,
+            "full_pod_spec": self.full_pod_spec,
+            "image_pull_policy": self.image_pull_policy,
+            "operator_kwargs": describe_value(self.operator_kwargs or {}),
         }
 
     def datastore_access(self, datastore: str) -> tuple[str, str] | DatastoreAccess | str | None:
@@ -239,6 +341,43 @@ def _describe_datastore_secrets(value: object) -> Any:
         name: target.value if isinstance(target, DatastoreAccess) else {"secret": target[0], "key": target[1]}
         for name, target in sorted(value.items())
     }
+
+
+DEFAULT_STARTUP_TIMEOUT = 600
+# KubernetesPodOperator arguments the compute target sets, and where to set them instead.
+_OWNED = {
+    "task_id": "the step operator (PythonScriptOperator(task_id=...))",
+    "deferrable": "the step operator (PythonScriptOperator(deferrable=...)) or KubernetesCompute(deferrable=...)",
+    "cmds": "the step (its command is the step runner)",
+    "arguments": "the step (PythonScriptOperator(arguments=...))",
+    "image": "KubernetesCompute(image=...) or Environment(image=...)",
+    "env_vars": "KubernetesCompute(env=...) or Environment(env_vars=...)",
+    "container_resources": "KubernetesCompute(cpu=..., memory=..., gpu=...)",
+    "service_account_name": "KubernetesCompute(service_account=...)",
+    "startup_timeout_seconds": "KubernetesCompute(startup_timeout_seconds=...)",
+    **{
+        name: f"KubernetesCompute({name}=...)"
+        for name in (
+            "namespace",
+            "secrets",
+            "labels",
+            "annotations",
+            "node_selector",
+            "tolerations",
+            "affinity",
+            "image_pull_secrets",
+            "kubernetes_conn_id",
+            "in_cluster",
+            "volumes",
+            "volume_mounts",
+            "security_context",
+            "priority_class_name",
+            "pod_template_file",
+            "full_pod_spec",
+            "image_pull_policy",
+        )
+    },
+}
 
 
 def check_datastores_reachable_from_pod(
@@ -288,6 +427,7 @@ def build_pod_operator(
     datastores: Mapping[str, DatastoreConfig],
     environment: Environment | None = None,
     dag_id: str | None = None,
+    deferrable: bool = False,
     **operator_kwargs: Any,
 ) -> KubernetesPodOperator:
     """A ``KubernetesPodOperator`` (configured, not run) that runs ``launch`` in a pod of ``compute``.
@@ -298,8 +438,9 @@ def build_pod_operator(
         only into Secret references, never into the pod spec.
     :param environment: the step's environment: its image and interpreter win over the compute target's.
     :param dag_id: adds the ``airflow-mlpipe/dag`` label.
+    :param deferrable: the step operator's choice, used unless ``compute.deferrable`` is set.
     :param operator_kwargs: further ``KubernetesPodOperator`` arguments (``get_logs``, ``config_file``,
-        ``on_finish_action``, ``execution_timeout``...); they override ours.
+        ``on_finish_action``, ``execution_timeout``...); they override ours and ``compute.operator_kwargs``.
     :raises ConfigError: before any pod exists, for every problem found in the inputs.
     """
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -341,13 +482,15 @@ def build_pod_operator(
         "container_resources": _resources(compute),
         "node_selector": dict(compute.node_selector or {}),
         "tolerations": [_toleration(t) for t in _tolerations(compute)],
-        "affinity": _affinity(compute.affinity),
+        "affinity": _affinity(compute),
         "service_account_name": compute.service_account,
         "image_pull_secrets": [k8s.V1LocalObjectReference(name=n) for n in compute.image_pull_secrets or ()],
         "kubernetes_conn_id": compute.kubernetes_conn_id,
         "in_cluster": compute.in_cluster,
-        "startup_timeout_seconds": compute.startup_timeout,
-        "deferrable": compute.deferrable,
+        "startup_timeout_seconds": compute.startup_timeout_seconds,
+        "deferrable": compute.deferrable if compute.deferrable is not None else deferrable,
+        **_pod_settings(compute),
+        **(compute.operator_kwargs or {}),
     }
     kwargs.update(operator_kwargs)
     return KubernetesPodOperator(**kwargs)
@@ -383,21 +526,35 @@ def _toleration(tol: Mapping[str, Any]) -> Any:
     )
 
 
-def _affinity(affinity: Any) -> Any:
-    """The V1Affinity, refusing fields the client model does not know (they would vanish silently)."""
-    if affinity is None:
-        return None
-    from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_affinity
-    from kubernetes.client import ApiClient
+def _affinity(compute: KubernetesCompute) -> Any:
+    """The V1Affinity (the GPU type's node requirement included), refusing fields the client model does not know
+    (they would vanish silently)."""
+    affinity = with_gpu_type(compute.affinity, compute.gpu_type_label, compute.gpu_type or ())
+    return None if affinity is None else to_model(affinity, "V1Affinity", what="KubernetesCompute affinity")
 
-    model = convert_affinity(dict(affinity))
-    lost = unknown_fields(affinity, ApiClient().sanitize_for_serialization(model))
-    if lost:
-        raise ConfigError(
-            f"KubernetesCompute affinity has fields Kubernetes does not know: {lost!r}; write them as in a pod "
-            "manifest (camelCase, e.g. requiredDuringSchedulingIgnoredDuringExecution)"
+
+def _pod_settings(compute: KubernetesCompute) -> dict[str, Any]:
+    """The KubernetesPodOperator arguments of the pod-level conveniences, as client models."""
+    volumes, mounts = list(compute.volumes), list(compute.volume_mounts)
+    if compute.shm_size is not None:
+        shm, shm_mount = shm_volume(str(compute.shm_size))
+        volumes.append(shm)
+        mounts.append(shm_mount)
+    what = "KubernetesCompute"
+    settings: dict[str, Any] = {
+        "volumes": [to_model(v, "V1Volume", what=f"{what} volume {v['name']!r}") for v in volumes],
+        "volume_mounts": [to_model(m, "V1VolumeMount", what=f"{what} volume mount {m['name']!r}") for m in mounts],
+        "priority_class_name": compute.priority_class_name,
+        "pod_template_file": compute.pod_template_file,
+        "image_pull_policy": compute.image_pull_policy,
+    }
+    if compute.security_context is not None:
+        settings["security_context"] = to_model(
+            compute.security_context, "V1PodSecurityContext", what=f"{what} security_context"
         )
-    return model
+    if compute.full_pod_spec is not None:
+        settings["full_pod_spec"] = to_model(compute.full_pod_spec, "V1Pod", what=f"{what} full_pod_spec")
+    return settings
 
 
 def _resources(compute: KubernetesCompute) -> Any:
