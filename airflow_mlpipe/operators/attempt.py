@@ -301,7 +301,11 @@ class StepAttempt:
                     return self.compute(spec, None)
                 from airflow_mlpipe.triggers.reuse import ReuseTrigger
 
-                self.op.defer(trigger=ReuseTrigger(**claim.trigger_kwargs()), method_name=RESUME_AFTER_WAIT)
+                trigger = ReuseTrigger(**claim.trigger_kwargs())
+                if not getattr(self.op, "deferrable", True):
+                    self.log.info("Waiting in the worker (deferrable=False)")
+                    return self.resume_after_wait(trigger.wait_in_worker())
+                self.op.defer(trigger=trigger, method_name=RESUME_AFTER_WAIT)
             decision = self.decide(spec)  # verifies the new entry's outputs, as every hit does
             if decision.hit:
                 return self.reuse(spec, decision)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
@@ -48,6 +49,9 @@ class PythonScriptOperator(BaseOperator):
     :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
     :param azureml_compat: SDK v1 step scripts run unchanged: ``import azureml.core`` finds airflow-mlpipe's
         compatibility package when the step's interpreter has no real Azure ML SDK (never shadows one).
+    :param deferrable: wait in the triggerer, holding no worker slot, for a pod (``KubernetesCompute``) and for
+        another run computing the same step; False waits in the worker. Defaults to Airflow's
+        ``[operators] default_deferrable``, as Airflow's own operators do.
     """
 
     # Jinja in any string of these is rendered by Airflow before the step runs (and shown in the task's Rendered
@@ -71,6 +75,7 @@ class PythonScriptOperator(BaseOperator):
         hash_paths: Sequence[str] | None = None,
         reuse_ttl: float | None = None,
         azureml_compat: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         task_id = kwargs.get("task_id", "?")
@@ -109,6 +114,9 @@ class PythonScriptOperator(BaseOperator):
         self.hash_paths = tuple(hash_paths or ())
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
         self.azureml_compat = bool(azureml_compat)
+        if not isinstance(deferrable, bool):
+            raise ConfigError(f"step {self.task_id!r}: deferrable {deferrable!r} must be True or False")
+        self.deferrable = deferrable
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
             check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])

@@ -168,6 +168,8 @@ class ScriptWork:
             "dag_id": self.op.dag_id,
         }
         if isinstance(compute, KubernetesCompute):
+            common["deferrable"] = self.op.deferrable
+        if isinstance(compute, KubernetesCompute):
             return attempt._or_fail(lambda: build_pod_operator(compute, **common))
         if isinstance(compute, DockerCompute):
             return attempt._or_fail(lambda: build_docker_operator(compute, **common))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
@@ -20,7 +21,7 @@ class ReuseSensor(BaseSensorOperator):
     """Wait for the reuse index entry of ``key`` and return it (``ReuseEntry.to_dict()``) as the task's XCom.
 
     While a run holds the key's lease (it is computing the step), the sensor waits: deferred to ``ReuseTrigger``
-    by default, so no worker slot is held. It pokes once first, so a ready key finishes at once.
+    when deferrable, so no worker slot is held. It pokes once first, so a ready key finishes at once.
 
     :param key: the reuse key (templated: ``"{{ ti.xcom_pull('decide', key='reuse_key') }}"``).
     :param datastore: the datastore that keeps the index and leases (default: the default datastore).
@@ -35,7 +36,8 @@ class ReuseSensor(BaseSensorOperator):
     :param lease_ttl: judge a holder dead when its lease record has not changed for this long (default: the ttl
         the holder wrote).
     :param clock_skew: the margin allowed between the holder's clock and this machine's.
-    :param deferrable: wait in the triggerer (default) rather than in a worker slot (``mode`` applies then).
+    :param deferrable: wait in the triggerer rather than in a worker slot (``mode`` applies then); defaults to
+        Airflow's ``[operators] default_deferrable``, as Airflow's own sensors do.
     """
 
     template_fields: Sequence[str] = ("key",)
@@ -49,7 +51,7 @@ class ReuseSensor(BaseSensorOperator):
         on_missing: OnMissing = "fail",
         lease_ttl: float | None = None,
         clock_skew: float = DEFAULT_CLOCK_SKEW,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 10)

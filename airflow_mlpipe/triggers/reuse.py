@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -80,30 +80,47 @@ class ReuseTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        looks = self._looks()
+        while True:
+            # datastore calls block (fsspec, SDK clients): keep them off the triggerer's event loop
+            event = await asyncio.to_thread(next, looks)
+            if event is not None:
+                yield TriggerEvent(event)
+                return
+            await asyncio.sleep(self.poll_interval)
+
+    def wait_in_worker(self) -> dict[str, Any]:
+        """The same wait, here and blocking (a step with ``deferrable=False``): the event ``run`` would yield."""
+        for event in self._looks():
+            if event is not None:
+                return event
+            time.sleep(self.poll_interval)
+        raise AssertionError("unreachable: _looks never ends")
+
+    def _looks(self) -> Iterator[dict[str, Any] | None]:
+        """One look at the key per item: the event that ends the wait, or None to look again later."""
         watch = LeaseWatch(self.lease_ttl)
         started = time.monotonic()
         failures = 0
         while True:
             try:
-                # datastore calls block (fsspec, SDK clients): keep them off the triggerer's event loop
-                state = await asyncio.to_thread(self._look, watch)
+                state: KeyState | None = self._look(watch)
                 failures = 0
             except Exception as exc:
                 failures += 1
                 self.log.warning("reuse key %s: could not look (%d/%d): %s", self.key, failures, MAX_FAILED_LOOKS, exc)
                 if failures >= MAX_FAILED_LOOKS:
-                    yield TriggerEvent({"status": "error", "key": self.key, "message": str(exc)})
+                    yield {"status": "error", "key": self.key, "message": str(exc)}
                     return
                 state = None
             if state is not None and self._ends_wait(state):
                 self.log.info("%s", state.describe())
-                yield TriggerEvent(state.event())
+                yield state.event()
                 return
             if self.deadline is not None and time.time() >= self.deadline:
-                waited = round(time.monotonic() - started, 3)
-                yield TriggerEvent({"status": "timeout", "key": self.key, "waited": waited})
+                yield {"status": "timeout", "key": self.key, "waited": round(time.monotonic() - started, 3)}
                 return
-            await asyncio.sleep(self.poll_interval)
+            yield None
 
     def _ends_wait(self, state: KeyState) -> bool:
         return state.status == "ready" or (state.status == "free" and not self.wait_for_producer)

@@ -16,5 +16,5 @@ with DAG(
     params={"key": Param("0" * 32, type="string")},
 ):
     missing = ReuseSensor(task_id="nothing_to_wait_for", key="{{ params.key }}-missing", on_missing="succeed")
-    wait = ReuseSensor(task_id="wait", key="{{ params.key }}", poke_interval=0.2, timeout=120)
+    wait = ReuseSensor(task_id="wait", key="{{ params.key }}", poke_interval=0.2, timeout=120, deferrable=True)
     missing >> wait

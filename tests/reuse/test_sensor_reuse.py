@@ -82,7 +82,7 @@ def test_a_bad_policy_is_refused() -> None:
 def test_a_held_key_defers_to_the_trigger(leases: Leases) -> None:
     assert leases.acquire(KEY, "computing", ttl=60) is not None
     with pytest.raises(TaskDeferred) as deferred:
-        sensor(poke_interval=7, timeout=300, lease_ttl=30, on_missing="wait").execute({})  # type: ignore[arg-type]
+        sensor(poke_interval=7, timeout=300, lease_ttl=30, on_missing="wait", deferrable=True).execute({})  # type: ignore[arg-type]
     trigger = deferred.value.trigger
     assert isinstance(trigger, ReuseTrigger) and deferred.value.method_name == "execute_complete"
     _, kwargs = trigger.serialize()
