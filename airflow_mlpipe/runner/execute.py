@@ -96,7 +96,7 @@ def _execute(
     python = python or spec.python or sys.executable
     env = azureml_compat_env(env, python, enabled=bool(spec.extra.get("azureml_compat", True)))
     _say(f"running {spec.script_name} {' '.join(argv)}")
-    code = process.run([python, script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
+    code = process.run([python, *_driver(spec), script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
     record["metrics"], record["metric_log"] = _collect_metrics(workdir)
     _upload_artifacts(store, spec, src, workdir, record)
     _stop_if_killed(process)
@@ -107,6 +107,15 @@ def _execute(
     record["outputs"] = _commit(spec, plans, store, process)
     record["committed_at"] = records.now_iso()
     return 0
+
+
+def _driver(spec: StepSpec) -> list[str]:
+    """What runs the script: itself, or for a ``ParallelRunStep`` mini-batch the driver calling its ``run()``."""
+    if spec.extra.get("driver") == "parallel_run":
+        from airflow_mlpipe.parallel import driver
+
+        return [driver.__file__]
+    return []
 
 
 def _write_unless_finished(record: dict[str, Any], store: Datastore) -> None:

@@ -1,0 +1,248 @@
+"""``ParallelRunStep`` (Azure ML's batch scoring) as three Airflow tasks in a task group named after the step.
+
+- ``<name>.plan`` pins the input (content identities only, nothing downloaded) and cuts it into mini-batches
+  (``parallel.planning``); its result is the list of mini-batches.
+- ``<name>.mini_batch`` is mapped over that list (``expand``), at most ``node_count`` at once: each map index is
+  one step attempt of its own, planned, keyed, reused or run, and committed like any ``PythonScriptOperator``
+  step. Its reuse key covers the entry script's snapshot, the arguments, side inputs, environment, the parallel
+  settings and the content of the mini-batch's own files. On its compute the step runner starts the driver
+  (``parallel.driver``), which calls ``init()``/``run()`` in ``process_count_per_node`` processes.
+- ``<name>.gather`` joins the mini-batches' results in mini-batch order into the step's output, applies the error
+  threshold over all items and commits and registers the output as one unit (``operators.parallel_work``). Its
+  key is the mini-batches' result content, so it is reused when no mini-batch changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context, TaskGroup
+
+from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.datasets.output import OutputFileDatasetConfig
+from airflow_mlpipe.exceptions import ConfigError, step_failed_error
+from airflow_mlpipe.operators.arguments import StepIO, collect, register_producer
+from airflow_mlpipe.operators.links import ReusedFromLink, StepRunLink
+from airflow_mlpipe.operators.python_script import PythonScriptOperator
+from airflow_mlpipe.operators.script_work import ScriptWork
+from airflow_mlpipe.operators.step_fields import registered_outlets
+from airflow_mlpipe.parallel.config import ParallelRunConfig
+from airflow_mlpipe.parallel.planning import MINI_BATCH_INPUT
+
+PLAN_TASK = "plan"
+BATCH_TASK = "mini_batch"
+GATHER_TASK = "gather"
+BATCH_OUTPUT = "mini_batch_results"
+DRIVER = "parallel_run"
+
+
+def ParallelRunStep(
+    *,
+    name: str,
+    parallel_run_config: ParallelRunConfig,
+    inputs: Sequence[Any],
+    output: OutputFileDatasetConfig | None = None,
+    arguments: Iterable[Any] = (),
+    side_inputs: Iterable[Any] = (),
+    allow_reuse: bool = True,
+    **task_kwargs: Any,
+) -> TaskGroup:
+    """Score ``inputs`` with ``parallel_run_config.entry_script``: a task group ``name`` of a planning task, a
+    mapped task per mini-batch and a gathering task, which writes ``output`` (and registers it when asked).
+
+    :param inputs: the datasets cut into mini-batches (``ds.as_named_input("images")``, ``output.as_input()``).
+    :param side_inputs: further inputs every mini-batch reads whole (a model, a lookup table).
+    :param arguments: the entry script's command line (parse it in ``init()``).
+    :param task_kwargs: more ``BaseOperator`` arguments for the three tasks (``retries``, ``pool``...).
+    """
+    config = parallel_run_config
+    if not isinstance(config, ParallelRunConfig):
+        raise ConfigError(f"step {name!r}: parallel_run_config must be a ParallelRunConfig, not {config!r}")
+    if not isinstance(inputs, Sequence) or isinstance(inputs, str) or not inputs:
+        raise ConfigError(f"step {name!r}: inputs must list the datasets to score, e.g. [ds.as_named_input('x')]")
+    output = output if output is not None else OutputFileDatasetConfig(name=f"{name}_output")
+    source = config.source_directory if config.source_directory is not None else "."
+    environment = _environment(config)
+    step = {
+        "script_name": config.entry_script,
+        "source_directory": source,
+        "arguments": list(arguments),
+        "compute_target": config.compute_target,
+        "environment": environment,
+        "allow_reuse": allow_reuse,
+        **task_kwargs,
+    }
+    with TaskGroup(group_id=name) as group:
+        plan = PlanMiniBatchesOperator(
+            task_id=PLAN_TASK, config=config, inputs=[*inputs, *side_inputs], main_inputs=len(inputs), **step
+        )
+        batches = MiniBatchOperator.partial(
+            task_id=BATCH_TASK,
+            inputs=list(side_inputs),
+            parallel=config.settings(),
+            max_active_tis_per_dagrun=config.node_count,
+            **step,
+        ).expand(mini_batch=plan.output)
+        gather = GatherOperator(
+            task_id=GATHER_TASK,
+            output=output,
+            config=config,
+            plan_task_id=plan.task_id,
+            batch_task_id=f"{group.group_id}.{BATCH_TASK}",
+            allow_reuse=allow_reuse,
+            **task_kwargs,
+        )
+        batches >> gather
+    return group
+
+
+ParallelRunOperator = ParallelRunStep
+
+
+def _environment(config: ParallelRunConfig) -> Environment | None:
+    """The config's environment with its ``environment_variables``."""
+    if not config.environment_variables:
+        return config.environment
+    base = config.environment or Environment()
+    return dataclasses.replace(base, env_vars={**base.env_vars, **config.environment_variables})
+
+
+class PlanMiniBatchesOperator(PythonScriptOperator):
+    """The step as written (its inputs, side inputs and parameters make its dependencies and DAG params at parse
+    time); run, it pins the inputs to score and returns their mini-batches."""
+
+    ui_color = "#d7ecfb"
+
+    def __init__(self, *, config: ParallelRunConfig, main_inputs: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.main_inputs = main_inputs
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]
+        from airflow_mlpipe.exceptions import MlpipeError
+        from airflow_mlpipe.parallel.planning import mini_batch_input, plan_mini_batches
+        from airflow_mlpipe.reuse.inputs import pin_input
+
+        self._use_rendered()
+        names = [i.name for i in self._io.inputs[: self.main_inputs]]
+        try:
+            specs = {s["name"]: s for s in self.input_specs(context) if s["name"] in names}
+            pinned = [pin_input(specs[n]) for n in names]
+            sizes = {kind: self.config.batch_size(kind) for kind in ("file", "tabular")}
+            batches = plan_mini_batches(self.task_id, pinned, sizes)
+        except (MlpipeError, FileNotFoundError) as exc:
+            raise step_failed_error(f"step {self.task_id!r} cannot plan its mini-batches: {exc}") from None
+        by_name = {s["name"]: s for s in pinned}
+        for spec in pinned:
+            count = sum(1 for b in batches if b.input_name == spec["name"])
+            self.log.info(
+                "Input %s: %d files in %d mini-batches", spec["name"], spec["pin"]["manifest"]["files"], count
+            )
+        return [mini_batch_input(by_name[b.input_name], b) for b in batches]
+
+
+class MiniBatchOperator(PythonScriptOperator):
+    """One mini-batch as one step attempt: the entry script run by the parallel driver on the step's compute."""
+
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, mini_batch: Mapping[str, Any], parallel: Mapping[str, Any], **kwargs: Any) -> None:
+        kwargs["outputs"] = [OutputFileDatasetConfig(name=BATCH_OUTPUT)]
+        super().__init__(**kwargs)
+        if not isinstance(mini_batch, Mapping) or "pin" not in mini_batch:
+            raise ConfigError(f"step {self.task_id!r}: mini_batch {mini_batch!r} is not a planned mini-batch")
+        self.mini_batch = dict(mini_batch)
+        self.parallel = dict(parallel)
+
+    def input_specs(self, context: Context) -> list[dict[str, Any]]:
+        return [dict(self.mini_batch), *super().input_specs(context)]
+
+    def argument_specs(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        pin = self.mini_batch["pin"]
+        settings = {
+            **self.parallel,
+            "kind": pin.get("kind") or "file",
+            "options": pin.get("options") or {},
+            "input": self.mini_batch["parallel"]["input"],
+        }
+        driver = [
+            {"t": "str", "v": "--mini-batch"},
+            {"t": "input", "name": MINI_BATCH_INPUT},
+            {"t": "str", "v": "--results"},
+            {"t": "output", "name": BATCH_OUTPUT},
+            {"t": "str", "v": "--settings"},
+            {"t": "str", "v": json.dumps(settings, sort_keys=True, separators=(",", ":"))},
+            {"t": "str", "v": "--"},
+        ]
+        return [*driver, *super().argument_specs(params)]
+
+    def _attempt(self, context: Context) -> Any:
+        from airflow_mlpipe.operators.attempt import StepAttempt
+
+        self._use_rendered()
+        self._work = MiniBatchWork(self)
+        return StepAttempt(self, context, self._work)
+
+
+class MiniBatchWork(ScriptWork):
+    """A script step whose process is the parallel driver around the entry script."""
+
+    def plan(self, attempt: Any, policy: Any) -> Any:
+        spec = super().plan(attempt, policy)
+        batch = dict(self.op.mini_batch["parallel"])  # type: ignore[attr-defined]
+        return dataclasses.replace(spec, extra={**spec.extra, "driver": DRIVER, "mini_batch": batch})
+
+
+class GatherOperator(BaseOperator):
+    """Joins the mini-batches' results into the step's output (see ``operators.parallel_work``)."""
+
+    template_fields: Sequence[str] = ()
+    operator_extra_links = (StepRunLink(), ReusedFromLink())
+    ui_color = "#c6e2f7"
+
+    def __init__(
+        self,
+        *,
+        output: OutputFileDatasetConfig,
+        config: ParallelRunConfig,
+        plan_task_id: str,
+        batch_task_id: str,
+        allow_reuse: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        task_id = kwargs.get("task_id", "?")
+        if not isinstance(output, OutputFileDatasetConfig):
+            raise ConfigError(f"step {task_id!r}: output must be an OutputFileDatasetConfig, not {output!r}")
+        self._io: StepIO = collect(task_id, [], [], [output])
+        if output.registration:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), *registered_outlets([output.registration.name])]
+        super().__init__(**kwargs)
+        self.step_output = output
+        self.config = config
+        self.plan_task_id = plan_task_id
+        self.batch_task_id = batch_task_id
+        self.allow_reuse = bool(allow_reuse)
+        self.reuse_ttl = None
+        register_producer(self, self._io)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self._attempt(context).execute()
+
+    def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._attempt(context).resume_after_wait(event or {})
+
+    def _attempt(self, context: Context) -> Any:
+        from airflow_mlpipe.operators.attempt import StepAttempt
+        from airflow_mlpipe.operators.parallel_work import GatherWork
+
+        return StepAttempt(self, context, GatherWork(self))
+
+    def output_specs(self, step_run_id: str) -> list[dict[str, Any]]:
+        resolved = self.step_output.destination_for(step_run_id)
+        return [{**self.step_output.to_dict(), "path": resolved.path, "datastore": resolved.datastore}]
+
+
+__all__ = ["GatherOperator", "MiniBatchOperator", "ParallelRunOperator", "ParallelRunStep", "PlanMiniBatchesOperator"]
