@@ -29,7 +29,8 @@ from bench_records import _put as put_objects  # noqa: E402
 from benchlib import load, stores  # noqa: E402
 
 from airflow_mlpipe.core.attempt import AttemptId  # noqa: E402
-from airflow_mlpipe.gc import GcSettings, collect_garbage, make_plan  # noqa: E402
+from airflow_mlpipe.gc import GcSettings, make_plan  # noqa: E402
+from airflow_mlpipe.gc.sweep import sweep  # noqa: E402
 from airflow_mlpipe.reuse.history import HISTORY_ROOT  # noqa: E402
 from airflow_mlpipe.steps import records, run_index  # noqa: E402
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore  # noqa: E402
@@ -106,7 +107,7 @@ def main() -> None:
                 fill(store, size)
                 filled = time.perf_counter() - start
                 plan = make_plan(store, settings)
-                report = collect_garbage(settings, store=store)
+                report = sweep(plan, store)
                 plans[size] = plan.plan_seconds
                 print(
                     f"{label:8} {size:>6} step runs (written in {filled:.1f} s): plan {plan.plan_seconds:.2f} s "
