@@ -23,6 +23,9 @@ def add_step_params(op: Any, parameters: Mapping[str, PipelineParameter]) -> Non
                 "become the DAG's params"
             )
         return
+    if getattr(op, "_BaseOperator__from_mapped", False):
+        # A mapped step made at run time (a ParallelRunStep mini-batch): the DAG's params hold this run's values.
+        return
     params = op.dag.params
     for name, parameter in parameters.items():
         if name in params:
