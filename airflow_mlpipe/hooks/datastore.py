@@ -1,4 +1,10 @@
-"""``DatastoreHook``: the Airflow face of a datastore connection (conn_type ``mlpipe_datastore``)."""
+"""``DatastoreHook``: the Airflow face of a datastore connection (conn_type ``mlpipe_datastore``).
+
+The operators and sensors reach their datastores through it: the connection in the environment
+(``AIRFLOW_CONN_<NAME>``) or Airflow's lookup (secrets backends, metadata DB), the embedded local default when
+``mlpipe_default`` is absent, kept for a bounded time (``storage.resolve``) so rotated credentials are picked up,
+and its credentials masked in task logs.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +55,11 @@ class DatastoreHook(BaseHook):
 
     @cached_property
     def datastore(self) -> Datastore:
-        return self._datastore(self.datastore_conn_id)
+        from airflow_mlpipe.storage.resolve import resolve_datastore
+
+        store = resolve_datastore(self.datastore_conn_id)
+        _mask(store.config.secret_values)
+        return store
 
     def _datastore(self, name: str) -> Datastore:
         conn = self.get_connection(self.datastore_conn_id)
@@ -60,6 +70,11 @@ class DatastoreHook(BaseHook):
             name, conn_type=conn.conn_type, login=conn.login, password=conn.password, host=conn.host, extra=extra
         )
         return Datastore.from_config(config)
+
+    @classmethod
+    def get_datastore(cls, name: str | None = None) -> Datastore:
+        """The datastore ``name`` (default: the default datastore), resolved now."""
+        return cls(name or DEFAULT_DATASTORE).datastore
 
     def get_conn(self) -> Datastore:
         return self.datastore
@@ -84,3 +99,14 @@ class DatastoreHook(BaseHook):
             return False, str(exc)
         label = f"{tested!r} ({where})" if tested else f"at {where}"
         return True, f"The datastore {label} is reachable: its root can be listed"
+
+
+def _mask(secrets: tuple[str, ...]) -> None:
+    """Keep the datastore's credentials out of task logs (connections from the environment are not masked by
+    Airflow's lookup)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        return
+    for secret in secrets:
+        mask_secret(secret)

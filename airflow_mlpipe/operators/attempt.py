@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, step_failed_error
+from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
 from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
 from airflow_mlpipe.reuse.dedup import claim_key
@@ -40,7 +41,6 @@ from airflow_mlpipe.reuse.wait import lease_from_event
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.finish import finish_committed, finish_reused
 from airflow_mlpipe.steps.spec import StepSpec
-from airflow_mlpipe.storage.datastore import Datastore
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -81,7 +81,7 @@ class StepAttempt:
         self.log = operator.log
         self.attempt = AttemptId.of(context["ti"])
         self.srid = self.attempt.step_run_id
-        self.store = Datastore.get_default()
+        self.store = DatastoreHook.get_datastore()
         self.started_at = records.now_iso()
         # The scanned source tree, so that a miss names changed files before the snapshot is uploaded.
         self.source_tree: Tree | None = None

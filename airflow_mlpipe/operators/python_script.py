@@ -119,7 +119,11 @@ class PythonScriptOperator(BaseOperator):
         self.deferrable = deferrable
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
-            check_reachable_at_parse(self.task_id, self.compute_target, [o.datastore for o in self._io.outputs])
+            from airflow_mlpipe.operators.parse_checks import check_reachable_at_parse
+
+            dag_file = self.dag.fileloc if self.has_dag() else None
+            outputs = [o.datastore for o in self._io.outputs]
+            check_reachable_at_parse(self.task_id, self.compute_target, outputs, dag_file=dag_file)
         register_producer(self, self._io)
         link_producers(self, self._io)
 
@@ -273,44 +277,6 @@ def _check_ttl(task_id: str, ttl: object) -> float | None:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
         raise ConfigError(f"step {task_id!r}: reuse_ttl {ttl!r} must be a positive number of seconds, or None")
     return float(ttl)
-
-
-def check_reachable_at_parse(task_id: str, compute: ComputeTarget, output_datastores: list[str]) -> None:
-    """Refuse, when the DAG file is parsed, a container or pod step whose datastores it cannot reach (a local
-    default datastore above all). Only settings known for sure are judged: where Airflow's connection lookup is
-    incomplete (a bare ``DagBag`` in a script), the same check runs again before the container is created."""
-    from airflow_mlpipe.storage.resolve import find_config, local_default_config
-
-    configs = []
-    for name in sorted({DEFAULT_DATASTORE, *output_datastores}):
-        config = find_config(name)
-        if config is None and name == DEFAULT_DATASTORE and _connection_lookup_is_complete():
-            config = local_default_config()
-        if config is not None:
-            configs.append(config)
-    try:
-        if compute.kind == "kubernetes":
-            from airflow_mlpipe.compute.kubernetes import check_datastores_reachable_from_pod
-
-            check_datastores_reachable_from_pod(compute, configs)  # type: ignore[arg-type]
-        elif compute.kind == "docker":
-            from airflow_mlpipe.compute.docker import check_datastores_reachable_from_container
-
-            check_datastores_reachable_from_container(compute, configs)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        raise ConfigError(f"step {task_id!r}: {exc}") from None
-
-
-def _connection_lookup_is_complete() -> bool:
-    """True where ``Connection.get`` sees every backend: the DAG processor and workers (supervisor comms) and
-    server processes; False in a plain script, where the metadata DB is not consulted."""
-    if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server":
-        return True
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:
-        return False
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 __all__ = ["METRICS_KEY", "OUTPUTS_KEY", "RECORD_URI_KEY", "PythonScriptOperator", "StepLaunch"]

@@ -22,13 +22,13 @@ from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.tree import Tree
+from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.reuse.step_key import fingerprint_step
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import Snapshot, git_info, scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
-from airflow_mlpipe.storage.datastore import Datastore
 
 if TYPE_CHECKING:
     from airflow_mlpipe.operators.attempt import StepAttempt
@@ -133,7 +133,8 @@ class ScriptWork:
 
     def _datastores(self, spec: StepSpec) -> dict[str, Any]:
         inputs, outputs = [dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs]
-        return {name: Datastore.get(name).config for name in self.op.datastore_names(inputs, outputs)}
+        names = self.op.datastore_names(inputs, outputs)
+        return {name: DatastoreHook.get_datastore(name).config for name in names}
 
     def _local_python(self) -> str | None:
         """The interpreter of a local step: a cached virtualenv when the environment asks for pip packages."""

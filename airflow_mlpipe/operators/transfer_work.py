@@ -20,6 +20,7 @@ from airflow_mlpipe.datasets.paths import DataPath
 from airflow_mlpipe.exceptions import ConfigError, MlpipeError, step_failed_error
 from airflow_mlpipe.fingerprint.identity import identities
 from airflow_mlpipe.fingerprint.tree import Tree
+from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input, pinned_manifest
 from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
@@ -120,8 +121,8 @@ class TransferWork:
     # -- copying ----------------------------------------------------------------------------------------------
     def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:
         copy, destination = spec.extra["transfer"], spec.outputs[0]
-        src = Datastore.get(str(copy["source_datastore"]))
-        dst = Datastore.get(str(destination["datastore"]))
+        src = DatastoreHook.get_datastore(str(copy["source_datastore"]))
+        dst = DatastoreHook.get_datastore(str(destination["datastore"]))
         src_path, dst_path = str(copy["source_path"]), str(destination["path"])
         record = {**records.record_base(spec), "status": records.RUNNING, "started_at": attempt.started_at}
         records.write_record(record, attempt.store)

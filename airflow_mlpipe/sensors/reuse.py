@@ -107,9 +107,9 @@ class ReuseSensor(BaseSensorOperator):
         return watch
 
     def _store(self) -> Any:
-        from airflow_mlpipe.storage.datastore import Datastore
+        from airflow_mlpipe.hooks.datastore import DatastoreHook
 
-        return Datastore.get(self.datastore) if self.datastore else Datastore.get_default()
+        return DatastoreHook.get_datastore(self.datastore)
 
     def _index(self) -> Any:
         from airflow_mlpipe.reuse.index import ReuseIndex

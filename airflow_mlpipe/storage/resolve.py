@@ -3,12 +3,17 @@
 Reading the environment first keeps step runners (subprocesses, containers, pods) free of Airflow's import and
 database; inside Airflow, connections from the UI, the metadata DB and secrets backends are found through
 Airflow's own ``Connection.get``.
+
+Resolved datastores are kept for ``MLPIPE_DATASTORE_TTL`` seconds (default 300), then looked up again, so that a
+long-lived process (a worker, the triggerer) picks up rotated credentials; an unchanged configuration keeps its
+filesystem object (and the connections it pools).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from airflow_mlpipe.exceptions import DatastoreNotFoundError
@@ -23,8 +28,19 @@ from airflow_mlpipe.storage.config import (
 )
 from airflow_mlpipe.storage.datastore import Datastore
 
-_cache: dict[str, Datastore] = {}
+_cache: dict[str, tuple[float, Datastore]] = {}
 _lock = threading.Lock()
+TTL_ENV = "MLPIPE_DATASTORE_TTL"
+DEFAULT_TTL = 300.0
+
+
+def config_ttl() -> float:
+    """Seconds a resolved datastore is used before its configuration is looked up again."""
+    raw = os.environ.get(TTL_ENV, "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_TTL
+    except ValueError:
+        return DEFAULT_TTL
 
 
 def mlpipe_home() -> Path:
@@ -62,10 +78,11 @@ def find_config(name: str) -> DatastoreConfig | None:
 def resolve_datastore(name: str) -> Datastore:
     if not isinstance(name, str) or not name:
         raise DatastoreNotFoundError(f"datastore name {name!r} is not a non-empty string")
+    now = time.monotonic()
     with _lock:
         cached = _cache.get(name)
-    if cached is not None:
-        return cached
+    if cached is not None and now - cached[0] < config_ttl():
+        return cached[1]
     config = find_config(name)
     if config is None:
         if name == DEFAULT_DATASTORE:
@@ -77,9 +94,9 @@ def resolve_datastore(name: str) -> Datastore:
                 f'{CONN_TYPE!r} (extra {{"url": ...}}), or set {("AIRFLOW_CONN_" + name.upper())!r}; '
                 f"known datastores: {known}"
             )
-    store = Datastore.from_config(config)
+    store = cached[1] if cached is not None and cached[1].config == config else Datastore.from_config(config)
     with _lock:
-        _cache[name] = store
+        _cache[name] = (now, store)
     return store
 
 

@@ -134,6 +134,7 @@ def test_pod_step_with_the_embedded_default_fails_where_lookup_is_complete(monke
     from airflow_mlpipe.storage import resolve
 
     monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")
+    monkeypatch.setenv("MLPIPE_CHECK_DATASTORES_AT_PARSE", "1")  # the connection lookup is asked for
     resolve.clear_cache()
     gpu = KubernetesCompute(
         image="python:3.11", gpu=1, secrets=["ds-secret"], datastore_secrets={"mlpipe_default": "ds-secret"}
