@@ -19,7 +19,8 @@ from airflow.sdk import DAG, task
 from airflow_mlpipe import Dataset, Datastore, OutputFileDatasetConfig, ParallelRunConfig, ParallelRunStep
 
 STEPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batch_scoring_steps")
-FILES, ROWS = 200, 10
+# The tests score fewer files (MLPIPE_EXAMPLE_SCORING_FILES) to stay fast.
+FILES, ROWS = int(os.environ.get("MLPIPE_EXAMPLE_SCORING_FILES", "200")), 10
 
 with DAG(
     dag_id="mlpipe_example_batch_scoring",
