@@ -8,6 +8,10 @@ socket to Airflow only.
 A local (``file://``) datastore is reachable from a container only through a bind mount at the same path, which
 ``check_datastores_reachable_from_container`` checks; in-memory datastores never are.
 
+What ML steps use most has a name here (``gpus``, ``shm_size``, ``mounts``, ``user``, ``network_mode``...); every
+other ``DockerOperator`` argument goes in ``operator_kwargs``, checked against the installed provider's signature
+when the compute target is created.
+
 The image needs Python and airflow-mlpipe: build one from this project's ``docker/Dockerfile`` (or
 ``pip install airflow-mlpipe`` in your own), or, on a development machine, bind-mount the checkout and a
 virtualenv of the same Python version read-only and put them on ``PYTHONPATH``.
@@ -29,6 +33,7 @@ from airflow_mlpipe.compute.containers import (
     unreachable_message,
 )
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.compute.passthrough import check_operator_kwargs, describe_value
 from airflow_mlpipe.compute.validation import (
     check_env,
     check_image,
@@ -41,7 +46,12 @@ from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, 
 if TYPE_CHECKING:
     from airflow.providers.docker.operators.docker import DockerOperator
 
-__all__ = ["DockerCompute", "build_docker_operator", "check_datastores_reachable_from_container"]
+__all__ = [
+    "DockerCompute",
+    "build_docker_operator",
+    "check_datastores_reachable_from_container",
+    "explain_gpu_failure",
+]
 
 _AUTO_REMOVE = ("never", "success", "force")
 _MOUNT_TYPES = ("bind", "volume", "tmpfs")
@@ -66,9 +76,13 @@ class DockerCompute(ComputeTarget):
     :param auto_remove: remove the container afterwards: ``"never"``, ``"success"`` or ``"force"``.
     :param cpus: CPUs (relative CPU shares, as Docker's ``--cpu-shares`` / 1024).
     :param mem_limit: memory limit, bytes or ``"512m"``, ``"4g"``.
-    :param shm_size: size of ``/dev/shm`` in bytes (PyTorch data loaders want more than the default 64 MB).
-    :param user: the user the process runs as.
+    :param shm_size: size of ``/dev/shm``: bytes or ``"8g"``, ``"512m"`` (PyTorch data loaders want more than the
+        default 64 MB).
+    :param user: the user the process runs as (``"1000"``, ``"1000:1000"``, a name).
     :param labels: extra container labels.
+    :param operator_kwargs: any other ``DockerOperator`` argument (``ipc_mode``, ``ulimits``, ``privileged``,
+        ``cap_add``, ``extra_hosts``, ``timeout``...), checked against the installed provider's signature when this
+        object is created.
     """
 
     image: str | None = None
@@ -81,9 +95,10 @@ class DockerCompute(ComputeTarget):
     auto_remove: str = "success"
     cpus: float | None = None
     mem_limit: str | int | None = None
-    shm_size: int | None = None
+    shm_size: int | str | None = None
     user: str | None = None
     labels: Mapping[str, str] | None = None
+    operator_kwargs: Mapping[str, Any] | None = None
 
     kind = "docker"
 
@@ -111,11 +126,14 @@ class DockerCompute(ComputeTarget):
             raise ConfigError(f"{what} cpus {self.cpus!r} must be a positive number")
         if self.mem_limit is not None and not _MEMORY_RE.match(str(self.mem_limit)):
             raise ConfigError(f"{what} mem_limit {self.mem_limit!r} must be bytes or a size such as '512m' or '4g'")
-        if self.shm_size is not None and (
-            isinstance(self.shm_size, bool) or not isinstance(self.shm_size, int) or self.shm_size <= 0
-        ):
-            raise ConfigError(f"{what} shm_size {self.shm_size!r} must be a positive number of bytes")
+        self._put("shm_size", _check_shm_size(self.shm_size, what=f"{what} shm_size"))
+        if self.user is not None and (not isinstance(self.user, str) or not self.user.strip()):
+            raise ConfigError(f"{what} user {self.user!r} must be a user name or id, e.g. '1000' or '1000:1000'")
         self._put("labels", check_labels(self.labels, what=f"{what} labels"))
+        self._put(
+            "operator_kwargs",
+            check_operator_kwargs(self.operator_kwargs, operator="DockerOperator", owned=_OWNED, what=what),
+        )
 
     def _put(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -138,6 +156,7 @@ class DockerCompute(ComputeTarget):
             "shm_size": self.shm_size,
             "user": self.user,
             "labels": dict(self.labels or {}),
+            "operator_kwargs": describe_value(self.operator_kwargs or {}),
         }
 
 
@@ -145,6 +164,64 @@ def _as_list(mounts: object, what: str) -> list[Any]:
     if isinstance(mounts, str | Mapping) or not isinstance(mounts, Iterable):
         raise ConfigError(f"{what} mounts {mounts!r} must be a list, e.g. ['/data:/data:ro']")
     return list(mounts)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_OWNED = {
+    "task_id": "the step operator (PythonScriptOperator(task_id=...))",
+    "command": "the step (its command is the step runner)",
+    "image": "DockerCompute(image=...) or Environment(image=...)",
+    "environment": "DockerCompute(env=...) or Environment(env_vars=...)",
+    "private_environment": "the step's datastores (their connections travel there)",
+    "device_requests": "DockerCompute(gpus=...)",
+    "cpus": "DockerCompute(cpus=...)",
+    **{
+        name: f"DockerCompute({name}=...)"
+        for name in (
+            "docker_url",
+            "docker_conn_id",
+            "network_mode",
+            "mounts",
+            "auto_remove",
+            "mem_limit",
+            "shm_size",
+            "user",
+            "labels",
+        )
+    },
+}
+
+
+def _check_shm_size(value: object, *, what: str) -> int | None:
+    """``/dev/shm``'s size in bytes, from bytes or a size such as ``"8g"``."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().startswith("-"):
+        raise ConfigError(f"{what} {value!r} is negative; write a positive size such as '8g' (PyTorch data loaders)")
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = value, ""
+    elif isinstance(value, str) and _MEMORY_RE.match(value.strip()):
+        text = value.strip().lower()
+        unit = text[-1] if text[-1].isalpha() else ""
+        number = int(text[: len(text) - len(unit)])
+    else:
+        raise ConfigError(f"{what} {value!r} must be bytes or a size such as '512m' or '8g'")
+    if number <= 0:
+        word = "negative" if number < 0 else "zero"
+        raise ConfigError(f"{what} {value!r} is {word}; write a positive size such as '8g' (PyTorch data loaders)")
+    return number * _SIZE_UNITS[unit]
+
+
+def explain_gpu_failure(compute: DockerCompute, error: BaseException) -> str | None:
+    """What to do when the engine refused a GPU request because it has no GPU runtime; None for other errors."""
+    if compute.gpus in (None, 0) or "could not select device driver" not in str(error):
+        return None
+    engine = compute.docker_url or os.environ.get("DOCKER_HOST") or "the local Docker engine"
+    return (
+        f"DockerCompute(gpus={compute.gpus!r}) asks for GPUs, but {engine} has no GPU runtime ({error}): install "
+        "the NVIDIA Container Toolkit on the Docker host, then `nvidia-ctk runtime configure --runtime=docker` and "
+        "restart Docker (check with `docker run --rm --gpus all ubuntu nvidia-smi`), or run the step without gpus"
+    )
 
 
 def _check_gpus(gpus: object, *, what: str) -> int | str | tuple[str, ...] | None:
@@ -270,6 +347,7 @@ def build_docker_operator(
     }
     if compute.cpus is not None:
         kwargs["cpus"] = compute.cpus
+    kwargs.update(compute.operator_kwargs or {})
     kwargs.update(operator_kwargs)
     return DockerOperator(**kwargs)
 

@@ -84,11 +84,12 @@ def check_operator_kwargs(value: object, *, operator: str, owned: Mapping[str, s
     known = operator_parameters(operator)
     for key in value:
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=3)
+            allowed = sorted(known - owned.keys())
+            close = [n for n in allowed if n.startswith(key)][:3] or difflib.get_close_matches(key, allowed, n=3)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise ConfigError(
                 f"{what} operator_kwargs: {key!r} is not an argument of the installed {operator}{hint} "
-                f"(its arguments: {', '.join(sorted(known - owned.keys()))})"
+                f"(its arguments: {', '.join(allowed)})"
             )
     return dict(value)
 

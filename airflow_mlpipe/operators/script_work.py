@@ -19,7 +19,7 @@ from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.keyed import step_environment
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.faults import fault_point
-from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.tree import Tree
 from airflow_mlpipe.hooks.datastore import DatastoreHook
@@ -197,10 +197,16 @@ class ScriptWork:
             )
 
     def _delegated(self, attempt: StepAttempt, call: Callable[[], Any]) -> None:
+        from airflow_mlpipe.compute.docker import DockerCompute, explain_gpu_failure
+
+        compute = self.op.compute_target
         try:
             call()
         except Exception as exc:  # the runner's record tells what failed; the provider's error says how
-            attempt.log.error("The %s step failed: %s", self.op.compute_target.kind, exc)
+            hint = explain_gpu_failure(compute, exc) if isinstance(compute, DockerCompute) else None
+            if hint is not None:  # the container never started: there is no record to tell it
+                raise step_failed_error(f"step {self.op.task_id!r}: {hint}") from exc
+            attempt.log.error("The %s step failed: %s", compute.kind, exc)
 
     def resume(self, attempt: StepAttempt, spec: StepSpec, event: Mapping[str, Any]) -> None:
         """After the pod operator's own trigger: let the provider finish with the pod (logs, cleanup)."""
