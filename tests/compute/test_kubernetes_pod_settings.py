@@ -258,3 +258,19 @@ def test_bad_pod_settings_fail_at_parse_time(kwargs: dict[str, Any], match: str)
 def test_misspelled_manifest_fields_are_refused_before_any_pod(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         pod_manifest(compute(**kwargs))
+
+
+def test_the_gpu_example_trains_in_a_valid_pod() -> None:
+    """The GPU example DAG parses, and its training pod (shm, cache claim, GPU type) passes the strict schema."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.airflow_utils import EXAMPLES
+
+    bag = DagBag(str(EXAMPLES / "kubernetes" / "ml_pipeline_gpu.py"))
+    assert bag.import_errors == {}
+    train = bag.dags["mlpipe_example_pipeline_gpu"].get_task("train")
+    pod = pod_manifest(train.compute_target)
+    assert volumes_by_name(pod)["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    assert mounts_by_name(pod)["model-cache"]["mountPath"] == "/cache"
+    assert required_terms(pod)[0]["matchExpressions"][0]["values"] == ["NVIDIA-A100-SXM4-80GB"]
+    assert train.deferrable is True
