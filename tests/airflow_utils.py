@@ -49,12 +49,16 @@ def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     return proc
 
 
+# Connections and variables from the environment are looked up when used, so a fork sees the command's own.
+_LOOKED_UP = ("AIRFLOW_CONN_", "AIRFLOW_VAR_")
+
+
 class _WarmServer:
     """This test process's ``tests/dagtest_server.py`` (see there): started at the first use, for the Airflow
     environment of that moment; a command whose environment changes Airflow's configuration otherwise (another
     home, an OpenLineage transport, ...) runs in a cold process instead, as do all where the server cannot start."""
 
-    _SAME_BY_FORK = ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    _SAME_BY_FORK = ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")  # re-read by the fork
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
@@ -67,7 +71,8 @@ class _WarmServer:
         return {
             k: v
             for k, v in env.items()
-            if (k.startswith("AIRFLOW") and k not in _WarmServer._SAME_BY_FORK) or k.startswith("PYTHON")
+            if (k.startswith("AIRFLOW") and k not in _WarmServer._SAME_BY_FORK and not k.startswith(_LOOKED_UP))
+            or k.startswith("PYTHON")
         }
 
     def usable(self, env: dict[str, str]) -> bool:
