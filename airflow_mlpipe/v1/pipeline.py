@@ -1,7 +1,8 @@
 """``Pipeline`` and ``Experiment.submit``: in a DAG file, submitting a v1 pipeline defines its Airflow DAG.
 
 ``Experiment(ws, "name").submit(pipeline)`` builds a DAG whose id is the experiment's name, with one task per
-step (``PythonScriptStep`` → ``PythonScriptOperator``, ``DataTransferStep`` → ``DataTransferOperator``), and
+step (``PythonScriptStep`` → ``PythonScriptOperator``, ``DataTransferStep`` → ``DataTransferOperator``,
+``ParallelRunStep`` → a task group of a planning, a mapped and a gather task), and
 returns a ``PipelineRun`` whose ``.dag`` is that DAG. Airflow finds the DAG as it finds any DAG created in a
 ``with`` block. Nothing runs at submit: a run is a DAG run (the schedule, "Trigger DAG", the REST API).
 DAG settings go in ``dag_args`` (``schedule``, ``start_date``, ``tags``, ...; the default: no schedule).
@@ -10,6 +11,7 @@ DAG settings go in ``dag_args`` (``schedule``, ``start_date``, ``tags``, ...; th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import re
@@ -26,8 +28,16 @@ from airflow_mlpipe.datasets.output import OutputFileDatasetConfig as _OutputFil
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.steps.params import PipelineParameter as _PipelineParameter
+from airflow_mlpipe.v1.environment import Environment as _V1Environment
 from airflow_mlpipe.v1.environment import RunConfiguration, ScriptRunConfig, resolve_compute
-from airflow_mlpipe.v1.steps import DataTransferStep, PipelineData, PipelineParameter, PythonScriptStep, _Step
+from airflow_mlpipe.v1.steps import (
+    DataTransferStep,
+    ParallelRunStep,
+    PipelineData,
+    PipelineParameter,
+    PythonScriptStep,
+    _Step,
+)
 
 _TASK_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -174,8 +184,35 @@ class _DagBuilder:
                 source_reference_type=step.source_reference_type,
                 **common,
             )
+        if isinstance(step, ParallelRunStep):
+            return self._parallel(step, task_id)
         assert isinstance(step, PythonScriptStep)
         return self._script(step, common)
+
+    def _parallel(self, step: ParallelRunStep, task_id: str) -> Any:
+        """A task group named as the step's task id (v1's environment and compute target converted)."""
+        from airflow_mlpipe.operators.parallel_run import ParallelRunStep as _ParallelRunStep
+
+        config = step.config
+        environment = config.environment
+        if isinstance(environment, _V1Environment):
+            environment = environment.to_mlpipe()
+        config = dataclasses.replace(
+            config,
+            environment=environment,
+            compute_target=resolve_compute(config.compute_target, self.computes),
+            source_directory=config.source_directory or self.pipeline.default_source_directory or ".",
+        )
+        item = functools.partial(self._item, step)
+        return _ParallelRunStep(
+            name=task_id,
+            parallel_run_config=config,
+            inputs=[item(i) for i in step.inputs],
+            output=step.output if isinstance(step.output, _OutputFileDatasetConfig) else None,
+            side_inputs=[item(i) for i in step.side_inputs],
+            arguments=[item(a) for a in step.arguments],
+            allow_reuse=step.allow_reuse,
+        )
 
     def _script(self, step: PythonScriptStep, common: dict[str, Any]) -> Any:
         from airflow_mlpipe.operators.python_script import PythonScriptOperator

@@ -257,3 +257,81 @@ class DataTransferStep(_Step):
 
     def writes(self) -> list[_OutputFileDatasetConfig]:
         return [self.destination] if isinstance(self.destination, _OutputFileDatasetConfig) else []
+
+
+def ParallelRunConfig(
+    environment: Any = None,
+    entry_script: str = "",
+    error_threshold: int = 10,
+    output_action: str = "append_row",
+    compute_target: Any = None,
+    node_count: int = 1,
+    process_count_per_node: int | None = None,
+    mini_batch_size: int | str | None = None,
+    source_directory: str | os.PathLike[str] | None = None,
+    description: str | None = None,
+    logging_level: str = "INFO",
+    run_invocation_timeout: int = 60,
+    run_max_try: int = 3,
+    append_row_file_name: str | None = None,
+    allowed_failed_count: int | None = None,
+    allowed_failed_percent: float | None = None,
+    partition_keys: list[str] | None = None,
+    environment_variables: dict[str, str] | None = None,
+) -> Any:
+    """v1's ``ParallelRunConfig`` with v1's argument order; ``environment`` and ``compute_target`` may be v1's
+    objects (converted when the pipeline is submitted)."""
+    from airflow_mlpipe.parallel.config import ParallelRunConfig as _ParallelRunConfig
+
+    if partition_keys:
+        raise ConfigError(
+            f"ParallelRunConfig({entry_script!r}): partition_keys is not supported; mini-batches are cut by "
+            "mini_batch_size"
+        )
+    return _ParallelRunConfig(
+        entry_script=entry_script,
+        error_threshold=error_threshold,
+        output_action=output_action,
+        compute_target=compute_target,
+        node_count=node_count,
+        environment=environment,
+        process_count_per_node=process_count_per_node,
+        mini_batch_size=mini_batch_size,
+        source_directory=source_directory,
+        description=description,
+        logging_level=logging_level,
+        run_invocation_timeout=run_invocation_timeout,
+        run_max_try=run_max_try,
+        append_row_file_name=append_row_file_name,
+        allowed_failed_count=allowed_failed_count,
+        allowed_failed_percent=allowed_failed_percent,
+        environment_variables=dict(environment_variables or {}),
+    )
+
+
+class ParallelRunStep(_Step):
+    """v1's ``ParallelRunStep``: a task group of a planning task, a mapped task per mini-batch and a gather task."""
+
+    def __init__(
+        self,
+        name: str,
+        parallel_run_config: Any,
+        inputs: Sequence[Any],
+        output: Any = None,
+        side_inputs: Sequence[Any] | None = None,
+        arguments: Sequence[Any] | None = None,
+        allow_reuse: bool = True,
+    ) -> None:
+        super().__init__(name, allow_reuse)
+        self.config = parallel_run_config
+        self.inputs = list(inputs or [])
+        self.output = output
+        self.side_inputs = list(side_inputs or [])
+        self.arguments = list(arguments or [])
+        self._claim_outputs()
+
+    def items(self) -> list[Any]:
+        return [*self.inputs, *self.side_inputs, *self.arguments, *([self.output] if self.output is not None else [])]
+
+    def writes(self) -> list[_OutputFileDatasetConfig]:
+        return [self.output] if isinstance(self.output, _OutputFileDatasetConfig) else []
