@@ -107,14 +107,18 @@ def datastore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datast
 # Test files that each hold minutes of work (whole pipelines on real Airflow services): collected first, so that the
 # workers (``--dist loadfile``) start them early instead of one worker finishing them alone at the end.
 _LONG_FILES = (
-    "tests/reuse/test_reuse_runs.py",
-    "tests/transfer/test_transfer_operator.py",
     "tests/attempts/test_attempts_azure.py",
     "tests/attempts/test_airflow_native.py",
-    "tests/datasets/test_assets_and_cli.py",
-    "tests/attempts/test_attempts_local.py",
-    "tests/steps/test_example_pipeline.py",
     "tests/compute/test_pipeline_on_kubernetes.py",
+    "tests/attempts/test_attempts_local.py",
+    "tests/datasets/test_registry_pointer.py",
+    "tests/steps/test_example_pipeline.py",
+    "tests/attempts/test_celery.py",
+    "tests/compute/test_pipeline_on_docker.py",
+    "tests/ui/test_browser.py",
+    "tests/reuse/test_reuse_runs.py",
+    "tests/storage/test_paged.py",
+    "tests/reuse/test_sensor_reuse.py",
 )
 
 

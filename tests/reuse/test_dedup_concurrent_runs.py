@@ -83,6 +83,7 @@ def test_two_concurrent_runs_compute_each_step_once(
         "MLPIPE_DEDUP_COUNTER": str(counter),
         "MLPIPE_DEDUP_GATES": str(gates),
         "MLPIPE_REUSE_POLL_INTERVAL": "0.2",
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",  # the waiter defers (its trigger runs in line here)
     }
     second_db = tmp_path / "airflow-second-run.db"
     shutil.copyfile(airflow_db / "airflow.db", second_db)  # migrated, and idle: no test writes it now
