@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "docker: needs the test Docker engine (scripts/docker-engine.sh); skipped without"
     )
+    config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU (nvidia-smi); skipped without")
 
 
 # -- Docker ---------------------------------------------------------------------------------------------------------
