@@ -25,9 +25,9 @@ from airflow_mlpipe.reuse.history import HISTORY_ROOT, LEGACY_ROOT
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, LeaseRecord, Leases
 from airflow_mlpipe.steps.readers import LINEAGE_ROOT
-from airflow_mlpipe.steps.records import COMMITTED, COMPLETED, now_iso
+from airflow_mlpipe.steps.records import COMMITTED, COMPLETED, REUSED, now_iso
 from airflow_mlpipe.steps.run_index import RUN_INDEX_ROOT
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.paged import unique_of
 
 log = logging.getLogger(__name__)
@@ -309,37 +309,39 @@ class _Marker:
         for run in unfinished:  # where a live attempt writes, whatever else wrote there before
             for output in specs.get(run.step_run_id, ()):
                 self.named.add(str(output.get("datastore")), str(output.get("path")))
-        items = []
+        wanted: list[tuple[RunFacts, Place]] = []
         for run in garbage:
-            if run.status == "Reused":
+            if run.status == REUSED:
                 continue  # a hit writes into no folder of its own: its record names the earlier run's outputs
-            committed = {(str(o.get("datastore")), str(o.get("path"))): o for o in run.outputs}
             for output in specs.get(run.step_run_id, ()):
                 place = (str(output.get("datastore")), str(output.get("path")))
-                items += self._output(run, place, committed.get(place))
+                if self.registered.covers(*place):
+                    self.plan.notes.append(f"kept {place[0]}:{place[1]}: files of a registered dataset version")
+                elif not self.named.covers(*place):
+                    wanted.append((run, place))
+        items = []
+        for datastore in dict.fromkeys(place[0] for _, place in wanted):
+            mine = [(run, path) for run, (name, path) in wanted if name == datastore]
+            try:
+                target = self.store if datastore == self.store.name else Datastore.get(datastore)
+                found = scan.FilesUnder(target, [path for _, path in mine])
+                for run, path in mine:
+                    items += self._output(run, datastore, path, found.files(path), _staging_leftovers(target, path))
+            except (DatastoreNotFoundError, ConfigError) as exc:
+                self.plan.notes.append(f"skipped the outputs in datastore {datastore}: {exc}")
         return items
 
-    def _output(self, run: RunFacts, place: Place, committed: Mapping[str, Any] | None) -> list[GcItem]:
-        datastore, path = place
-        if self.registered.covers(datastore, path):
-            self.plan.notes.append(f"kept {datastore}:{path}: files of a registered dataset version")
-            return []
-        if self.named.covers(datastore, path):
-            return []
-        try:
-            target = self.store if datastore == self.store.name else Datastore.get(datastore)
-            size = _committed_bytes(committed)
-            if size is None:  # an attempt that never committed: what it left, if anything
-                found = scan.list_files(target, path)
-                size = sum(i.size for i in found) if found else None
-            leftovers = _staging_leftovers(target, path)
-        except (DatastoreNotFoundError, ConfigError) as exc:
-            self.plan.notes.append(f"skipped {datastore}:{path} of step run {run.step_run_id}: {exc}")
-            return []
+    def _output(
+        self, run: RunFacts, datastore: str, path: str, files: list[Listed], leftovers: list[Listed]
+    ) -> list[GcItem]:
+        """An output's files (its completion marker first: a reader sees it incomplete before it sees it partial)
+        and the staging folders a killed attempt left beside it."""
         rule = self.garbage[run.step_run_id]
         items = []
-        if size is not None:
-            items.append(GcItem("output", datastore, (path,), rule, run.dag_id, run.step_run_id, size, recursive=True))
+        if files:
+            paths = sorted((f.path for f in files), key=lambda p: not p.endswith("/" + COMPLETE_MARKER))
+            size = sum(f.size for f in files)
+            items.append(GcItem("output", datastore, tuple(paths), rule, run.dag_id, run.step_run_id, size))
         for listed in leftovers:
             if listed.modified is None or listed.modified > self.grace_line:
                 continue
@@ -422,13 +424,6 @@ def _lease(data: Mapping[str, Any] | None) -> LeaseRecord | None:
         return LeaseRecord.from_dict(data)
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def _committed_bytes(output: Mapping[str, Any] | None) -> int | None:
-    manifest = (output or {}).get("manifest")
-    if isinstance(manifest, Mapping) and isinstance(manifest.get("bytes"), int):
-        return int(manifest["bytes"])
-    return None
 
 
 def _staging_leftovers(store: Datastore, path: str) -> list[Listed]:

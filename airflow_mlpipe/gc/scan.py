@@ -5,6 +5,7 @@ read in batches. Output files are never read; their sizes come from the records.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
@@ -119,6 +120,30 @@ def list_files(store: Datastore, folder: str) -> list[Listed]:
         for path, info in found.items()
         if info.get("type") != "directory" and not path.rsplit("/", 1)[-1].startswith(".")
     ]
+
+
+class FilesUnder:
+    """The files below many folders of one datastore, with few listings: a top folder that holds at least
+    ``whole_from`` of them (``dataset/`` in the default layout) is listed once, whole; other folders each alone."""
+
+    def __init__(self, store: Datastore, folders: Iterable[str], *, whole_from: int = 50) -> None:
+        by_top: dict[str, list[str]] = {}
+        for folder in folders:
+            by_top.setdefault(folder.split("/", 1)[0], []).append(folder)
+        self._found: dict[str, list[Listed]] = {}
+        for top, group in by_top.items():
+            if len(group) < whole_from:
+                self._found.update((folder, list_files(store, folder)) for folder in group)
+                continue
+            every = sorted(list_files(store, top), key=lambda item: item.path)
+            names = [item.path for item in every]
+            for folder in group:
+                start = bisect.bisect_left(names, folder + "/")
+                end = bisect.bisect_left(names, folder + "0")  # "0" sorts right after "/"
+                self._found[folder] = every[start:end]
+
+    def files(self, folder: str) -> list[Listed]:
+        return self._found.get(folder, [])
 
 
 def read_json_batches(store: Datastore, paths: Iterable[str]) -> Iterator[tuple[str, Any]]:

@@ -21,7 +21,7 @@ from airflow_mlpipe.gc.model import KINDS, GcItem, GcPlan, GcReport
 from airflow_mlpipe.gc.scan import CORE_FILES, as_mapping, name_time, read_json_batches
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.run_index import scope_folder
-from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.paged import list_page, unique_of
 
 log = logging.getLogger(__name__)
@@ -133,11 +133,17 @@ def _plan_time(plan: GcPlan) -> dt.datetime | None:
 
 
 def _waves(item: GcItem) -> list[list[str]]:
-    """An item's paths in the order they must go: a step run's spec and record after its other files, a
-    snapshot's record (its commit point) before its pack."""
-    if item.kind == "step run":
-        core = [p for p in item.paths if p.rsplit("/", 1)[-1] in CORE_FILES]
-        return [[p for p in item.paths if p not in core], core]
+    """An item's paths in the order they must go: an output's completion marker before its files, a step run's
+    spec and record after its other files, a snapshot's record (its commit point) before its pack."""
+    if item.kind in ("step run", "output"):
+        last = CORE_FILES if item.kind == "step run" else ()
+        first = (COMPLETE_MARKER,) if item.kind == "output" else ()
+        names = [p.rsplit("/", 1)[-1] for p in item.paths]
+        return [
+            [p for p, n in zip(item.paths, names, strict=True) if n in first],
+            [p for p, n in zip(item.paths, names, strict=True) if n not in first and n not in last],
+            [p for p, n in zip(item.paths, names, strict=True) if n in last],
+        ]
     return [[p] for p in item.paths]
 
 
@@ -196,8 +202,8 @@ def _prune_empty_folders(plan: GcPlan, store: Datastore, spared: Iterable[str]) 
             continue
         if item.kind == "step run":
             folders.append(store.full_path(f"_mlpipe/runs/{item.step_run_id}"))
-        elif item.kind == "output" and item.paths[0].rpartition("/")[0].endswith(str(item.step_run_id)):
-            folders.append(store.full_path(item.paths[0].rpartition("/")[0]))
+        elif item.kind == "output" and item.step_run_id in (parts := item.paths[0].split("/"))[:-1]:
+            folders.append(store.full_path("/".join(parts[: parts.index(item.step_run_id) + 1])))
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # a folder costs a few ms on some filesystems
         list(pool.map(_remove_empty_tree, folders))
 

@@ -6,6 +6,7 @@ import pytest
 
 from airflow_mlpipe.gc import GcSettings, make_plan
 from airflow_mlpipe.gc.model import parse_duration
+from airflow_mlpipe.gc.scan import FilesUnder
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
 from airflow_mlpipe.steps import records
@@ -30,7 +31,7 @@ def test_roots_keep_registered_recent_and_grace_runs(store: Datastore, runs: Run
     assert _swept(plan) == {old.srid}
     paths = {p for item in plan.items for p in item.paths}
     assert ReuseIndex.path(old.fp.digest) in paths
-    assert old.output_path in paths and registered.output_path not in paths
+    assert f"{old.output_path}/part-0.csv" in paths and not any(registered.srid in p for p in paths)
     assert not any(recent.srid in p or fresh.srid in p for p in paths)
     kinds = {item.kind for item in plan.items if item.step_run_id == old.srid}
     assert kinds == {"reuse index entry", "history entry", "run summary", "output", "step run"}
@@ -165,3 +166,16 @@ def test_durations(text: str, seconds: float) -> None:
 def test_a_bad_duration_names_the_fix() -> None:
     with pytest.raises(ValueError, match="'30 days' is not a duration"):
         GcSettings.of(older_than="30 days")
+
+
+def test_output_files_are_found_with_one_listing_of_a_busy_top_folder(store: Datastore) -> None:
+    for path in ("dataset/a/m/x", "dataset/a/m/_MLPIPE_COMPLETE", "dataset/a/m2/y", "dataset/b/m/z", "other/c"):
+        store.write_text(path, "1")
+    folders = ["dataset/a/m", "dataset/b/m", "dataset/none"]
+
+    whole, alone = FilesUnder(store, folders, whole_from=2), FilesUnder(store, folders, whole_from=99)
+
+    for found in (whole, alone):
+        assert [f.path for f in found.files("dataset/a/m")] == ["dataset/a/m/_MLPIPE_COMPLETE", "dataset/a/m/x"]
+        assert [f.path for f in found.files("dataset/b/m")] == ["dataset/b/m/z"]
+        assert found.files("dataset/none") == []
