@@ -6,6 +6,7 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.datasets.dataset import AbstractDataset
@@ -13,9 +14,15 @@ from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
 from airflow_mlpipe.datasets.paths import DataPath, to_data_path
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.arguments import StepIO, link_producers, register_producer
 from airflow_mlpipe.operators.links import OUTPUTS_KEY, ReusedFromLink, StepRunLink
-from airflow_mlpipe.operators.step_fields import add_step_params, check_templates, registered_outlets
+from airflow_mlpipe.operators.step_fields import (
+    add_step_params,
+    check_deferrable,
+    check_templates,
+    registered_outlets,
+)
 
 REFERENCE_TYPES = ("file", "directory")
 
@@ -32,6 +39,8 @@ class DataTransferOperator(BaseOperator):
         raised before anything is written). Files already identical are skipped either way.
     :param register_on_complete: a dataset name to register the copied folder under, as a new version.
     :param allow_reuse: skip copying when the destination already holds identical files (incremental copy).
+    :param deferrable: wait in the triggerer for another run copying the same thing; False waits in the worker.
+        Defaults to Airflow's ``[operators] default_deferrable``.
     """
 
     # Jinja in the datastore paths (and an OutputFileDatasetConfig's destination) is rendered before the copy.
@@ -50,6 +59,7 @@ class DataTransferOperator(BaseOperator):
         allow_reuse: bool = True,
         verify: bool = True,
         progress_interval: float = 30.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         task_id = kwargs.get("task_id", "?")
@@ -61,6 +71,7 @@ class DataTransferOperator(BaseOperator):
             check_name(register_on_complete)
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), *registered_outlets([register_on_complete])]
         super().__init__(**kwargs)
+        self.deferrable = check_deferrable(self.task_id, deferrable)
         self.source = _source(self.task_id, source_data_reference)
         self.destination = _destination(self.task_id, destination_data_reference)
         self.source_path = self.source.path if isinstance(self.source, DataPath) else None
@@ -113,17 +124,15 @@ class DataTransferOperator(BaseOperator):
 
     def resolve_source(self, context: Context) -> tuple[Any, str, list[str] | None]:
         """The source's datastore, folder or file, and (for a dataset) exactly its files relative to the folder."""
-        from airflow_mlpipe.storage.datastore import Datastore
-
         source = self.source
         if isinstance(source, DataPath):
-            return Datastore.get(source.datastore), source.path, None
+            return DatastoreHook.get_datastore(source.datastore), source.path, None
         if isinstance(source, OutputInput):
             located = context["ti"].xcom_pull(task_ids=source.output.producer, key=OUTPUTS_KEY) or {}
             where = located.get(source.output.name)
             if where is None:
                 raise ConfigError(f"output {source.output.name!r} of step {source.output.producer!r} was not published")
-            store = Datastore.get(where["datastore"])
+            store = DatastoreHook.get_datastore(where["datastore"])
             store.read_marker(where["path"])  # an incomplete upstream output is never copied
             return store, where["path"], None
         dataset = source.pinned()
@@ -135,16 +144,14 @@ class DataTransferOperator(BaseOperator):
             posixpath.commonpath([e.path for e in entries]) if len(entries) > 1 else posixpath.dirname(entries[0].path)
         )
         files = [e.path[len(base) + 1 :] if base else e.path for e in entries]
-        return Datastore.get(stores.pop()), base, files
+        return DatastoreHook.get_datastore(stores.pop()), base, files
 
     def resolve_destination(self, step_run_id: str) -> tuple[Any, str]:
-        from airflow_mlpipe.storage.datastore import Datastore
-
         if isinstance(self.destination, OutputFileDatasetConfig):
             where = self.destination.destination_for(step_run_id)
         else:
             where = self.destination
-        return Datastore.get(where.datastore), where.path
+        return DatastoreHook.get_datastore(where.datastore), where.path
 
     @property
     def destination_name(self) -> str:

@@ -26,7 +26,12 @@ from airflow_mlpipe.datasets.parameter import DatasetParameter
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
-from airflow_mlpipe.operators.step_fields import add_step_params, check_templates, registered_outlets
+from airflow_mlpipe.operators.step_fields import (
+    add_step_params,
+    check_deferrable,
+    check_templates,
+    registered_outlets,
+)
 from airflow_mlpipe.storage.config import DEFAULT_DATASTORE
 
 
@@ -114,9 +119,7 @@ class PythonScriptOperator(BaseOperator):
         self.hash_paths = tuple(hash_paths or ())
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
         self.azureml_compat = bool(azureml_compat)
-        if not isinstance(deferrable, bool):
-            raise ConfigError(f"step {self.task_id!r}: deferrable {deferrable!r} must be True or False")
-        self.deferrable = deferrable
+        self.deferrable = check_deferrable(self.task_id, deferrable)
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
             from airflow_mlpipe.operators.parse_checks import check_reachable_at_parse

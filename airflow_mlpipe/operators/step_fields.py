@@ -78,3 +78,10 @@ def check_templates(task_id: str, values: Iterable[tuple[str, Any]]) -> None:
     for what, value in values:
         if has_jinja(value):
             check_jinja(value, what=f"step {task_id!r}: {what}")
+
+
+def check_deferrable(task_id: str, deferrable: object) -> bool:
+    """A step operator's ``deferrable`` (its default is Airflow's ``[operators] default_deferrable``)."""
+    if not isinstance(deferrable, bool):
+        raise ConfigError(f"step {task_id!r}: deferrable {deferrable!r} must be True or False")
+    return deferrable

@@ -13,6 +13,7 @@ from airflow.configuration import conf
 
 from airflow_mlpipe.compute import KubernetesCompute
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.operators.data_transfer import DataTransferOperator
 from airflow_mlpipe.operators.python_script import PythonScriptOperator
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
@@ -24,7 +25,9 @@ from tests.reuse.lease_helpers import entry_for, use_local_default
 KEY = "ab" * 16
 
 
-@pytest.mark.parametrize("operator", [PythonScriptOperator, ReuseSensor], ids=["step", "sensor"])
+@pytest.mark.parametrize(
+    "operator", [PythonScriptOperator, DataTransferOperator, ReuseSensor], ids=["step", "transfer", "sensor"]
+)
 def test_the_default_is_airflows_default_deferrable(operator: type) -> None:
     default = inspect.signature(operator.__init__).parameters["deferrable"].default
     assert default is conf.getboolean("operators", "default_deferrable", fallback=False)
