@@ -43,6 +43,7 @@ with DAG("native_dedup", schedule=None, start_date=START, catchup=False):
             "--out",
             OutputFileDatasetConfig(name="result"),
         ],
+        deferrable=True,  # the identical run waits in the triggerer (the test watches for its deferral)
     )
 
 with DAG("native_form", schedule=None, start_date=START, catchup=False):
