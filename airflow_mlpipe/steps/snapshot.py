@@ -17,7 +17,6 @@ import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError
@@ -180,11 +179,36 @@ def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
         except FileNotFoundError as err:
             raise _missing_object(store, str(err.filename)) from None
         return tree
-    for group in _groups(loose):
+    small = [(rel, e) for rel, e in loose if e.link or e.size < PACK_MAX_FILE]
+    large = [(rel, e) for rel, e in loose if not (e.link or e.size < PACK_MAX_FILE)]
+    for group in _groups(small):  # (a snapshot stored before packs has all its files loose)
         paths = [object_path(entry.digest) for _, entry in group]
-        found = _read_many(store, paths, [entry.size for _, entry in group])
+        found = _read_batch(store, paths)
         writer.write_all([(rel, e, data, path) for (rel, e), path, data in zip(group, paths, found, strict=True)])
+    _get_large(store, large, writer)
     return tree
+
+
+def _get_large(store: Datastore, large: list[tuple[str, TreeEntry]], writer: SnapshotWriter) -> None:
+    """Large objects streamed to their files by the library's own batched ``get`` (as a plain download of the
+    folder would be), under temporary names, then each checked against its digest and renamed into place."""
+    if not large:
+        return
+    temps = [writer.temporary(rel) for rel, _ in large]
+    remote = [store.full_path(object_path(entry.digest)) for _, entry in large]
+    try:
+        with translate_errors(store.config, "read", object_path(large[0][1].digest)):
+            store.fs.get(remote, temps, **({"batch_size": _WORKERS} if getattr(store.fs, "async_impl", False) else {}))
+        writer.adopt_all([(rel, e, temp, object_path(e.digest)) for (rel, e), temp in zip(large, temps, strict=True)])
+    except FileNotFoundError as err:
+        missing = next(
+            (object_path(e.digest) for _, e in large if e.digest in str(err)), object_path(large[0][1].digest)
+        )
+        raise _missing_object(store, missing) from None
+    finally:
+        for temp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
 
 def _split(tree: Tree, max_file: int) -> tuple[list[tuple[str, TreeEntry]], list[tuple[str, TreeEntry]]]:
@@ -222,28 +246,6 @@ def _groups(items: list[tuple[str, TreeEntry]]) -> list[list[tuple[str, TreeEntr
         groups[-1].append(item)
         size += item[1].size
     return groups
-
-
-def _read_many(store: Datastore, paths: list[str], sizes: list[int]) -> list[bytes]:
-    """The bytes of many objects, read concurrently: small ones in one batch of requests, large ones each by its
-    own read on a few threads (a batch would read each in one stream: adlfs's ``cat_ranges`` sets
-    ``max_concurrency=1``, about 3x slower for 32 MiB blobs on Azurite than its ``cat_file``)."""
-    small = [i for i, size in enumerate(sizes) if size < PACK_MAX_FILE]
-    large = [i for i, size in enumerate(sizes) if size >= PACK_MAX_FILE]
-    out: list[bytes] = [b""] * len(paths)
-    for i, data in zip(small, _read_batch(store, [paths[i] for i in small]), strict=True):
-        out[i] = data
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        for i, data in zip(large, pool.map(partial(_read_one, store), [paths[i] for i in large]), strict=True):
-            out[i] = data
-    return out
-
-
-def _read_one(store: Datastore, path: str) -> bytes:
-    try:
-        return store.read_bytes(path)
-    except FileNotFoundError:
-        raise _missing_object(store, path) from None
 
 
 def _read_batch(store: Datastore, paths: list[str]) -> list[bytes]:

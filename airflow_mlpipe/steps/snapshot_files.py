@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -48,6 +49,28 @@ class SnapshotWriter:
                 self.copy(rel, entry, source, where=where)
 
         in_threads(copy_run, items)
+
+    def temporary(self, rel: str) -> str:
+        """A temporary name beside where ``rel`` goes (its folder made), for a file fetched there whole."""
+        local = self._local(rel)
+        return os.path.join(os.path.dirname(local), f".{os.path.basename(local)}.{uuid.uuid4().hex[:8]}.part")
+
+    def adopt_all(self, items: Sequence[tuple[str, TreeEntry, str, str]]) -> None:
+        """``adopt`` each ``(rel, entry, temporary, where)``, on a few threads."""
+
+        def adopt_run(run: Sequence[tuple[str, TreeEntry, str, str]]) -> None:
+            for rel, entry, temp, where in run:
+                self.adopt(rel, entry, temp, where=where)
+
+        in_threads(adopt_run, items)
+
+    def adopt(self, rel: str, entry: TreeEntry, temp: str, *, where: str) -> None:
+        """Rename the file fetched into ``temp`` (see :meth:`temporary`) into place once it matches its digest."""
+        if self.check and hash_file(temp) != entry.digest:
+            raise self._damaged(rel, where)
+        if entry.executable:
+            os.chmod(temp, 0o755)
+        os.replace(temp, self._local(rel))
 
     def write(self, rel: str, entry: TreeEntry, data: Buffer, *, where: str) -> None:
         """Write one file (or link) after checking ``data`` against its digest; ``where`` names the copy read,

@@ -174,7 +174,8 @@ def test_a_first_fetch_checks_each_file_once(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(snapshot_files, "hash_file", lambda path: checked.update(["file"]) or real_file(path))
     fetch_snapshot(tree.digest, store, str(tmp_path / "first"))
     assert _files(tmp_path / "first") == _files(src)
-    assert checked == {"bytes": len(tree.entries)}  # each entry once, on arrival
+    assert sum(checked.values()) == len(tree.entries)  # each entry once, on arrival
+    assert checked["file"] == sum(1 for e in tree.entries.values() if e.size >= BIG and not e.link)  # streamed
     checked.clear()
     fetch_snapshot(tree.digest, store, str(tmp_path / "second"))  # from the cache: checked again, as always
     assert sum(checked.values()) == len(tree.entries)
