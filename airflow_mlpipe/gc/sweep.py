@@ -66,17 +66,26 @@ def _look_again(store: Datastore, plan: GcPlan, report: GcReport, known: set[str
 def _delete_snapshots(
     items: list[GcItem], stores: dict[str, Datastore], report: GcReport, *, batch_size: int
 ) -> set[str]:
-    """Snapshot records first, then the packs of those that stayed deleted. A step storing the same tree in
-    between finds no record and writes it again (its pack is there, so it writes only the record): that snapshot
-    is in use again and keeps its pack. Returns the digests revived so."""
-    records_only = [replace(i, paths=i.paths[:1], bytes=0) for i in items]
-    _delete_items(records_only, stores, report, batch_size=batch_size)
-    report.deleted -= len(records_only)  # counted once, with the pack
-    revived = {_digest(i) for i in items if stores[i.datastore].exists(i.paths[0])}
+    """Snapshot records first, then the packs of those whose record is still gone. A step storing the same tree
+    in between finds no record and writes it again (its pack is there, so it writes only the record): that
+    snapshot is in use again and keeps its pack. Returns the digests revived so."""
+    records_only = [replace(i, paths=tuple(p for p in i.paths if p.endswith(".json")), bytes=0) for i in items]
+    _delete_items([i for i in records_only if i.paths], stores, report, batch_size=batch_size)
+    report.deleted -= sum(1 for i in records_only if i.paths)  # counted once, with the pack
+    revived = {_digest(i) for i in items if stores[i.datastore].exists(_record_of(i))}
     report.spared += [f"snapshot {d}: stored again by a step run during the sweep" for d in sorted(revived)]
-    packs = [replace(i, paths=i.paths[1:]) for i in items if _digest(i) not in revived]
-    _delete_items(packs, stores, report, batch_size=batch_size)
+    packs = [replace(i, paths=tuple(p for p in i.paths if not p.endswith(".json"))) for i in items]
+    _delete_items(
+        [p for i, p in zip(items, packs, strict=True) if _digest(i) not in revived],
+        stores,
+        report,
+        batch_size=batch_size,
+    )
     return revived
+
+
+def _record_of(item: GcItem) -> str:
+    return item.paths[0].rpartition(".")[0] + ".json"
 
 
 def _digest(item: GcItem) -> str:

@@ -16,7 +16,7 @@ from airflow_mlpipe.reuse.decide import ReusePolicy, decide
 from airflow_mlpipe.reuse.history import StepHistory
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps import records
-from airflow_mlpipe.steps.snapshot import download_snapshot, tree_path
+from airflow_mlpipe.steps.snapshot import download_snapshot, pack_path, tree_path
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.gc.helpers import MadeRun, Runs, age_files, ago, files, under
 
@@ -191,3 +191,12 @@ def test_a_snapshot_stored_again_during_the_sweep_keeps_its_pack(
     digest = str(old.spec.snapshot)
     assert any("stored again" in line and digest in line for line in report.spared)
     assert download_snapshot(digest, store, str(tmp_path / "fetched")).digest == digest
+
+
+def test_a_snapshot_left_half_deleted_is_finished(store: Datastore, runs: Runs) -> None:
+    old, *_ = _store_with_runs(store, runs)
+    store.delete(tree_path(str(old.spec.snapshot)))  # a gc killed between the record and the pack
+
+    report = collect_garbage(OLD)
+
+    assert report.errors == [] and not store.exists(pack_path(str(old.spec.snapshot)))
