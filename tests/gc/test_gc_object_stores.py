@@ -3,7 +3,6 @@ requests."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +14,18 @@ from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
-from tests.conftest import make_s3_datastore
+from tests.conftest import make_azurite_datastore, make_s3_datastore
+from tests.datasets.conftest import use_as_default
 from tests.gc.helpers import Runs, ago
-from tests.reuse.reuse_helpers import use_default_store
 
 
 @pytest.fixture(params=["azurite", "moto"])
-def object_store(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Datastore]:
+def object_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Datastore]:
     if request.param == "azurite":
-        yield from use_default_store(request, monkeypatch, tmp_path)
-        return
-    store = make_s3_datastore(request.getfixturevalue("moto_s3"), name="mlpipe_default")
-    extra = {"url": store.config.url, **dict(store.config.storage_options)}
-    monkeypatch.setenv("AIRFLOW_CONN_MLPIPE_DEFAULT", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
-    resolve.clear_cache()
-    yield Datastore.get_default()
+        store = make_azurite_datastore(request.getfixturevalue("azurite"), name="mlpipe_default")
+    else:
+        store = make_s3_datastore(request.getfixturevalue("moto_s3"), name="mlpipe_default")
+    yield use_as_default(monkeypatch, store)
     resolve.clear_cache()
 
 
