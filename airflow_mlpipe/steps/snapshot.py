@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError
-from airflow_mlpipe.fingerprint.hashing import hash_bytes, hash_file
+from airflow_mlpipe.fingerprint.hashing import hash_bytes, hash_file, hash_files
 from airflow_mlpipe.fingerprint.tree import Tree, TreeEntry, scan_tree
 from airflow_mlpipe.steps.snapshot_cache import SnapshotCache
 from airflow_mlpipe.steps.snapshot_files import SnapshotWriter, confined_link, read_entry
@@ -172,12 +172,8 @@ def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
     packed, loose = _split(tree, int(pack["max_file"])) if pack else ([], list(tree.entries.items()))
     if packed:
         _unpack(store.read_bytes(str(pack["path"])), packed, writer, where=str(pack["path"]))
-    if store.is_local:  # the kernel copies each file; the copy is checked
-        copies = [(rel, e, store.full_path(object_path(e.digest)), object_path(e.digest)) for rel, e in loose]
-        try:
-            writer.copy_all(copies)
-        except FileNotFoundError as err:
-            raise _missing_object(store, str(err.filename)) from None
+    if store.is_local:
+        _copy_local(store, loose, writer)
         return tree
     small = [(rel, e) for rel, e in loose if e.link or e.size < PACK_MAX_FILE]
     large = [(rel, e) for rel, e in loose if not (e.link or e.size < PACK_MAX_FILE)]
@@ -187,6 +183,24 @@ def download_snapshot(digest: str, store: Datastore, target: str) -> Tree:
         writer.write_all([(rel, e, data, path) for (rel, e), path, data in zip(group, paths, found, strict=True)])
     _get_large(store, large, writer)
     return tree
+
+
+def _copy_local(store: Datastore, loose: list[tuple[str, TreeEntry]], writer: SnapshotWriter) -> None:
+    """From a local datastore: each stored object checked against its digest (through the stat cache: an object
+    fetched before, unchanged since, is not read again), then copied by the kernel without reading it back."""
+    copies = [(rel, e, store.full_path(object_path(e.digest)), object_path(e.digest)) for rel, e in loose]
+    try:
+        digests = hash_files([source for _, _, source, _ in copies], cache=True)
+    except FileNotFoundError as err:
+        raise _missing_object(store, str(err.filename)) from None
+    for (rel, entry, _, where), found in zip(copies, digests, strict=True):
+        if found != entry.digest:
+            raise writer.damaged(rel, where)
+    checked = SnapshotWriter(writer.digest, writer.root, check=False)
+    try:
+        checked.copy_all(copies)
+    except FileNotFoundError as err:
+        raise _missing_object(store, str(err.filename)) from None
 
 
 def _get_large(store: Datastore, large: list[tuple[str, TreeEntry]], writer: SnapshotWriter) -> None:

@@ -67,7 +67,7 @@ class SnapshotWriter:
     def adopt(self, rel: str, entry: TreeEntry, temp: str, *, where: str) -> None:
         """Rename the file fetched into ``temp`` (see :meth:`temporary`) into place once it matches its digest."""
         if self.check and hash_file(temp) != entry.digest:
-            raise self._damaged(rel, where)
+            raise self.damaged(rel, where)
         if entry.executable:
             os.chmod(temp, 0o755)
         os.replace(temp, self._local(rel))
@@ -77,7 +77,7 @@ class SnapshotWriter:
         for the error."""
         data = bytes(data)  # no copy for bytes; a slice of a pack becomes its own bytes only here
         if self.check and hash_bytes(data) != entry.digest:
-            raise self._damaged(rel, where)
+            raise self.damaged(rel, where)
         local = self._local(rel)
         if entry.link:
             os.symlink(confined_link(data.decode(), local, self.root, rel), local)
@@ -97,7 +97,7 @@ class SnapshotWriter:
         shutil.copyfile(source, local)
         if self.check and hash_file(local) != entry.digest:
             os.unlink(local)
-            raise self._damaged(rel, where)
+            raise self.damaged(rel, where)
         if entry.executable:
             os.chmod(local, 0o755)
 
@@ -112,7 +112,7 @@ class SnapshotWriter:
             os.unlink(local)
         return local
 
-    def _damaged(self, rel: str, where: str) -> ConfigError:
+    def damaged(self, rel: str, where: str) -> ConfigError:
         return ConfigError(
             f"source snapshot {self.digest}: the stored copy of {rel!r} ({where}) does not match its digest; "
             "delete that object and run the step again to upload it anew"
