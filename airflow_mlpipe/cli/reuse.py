@@ -1,4 +1,5 @@
-"""``mlpipe reuse explain DAG_ID TASK_ID [--run RUN] [--json]``: was a step run reused, and if not, why not."""
+"""``mlpipe reuse explain DAG_ID TASK_ID [--run RUN] [--map-index N] [--json]``: was a step run reused, and if not,
+why not."""
 
 from __future__ import annotations
 
@@ -20,9 +21,16 @@ def explain(
         str | None,
         typer.Option("--run", help="A DAG run id (its last try) or a step run id (default: the latest step run)."),
     ] = None,
+    map_index: Annotated[
+        int | None, typer.Option("--map-index", help="A ParallelRunStep's mini-batch (its mapped task's map index).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Hit or miss for a step run of DAG_ID/TASK_ID and, on a miss, which parts of its reuse key changed."""
+    if map_index is not None:
+        from airflow_mlpipe.reuse.history import history_name
+
+        task_id = history_name(task_id, map_index)
     found = find_decision(dag_id, task_id, run)
     if found is None:
         which = f"step run {run!r}" if run else "any step run"

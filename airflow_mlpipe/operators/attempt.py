@@ -32,7 +32,7 @@ from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
 from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
 from airflow_mlpipe.reuse.dedup import claim_key
-from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory
+from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory, history_name
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.key import ReuseKey
 from airflow_mlpipe.reuse.lease import Lease, LeaseRecord, Leases
@@ -239,7 +239,7 @@ class StepAttempt:
         fingerprint = StepFingerprint(
             ReuseKey.from_components(spec.reuse["components"]), spec.reuse.get("details") or {}, self.source_tree
         )
-        history = StepHistory(self.attempt.dag_id, self.attempt.task_id, self.store)
+        history = self.history()
         policy = ReusePolicy.from_dict(spec.policy)
         decision = decide(
             fingerprint, step_run_id=self.srid, index=ReuseIndex(self.store), policy=policy, history=history
@@ -249,7 +249,7 @@ class StepAttempt:
                 step_run_id=self.srid,
                 dag_id=self.attempt.dag_id,
                 run_id=self.attempt.run_id,
-                task_id=self.attempt.task_id,
+                task_id=history.task_id,
                 decided_at=decision.decided_at,
                 key=decision.key,
                 components=fingerprint.key.components(),
@@ -268,6 +268,12 @@ class StepAttempt:
                     detail["read_to_hash"],
                 )
         return decision
+
+    def history(self) -> StepHistory:
+        """The step's reuse decisions; one per map index where the operator asks for it (``ParallelRunStep``)."""
+        mapped = getattr(self.op, "reuse_history_per_map_index", False)
+        task = history_name(self.attempt.task_id, self.attempt.map_index if mapped else -1)
+        return StepHistory(self.attempt.dag_id, task, self.store)
 
     # -- a hit ------------------------------------------------------------------------------------------------
     def reuse(self, spec: StepSpec, decision: ReuseDecision) -> dict[str, Any]:
@@ -360,7 +366,7 @@ class StepAttempt:
             return None
         decision = self.decision
         if decision is None:
-            entry = StepHistory(self.attempt.dag_id, self.attempt.task_id, self.store).find(self.srid)
+            entry = self.history().find(self.srid)
             if entry is None:
                 return None
             decision = ReuseDecision.from_dict(entry.decision)

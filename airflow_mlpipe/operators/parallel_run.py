@@ -148,6 +148,8 @@ class MiniBatchOperator(PythonScriptOperator):
     """One mini-batch as one step attempt: the entry script run by the parallel driver on the step's compute."""
 
     ui_color = "#e8f4fd"
+    # Each mini-batch's decisions are kept apart: a miss is explained against the same mini-batch's last run.
+    reuse_history_per_map_index = True
 
     def __init__(self, *, mini_batch: Mapping[str, Any], parallel: Mapping[str, Any], **kwargs: Any) -> None:
         kwargs["outputs"] = [OutputFileDatasetConfig(name=BATCH_OUTPUT)]

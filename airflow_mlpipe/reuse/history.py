@@ -47,6 +47,13 @@ class HistoryEntry(Record):
     decision: Mapping[str, Any] = field(default_factory=dict)
 
 
+def history_name(task_id: str, map_index: int) -> str:
+    """The history a step's decisions go to: its task id, or for a map index of a step that keeps one history per
+    map index (a ``ParallelRunStep``'s mini-batch) ``<task_id>.m<map_index>``, so that a miss is explained against
+    the same mini-batch's previous run."""
+    return f"{task_id}.m{map_index}" if map_index >= 0 else task_id
+
+
 class StepHistory(OnDefaultDatastore):
     """The decisions of one step (``dag_id``/``task_id``)."""
 

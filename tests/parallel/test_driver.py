@@ -27,7 +27,7 @@ def run(mini_batch):
 
 def _drive(tmp_path: Path, *, init: str = "pass", run: str, items: int = 4, **settings: Any) -> tuple[int, str, dict]:
     batch, results = tmp_path / "batch", tmp_path / "results"
-    (batch / "sub").mkdir(parents=True)
+    (batch / "sub").mkdir(parents=True, exist_ok=True)
     for n in range(items):
         (batch / ("sub" if n == items - 1 else "") / f"f{n}.txt").write_text(str(n))
     script = tmp_path / "entry.py"
@@ -105,3 +105,16 @@ def test_a_failing_run_counts_its_items_as_failed(
     assert all(error in f["error"] for f in summary["failed"]), summary["failed"][0]
     tries = settings.get("run_max_try", 1)
     assert out.count("try 1 of") == 2 and out.count(f"try {tries} of {tries}") == 2
+
+
+def test_a_tabular_mini_batch_is_one_dataframe_and_rows_are_the_items(tmp_path: Path) -> None:
+    run = "return [f'{r.a}:{r.b}' for r in mini_batch.itertuples()] if len(mini_batch) == 4 else []"
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "p0.csv").write_text("a;b\n1;x\n2;y\n")
+    (batch / "p1.csv").write_text("a;b\n3;z\n4;w\n")
+    settings = {"kind": "tabular", "options": {"separator": ";", "header": True}}
+    code, out, summary = _drive(tmp_path, run=run, items=0, **settings)
+    assert code == 0, out
+    assert (tmp_path / "results" / driver.RESULTS_FILE).read_text() == "1:x\n2:y\n3:z\n4:w\n"
+    assert (summary["items"], summary["files"], summary["succeeded"]) == (4, 2, 4)

@@ -5,6 +5,7 @@ over the threshold, an empty input). Each way an entry script goes wrong is test
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,10 @@ def test_example_scores_every_file_then_rescores_only_the_changed_mini_batch(hom
     assert second["reused"] is False and second["summary"]["mini_batches_reused"] == 2
     assert _scores(second)[25].startswith("part-0025.csv,1,") and _scores(second)[:25] == lines[:25]
     assert second["registered"] == [{"name": "scores", "version": 2, "created": True}]
-    code, printed = mlpipe_in_process(
-        "reuse", "explain", EXAMPLE, "score.mini_batch", "--run", batches[1]["step_run_id"]
-    )
-    assert code == 0 and "miss" in printed, printed
+    code, printed = mlpipe_in_process("reuse", "explain", EXAMPLE, "score.mini_batch", "--map-index", "1", "--json")
+    explained = json.loads(printed)
+    assert code == 0 and explained["hit"] is False and explained["step_run_id"] == batches[1]["step_run_id"]
+    assert any("part-0025.csv" in line for line in explained["explanation"]), explained["explanation"]
 
     airflow_dags_test(EXAMPLE, dags_folder=EXAMPLES, env=home)
     assert all(r["reused"] for r in _mapped_results(EXAMPLE, "score.mini_batch"))
