@@ -67,6 +67,7 @@ def main(argv: list[str]) -> int:
                 fh.writelines(line + "\n" for line in share.get("lines", ()))
     with open(os.path.join(args.results, SUMMARY_FILE), "w", encoding="utf-8") as fh:
         json.dump(summary, fh, indent=1)
+    _log_metrics(summary)
     _say(
         f"mini-batch {summary['index']}: {summary['items']} items, {summary['succeeded']} done, "
         f"{summary['failed_items']} failed in {summary['seconds']:.2f}s ({summary['rate']:.1f} items/s)"
@@ -262,6 +263,27 @@ def _summarize(
         "rate": (len(items) / seconds) if seconds > 0 else 0.0,
         "processes": len(shares),
     }
+
+
+def _log_metrics(summary: dict[str, Any]) -> None:
+    """The mini-batch's figures as metrics of its step run (``run.log`` writes the same lines)."""
+    context = os.environ.get("MLPIPE_RUN_CONTEXT")
+    if not context or not os.path.exists(context):
+        return
+    with open(context, encoding="utf-8") as fh:
+        metrics_file = json.load(fh).get("metrics_file")
+    if not metrics_file:
+        return
+    figures = {
+        "items": summary["items"],
+        "items_succeeded": summary["succeeded"],
+        "items_failed": summary["failed_items"],
+        "seconds": summary["seconds"],
+        "items_per_second": round(summary["rate"], 2),
+    }
+    with open(metrics_file, "a", encoding="utf-8") as fh:
+        for name, value in figures.items():
+            fh.write(json.dumps({"name": name, "kind": "scalar", "value": value}) + "\n")
 
 
 def _last_words() -> str:

@@ -36,7 +36,9 @@ def _drive(tmp_path: Path, *, init: str = "pass", run: str, items: int = 4, **se
     config.update(settings)
     args = [sys.executable, driver.__file__, str(script), "--mini-batch", str(batch), "--results", str(results)]
     args += ["--settings", json.dumps(config), "--", "--scale", "3"]
-    env = {**os.environ, "MLPIPE_MAP_INDEX": "7"}
+    context = tmp_path / "run_context.json"
+    context.write_text(json.dumps({"metrics_file": str(tmp_path / "metrics.jsonl")}))
+    env = {**os.environ, "MLPIPE_MAP_INDEX": "7", "MLPIPE_RUN_CONTEXT": str(context)}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
     summary = results / driver.SUMMARY_FILE
     return proc.returncode, proc.stdout + proc.stderr, json.loads(summary.read_text()) if summary.exists() else {}
@@ -52,6 +54,13 @@ def test_results_in_item_order_from_several_processes(tmp_path: Path) -> None:
     assert summary["index"] == 7 and summary["processes"] == 2
     assert (summary["items"], summary["succeeded"], summary["failed"]) == (5, 5, [])
     assert "mini-batch 7: 5 items, 5 done, 0 failed" in out
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {m["name"]: m["value"] for m in metrics if m["name"].startswith("items")} == {
+        "items": 5,
+        "items_succeeded": 5,
+        "items_failed": 0,
+        "items_per_second": pytest.approx(metrics[-1]["value"]),
+    }
 
 
 def test_a_dataframe_result_and_output_dir(tmp_path: Path) -> None:
