@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias
 
 from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.ui.urls import dataset_page
 
 DATASET_URI_PREFIX = "mlpipe://datasets/"
 DATASETS_ALIAS = "mlpipe-datasets"
@@ -42,6 +43,7 @@ def emit_dataset_event(context: Mapping[str, Any], registered: Any, producer: Ma
         "version": record.version,
         "manifest": record.manifest.summary(),
         "producer": dict(producer),
+        "page": dataset_page(record.name, record.version),  # its page in the ML view, with files and lineage
     }
     context["outlet_events"][datasets_alias()].add(dataset_asset(record.name), extra=extra)
 

@@ -37,6 +37,13 @@ def step_run_page(step_run_id: str) -> str:
     return f"{base_path()}/plugin/{NAV_ROUTE}{APP_PREFIX}{step_run_path(step_run_id)}"
 
 
+def dataset_page(name: str, version: int | None = None) -> str:
+    """A dataset's page (a version's, when given) inside the Airflow UI: named in each asset event's ``extra``,
+    since Airflow 3.3 offers plugins no tab on an asset's page."""
+    query = f"?version={version}" if version is not None else ""
+    return f"{base_path()}/plugin/{NAV_ROUTE}{APP_PREFIX}/datasets/{quote(name, safe='')}{query}"
+
+
 def step_run_id_of_record_uri(uri: str) -> str | None:
     """``.../_mlpipe/runs/<step_run_id>/record.json`` → ``<step_run_id>`` (None for another address)."""
     parts = uri.rstrip("/").split("/")

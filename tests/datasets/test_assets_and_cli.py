@@ -27,6 +27,8 @@ def test_new_version_emits_asset_event_and_queues_consumers(airflow_db: Path) ->
     assert len(events) == before + 1
     assert events[-1]["version"] >= 1 and events[-1]["dataset"] == "iris_landing"
     assert events[-1]["manifest"]["files"] == 1 and events[-1]["producer"]["task_id"] == "register"
+    # the asset page shows the event's extra: it names the version's page in the ML view
+    assert events[-1]["page"] == f"/plugin/ml-pipelines/mlpipe/datasets/iris_landing?version={events[-1]['version']}"
     assert queued_for_assets("ds_consume") >= 1
     xcom = last_run_xcom("ds_register", "register")
     assert xcom["version"] == events[-1]["version"]
