@@ -28,6 +28,10 @@ class PathOutsideDatastoreError(ConfigError):
     """A path that would leave the datastore's root (``..``, an absolute path)."""
 
 
+class ReservedPathError(PathOutsideDatastoreError):
+    """A user path inside mlpipe's own folder (``_mlpipe/``) of a datastore."""
+
+
 class DatastoreAccessError(MlpipeError):
     """The store refused or could not be reached: names the datastore and the setting, never a secret."""
 

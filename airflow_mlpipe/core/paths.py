@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import posixpath
 
-from airflow_mlpipe.exceptions import PathOutsideDatastoreError
+from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathError
+
+# mlpipe's own records (registry, reuse index, runs, snapshots, leases) live below this folder of every datastore.
+RESERVED_ROOT = "_mlpipe"
 
 
 def normalize_relpath(path: str, *, datastore: str = "?") -> str:
@@ -53,3 +56,24 @@ def relative_to(root: str, full: str) -> str:
     if prefix and not full_s.startswith(prefix):
         raise PathOutsideDatastoreError(f"{full!r} is not under the datastore root {root!r}")
     return full_s[len(prefix) :]
+
+
+def is_reserved(relpath: str) -> bool:
+    """A normalised relative path inside mlpipe's own folder (case-insensitively: some stores fold case)."""
+    return relpath.split("/", 1)[0].casefold() == RESERVED_ROOT
+
+
+def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
+    """``normalize_relpath`` for a path a user gives (an output destination, a transfer path, a dataset path):
+    it may not name mlpipe's own folder ``_mlpipe/``, where a write would corrupt the registry or the reuse index.
+
+    >>> check_user_path("data/x.csv", argument="path")
+    'data/x.csv'
+    """
+    rel = normalize_relpath(path, datastore=datastore)
+    if is_reserved(rel):
+        raise ReservedPathError(
+            f"{argument}: datastore {datastore!r}: path {path!r} is inside {RESERVED_ROOT + '/'!r}, which mlpipe "
+            f"reserves for its registry, reuse index and run records; choose a path outside it, e.g. 'data/...'"
+        )
+    return rel

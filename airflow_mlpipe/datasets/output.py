@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
@@ -123,7 +123,8 @@ class OutputFileDatasetConfig:
         if self.name is None:
             raise DatasetError("an output must be given to a step (or a name) before its path can be resolved")
         path = fill_placeholders(self.path_template, run_id=step_run_id, output_name=self.name)
-        return DataPath(self.datastore, normalize_relpath(path, datastore=self.datastore))
+        where = f"output {self.name!r} destination"
+        return DataPath(self.datastore, check_user_path(path, argument=where, datastore=self.datastore))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -196,6 +197,6 @@ def _check_template(template: str, datastore: str) -> str:
     if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
         raise DatasetError(f"output destination {template!r} has an unbalanced '{{' or '}}'")
     probe = fill_placeholders(template, run_id="run", output_name="out")
-    if not normalize_relpath(probe, datastore=datastore):
+    if not check_user_path(probe, argument=f"output destination {original!r}", datastore=datastore):
         raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
     return original

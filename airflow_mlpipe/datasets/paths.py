@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.core.paths import check_user_path, is_reserved
 from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.storage.confine import check_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 
 _DATASTORE_URL = re.compile(r"^(?:mlpipe|azureml)://datastores/(?P<name>[^/]+)/paths/(?P<path>.*)$")
@@ -47,12 +48,12 @@ def to_data_path(value: object) -> DataPath:
         name = store.name if isinstance(store, Datastore) else store
         if not isinstance(name, str) or not isinstance(path, str):
             raise DatasetError(f"dataset path {value!r}: expected (Datastore or datastore name, 'relative/path')")
-        return DataPath(name, normalize_relpath(path, datastore=name))
+        return DataPath(name, check_user_path(path, argument="dataset path", datastore=name))
     if isinstance(value, str):
         match = _DATASTORE_URL.match(value)
         if match:
             name = match["name"]
-            return DataPath(name, normalize_relpath(match["path"], datastore=name))
+            return DataPath(name, check_user_path(match["path"], argument="dataset path", datastore=name))
         raise DatasetError(
             f"dataset path {value!r} is not a datastore path: write (Datastore.get('NAME'), 'folder/file.csv') or "
             "'mlpipe://datastores/NAME/paths/folder/file.csv'"
@@ -83,7 +84,9 @@ def to_data_paths(values: object) -> tuple[DataPath, ...]:
 def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, Any]]:
     """Files (relative path → fsspec info) that a path matches: a file, every file below a folder, or a glob.
 
-    Completion markers are not data and never match.
+    Completion markers are not data and never match, nor does anything in mlpipe's own ``_mlpipe/`` folder (a
+    glob like ``*/x.json`` could reach it); on a local store a file reached through a symbolic link that leads out
+    of the datastore is refused.
     """
     if data_path.is_glob:
         found = store.glob(data_path.path, detail=True)
@@ -91,7 +94,10 @@ def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, An
         found = {data_path.path: store.info(data_path.path)}
     else:
         found = store.list(data_path.path, recursive=True, detail=True) if store.exists(data_path.path) else {}
-    found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER}
+    found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER and not is_reserved(p)}
+    if store.protocol == "file":
+        for path in found:
+            check_resolved(store, store.full_path(path), argument=f"dataset path {str(data_path)!r}", shown=path)
     if not found:
         raise DatasetError(
             f"dataset path {str(data_path)!r} matches no file in datastore {store.name!r} ({store.url}); "

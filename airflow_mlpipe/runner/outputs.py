@@ -20,6 +20,7 @@ from typing import Any
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.identity import identities
+from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 
 
@@ -49,6 +50,7 @@ def prepare_outputs(outputs: tuple[Mapping[str, Any], ...], workdir: str) -> dic
         store = Datastore.get(str(spec["datastore"]))
         path = str(spec["path"])
         mode = str(spec.get("mode", "mount"))
+        confined_path(store, path, argument=f"output {name!r} destination")
         refuse_committed(name, store, path)
         if store.is_local and mode == "mount":
             dest = store.full_path(path)
@@ -84,6 +86,7 @@ def stage(plan: OutputPlan) -> Manifest:
     """Put the staged files at the destination, without a completion marker, and return their manifest after
     checking that the destination holds exactly the files staged, with their sizes."""
     store, path = plan.store, plan.path
+    confined_path(store, path, argument=f"output {plan.name!r} destination")
     refuse_committed(plan.name, store, path)
     expected = _staged_files(plan)
     if store.exists(path):  # leftovers of an attempt that never committed: nobody reads an unmarked folder

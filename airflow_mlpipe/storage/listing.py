@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_mlpipe.storage.confine import check_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing_azure import list_azure
 
@@ -77,13 +78,17 @@ def local_meta(st: os.stat_result) -> FileMeta:
     return FileMeta(st.st_size, f"mtime:{st.st_mtime_ns}")
 
 
-def _walk_local(top: str) -> dict[str, FileMeta]:
+def _walk_local(store: Datastore, top: str) -> dict[str, FileMeta]:
     out: dict[str, FileMeta] = {}
     pending = [("", top)]
     while pending:
         prefix, folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
+                if entry.is_symlink() and os.path.exists(entry.path):
+                    # A transfer never reads or writes through a link that leads out of the datastore (a link
+                    # to nothing holds no data and is skipped below).
+                    check_resolved(store, entry.path, argument="transfer", shown=prefix + entry.name)
                 if entry.is_dir():
                     # Like os.walk: do not follow links to folders (a link cycle would never end).
                     if not entry.is_symlink():
@@ -99,7 +104,7 @@ def _walk_local(top: str) -> dict[str, FileMeta]:
 def list_tree(store: Datastore, full: str) -> dict[str, FileMeta]:
     """Every data file below the backend folder ``full``, keyed by its path relative to ``full``."""
     if store.protocol == "file":
-        return _walk_local(full) if os.path.isdir(full) else {}
+        return _walk_local(store, full) if os.path.isdir(full) else {}
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
     if store.protocol == "abfs":

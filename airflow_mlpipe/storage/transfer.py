@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
+from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
 from airflow_mlpipe.storage.copy_common import CopyContext, CopyFailure
 from airflow_mlpipe.storage.datastore import Datastore
@@ -172,7 +173,8 @@ class _Transfer:
         if files is not None and kind != "directory":
             raise ConfigError("transfer(files=...): a list of files needs kind='directory'")
         self.src, self.dst = src, dst
-        self.src_path, self.dst_path = src_path, dst_path
+        self.src_path = confined_path(src, src_path, argument="transfer source")
+        self.dst_path = confined_path(dst, dst_path, argument="transfer destination")
         self.src_full, self.dst_full = src.full_path(src_path), dst.full_path(dst_path)
         self.kind, self.overwrite, self.verify, self.files, self.retry = kind, overwrite, verify, files, retry
         self.started = time.monotonic()

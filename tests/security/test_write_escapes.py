@@ -1,0 +1,143 @@
+"""No write escapes: user paths never name mlpipe's ``_mlpipe/`` folder, and on a local store never lead out of the
+datastore root (or into ``_mlpipe/``) through a symbolic link. Each case asserts the message and that nothing
+was written."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from airflow_mlpipe import Dataset, OutputFileDatasetConfig
+from airflow_mlpipe.exceptions import ConfigError, PathOutsideDatastoreError, ReservedPathError
+from airflow_mlpipe.runner.outputs import prepare_outputs
+from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.transfer import transfer
+
+RESERVED = "_mlpipe/registry/datasets/victim"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Datastore:
+    """A local datastore known by name (``lake``), with a registry record to protect and a folder outside it."""
+    root = tmp_path / "lake"
+    (root / "_mlpipe/registry/datasets/victim").mkdir(parents=True)
+    (root / "_mlpipe/registry/datasets/victim/1.json").write_text("{}")
+    (root / "data").mkdir()
+    (root / "data/a.csv").write_text("a\n1\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside/secret.txt").write_text("top secret")
+    extra = {"url": root.as_uri()}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    return Datastore.get("lake")
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("attempt", "argument"),
+    [
+        pytest.param(lambda s: OutputFileDatasetConfig("o", (s, RESERVED)), "output destination", id="output"),
+        pytest.param(
+            lambda s: OutputFileDatasetConfig("o", (s, "_MLPIPE/x/{run-id}")), "output destination", id="output-case"
+        ),
+        pytest.param(lambda s: Dataset.File.from_files((s, "_mlpipe/registry/**")), "dataset path", id="dataset"),
+        pytest.param(
+            lambda s: Dataset.File.from_files("mlpipe://datastores/lake/paths/_mlpipe/runs"),
+            "dataset path",
+            id="dataset-url",
+        ),
+        pytest.param(lambda s: transfer(s, "data", s, RESERVED), "transfer destination", id="transfer-destination"),
+        pytest.param(lambda s: transfer(s, "_mlpipe/registry", s, "copy"), "transfer source", id="transfer-source"),
+    ],
+)
+def test_reserved_folder_is_refused(store: Datastore, attempt: Callable[[Datastore], object], argument: str) -> None:
+    before = _snapshot(Path(store.root))
+    with pytest.raises(ReservedPathError, match=rf"{argument}.*reserves.*choose a path outside it") as info:
+        attempt(store)
+    assert isinstance(info.value, ConfigError)
+    assert _snapshot(Path(store.root)) == before
+
+
+def test_rendered_destination_in_reserved_folder_is_refused(store: Datastore) -> None:
+    out = OutputFileDatasetConfig("o", (store, "{{ params.where }}/{run-id}"))
+    out.path_template = "_mlpipe/reuse/{run-id}"  # what Airflow rendered
+    with pytest.raises(ConfigError, match="step 'train': output 'o': once rendered.*_mlpipe"):
+        out.check_rendered("train")
+
+
+def test_glob_at_the_root_never_matches_the_reserved_folder(store: Datastore) -> None:
+    (Path(store.root) / "data/b.json").write_text("{}")
+    dataset = Dataset.File.from_files((store, "*/*.json"))
+    assert [e.path for e in dataset.current_manifest().entries] == ["data/b.json"]
+
+
+def test_runner_refuses_an_output_destination_through_a_link_out_of_the_store(store: Datastore, tmp_path: Path) -> None:
+    os.symlink(tmp_path / "outside", Path(store.root) / "models")
+    spec = {"name": "model", "datastore": "lake", "path": "models/latest", "mode": "mount"}
+    with pytest.raises(PathOutsideDatastoreError, match="output 'model' destination.*symbolic link.*outside"):
+        prepare_outputs((spec,), str(tmp_path / "work"))
+    assert sorted(os.listdir(tmp_path / "outside")) == ["secret.txt"]
+
+
+def test_runner_refuses_an_output_destination_through_a_link_into_reserved(store: Datastore, tmp_path: Path) -> None:
+    os.symlink(Path(store.root) / "_mlpipe/registry", Path(store.root) / "reg")
+    spec = {"name": "model", "datastore": "lake", "path": "reg/datasets", "mode": "mount"}
+    with pytest.raises(ReservedPathError, match="output 'model' destination.*symbolic link into '_mlpipe/'"):
+        prepare_outputs((spec,), str(tmp_path / "work"))
+
+
+@pytest.mark.parametrize(
+    ("link", "source", "destination", "argument"),
+    [
+        pytest.param("data/leak", "data", "copy", "transfer", id="file-link-in-source"),
+        pytest.param("exfil", "exfil", "copy", "transfer source", id="source-is-link"),
+        pytest.param("copy/sub", "data", "copy", "transfer", id="folder-link-in-destination"),
+        pytest.param("out", "data", "out/x", "transfer destination", id="destination-below-link"),
+    ],
+)
+def test_transfer_never_goes_through_a_link_out_of_the_store(
+    store: Datastore, tmp_path: Path, link: str, source: str, destination: str, argument: str
+) -> None:
+    target = tmp_path / "outside"
+    if link == "data/leak":
+        target = target / "secret.txt"
+    (Path(store.root) / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, Path(store.root) / link)
+    (Path(store.root) / "data/sub").mkdir()
+    (Path(store.root) / "data/sub/b.csv").write_text("b\n")
+    outside_before = _snapshot(tmp_path / "outside")
+    with pytest.raises(PathOutsideDatastoreError, match=rf"{argument}.*symbolic link.*outside the datastore root"):
+        transfer(store, source, store, destination)
+    assert _snapshot(tmp_path / "outside") == outside_before
+    assert not (Path(store.root) / "copy/a.csv").exists()
+
+
+def test_dataset_through_a_link_out_of_the_store_is_refused(store: Datastore, tmp_path: Path) -> None:
+    os.symlink(tmp_path / "outside/secret.txt", Path(store.root) / "data/leak.txt")
+    with pytest.raises(PathOutsideDatastoreError, match="dataset path.*'data/leak.txt'.*symbolic link.*outside"):
+        Dataset.File.from_files((store, "data")).register("leaky")
+    assert not (Path(store.root) / "_mlpipe/registry/datasets/leaky").exists()
+
+
+def test_cli_transfer_into_reserved_folder_is_a_clear_error(
+    store: Datastore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_mlpipe.cli.main import main
+
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main() sends stdout to stderr; undone after the test
+    before = _snapshot(Path(store.root))
+    with pytest.raises(SystemExit) as info:
+        main(["transfer", "lake:data", f"lake:{RESERVED}"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: transfer destination") and "reserves" in err and "Traceback" not in err
+    assert _snapshot(Path(store.root)) == before
