@@ -66,6 +66,16 @@ def _fresh_datastore_cache() -> Iterator[None]:
     resolve.clear_cache()
 
 
+@pytest.fixture
+def local_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """A private MLPIPE_HOME (its local default datastore) for this process and the DAG runs it starts: pass the
+    returned environment to ``airflow_dags_test``."""
+    env = {"MLPIPE_HOME": str(tmp_path / "mlpipe")}
+    monkeypatch.setenv("MLPIPE_HOME", env["MLPIPE_HOME"])
+    resolve.clear_cache()
+    return env
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 

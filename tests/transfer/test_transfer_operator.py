@@ -12,7 +12,6 @@ import pytest
 
 from airflow_mlpipe import Dataset, Datastore
 from airflow_mlpipe.datasets.registry import DatasetRegistry
-from airflow_mlpipe.storage import resolve
 from tests.airflow_utils import EXAMPLES, airflow_dags_test, last_run_states, last_run_xcom
 from tests.conftest import make_azurite_datastore, make_s3_datastore
 
@@ -21,14 +20,6 @@ def _conn(store: Datastore) -> str:
     return json.dumps(
         {"conn_type": "mlpipe_datastore", "extra": {"url": store.config.url, **store.config.storage_options}}
     )
-
-
-@pytest.fixture
-def local_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    env = {"MLPIPE_HOME": str(tmp_path / "mlpipe")}
-    monkeypatch.setenv("MLPIPE_HOME", env["MLPIPE_HOME"])
-    resolve.clear_cache()
-    return env
 
 
 def test_example_transfer_feeds_a_script_step(airflow_db: Path, local_home: dict[str, str]) -> None:
