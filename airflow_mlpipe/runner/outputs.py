@@ -63,17 +63,23 @@ def prepare_outputs(outputs: tuple[Mapping[str, Any], ...], workdir: str) -> dic
 
 
 def refuse_committed(name: str, store: Datastore, path: str) -> None:
-    """A destination that holds a committed output is never written again (whatever ``overwrite`` says)."""
+    """A destination that holds a committed output is never written again (whatever ``overwrite`` says): a
+    registered dataset version names its bytes, and a later step may be reading them."""
     if not store.is_complete(path):
         return
     try:
-        who = store.read_marker(path).get("step_run_id") or "an earlier step run"
+        marker = store.read_marker(path)
     except (ValueError, TypeError):
-        who = "an earlier step run"
+        marker = {}
+    who = f"step run {marker['step_run_id']}" if marker.get("step_run_id") else "an earlier step run"
+    registered = marker.get("registered")
+    if isinstance(registered, dict) and registered.get("name"):
+        who += f", registered as dataset {registered['name']!r} version {registered.get('version')}"
     raise ConfigError(
         f"output {name!r}: {path!r} in datastore {store.name!r} already holds the committed output of {who}; a "
-        "committed output is never overwritten (a registered dataset version or a later step may name its bytes): "
-        "put {run-id} in the destination, e.g. (datastore, 'models/{run-id}'), so that every run writes its own folder"
+        "committed output is never overwritten, so that the bytes a registered version names never change: add "
+        "{run-id} to the destination, e.g. (datastore, 'models/{run-id}'), so that every run writes its own folder "
+        "(register_on_complete('NAME') then keeps 'the latest' as the dataset's newest version)"
     )
 
 

@@ -126,6 +126,9 @@ def finish_committed(
         if spec.output(out["name"]).get("file"):  # a single copied file: no folder to mark
             continue
         marker = {**out.get("marker", {}), "step_output": out["name"], "step_run_id": spec.step_run_id}
+        registered = next(o["registered"] for o in outputs if o["name"] == out["name"])
+        if registered is not None:  # named when a later step run is refused this folder
+            marker["registered"] = {"name": registered["name"], "version": registered["version"]}
         Datastore.get(out["datastore"]).mark_complete(out["path"], {**marker, **out["manifest"]})
         fault_point(f"marked_{out['name']}", spec.dag_id, spec.run_id)
     record.update(

@@ -152,7 +152,7 @@ def test_a_fixed_destination_holding_a_committed_output_is_never_written_again(l
     second = dep.services.trigger(dag, "fixed-2", {"regenerate_outputs": True})
     assert dep.services.wait_for_runs(dag, [second])[second] == "failed"
     log = dep.services.task_log(dag, second, "train", 1)
-    assert "already holds the committed output of" in log and "put {run-id} in the destination" in log
+    assert "already holds the committed output of" in log and "add {run-id} to the destination" in log
     assert dep.store.read_marker("fixed/model") == marker  # untouched
     assert dep.store.read_text("fixed/model/weights.txt") == "weights for fixed\n"
 
