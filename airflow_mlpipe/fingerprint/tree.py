@@ -20,6 +20,7 @@ from airflow_mlpipe.exceptions import FingerprintError, FingerprintPathNotFoundE
 from airflow_mlpipe.fingerprint.hashing import HASH_NAME
 from airflow_mlpipe.fingerprint.ignore import DEFAULT_IGNORE_FILE_NAMES
 from airflow_mlpipe.fingerprint.scan import ScanResult, paused_gc, scan_folder
+from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
 from airflow_mlpipe.fingerprint.statcache import StatCache, resolve_cache
 
 # A tree as parallel columns: relative paths, sizes, digests and flags ("-" file, "x" executable, "l" link).
@@ -252,8 +253,11 @@ def scan_tree(
     ignore_file_names: Sequence[str] = DEFAULT_IGNORE_FILE_NAMES,
     cache: StatCache | bool = True,
     workers: int | None = None,
+    secret_files: SecretFileFilter | None = None,
 ) -> Tree:
     """The tree of the local ``folder`` as a snapshot keeps it (see ``ignore`` for the rules, ``walk`` for links).
+
+    ``secret_files``: leaves well-known secret files out (see ``secret_files``), recording which.
 
     ``cache``: ``True`` for the default stat cache, ``False`` to read every file, or a ``StatCache``. Raises
     ``FingerprintPathNotFoundError`` when the folder does not exist and ``UnreadableFileError`` naming a file or
@@ -276,9 +280,35 @@ def scan_tree(
             started_ns=started_ns,
             workers=workers,
         )
-        tree = tree_of(scanned, cache=store, root=root, config="\0".join([TREE_FORMAT, *ignore_file_names]))
+        config = [TREE_FORMAT, *ignore_file_names]
+        if secret_files is not None:
+            scanned = without_secret_files(scanned, secret_files)
+            config.append(secret_files.salt)
+        tree = tree_of(scanned, cache=store, root=root, config="\0".join(config))
         tree.digest  # noqa: B018 -- computed here, where the collector is paused
     return tree
+
+
+def without_secret_files(scanned: ScanResult, secret_files: SecretFileFilter) -> ScanResult:
+    """The scan less the files ``secret_files`` does not keep (a folder's stat-cache signature stays valid: the
+    filter's settings are part of the cached tree's config)."""
+    folders = []
+    for part in scanned.folders:
+        prefix = f"{part.rel}/" if part.rel else ""
+        kept = [i for i, name in enumerate(part.names) if secret_files.keeps(prefix + name)]
+        if len(kept) == len(part.names):
+            folders.append(part)
+            continue
+        folders.append(
+            part._replace(
+                names=[part.names[i] for i in kept],
+                sizes=[part.sizes[i] for i in kept],
+                digests=[part.digests[i] for i in kept],
+                executable=[part.executable[i] for i in kept],
+            )
+        )
+    links = {rel: target for rel, target in scanned.links.items() if secret_files.keeps(rel)}
+    return ScanResult(folders, links)
 
 
 def tree_of(scanned: ScanResult, *, cache: StatCache | None = None, root: str = "", config: str = "") -> Tree:

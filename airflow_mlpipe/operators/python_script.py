@@ -24,6 +24,7 @@ from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
+from airflow_mlpipe.fingerprint.secret_files import check_include_secret_files
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
 from airflow_mlpipe.operators.step_fields import (
@@ -51,6 +52,10 @@ class PythonScriptOperator(BaseOperator):
     :param allow_reuse: reuse the outputs of an identical earlier run instead of running again (trigger conf
         ``{"regenerate_outputs": true}`` runs every step of that DAG run anyway).
     :param hash_paths: further files or folders whose content counts for reuse.
+    :param include_secret_files: paths (or globs) relative to ``source_directory`` of secret-looking files that
+        the snapshot should keep anyway. By default ``.env``, ``.env.*``, ``*.pem``, ``*.key``, ``id_rsa*``,
+        ``credentials*.json``, ``secrets*.json``, ``.netrc``, ``.pypirc``, ``*.p12`` and ``*.pfx`` are left out of
+        the snapshot (the task log names them): pass secrets through connections or the environment instead.
     :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
     :param azureml_compat: SDK v1 step scripts run unchanged: ``import azureml.core`` finds airflow-mlpipe's
         compatibility package when the step's interpreter has no real Azure ML SDK (never shadows one).
@@ -78,6 +83,7 @@ class PythonScriptOperator(BaseOperator):
         environment: Environment | None = None,
         allow_reuse: bool = True,
         hash_paths: Sequence[str] | None = None,
+        include_secret_files: Sequence[str] | None = None,
         reuse_ttl: float | None = None,
         azureml_compat: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -117,6 +123,7 @@ class PythonScriptOperator(BaseOperator):
         )
         self.allow_reuse = bool(allow_reuse)
         self.hash_paths = tuple(hash_paths or ())
+        self.include_secret_files = check_include_secret_files(self.task_id, include_secret_files)
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
         self.azureml_compat = bool(azureml_compat)
         self.deferrable = check_deferrable(self.task_id, deferrable)

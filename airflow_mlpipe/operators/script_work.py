@@ -21,6 +21,7 @@ from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
+from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
 from airflow_mlpipe.fingerprint.tree import Tree
 from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.reuse.decide import ReusePolicy
@@ -46,7 +47,14 @@ class ScriptWork:
     def plan(self, attempt: StepAttempt, policy: ReusePolicy) -> StepSpec:
         op = self.op
         source = self._source()
-        tree = scan_source(source)
+        secret_files = SecretFileFilter(op.include_secret_files)
+        tree = scan_source(source, secret_files)
+        if secret_files.skipped:
+            attempt.log.warning(
+                "Left out of the snapshot, as they look like secrets: %s. Pass secrets through connections or the "
+                "environment; to upload such a file anyway, list it in include_secret_files",
+                ", ".join(secret_files.skipped),
+            )
         attempt.source_tree = tree
         self._store_snapshot(attempt, source, tree)
         hash_tree = scan_hash_paths(source, op.hash_paths) if op.hash_paths else None

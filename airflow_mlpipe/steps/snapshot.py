@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes, hash_file, hash_files
+from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
 from airflow_mlpipe.fingerprint.tree import Tree, TreeEntry, scan_tree
 from airflow_mlpipe.steps.snapshot_cache import SnapshotCache
 from airflow_mlpipe.steps.snapshot_files import SnapshotWriter, confined_link, read_entry
@@ -73,9 +74,10 @@ def snapshot_limit_bytes() -> int:
         raise ConfigError(f"MLPIPE_SNAPSHOT_LIMIT_MB={raw!r} is not a number of megabytes") from None
 
 
-def scan_source(source_directory: str) -> Tree:
-    """The source tree, refusing one over the snapshot limit (naming the biggest files)."""
-    tree = scan_tree(source_directory)
+def scan_source(source_directory: str, secret_files: SecretFileFilter | None = None) -> Tree:
+    """The source tree, refusing one over the snapshot limit (naming the biggest files). Well-known secret files
+    are left out (``secret_files``: which ones a step includes anyway; its ``skipped`` lists those left out)."""
+    tree = scan_tree(source_directory, secret_files=secret_files or SecretFileFilter())
     limit = snapshot_limit_bytes()
     if tree.size > limit:
         biggest = sorted(tree.entries.items(), key=lambda kv: kv[1].size, reverse=True)[:5]

@@ -22,6 +22,7 @@ def test_a_second_step_run_never_overwrites_a_registered_fixed_destination(
     output = first.stdout + first.stderr
     assert "registered as dataset 'latest_model' version 1" in output
     assert "add {run-id} to the destination" in output
+    assert "Left out of the snapshot, as they look like secrets: .env, secrets.json" in output
     version = DatasetRegistry(store).get("latest_model", 1)
     assert store.read_text("models/latest/weights.txt") == "weights by first\n"
 
