@@ -130,18 +130,22 @@ def datasets_show(
 @datastores_app.command("list")
 def datastores_list(as_json: JsonOpt = False) -> None:
     """Datastores this machine can see (environment connections, and the metadata DB when reachable)."""
+    from airflow_mlpipe.core.secrets import scrub
     from airflow_mlpipe.storage.resolve import list_datastore_configs
 
     rows = [
-        {
-            "name": c.name,
-            "url": f"{c.parsed.scheme}://{c.parsed.root}"
-            if c.parsed.protocol not in ("file",)
-            else "file://" + c.parsed.root,
-            "backend": c.parsed.backend.label,
-            "options": c.public_options(),
-            "description": c.description,
-        }
+        scrub(
+            {
+                "name": c.name,
+                "url": f"{c.parsed.scheme}://{c.parsed.root}"
+                if c.parsed.protocol not in ("file",)
+                else "file://" + c.parsed.root,
+                "backend": c.parsed.backend.label,
+                "options": c.public_options(),
+                "description": c.description,
+            },
+            c.secret_values,
+        )
         for c in list_datastore_configs()
     ]
     if as_json:
