@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.exceptions import ConfigError, UnsupportedSchemeError
 
 
@@ -63,10 +64,11 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
     if url.startswith("/"):
         url = "file://" + url
     parts = urlsplit(url)
+    shown = scrub_text(url)  # what error messages may echo
     scheme = parts.scheme.lower()
     if scheme not in BACKENDS:
         raise UnsupportedSchemeError(
-            f"datastore {datastore!r}: url {url!r} has scheme {scheme + '://' if scheme else '(none)'!r}, "
+            f"datastore {datastore!r}: url {shown!r} has scheme {scheme + '://' if scheme else '(none)'!r}, "
             f"which is not supported; use one of {supported_schemes()}"
         )
     backend = BACKENDS[scheme]
@@ -75,7 +77,8 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
     if backend.protocol == "file":
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(
-                f"datastore {datastore!r}: url {url!r} names host {parts.netloc!r}; a local folder url is "
+                f"datastore {datastore!r}: url {shown!r} names host {scrub_text(parts.netloc + '/')[:-1]!r}; a local "
+                "folder url is "
                 "file:///absolute/path (three slashes)"
             )
         root = path.rstrip("/") or "/"
@@ -85,9 +88,14 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
         netloc = parts.netloc
         if not netloc:
             raise ConfigError(
-                f"datastore {datastore!r}: url {url!r} has no container or bucket; write "
+                f"datastore {datastore!r}: url {shown!r} has no container or bucket; write "
                 f"{scheme}://CONTAINER_OR_BUCKET/optional/prefix"
             )
+        if "@" in netloc and backend.protocol in ("s3", "gcs"):
+            # s3://KEY:SECRET@bucket/prefix: the credentials become storage options (kept secret), never the root
+            userinfo, netloc = netloc.rsplit("@", 1)
+            user, _, password = userinfo.partition(":")
+            options += [(k, unquote(v)) for k, v in (("key", user), ("secret", password)) if v]
         if "@" in netloc and backend.protocol == "abfs":
             container, host = netloc.split("@", 1)
             options.append(("account_name", host.split(".", 1)[0]))

@@ -13,28 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from airflow_mlpipe.core.secrets import scrub, scrub_text, secret_values
 from airflow_mlpipe.core.urls import ParsedUrl, parse_datastore_url
 from airflow_mlpipe.exceptions import ConfigError
 
 CONN_TYPE = "mlpipe_datastore"
 DEFAULT_DATASTORE = "mlpipe_default"
 
-# Option names whose values are credentials: never shown, logged or put into an exception.
-SECRET_OPTION_NAMES = frozenset(
-    {
-        "account_key",
-        "connection_string",
-        "sas_token",
-        "client_secret",
-        "secret",
-        "token",
-        "session_token",
-        "password",
-        "credential",
-        "aws_secret_access_key",
-        "aws_session_token",
-    }
-)
 # Extra keys that describe the datastore rather than configure fsspec.
 _META_KEYS = frozenset({"url", "description", "region_name", "storage_options"})
 
@@ -49,13 +34,17 @@ class DatastoreConfig:
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        return tuple(
-            str(v) for k, v in self.storage_options.items() if k in SECRET_OPTION_NAMES and v not in (None, "")
-        )
+        """Every credential the connection holds: secret options (nested ones too) and secrets in its url."""
+        return tuple(dict.fromkeys([*secret_values(dict(self.storage_options)), *secret_values(self.url)]))
 
     def public_options(self) -> dict[str, Any]:
-        """Storage options with every credential replaced by ``***``."""
-        return {k: ("***" if k in SECRET_OPTION_NAMES else v) for k, v in self.storage_options.items()}
+        """Storage options with every credential replaced by ``***`` (``core.secrets.scrub``)."""
+        return dict(scrub(dict(self.storage_options), self.secret_values))
+
+    @property
+    def public_url(self) -> str:
+        """The connection's url without credentials."""
+        return str(scrub_text(self.url, self.secret_values))
 
 
 def config_from_fields(

@@ -129,7 +129,7 @@ class Datastore:
                 __import__(backend.module)
             except ImportError:
                 raise ConfigError(
-                    f"datastore {self.name!r}: url {self.config.url!r} needs the Python package "
+                    f"datastore {self.name!r}: url {self.config.public_url!r} needs the Python package "
                     f"{backend.package!r}, which is not installed; run: pip install {backend.package}"
                 ) from None
         import fsspec

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.exceptions import DatastoreAccessError, MlpipeError
 
 if TYPE_CHECKING:
@@ -43,13 +44,6 @@ _REACH_MARKERS = (
 )
 
 
-def scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 def hint(protocol: str) -> str:
     return _CREDENTIAL_HINTS.get(protocol, "check the connection's settings")
 
@@ -74,7 +68,7 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
     except NotADirectoryError:
         raise NotADirectoryError(f"datastore {config.name!r}: {path or '/'!r} is a file, not a folder") from None
     except Exception as exc:
-        text = scrub(f"{type(exc).__name__}: {exc}", config.secret_values)
+        text = scrub_text(f"{type(exc).__name__}: {exc}", config.secret_values)
         first_line = text.splitlines()[0][:400] if text else type(exc).__name__
         protocol = config.parsed.protocol
         where = f"datastore {config.name!r} ({config.parsed.scheme}://{config.parsed.root})"
