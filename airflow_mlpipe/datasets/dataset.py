@@ -459,6 +459,11 @@ class Dataset:
         """A registered dataset. The registry is read on first use (not here), so DAG files stay fast; with
         ``version="latest"`` a step run pins the latest version when it starts."""
         check_name(name)
+        if isinstance(version, bool) or not isinstance(version, (int, str)):
+            raise DatasetError(
+                f"dataset {name!r}: version {version!r} must be a whole number (1, 2, ...) or 'latest', not "
+                f"{type(version).__name__}"
+            )
         if version != "latest":
             try:
                 version = int(version)

@@ -54,7 +54,12 @@ class OutputFileDatasetConfig:
                     f"output destination {destination!r} must be (Datastore or datastore name, 'path/{{run-id}}')"
                 )
             store, template = destination
-            self.datastore = store.name if isinstance(store, Datastore) else str(store)
+            if not isinstance(store, (Datastore, str)) or not store:
+                raise DatasetError(
+                    f"output destination {destination!r}: the datastore {store!r} must be a Datastore or a datastore "
+                    "name, e.g. (Datastore.get('NAME'), 'path/{run-id}')"
+                )
+            self.datastore = store.name if isinstance(store, Datastore) else store
             self.path_template = _check_template(template, self.datastore)
         # Rendered by Airflow with the step's own fields (``{{ ds }}`` ...); checked again once rendered.
         self.template_fields: tuple[str, ...] = ("path_template",)

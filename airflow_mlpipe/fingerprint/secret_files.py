@@ -8,9 +8,9 @@ The check runs once per kept file of a scan, so it first compares the name again
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from airflow_mlpipe.core.checks import check_str_list
 from airflow_mlpipe.exceptions import ConfigError
 
 SECRET_FILE_PATTERNS = (
@@ -65,19 +65,11 @@ class SecretFileFilter:
 
 def check_include_secret_files(task_id: str, value: object) -> tuple[str, ...]:
     """``include_secret_files`` as given to a step: a list of relative paths or globs."""
-    if value is None:
-        return ()
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        example = f", e.g. [{value!r}]" if isinstance(value, str) else ""
-        raise ConfigError(
-            f"step {task_id!r}: include_secret_files {value!r} must be a list of paths relative to "
-            f"source_directory{example}"
-        )
-    items: Sequence[object] = list(value)
+    items = check_str_list(f"step {task_id!r}", "include_secret_files", value, example="config/.env")
     for item in items:
-        if not isinstance(item, str) or not item or item.startswith("/"):
+        if item.startswith("/"):
             raise ConfigError(
                 f"step {task_id!r}: include_secret_files entry {item!r} must be a path (or glob) relative to "
                 "source_directory, e.g. 'config/.env'"
             )
-    return tuple(str(item).strip("/") for item in items)
+    return tuple(item.strip("/") for item in items)

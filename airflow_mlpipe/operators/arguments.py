@@ -41,11 +41,18 @@ class StepIO:
             self.outputs.append(item)
 
 
+_LIST_EXAMPLES = {
+    "arguments": "arguments=['--lr', 0.1] (or arguments=[] for none)",
+    "inputs": "inputs=[dataset.as_named_input('raw')] (or inputs=[] for none)",
+    "outputs": "outputs=[OutputFileDatasetConfig('model')] (or outputs=[] for none)",
+}
+
+
 def collect(task_id: str, arguments: Iterable[Any], inputs: Iterable[Any], outputs: Iterable[Any]) -> StepIO:
     io = StepIO()
     for what, value in (("arguments", arguments), ("inputs", inputs), ("outputs", outputs)):
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise ConfigError(f"step {task_id!r}: {what} must be a list, e.g. arguments=['--lr', 0.1], not {value!r}")
+            raise ConfigError(f"step {task_id!r}: {what} {value!r} must be a list, e.g. {_LIST_EXAMPLES[what]}")
     arguments, inputs, outputs = list(arguments), list(inputs), list(outputs)
     io.raw_arguments, io.raw_inputs, io.raw_outputs = list(arguments), list(inputs), list(outputs)
     for item in outputs:

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
+from airflow_mlpipe.core.checks import check_bool, check_positive_number
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
@@ -68,7 +69,10 @@ class DataTransferOperator(BaseOperator):
                 f"step {task_id!r}: source_reference_type {source_reference_type!r} must be 'file' or 'directory'"
             )
         if register_on_complete is not None:
-            check_name(register_on_complete)
+            try:
+                check_name(register_on_complete)
+            except ValueError as exc:
+                raise ConfigError(f"step {task_id!r}: register_on_complete: {exc}") from None
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), *registered_outlets([register_on_complete])]
         super().__init__(**kwargs)
         self.deferrable = check_deferrable(self.task_id, deferrable)
@@ -78,11 +82,12 @@ class DataTransferOperator(BaseOperator):
         self.destination_path = self.destination.path if isinstance(self.destination, DataPath) else None
         check_templates(self.task_id, [("source path", self.source_path), ("destination path", self.destination_path)])
         self.source_reference_type = source_reference_type
-        self.overwrite = bool(overwrite)
+        owner = f"step {self.task_id!r}"
+        self.overwrite = check_bool(owner, "overwrite", overwrite)
         self.register_on_complete = register_on_complete
-        self.allow_reuse = bool(allow_reuse)
-        self.verify = bool(verify)
-        self.progress_interval = float(progress_interval)
+        self.allow_reuse = check_bool(owner, "allow_reuse", allow_reuse)
+        self.verify = check_bool(owner, "verify", verify)
+        self.progress_interval = check_positive_number(owner, "progress_interval", progress_interval)
         io = StepIO()
         if isinstance(self.source, OutputInput):
             io.add_input(self.source)

@@ -20,6 +20,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.environment import Environment, RunConfiguration
 from airflow_mlpipe.compute.local import LocalCompute
+from airflow_mlpipe.core.checks import check_bool, check_instance, check_str_list
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter
@@ -90,6 +91,15 @@ class PythonScriptOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         task_id = kwargs.get("task_id", "?")
+        owner = f"step {task_id!r}"
+        if not isinstance(source_directory, (str, os.PathLike)) or not os.fspath(source_directory):
+            raise ConfigError(
+                f"{owner}: source_directory {source_directory!r} must be the folder holding the script, e.g. "
+                "source_directory='steps/train' (relative to the DAG file) or an absolute path"
+            )
+        check_instance(
+            owner, "environment", environment, Environment, fix="give Environment(name=..., pip_packages=[...])"
+        )
         if not isinstance(script_name, str) or not script_name.strip() or os.path.isabs(script_name):
             raise ConfigError(
                 f"step {task_id!r}: script_name {script_name!r} must be a path relative to source_directory"
@@ -121,11 +131,11 @@ class PythonScriptOperator(BaseOperator):
             [(f"argument {n + 1}", a) for n, a in enumerate(self.arguments)]
             + [(f"env var {k}", v) for k, v in {**self.compute_env, **self.env_vars}.items()],
         )
-        self.allow_reuse = bool(allow_reuse)
-        self.hash_paths = tuple(hash_paths or ())
+        self.allow_reuse = check_bool(owner, "allow_reuse", allow_reuse)
+        self.hash_paths = check_str_list(owner, "hash_paths", hash_paths, example="utils/")
         self.include_secret_files = check_include_secret_files(self.task_id, include_secret_files)
         self.reuse_ttl = _check_ttl(self.task_id, reuse_ttl)
-        self.azureml_compat = bool(azureml_compat)
+        self.azureml_compat = check_bool(owner, "azureml_compat", azureml_compat)
         self.deferrable = check_deferrable(self.task_id, deferrable)
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):

@@ -78,10 +78,14 @@ def test_listed_secret_files_are_kept(source: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param(".env", r"include_secret_files '.env' must be a list .*e.g. \['.env'\]", id="string"),
+        pytest.param(
+            ".env",
+            r"include_secret_files '.env' must be a list of strings; write include_secret_files=\['.env'\]",
+            id="string",
+        ),
         pytest.param(3, "include_secret_files 3 must be a list", id="int"),
         pytest.param(["/etc/.env"], "include_secret_files entry '/etc/.env' must be a path .*relative", id="absolute"),
-        pytest.param([None], "include_secret_files entry None must be a path", id="none"),
+        pytest.param([None], "include_secret_files entry None must be a non-empty string", id="none"),
     ],
 )
 def test_include_secret_files_is_checked_at_parse_time(value: object, message: str, tmp_path: Path) -> None:

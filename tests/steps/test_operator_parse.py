@@ -59,7 +59,7 @@ def test_cycle_is_a_parse_time_error() -> None:
     ("kwargs", "message"),
     [
         pytest.param({"script_name": "/abs/x.py"}, "must be a path relative", id="absolute-script"),
-        pytest.param({"arguments": "--lr 0.1"}, "arguments must be a list", id="string-arguments"),
+        pytest.param({"arguments": "--lr 0.1"}, "arguments '--lr 0.1' must be a list", id="string-arguments"),
         pytest.param({"arguments": [object()]}, "is not supported", id="bad-argument"),
         pytest.param({"outputs": ["x"]}, "outputs takes OutputFileDatasetConfig", id="bad-output"),
         pytest.param({"inputs": [42]}, "is not a dataset input", id="bad-input"),
