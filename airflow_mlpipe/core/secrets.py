@@ -113,6 +113,7 @@ def secret_values(value: Any) -> Iterator[str]:
             if is_secret_key(key) and isinstance(item, (str, int)) and not isinstance(item, bool):
                 if str(item) and str(item) not in _MODE_VALUES:
                     yield str(item)
+                    yield from secret_values(str(item))  # a SAS's sig, a connection string's AccountKey
             else:
                 yield from secret_values(item)
     elif isinstance(value, (list, tuple)):

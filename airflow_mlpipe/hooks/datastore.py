@@ -96,7 +96,9 @@ class DatastoreHook(BaseHook):
             store = self._datastore(tested or where)
             store.check_access()
         except Exception as exc:
-            return False, str(exc)
+            from airflow_mlpipe.core.secrets import scrub_text
+
+            return False, scrub_text(str(exc))
         label = f"{tested!r} ({where})" if tested else f"at {where}"
         return True, f"The datastore {label} is reachable: its root can be listed"
 

@@ -133,3 +133,17 @@ def test_an_unsupported_url_is_echoed_without_its_password() -> None:
     with pytest.raises(UnsupportedSchemeError) as info:
         config_from_fields("ftp", conn_type=None, extra={"url": f"ftp://user:{URL_PASSWORD}@host/x"})
     assert URL_PASSWORD not in str(info.value) and "ftp://user:***@host/x" in str(info.value)
+
+
+def test_a_task_masks_every_credential_of_the_datastores_it_uses(
+    planted: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.sdk.log
+
+    from airflow_mlpipe.hooks.datastore import DatastoreHook
+
+    masked: list[str] = []
+    monkeypatch.setattr(airflow.sdk.log, "mask_secret", masked.append)
+    for name in ("s3_url", "s3_nested", "s3_options", "az_sas", "az_conn_string", "az_key"):
+        DatastoreHook.get_datastore(name)
+    assert {S3_SECRET, NESTED, URL_PASSWORD, SAS, SAS_SIG, CONN_STRING, ACCOUNT_KEY} <= set(masked)
