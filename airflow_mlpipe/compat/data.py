@@ -8,9 +8,10 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlpipe.core.paths import check_user_path, normalize_relpath
+from airflow_mlpipe.core.paths import normalize_relpath
 from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import Datastore as _Datastore
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class V1Datastore(_Datastore):
     ) -> DataReference:
         """v1's ``upload(src_dir, target_path)``: every file below ``src_dir`` to ``target_path``; returns a
         reference to ``target_path``, as v1 does."""
-        target = check_user_path(target_path or "", argument="target_path", datastore=self.name)
+        target = confined_path(self, target_path or "", argument="target_path")
         if not overwrite:
             _refuse_existing(self, [os.path.join(target, rel) for rel in _local_files(os.fspath(src_dir))])
         super().upload(src_dir, target)
@@ -62,7 +63,7 @@ class V1Datastore(_Datastore):
     ) -> DataReference:
         """v1's ``upload_files``: each file to ``target_path``/(its path relative to ``relative_root``, or its
         name when no root is given); returns a reference to ``target_path``."""
-        target = check_user_path(target_path or "", argument="target_path", datastore=self.name)
+        target = confined_path(self, target_path or "", argument="target_path")
         pairs = []
         for f in files:
             local = os.fspath(f)

@@ -141,3 +141,24 @@ def test_cli_transfer_into_reserved_folder_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("error: transfer destination") and "reserves" in err and "Traceback" not in err
     assert _snapshot(Path(store.root)) == before
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        pytest.param("_mlpipe/registry/datasets", ReservedPathError, "target_path.*reserves", id="reserved"),
+        pytest.param("out/x", PathOutsideDatastoreError, "target_path.*symbolic link.*outside", id="link-out"),
+    ],
+)
+def test_v1_upload_stays_inside_the_store(
+    store: Datastore, tmp_path: Path, target: str, error: type[Exception], message: str
+) -> None:
+    from airflow_mlpipe.compat.data import V1Datastore
+
+    os.symlink(tmp_path / "outside", Path(store.root) / "out")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up/f.txt").write_text("new\n")
+    before, outside = _snapshot(Path(store.root)), _snapshot(tmp_path / "outside")
+    with pytest.raises(error, match=message):
+        V1Datastore.of(store).upload(str(tmp_path / "up"), target_path=target)
+    assert (_snapshot(Path(store.root)), _snapshot(tmp_path / "outside")) == (before, outside)
