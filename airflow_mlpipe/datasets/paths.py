@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_mlpipe.core.paths import check_user_path, is_reserved
 from airflow_mlpipe.exceptions import DatasetError
-from airflow_mlpipe.storage.confine import check_resolved
+from airflow_mlpipe.storage.confine import check_files_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 
 _DATASTORE_URL = re.compile(r"^(?:mlpipe|azureml)://datastores/(?P<name>[^/]+)/paths/(?P<path>.*)$")
@@ -95,9 +95,7 @@ def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, An
     else:
         found = store.list(data_path.path, recursive=True, detail=True) if store.exists(data_path.path) else {}
     found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER and not is_reserved(p)}
-    if store.protocol == "file":
-        for path in found:
-            check_resolved(store, store.full_path(path), argument=f"dataset path {str(data_path)!r}", shown=path)
+    check_files_resolved(store, found, argument=f"dataset path {str(data_path)!r}")
     if not found:
         raise DatasetError(
             f"dataset path {str(data_path)!r} matches no file in datastore {store.name!r} ({store.url}); "

@@ -4,6 +4,8 @@ the root once symbolic links are resolved, so that no read or write follows a li
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from airflow_mlpipe.core.paths import RESERVED_ROOT, check_user_path, is_reserved
 from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathError
@@ -34,3 +36,18 @@ def check_resolved(store: Datastore, full: str, *, argument: str, shown: str) ->
             f"{argument}: datastore {store.name!r}: path {shown!r} leads through a symbolic link into "
             f"{RESERVED_ROOT + '/'!r}, which mlpipe reserves for its own records; remove the link"
         )
+
+
+def check_files_resolved(store: Datastore, infos: Mapping[str, Mapping[str, Any]], *, argument: str) -> None:
+    """``check_resolved`` for listed files (relative path → fsspec info) of a local store: each folder once (a link
+    among its ancestors), and each file that is itself a link."""
+    if store.protocol != "file":
+        return
+    folders: set[str] = set()
+    for path, info in infos.items():
+        folder = path.rpartition("/")[0]
+        if folder not in folders:
+            folders.add(folder)
+            check_resolved(store, store.full_path(folder), argument=argument, shown=folder or path)
+        if info.get("islink", True):
+            check_resolved(store, store.full_path(path), argument=argument, shown=path)

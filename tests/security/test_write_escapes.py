@@ -162,3 +162,9 @@ def test_v1_upload_stays_inside_the_store(
     with pytest.raises(error, match=message):
         V1Datastore.of(store).upload(str(tmp_path / "up"), target_path=target)
     assert (_snapshot(Path(store.root)), _snapshot(tmp_path / "outside")) == (before, outside)
+
+
+def test_dataset_below_a_folder_link_out_of_the_store_is_refused(store: Datastore, tmp_path: Path) -> None:
+    os.symlink(tmp_path / "outside", Path(store.root) / "data/linked")
+    with pytest.raises(PathOutsideDatastoreError, match="dataset path.*'data/linked'.*symbolic link.*outside"):
+        Dataset.File.from_files((store, "data/linked/*.txt")).register("leaky")
