@@ -15,10 +15,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_mlpipe.core.checks import check_bool
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, match_files, relative_in_dataset, to_data_paths
 from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.datasets.tabular_types import check_column_types
 from airflow_mlpipe.datasets.transforms import TabularTransforms
 from airflow_mlpipe.datasets.verify import verify_copies
 from airflow_mlpipe.exceptions import DatasetError
@@ -412,17 +414,22 @@ class _TabularFactory:
         skip_rows: int = 0,
     ) -> TabularDataset:
         """Delimited text files (csv, tsv, ...) read as one table; ``separator="\\t"`` for tsv."""
+        owner = "Dataset.Tabular.from_delimited_files"
         if not isinstance(separator, str) or not separator:
             raise DatasetError(f"separator {separator!r} must be a non-empty string such as ',' or '\\t'")
+        if not isinstance(encoding, str) or not encoding:
+            raise DatasetError(f"{owner}: encoding {encoding!r} must be a codec name such as 'utf8' or 'latin-1'")
+        if isinstance(skip_rows, bool) or not isinstance(skip_rows, int) or skip_rows < 0:
+            raise DatasetError(f"{owner}: skip_rows {skip_rows!r} must be a whole number of rows (0 or more)")
         options = {
             "format": "delimited",
             "separator": separator,
-            "header": bool(header),
+            "header": check_bool(owner, "header", header),
             "encoding": encoding,
-            "include_path": bool(include_path),
-            "infer_column_types": bool(infer_column_types),
-            "set_column_types": dict(set_column_types or {}),
-            "skip_rows": int(skip_rows),
+            "include_path": check_bool(owner, "include_path", include_path),
+            "infer_column_types": check_bool(owner, "infer_column_types", infer_column_types),
+            "set_column_types": check_column_types(owner, set_column_types),
+            "skip_rows": skip_rows,
         }
         dataset = TabularDataset(to_data_paths(path), options=options)
         if validate:
@@ -436,10 +443,11 @@ class _TabularFactory:
         include_path: bool = False,
         set_column_types: Mapping[str, str] | None = None,
     ) -> TabularDataset:
+        owner = "Dataset.Tabular.from_parquet_files"
         options = {
             "format": "parquet",
-            "include_path": bool(include_path),
-            "set_column_types": dict(set_column_types or {}),
+            "include_path": check_bool(owner, "include_path", include_path),
+            "set_column_types": check_column_types(owner, set_column_types),
         }
         dataset = TabularDataset(to_data_paths(path), options=options)
         if validate:
@@ -471,6 +479,8 @@ class Dataset:
                 raise DatasetError(f"dataset {name!r}: version {version!r} is not a number or 'latest'") from None
             if version < 1:
                 raise DatasetError(f"dataset {name!r}: version {version} does not exist; versions start at 1")
+        if kind is not None and kind not in ("file", "tabular"):
+            raise DatasetError(f"dataset {name!r}: kind {kind!r} must be 'file', 'tabular' or None (either)")
         if kind is None:
             return _LazyDataset(by_name=(name, version))
         return _KINDS[kind](by_name=(name, version))

@@ -111,6 +111,29 @@ def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
         pytest.param(
             lambda: Dataset.get_by_name("x", version=True), "version True must be a whole number", id="bool-version"
         ),
+        pytest.param(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), skip_rows="abc"),
+            r"from_delimited_files: skip_rows 'abc' must be a whole number of rows",
+            id="skip-rows-string",
+        ),
+        pytest.param(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), set_column_types={"a": "integr"}),
+            r"set_column_types \{'a': 'integr'\}: the type must be one of .*int64",
+            id="bogus-column-type",
+        ),
+        pytest.param(
+            lambda: Dataset.Tabular.from_parquet_files(("lake", "a.parquet"), set_column_types=["a"]),
+            r"from_parquet_files: set_column_types \['a'\] must be a dict",
+            id="column-types-list",
+        ),
+        pytest.param(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), header="no"),
+            "header 'no' must be True or False",
+            id="header-string",
+        ),
+        pytest.param(
+            lambda: Dataset.get_by_name("x", kind="tabel"), "kind 'tabel' must be 'file', 'tabular'", id="bogus-kind"
+        ),
     ],
 )
 def test_dataset_arguments(make: Any, message: str) -> None:
