@@ -152,7 +152,9 @@ class TransferWork:
 
     def _copy(self, attempt: StepAttempt, spec: StepSpec, src: Datastore, dst: Datastore, committed: str | None) -> Any:
         """Copy exactly the pinned files. Into a folder that holds a committed output, files are only added, never
-        replaced: a registered version may name the ones there."""
+        replaced: a registered version may name the ones there. A destination folder that holds files the source
+        does not is refused before anything is copied: the folder, handed on or registered whole, would not be
+        the copy of the source its reuse key says it is."""
         from airflow_mlpipe.storage.transfer import transfer
         from airflow_mlpipe.storage.transfer_errors import TransferDestinationExistsError
 
@@ -161,6 +163,8 @@ class TransferWork:
         if copy["kind"] == "directory" and files is None:
             base = str(copy["source_path"]).rstrip("/")
             files = [e.path[len(base) + 1 :] if base else e.path for e in pinned_manifest(spec.inputs[0]).entries]
+        if copy["kind"] == "directory":
+            _refuse_files_not_in_source(dst, dst_path, set(files or ()))
         try:
             return transfer(
                 src, str(copy["source_path"]), dst, dst_path,
@@ -217,6 +221,31 @@ class TransferWork:
         if record.get("status") == records.REUSED:
             summary = {"files_copied": 0, "destination": outputs[0].get("uri")}
         return {**summary, "registered": outputs[0].get("registered")}
+
+
+def _refuse_files_not_in_source(dst: Datastore, dst_path: str, wanted: set[str]) -> None:
+    """Refuse a destination folder holding files that are not among the source's (one listing)."""
+    from airflow_mlpipe.storage.listing import JOURNAL_NAME, TEMP_SUFFIX
+
+    if not dst.isdir(dst_path):
+        return
+    prefix = dst_path.rstrip("/") + "/" if dst_path.strip("/") else ""
+    there = [p[len(prefix) :] for p in dst.list(dst_path, recursive=True)]
+    extra = sorted(
+        rel
+        for rel in there
+        if rel not in wanted
+        and rel.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME)
+        and not rel.endswith(TEMP_SUFFIX)
+    )
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise ConfigError(
+            f"destination {dst.uri(dst_path)!r} holds {len(extra)} file(s) that the source does not have ({shown}): "
+            "the folder would not be a copy of the source, and a dataset version registered from it would name "
+            "them. Copy into a folder of its own (an OutputFileDatasetConfig whose destination has {run-id}), or "
+            "remove those files; nothing was copied"
+        )
 
 
 def _missing_from(source: Manifest, src_path: str, destination: Manifest, dst_path: str) -> str | None:

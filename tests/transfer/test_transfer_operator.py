@@ -71,6 +71,13 @@ def test_azure_to_s3_copy_is_verified_and_incremental(airflow_db: Path, azurite,
     )  # fmt: skip
     assert explain.returncode == 0, explain.stderr
     assert "sub/f9.bin" in explain.stdout and "added" in explain.stdout
+    # a file gone from the source: the destination would hold it still, so the copy is refused and registers nothing
+    src.delete("in/sub/f4.bin")
+    proc = airflow_dags_test("transfer_cloud", env=env, check=False)
+    assert last_run_states("transfer_cloud")[1]["copy"] == "failed"
+    assert "holds 1 file(s) that the source does not have (sub/f4.bin)" in proc.stdout + proc.stderr
+    assert DatasetRegistry().versions("copied") == [1, 2]
+    assert dst.read_bytes("out/sub/f4.bin") == bytes([4]) * 1004  # what version 1 and 2 name is untouched
 
 
 @pytest.mark.parametrize(
