@@ -357,7 +357,7 @@ def _build(target: KubernetesCompute, **kwargs: Any) -> None:
                 service_account="wi", datastore_secrets={"mlpipe_default": WORKLOAD_IDENTITY}, image=IMAGE
             ),
             {},
-            r"uses WORKLOAD_IDENTITY, but its connection holds credentials \(secret\)",
+            r"uses WORKLOAD_IDENTITY, but its connection holds credentials \(key, secret\)",
             id="workload-identity-with-credentials",
         ),
         pytest.param(KubernetesCompute(**DS), {}, "no image to run the step in", id="no-image"),

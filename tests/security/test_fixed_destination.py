@@ -18,8 +18,9 @@ def test_a_second_step_run_never_overwrites_a_registered_fixed_destination(
     env, store = local_home, default_store
 
     first = airflow_dags_test("security_fixed", dags_folder=DAGS, env=env, check=False)
-    assert last_run_states("security_fixed")[1] == {"first": "success", "second": "failed"}
     output = first.stdout + first.stderr
+    assert "DagRun Finished" in output, output[-6000:]
+    assert last_run_states("security_fixed")[1] == {"first": "success", "second": "failed"}
     assert "registered as dataset 'latest_model' version 1" in output
     assert "add {run-id} to the destination" in output
     assert "Left out of the snapshot, as they look like secrets: .env, secrets.json" in output
