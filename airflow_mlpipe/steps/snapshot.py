@@ -214,7 +214,12 @@ def _get_large(store: Datastore, large: list[tuple[str, TreeEntry]], writer: Sna
     remote = [store.full_path(object_path(entry.digest)) for _, entry in large]
     try:
         with translate_errors(store.config, "read", object_path(large[0][1].digest)):
-            store.fs.get(remote, temps, **({"batch_size": _WORKERS} if getattr(store.fs, "async_impl", False) else {}))
+            if getattr(store.fs, "async_impl", False):
+                store.fs.get(remote, temps, batch_size=_WORKERS)
+            else:  # one read each: fsspec's memory filesystem hands every reader of a file the same file object
+                for path, temp in zip(remote, temps, strict=True):
+                    with open(temp, "wb") as fh:
+                        fh.write(store.fs.cat_file(path))
         writer.adopt_all([(rel, e, temp, object_path(e.digest)) for (rel, e), temp in zip(large, temps, strict=True)])
     except FileNotFoundError as err:
         missing = next(
