@@ -32,6 +32,4 @@ bash scripts/redis.sh >/dev/null
 echo "==> pytest"
 # Three workers on two CPUs: most tests wait on real servers and Airflow subprocesses, not on the CPU (with two
 # workers the suite kept 1.4 CPUs busy).
-# --no-loadscope-reorder: xdist would otherwise hand out the files with the most tests first, which put the few
-# long files (tests/conftest.py collects them first) at the end, on one worker.
-exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"
+exec .venv/bin/python -m pytest -n "${MLPIPE_TEST_WORKERS:-3}" --dist loadfile "$@"
