@@ -127,7 +127,9 @@ def last_run_states(dag_id: str) -> tuple[str, dict[str, str]]:
 
     with create_session() as session:
         run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
-        assert run is not None, f"no run of {dag_id}"
+        if run is None:
+            dags = sorted({r.dag_id for r in session.query(DagRun.dag_id)})
+            raise AssertionError(f"no run of {dag_id} in {session.get_bind().url} (runs of: {dags})")
         return str(run.state), {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
 
 

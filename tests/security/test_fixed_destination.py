@@ -20,6 +20,8 @@ def test_a_second_step_run_never_overwrites_a_registered_fixed_destination(
     first = airflow_dags_test("security_fixed", dags_folder=DAGS, env=env, check=False)
     output = first.stdout + first.stderr
     assert "DagRun Finished" in output, output[-6000:]
+    finished = [line for line in output.splitlines() if "DagRun Finished" in line]
+    assert "dag_id=security_fixed" in finished[-1] and "state=failed" in finished[-1], finished
     assert last_run_states("security_fixed")[1] == {"first": "success", "second": "failed"}
     assert "registered as dataset 'latest_model' version 1" in output
     assert "add {run-id} to the destination" in output
