@@ -114,8 +114,10 @@ def datastore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datast
         store.fs.rm(store.root, recursive=True)
 
 
-# Test files that each hold minutes of work (whole pipelines on real Airflow services): collected first, so that the
-# workers (``--dist loadfile``) start them early instead of one worker finishing them alone at the end.
+# Test files that each hold minutes of work (whole pipelines on real Airflow services), collected first. xdist
+# (``--dist loadfile``) hands out the files with the most tests first and keeps this order among equals; handing
+# these out first of all (``--no-loadscope-reorder``) started every scheduler deployment at once and overloaded
+# two CPUs.
 _LONG_FILES = (
     "tests/attempts/test_attempts_azure.py",
     "tests/attempts/test_airflow_native.py",
