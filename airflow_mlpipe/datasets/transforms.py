@@ -8,6 +8,7 @@ dataset and transform it in the step).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +20,12 @@ if TYPE_CHECKING:
 Transform = Callable[["pd.DataFrame"], "pd.DataFrame"]
 
 
-class TabularTransforms:
+class TabularTransforms(ABC):
     """The transformations, for any object that can read itself as a table."""
 
+    @abstractmethod
     def to_pandas_dataframe(self) -> pd.DataFrame:
-        raise NotImplementedError
+        """The table the transformations apply to."""
 
     def _then(self, step: Transform) -> TabularView:
         return TabularView(self, (step,))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -151,7 +152,7 @@ class PipelineData(_OutputFileDatasetConfig):
         return self.as_input(input_name)
 
 
-class _Step:
+class _Step(ABC):
     """What v1's steps share: a name (the task's display name), ``run_after`` and reuse."""
 
     def __init__(self, name: str, allow_reuse: bool) -> None:
@@ -169,13 +170,13 @@ class _Step:
     def run_after(self, step: _Step) -> None:
         self.after.append(step)
 
+    @abstractmethod
     def items(self) -> list[Any]:
         """Everything that can connect this step to others (data it reads or writes)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def writes(self) -> list[_OutputFileDatasetConfig]:
         """Outputs this step writes for sure (listed as outputs, or an output config in its arguments)."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
