@@ -116,9 +116,11 @@ class StepAttempt:
         status = event.get("status")
         if status == "ready":
             self.log.info(
-                "Step run %s of the same reuse key has finished (seen by the triggerer at %s): looking again",
+                "Step run %s of the same reuse key has finished (seen by the triggerer at %s; its look before "
+                "began at %s): looking again",
                 event.get("step_run_id"),
                 event.get("seen_at"),
+                event.get("previous_look_at", "-"),
             )
         else:
             self.log.info("The run computing this step's reuse key went away (%s): looking again", status)

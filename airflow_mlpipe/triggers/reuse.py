@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -102,7 +103,9 @@ class ReuseTrigger(BaseTrigger):
         watch = LeaseWatch(self.lease_ttl)
         started = time.monotonic()
         failures = 0
+        previous_look: str | None = None  # when the last look that did not end the wait began
         while True:
+            look_began = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             try:
                 state: KeyState | None = self._look(watch)
                 failures = 0
@@ -115,11 +118,15 @@ class ReuseTrigger(BaseTrigger):
                 state = None
             if state is not None and self._ends_wait(state):
                 self.log.info("%s", state.describe())
-                yield state.event()
+                event = state.event()
+                if previous_look is not None:
+                    event["previous_look_at"] = previous_look
+                yield event
                 return
             if self.deadline is not None and time.time() >= self.deadline:
                 yield {"status": "timeout", "key": self.key, "waited": round(time.monotonic() - started, 3)}
                 return
+            previous_look = look_began
             yield None
 
     def _ends_wait(self, state: KeyState) -> bool:

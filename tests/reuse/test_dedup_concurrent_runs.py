@@ -14,9 +14,10 @@ first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -70,6 +71,19 @@ class DagRunProcess:
         return code
 
 
+def _snapshot_db(source: Path, target: Path) -> None:
+    """A consistent copy of the migrated metadata DB. sqlite's backup API, not a file copy: a file copied while
+    another process of this worker writes the DB (a warm ``dags test`` server finishing) can miss a transaction or
+    hold half of one, and then Airflow asks for ``db migrate``."""
+    with (
+        contextlib.closing(sqlite3.connect(source, timeout=60)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+        (version,) = dst.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version, f"the copy of {source} has no migration version"
+
+
 def test_two_concurrent_runs_compute_each_step_once(
     airflow_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -86,7 +100,7 @@ def test_two_concurrent_runs_compute_each_step_once(
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",  # the waiter defers (its trigger runs in line here)
     }
     second_db = tmp_path / "airflow-second-run.db"
-    shutil.copyfile(airflow_db / "airflow.db", second_db)  # migrated, and idle: no test writes it now
+    _snapshot_db(airflow_db / "airflow.db", second_db)
     runs = [
         DagRunProcess(env),
         DagRunProcess({**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{second_db}"}),

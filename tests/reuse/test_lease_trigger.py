@@ -161,4 +161,4 @@ def test_serialize_holds_primitives_and_round_trips() -> None:
 
 
 def _timeless(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k != "seen_at"}
+    return {k: v for k, v in payload.items() if k not in ("seen_at", "previous_look_at")}
