@@ -145,6 +145,10 @@ class StepAttempt:
 
     # -- planning ---------------------------------------------------------------------------------------------
     def _plan(self) -> StepSpec:
+        return self.write_spec(self.plan_spec())
+
+    def plan_spec(self) -> StepSpec:
+        """This attempt's spec, with its reuse key and policy, written nowhere yet."""
         rerun_of, announced = self._settle_predecessor()
         policy = self.policy(rerun_of=rerun_of)
         spec = self._or_fail(lambda: self.work.plan(self, policy))
@@ -152,6 +156,10 @@ class StepAttempt:
             spec = dataclasses.replace(
                 spec, reuse={**spec.reuse, "policy": {**spec.policy, "earlier_try_announced": announced}}
             )
+        return spec
+
+    def write_spec(self, spec: StepSpec) -> StepSpec:
+        """Write the spec (put-if-absent: an attempt has one spec; the one found wins)."""
         if not records.write_spec(spec, self.store):
             spec = records.read_spec(self.srid, self.store) or spec
         fault_point("planned", self.attempt.dag_id, self.attempt.run_id)

@@ -1,21 +1,25 @@
 """``ParallelRunStep`` (Azure ML's batch scoring) as three Airflow tasks in a task group named after the step.
 
 - ``<name>.plan`` pins the input (content identities only, nothing downloaded) and cuts it into mini-batches
-  (``parallel.planning``); its result is the list of mini-batches.
-- ``<name>.mini_batch`` is mapped over that list (``expand``), at most ``node_count`` at once: each map index is
-  one step attempt of its own, planned, keyed, reused or run, and committed like any ``PythonScriptOperator``
-  step. Its reuse key covers the entry script's snapshot, the arguments, side inputs, environment, the parallel
-  settings and the content of the mini-batch's own files. On its compute the step runner starts the driver
-  (``parallel.driver``), which calls ``init()``/``run()`` in ``process_count_per_node`` processes.
+  (``parallel.planning``). Each mini-batch is a step run of its own (``operators.parallel_batch``), keyed by the
+  entry script's snapshot, the arguments, side inputs, environment, the parallel settings and the content of the
+  mini-batch's own files. The planning task reuses every mini-batch whose key has a verified index entry, and
+  returns the rest in at most ``node_count`` shares.
+- ``<name>.mini_batch`` is mapped over those shares (``expand``), one task instance per node, at most
+  ``node_count`` at once: each computes its mini-batches one after the other on the step's compute, where the
+  step runner starts the driver (``parallel.driver``), which calls ``init()``/``run()`` in
+  ``process_count_per_node`` processes. Nothing to compute: no task instance (the task shows as skipped).
 - ``<name>.gather`` joins the mini-batches' results in mini-batch order into the step's output, applies the error
   threshold over all items and commits and registers the output as one unit (``operators.parallel_work``). Its
   key is the mini-batches' result content, so it is reused when no mini-batch changed.
+
+A task instance costs about a second and a half of Airflow's own work, so a mini-batch is not one: reusing one
+costs an index read and a record, computing one a runner process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,17 +30,15 @@ from airflow_mlpipe.datasets.output import OutputFileDatasetConfig
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, register_producer
 from airflow_mlpipe.operators.links import ReusedFromLink, StepRunLink
+from airflow_mlpipe.operators.parallel_batch import BATCH_OUTPUT
 from airflow_mlpipe.operators.python_script import PythonScriptOperator
-from airflow_mlpipe.operators.script_work import ScriptWork
 from airflow_mlpipe.operators.step_fields import registered_outlets
 from airflow_mlpipe.parallel.config import ParallelRunConfig
-from airflow_mlpipe.parallel.planning import MINI_BATCH_INPUT
 
 PLAN_TASK = "plan"
 BATCH_TASK = "mini_batch"
 GATHER_TASK = "gather"
-BATCH_OUTPUT = "mini_batch_results"
-DRIVER = "parallel_run"
+MINI_BATCHES_KEY = "mini_batches"
 
 
 def ParallelRunStep(
@@ -77,7 +79,12 @@ def ParallelRunStep(
     }
     with TaskGroup(group_id=name) as group:
         plan = PlanMiniBatchesOperator(
-            task_id=PLAN_TASK, config=config, inputs=[*inputs, *side_inputs], main_inputs=len(inputs), **step
+            task_id=PLAN_TASK,
+            config=config,
+            inputs=[*inputs, *side_inputs],
+            main_inputs=len(inputs),
+            batch_task_id=f"{group.group_id}.{BATCH_TASK}",
+            **step,
         )
         batches = MiniBatchOperator.partial(
             task_id=BATCH_TASK,
@@ -85,7 +92,9 @@ def ParallelRunStep(
             parallel=config.settings(),
             max_active_tis_per_dagrun=config.node_count,
             **step,
-        ).expand(mini_batch=plan.output)
+        ).expand(mini_batches=plan.output)
+        # Runs when every mini-batch was reused by the planning task (no node task instance: "skipped").
+        gather_kwargs = {"trigger_rule": "none_failed", **task_kwargs}
         gather = GatherOperator(
             task_id=GATHER_TASK,
             output=output,
@@ -93,7 +102,7 @@ def ParallelRunStep(
             plan_task_id=plan.task_id,
             batch_task_id=f"{group.group_id}.{BATCH_TASK}",
             allow_reuse=allow_reuse,
-            **task_kwargs,
+            **gather_kwargs,
         )
         batches >> gather
     return group
@@ -112,25 +121,29 @@ def _environment(config: ParallelRunConfig) -> Environment | None:
 
 class PlanMiniBatchesOperator(PythonScriptOperator):
     """The step as written (its inputs, side inputs and parameters make its dependencies and DAG params at parse
-    time); run, it pins the inputs to score and returns their mini-batches."""
+    time); run, it pins the inputs to score, cuts them into mini-batches, reuses every mini-batch it can and
+    returns the others in at most ``node_count`` shares, one per ``mini_batch`` task instance."""
 
     ui_color = "#d7ecfb"
 
-    def __init__(self, *, config: ParallelRunConfig, main_inputs: int, **kwargs: Any) -> None:
+    def __init__(self, *, config: ParallelRunConfig, main_inputs: int, batch_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.main_inputs = main_inputs
+        self.batch_task_id = batch_task_id
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]
+    def execute(self, context: Context) -> list[list[dict[str, Any]]]:  # type: ignore[override]
         from airflow_mlpipe.exceptions import MlpipeError
-        from airflow_mlpipe.parallel.planning import mini_batch_input, plan_mini_batches
+        from airflow_mlpipe.operators.parallel_batch import BatchAttempt, BatchView
+        from airflow_mlpipe.parallel.planning import mini_batch_input, plan_mini_batches, shares
         from airflow_mlpipe.reuse.inputs import pin_input
 
         self._use_rendered()
         names = [i.name for i in self._io.inputs[: self.main_inputs]]
         try:
-            specs = {s["name"]: s for s in self.input_specs(context) if s["name"] in names}
-            pinned = [pin_input(specs[n]) for n in names]
+            specs = [pin_input(s) for s in self.input_specs(context)]
+            pinned = [s for s in specs if s["name"] in names]
+            side = [s for s in specs if s["name"] not in names]
             sizes = {kind: self.config.batch_size(kind) for kind in ("file", "tabular")}
             batches = plan_mini_batches(self.task_id, pinned, sizes)
         except (MlpipeError, FileNotFoundError) as exc:
@@ -141,61 +154,63 @@ class PlanMiniBatchesOperator(PythonScriptOperator):
             self.log.info(
                 "Input %s: %d files in %d mini-batches", spec["name"], spec["pin"]["manifest"]["files"], count
             )
-        return [mini_batch_input(by_name[b.input_name], b) for b in batches]
+        settings = self.config.settings()
+        summary, todo = [], []
+        for batch in batches:
+            spec = mini_batch_input(by_name[batch.input_name], batch)
+            view = BatchView(self, task_id=self.batch_task_id, mini_batch=spec, side_inputs=side, parallel=settings)
+            result, rerun_of = BatchAttempt(view, context).reuse_if_ready()
+            summary.append({"index": batch.index, "input": batch.input_name, "items": batch.items, "result": result})
+            if result is None:
+                todo.append({"mini_batch": spec, "rerun_of": rerun_of})
+        nodes = shares(todo, self.config.node_count)
+        self.log.info(
+            "%d mini-batches: %d reused, %d to compute on %d nodes (node_count %d)",
+            len(batches),
+            len(batches) - len(todo),
+            len(todo),
+            len(nodes),
+            self.config.node_count,
+        )
+        context["ti"].xcom_push(key=MINI_BATCHES_KEY, value=summary)
+        return nodes
 
 
 class MiniBatchOperator(PythonScriptOperator):
-    """One mini-batch as one step attempt: the entry script run by the parallel driver on the step's compute."""
+    """A node: computes its share of the mini-batches, each one a step attempt of its own (see
+    ``operators.parallel_batch``), the entry script run by the parallel driver on the step's compute."""
 
     ui_color = "#e8f4fd"
-    # Each mini-batch's decisions are kept apart: a miss is explained against the same mini-batch's last run.
-    reuse_history_per_map_index = True
 
-    def __init__(self, *, mini_batch: Mapping[str, Any], parallel: Mapping[str, Any], **kwargs: Any) -> None:
-        kwargs["outputs"] = [OutputFileDatasetConfig(name=BATCH_OUTPUT)]
+    def __init__(
+        self, *, mini_batches: Sequence[Mapping[str, Any]], parallel: Mapping[str, Any], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(mini_batch, Mapping) or "pin" not in mini_batch:
-            raise ConfigError(f"step {self.task_id!r}: mini_batch {mini_batch!r} is not a planned mini-batch")
-        self.mini_batch = dict(mini_batch)
+        if not isinstance(mini_batches, Sequence) or not all(
+            isinstance(e, Mapping) and "pin" in (e.get("mini_batch") or {}) for e in mini_batches
+        ):
+            raise ConfigError(f"step {self.task_id!r}: {mini_batches!r} is not a share of planned mini-batches")
+        self.mini_batches = [dict(e) for e in mini_batches]
         self.parallel = dict(parallel)
 
-    def input_specs(self, context: Context) -> list[dict[str, Any]]:
-        return [dict(self.mini_batch), *super().input_specs(context)]
-
-    def argument_specs(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        pin = self.mini_batch["pin"]
-        settings = {
-            **self.parallel,
-            "kind": pin.get("kind") or "file",
-            "options": pin.get("options") or {},
-            "input": self.mini_batch["parallel"]["input"],
-        }
-        driver = [
-            {"t": "str", "v": "--mini-batch"},
-            {"t": "input", "name": MINI_BATCH_INPUT},
-            {"t": "str", "v": "--results"},
-            {"t": "output", "name": BATCH_OUTPUT},
-            {"t": "str", "v": "--settings"},
-            {"t": "str", "v": json.dumps(settings, sort_keys=True, separators=(",", ":"))},
-            {"t": "str", "v": "--"},
-        ]
-        return [*driver, *super().argument_specs(params)]
-
-    def _attempt(self, context: Context) -> Any:
-        from airflow_mlpipe.operators.attempt import StepAttempt
+    def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]
+        from airflow_mlpipe.exceptions import MlpipeError
+        from airflow_mlpipe.operators.parallel_batch import run_batches
+        from airflow_mlpipe.reuse.inputs import pin_input
 
         self._use_rendered()
-        self._work = MiniBatchWork(self)
-        return StepAttempt(self, context, self._work)
-
-
-class MiniBatchWork(ScriptWork):
-    """A script step whose process is the parallel driver around the entry script."""
-
-    def plan(self, attempt: Any, policy: Any) -> Any:
-        spec = super().plan(attempt, policy)
-        batch = dict(self.op.mini_batch["parallel"])  # type: ignore[attr-defined]
-        return dataclasses.replace(spec, extra={**spec.extra, "driver": DRIVER, "mini_batch": batch})
+        try:
+            side = [pin_input(s) for s in self.input_specs(context)]
+        except (MlpipeError, FileNotFoundError) as exc:
+            raise step_failed_error(f"step {self.task_id!r} cannot read its side inputs: {exc}") from None
+        return run_batches(
+            self,
+            context,
+            task_id=self.task_id,
+            mini_batches=self.mini_batches,
+            side_inputs=side,
+            parallel=self.parallel,
+        )
 
 
 class GatherOperator(BaseOperator):
@@ -247,4 +262,11 @@ class GatherOperator(BaseOperator):
         return [{**self.step_output.to_dict(), "path": resolved.path, "datastore": resolved.datastore}]
 
 
-__all__ = ["GatherOperator", "MiniBatchOperator", "ParallelRunOperator", "ParallelRunStep", "PlanMiniBatchesOperator"]
+__all__ = [
+    "BATCH_OUTPUT",
+    "GatherOperator",
+    "MiniBatchOperator",
+    "ParallelRunOperator",
+    "ParallelRunStep",
+    "PlanMiniBatchesOperator",
+]

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.exceptions import MlpipeError, step_failed_error
 from airflow_mlpipe.fingerprint.tree import Tree
-from airflow_mlpipe.operators.links import OUTPUTS_KEY
 from airflow_mlpipe.parallel.gather import (
     BatchFolder,
     TooManyFailuresError,
@@ -96,22 +95,22 @@ class GatherWork:
         )
 
     def _located(self, attempt: StepAttempt) -> tuple[list[BatchFolder], list[int]]:
-        """Each mini-batch's results folder (from its task's published outputs) and which were reused."""
-        from airflow_mlpipe.operators.parallel_run import BATCH_OUTPUT
+        """Each mini-batch's results folder (reused by the planning task or computed by a node) and which were
+        reused."""
+        from airflow_mlpipe.operators.parallel_run import BATCH_OUTPUT, MINI_BATCHES_KEY
 
         ti = attempt.context["ti"]
-        planned = ti.xcom_pull(task_ids=self.op.plan_task_id) or []
-        indexes = list(range(len(planned)))
-        located = list(ti.xcom_pull(task_ids=self.op.batch_task_id, key=OUTPUTS_KEY, map_indexes=indexes) or [])
-        results = list(ti.xcom_pull(task_ids=self.op.batch_task_id, map_indexes=indexes) or [])
-        if len(located) != len(planned):
-            raise step_failed_error(
-                f"step {self.op.task_id!r}: {len(planned)} mini-batches were planned but {len(located)} published "
-                "results; did every mini-batch task succeed in this DAG run?"
-            )
-        folders = attempt._or_fail(lambda: batch_folders(located, BATCH_OUTPUT))
-        reused = [n for n, r in enumerate(results) if isinstance(r, Mapping) and r.get("reused")]
-        return folders, reused
+        planned = list(ti.xcom_pull(task_ids=self.op.plan_task_id, key=MINI_BATCHES_KEY) or [])
+        nodes = list(ti.xcom_pull(task_ids=self.op.plan_task_id) or [])
+        results = [p.get("result") for p in planned]
+        if nodes:
+            computed = ti.xcom_pull(task_ids=self.op.batch_task_id, map_indexes=list(range(len(nodes))))
+            if len(nodes) == 1 and isinstance(computed, list) and computed and isinstance(computed[0], Mapping):
+                computed = [computed]  # one map index: its value, not a list of values
+            for node in computed or []:
+                results += list(node or [])
+        folders = attempt._or_fail(lambda: batch_folders(results, len(planned), BATCH_OUTPUT))
+        return folders, [f.index for f in folders if f.reused]
 
     # -- gathering --------------------------------------------------------------------------------------------
     def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Lease | None) -> None:

@@ -151,12 +151,26 @@ def _copy_files(folder: BatchFolder, staging: str, reserved: set[str]) -> None:
         store.download(path, target)
 
 
-def batch_folders(located: Sequence[Mapping[str, Any] | None], name: str) -> list[BatchFolder]:
-    """From the mapped task's published outputs (one mapping per map index, in order)."""
-    out = []
-    for index, outputs in enumerate(located):
-        where = (outputs or {}).get(name)
+def batch_folders(results: Sequence[Mapping[str, Any] | None], count: int, name: str) -> list[BatchFolder]:
+    """Every mini-batch's results folder, in mini-batch order, from the results of the mini-batches (reused by
+    the planning task or computed by a node; each with its ``index`` and ``outputs``). Each of ``count``
+    mini-batches must appear exactly once."""
+    found: dict[int, BatchFolder] = {}
+    for result in results:
+        if not result:
+            continue
+        index = int(result["index"])
+        where = (result.get("outputs") or {}).get(name)
         if not where:
             raise MlpipeError(f"mini-batch {index} published no results (did its task succeed in this DAG run?)")
-        out.append(BatchFolder(index, str(where["datastore"]), str(where["path"])))
-    return out
+        if index in found:
+            raise MlpipeError(f"mini-batch {index} has two results in this DAG run: planning is not deterministic")
+        found[index] = BatchFolder(index, str(where["datastore"]), str(where["path"]), bool(result.get("reused")))
+    missing = [n for n in range(count) if n not in found]
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise MlpipeError(
+            f"{len(missing)} of {count} mini-batches have no results in this DAG run (mini-batch {shown}): did "
+            "every mini_batch task instance succeed?"
+        )
+    return [found[n] for n in range(count)]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import DatasetError
 
 MINI_BATCH_INPUT = "mini_batch"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,15 @@ def mini_batch_input(spec: Mapping[str, Any], batch: MiniBatch) -> dict[str, Any
         "pin": pin,
         "parallel": {"index": batch.index, "input": batch.input_name, "items": batch.items},
     }
+
+
+def shares(items: Sequence[_T], count: int) -> list[list[_T]]:
+    """``items`` in at most ``count`` consecutive shares of nearly equal length (none empty)."""
+    count = max(1, min(int(count), len(items)))
+    size, extra = divmod(len(items), count)
+    out, start = [], 0
+    for n in range(count):
+        end = start + size + (1 if n < extra else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return [share for share in out if share]

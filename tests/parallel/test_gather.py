@@ -76,4 +76,16 @@ def test_two_mini_batches_writing_one_file_name_is_an_error(tmp_path: Path) -> N
 
 def test_a_mini_batch_without_results_is_named() -> None:
     with pytest.raises(MlpipeError, match="mini-batch 1 published no results"):
-        batch_folders([{"r": {"datastore": "d", "path": "p"}}, {}], "r")
+        batch_folders([{"index": 0, "outputs": {"r": {"datastore": "d", "path": "p"}}}, {"index": 1}], 2, "r")
+
+
+def test_mini_batch_results_are_put_in_order_and_each_must_appear_once() -> None:
+    def result(index: int, reused: bool = False) -> dict:
+        return {"index": index, "reused": reused, "outputs": {"r": {"datastore": "d", "path": f"p{index}"}}}
+
+    folders = batch_folders([result(2), result(0, reused=True), None, result(1)], 3, "r")
+    assert [(f.index, f.path, f.reused) for f in folders] == [(0, "p0", True), (1, "p1", False), (2, "p2", False)]
+    with pytest.raises(MlpipeError, match=r"1 of 3 mini-batches have no results in this DAG run \(mini-batch 1\)"):
+        batch_folders([result(0), result(2)], 3, "r")
+    with pytest.raises(MlpipeError, match="mini-batch 0 has two results"):
+        batch_folders([result(0), result(0), result(1)], 2, "r")

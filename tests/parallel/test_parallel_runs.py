@@ -49,6 +49,17 @@ def _mapped_results(dag_id: str, task_id: str) -> list[dict[str, Any]]:
         return [XComModel.deserialize_value(r) for r in rows]
 
 
+def _batches(dag_id: str) -> list[dict[str, Any]]:
+    """Every mini-batch's result in the last DAG run, in mini-batch order: those the planning task reused and
+    those the node task instances computed."""
+    planned = last_run_xcom(dag_id, "score.plan", key="mini_batches")
+    results = [p["result"] for p in planned if p["result"] is not None]
+    for node in _mapped_results(dag_id, "score.mini_batch"):
+        results += node
+    assert sorted(r["index"] for r in results) == list(range(len(planned))), results
+    return sorted(results, key=lambda r: r["index"])
+
+
 def _scores(result: dict[str, Any]) -> list[str]:
     where = result["outputs"]["scores"]
     return Datastore.get(where["datastore"]).read_text(f"{where['path']}/parallel_run_step.txt").splitlines()
@@ -59,7 +70,8 @@ def test_example_scores_every_file_then_rescores_only_the_changed_mini_batch(hom
     state, tasks = last_run_states(EXAMPLE)
     assert state == "success" and set(tasks.values()) == {"success"}, tasks
     first = last_run_xcom(EXAMPLE, "score.gather")
-    assert [r["reused"] for r in _mapped_results(EXAMPLE, "score.mini_batch")] == [False] * 3  # 20 + 20 + 10 files
+    assert [r["reused"] for r in _batches(EXAMPLE)] == [False] * 3  # 20 + 20 + 10 files
+    assert len(_mapped_results(EXAMPLE, "score.mini_batch")) == 2  # node_count task instances, not one per batch
     lines = _scores(first)
     assert [line.split(",")[0] for line in lines] == [f"part-{n:04d}.csv" for n in range(50)]  # mini-batch order
     assert first["registered"] == [{"name": "scores", "version": 1, "created": True}]
@@ -69,8 +81,9 @@ def test_example_scores_every_file_then_rescores_only_the_changed_mini_batch(hom
     store = Datastore.get_default()
     store.write_text("samples/scoring/part-0025.csv", "x1,x2\n2.0,0.0\n")
     airflow_dags_test(EXAMPLE, dags_folder=EXAMPLES, env=home)
-    batches = _mapped_results(EXAMPLE, "score.mini_batch")
+    batches = _batches(EXAMPLE)
     assert [r["reused"] for r in batches] == [True, False, True]
+    assert [[r["index"] for r in node] for node in _mapped_results(EXAMPLE, "score.mini_batch")] == [[1]]
     second = last_run_xcom(EXAMPLE, "score.gather")
     assert second["reused"] is False and second["summary"]["mini_batches_reused"] == 2
     assert _scores(second)[25].startswith("part-0025.csv,1,") and _scores(second)[:25] == lines[:25]
@@ -81,7 +94,10 @@ def test_example_scores_every_file_then_rescores_only_the_changed_mini_batch(hom
     assert any("part-0025.csv" in line for line in explained["explanation"]), explained["explanation"]
 
     airflow_dags_test(EXAMPLE, dags_folder=EXAMPLES, env=home)
-    assert all(r["reused"] for r in _mapped_results(EXAMPLE, "score.mini_batch"))
+    assert all(r["reused"] for r in _batches(EXAMPLE))
+    assert _mapped_results(EXAMPLE, "score.mini_batch") == []  # nothing to compute: no node task instance
+    _, tasks = last_run_states(EXAMPLE)
+    assert tasks["score.gather"] == "success", tasks
     third = last_run_xcom(EXAMPLE, "score.gather")
     assert third["reused"] is True and third["reused_from"] == second["step_run_id"]
     assert DatasetRegistry().versions("scores") == [1, 2]
