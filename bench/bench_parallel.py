@@ -144,13 +144,15 @@ def timed_run(services: Any, run_id: str) -> dict[str, Any]:
         "state": state,
         "wall_s": round(wall, 1),
         "tasks_s": round(_when(gather["end_date"]) - _when(plan["start_date"]), 1),
-        "mini_batches": len(batches),
-        "mean_mini_batch_s": round(sum(t["duration"] or 0 for t in batches) / max(1, len(batches)), 2),
+        "nodes": len(batches),
+        "plan_s": round(plan["duration"] or 0, 1),
+        "mean_node_s": round(sum(t["duration"] or 0 for t in batches) / max(1, len(batches)), 1),
     }
 
 
 def reused_counts(home: Path, run_id: str) -> str:
-    """How many of the run's mini-batches were reused (from their run records)."""
+    """How many of the run's mini-batches were reused (from their run records: a mini-batch is a step run of its
+    own, named as map index <mini-batch number> of score.mini_batch)."""
     runs = home / "mlpipe" / "datastore" / "_mlpipe" / "runs"
     statuses = [
         json.loads(p.read_text()).get("status") for p in runs.glob(f"{DAG_ID}.{run_id}.score.mini_batch.*/record.json")
@@ -197,10 +199,14 @@ def main() -> None:
             rows.append((f"rerun, {label}", timed_run(services, run_id), reused_counts(home, run_id)))
     finally:
         services.stop()
-    print(f"{'run':<40} {'wall s':>8} {'plan→gather s':>14} {'per TI s':>9} {'vs baseline':>12} {'vs first':>9}  reuse")
+    print(
+        f"{'run':<40} {'wall s':>8} {'plan→gather s':>14} {'plan s':>7} {'nodes':>6} {'per node s':>11} "
+        f"{'vs baseline':>12} {'vs first':>9}  reuse"
+    )
     for label, row, reused in rows:
         print(
-            f"{label:<40} {row['wall_s']:>8.1f} {row['tasks_s']:>14.1f} {row['mean_mini_batch_s']:>9.2f} "
+            f"{label:<40} {row['wall_s']:>8.1f} {row['tasks_s']:>14.1f} {row['plan_s']:>7.1f} {row['nodes']:>6} "
+            f"{row['mean_node_s']:>11.1f} "
             f"{row['wall_s'] / single:>11.2f}x {row['wall_s'] / first['wall_s']:>8.2f}x  {reused} ({row['state']})"
         )
     print(f"load {load()}")

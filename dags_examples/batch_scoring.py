@@ -2,8 +2,9 @@
 
 A small logistic model scores 200 CSV files (2,000 rows) that the first task lands in the default datastore.
 ``ParallelRunStep`` makes a task group ``score`` of three tasks: ``plan`` cuts the files into mini-batches of 20
-(by content identity, nothing downloaded), ``mini_batch`` runs once per mini-batch (dynamic task mapping, at most
-``node_count`` at once, ``init()``/``run()`` in ``process_count_per_node`` processes), and ``gather`` writes every
+(by content identity, nothing downloaded) and reuses every mini-batch it can, ``mini_batch`` computes the rest in
+``node_count`` task instances (dynamic task mapping; ``init()``/``run()`` in ``process_count_per_node`` processes
+per mini-batch), and ``gather`` writes every
 result line in mini-batch order to ``parallel_run_step.txt`` and registers the output as dataset ``scores``.
 Change one CSV and trigger again: only its mini-batch is scored again. The GPU variant is
 ``kubernetes/batch_scoring_gpu.py``.

@@ -1,5 +1,6 @@
 """The batch-scoring example with its mini-batches on Kubernetes GPU nodes (Azure ML: ParallelRunStep on an
-AmlCompute GPU cluster): one pod per mini-batch, at most ``node_count`` at once, each requesting one GPU.
+AmlCompute GPU cluster): a pod per mini-batch to compute, from ``node_count`` node tasks at once, each pod
+requesting one GPU.
 
 Planning and gathering run on the Airflow worker; each mini-batch's pod runs the step runner, which downloads the
 mini-batch's files and the model and calls the entry script's ``init()``/``run()``. As for the other Kubernetes
