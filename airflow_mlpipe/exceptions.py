@@ -48,6 +48,10 @@ class DatasetNotFoundError(DatasetError, LookupError):
     """No registered dataset (or version) with that name."""
 
 
+class TamperedRecordError(DatasetError):
+    """A registry record that disagrees with its name, its manifest or its seal: refused, never served."""
+
+
 class EnvironmentBuildError(MlpipeError):
     """A step's environment could not be built (pip failed): names the package and shows pip's last words."""
 

@@ -45,6 +45,7 @@ from benchlib import load, stores, timed  # noqa: E402
 from airflow_mlpipe.datasets import registry as registry_module  # noqa: E402
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry  # noqa: E402
 from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT, DatasetRegistry  # noqa: E402
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, sealed_bytes  # noqa: E402
 from airflow_mlpipe.fingerprint.identity import FileIdentity  # noqa: E402
 from airflow_mlpipe.storage.conditional import list_children  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
@@ -89,11 +90,11 @@ def fill(store: Datastore, count: int) -> DatasetRegistry:
     """``count`` versions of ``NAME``: the first registered, the others written directly, the pointer at the last."""
     registry = DatasetRegistry(store)
     registry.register(name=NAME, kind="file", definition={"paths": [], "options": {}}, manifest=manifest_of("v1"))
-    first = store.read_json(f"{REGISTRY_ROOT}/{NAME}/1.json")
+    first = {k: v for k, v in store.read_json(f"{REGISTRY_ROOT}/{NAME}/1.json").items() if k != SEAL_FIELD}
     objects = {
-        f"{REGISTRY_ROOT}/{NAME}/{v}.json": json.dumps(
+        f"{REGISTRY_ROOT}/{NAME}/{v}.json": sealed_bytes(
             {**first, "version": v, "manifest": manifest_of(f"v{v}").to_dict()}
-        ).encode()
+        )
         for v in range(2, count + 1)
     }
     if store.is_local:

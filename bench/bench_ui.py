@@ -35,7 +35,9 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-ui-airflow-
 from benchlib import load, stores, timed  # noqa: E402
 
 from airflow_mlpipe.core.attempt import AttemptId  # noqa: E402
+from airflow_mlpipe.datasets.manifest import Manifest  # noqa: E402
 from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT  # noqa: E402
+from airflow_mlpipe.datasets.seal import sealed_bytes  # noqa: E402
 from airflow_mlpipe.steps import records  # noqa: E402
 from airflow_mlpipe.steps.run_index import INDEXED_MARKER, summary_of, summary_paths  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
@@ -106,20 +108,19 @@ def version_of(v: int) -> dict[str, Any]:
         "version": v,
         "kind": "file",
         "definition": {"paths": [{"datastore": "bench", "path": f"models/v{v}"}], "options": {}},
-        "manifest": {
-            "files": 1,
-            "bytes": 100 + v,
-            "digest": f"{v:032x}",
-            "entries": [
-                {
-                    "datastore": "bench",
-                    "kind": "xxh3",
-                    "path": f"models/v{v}/model.json",
-                    "size": 100 + v,
-                    "value": f"{v:016x}",
-                }
-            ],
-        },
+        "manifest": Manifest.from_dict(
+            {
+                "entries": [
+                    {
+                        "datastore": "bench",
+                        "kind": "xxh3",
+                        "path": f"models/v{v}/model.json",
+                        "size": 100 + v,
+                        "value": f"{v:016x}",
+                    }
+                ]
+            }
+        ).to_dict(),
         "description": "",
         "tags": {},
         "created_at": "2026-01-01T00:00:00.000+00:00",
@@ -147,7 +148,7 @@ def fill(store: Datastore, start: int, stop: int) -> None:
             objects[records.record_path(record["step_run_id"])] = json.dumps(record).encode()
             objects[records.log_path(record["step_run_id"], 1)] = b"a log line\n" * 20
     for v in range(start // 10 + 1, stop // 10 + 1):
-        objects[f"{REGISTRY_ROOT}/{DATASET}/{v}.json"] = json.dumps(version_of(v)).encode()
+        objects[f"{REGISTRY_ROOT}/{DATASET}/{v}.json"] = sealed_bytes(version_of(v))
     objects[f"{REGISTRY_ROOT}/{DATASET}/{LATEST_POINTER}"] = json.dumps(
         {"format": 1, "name": DATASET, "version": stop // 10}
     ).encode()

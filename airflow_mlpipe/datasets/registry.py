@@ -11,6 +11,10 @@ conditional writes (compare-and-swap on the store's ETag) and never moves back. 
 died between creating its record and advancing the pointer): a reader probes the versions after it, one read
 each until one is missing, and advances it. A registry written before pointers existed gets its pointer from one
 listing, once.
+
+Every record is sealed when it is created and checked when it is read (``datasets.seal``): a record whose name or
+version disagrees with its file name, whose manifest disagrees with its digest, or whose content disagrees with
+its seal is refused with ``TamperedRecordError``, never served.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
-from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError, DatastoreAccessError
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
+from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError, DatastoreAccessError, TamperedRecordError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.storage.conditional import Tagged, list_children, read_tagged, replace_if_unchanged
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
@@ -278,13 +283,7 @@ class DatasetRegistry(OnDefaultDatastore):
             data = self.store.read_bytes(path)
         except FileNotFoundError:
             return None
-        try:
-            return DatasetRecord.from_dict(json.loads(data))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(
-                f"dataset {name!r} version {version}: its record {path!r} in datastore {self.store.name!r} is "
-                f"unreadable ({type(exc).__name__}: {exc}); restore it from a backup or delete it"
-            ) from None
+        return verified_record(data, name, version, where=f"{path!r} in datastore {self.store.name!r}")
 
     def _unknown(self, name: str) -> DatasetNotFoundError:
         known = ", ".join(repr(n) for n in self.names(limit=20)) or "none"
@@ -320,7 +319,39 @@ def content_digest(definition: Mapping[str, Any], manifest: Manifest) -> str:
 
 
 def _record_bytes(record: DatasetRecord) -> bytes:
-    return json.dumps(record.to_dict(), sort_keys=True, indent=1).encode("utf-8")
+    return sealed_bytes(record.to_dict())
+
+
+def verified_record(data: bytes | Mapping[str, Any], name: str, version: int, *, where: str) -> DatasetRecord:
+    """The record stored as ``data`` at the file of ``name`` version ``version``, once it is shown to be what a
+    registration wrote there; ``TamperedRecordError`` naming the record (``where``) and what disagrees when not."""
+    try:
+        stored = json.loads(data) if isinstance(data, (bytes, str)) else dict(data)
+        record = DatasetRecord.from_dict({k: v for k, v in stored.items() if k != SEAL_FIELD})
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DatasetError(
+            f"dataset {name!r} version {version}: its record {where} is unreadable ({type(exc).__name__}: {exc}); "
+            "restore it from a backup or delete it"
+        ) from None
+    problems = []
+    if (record.name, record.version) != (name, version):
+        problems.append(f"it names dataset {record.name!r} version {record.version}, not the file's")
+    manifest = stored.get("manifest") or {}
+    summary = record.manifest.summary()
+    wrong = [f"{k} {manifest.get(k)!r} (the entries give {v!r})" for k, v in summary.items() if manifest.get(k) != v]
+    if wrong:
+        problems.append("its manifest disagrees with its entries: " + ", ".join(wrong))
+    sealed = seal_problem(stored)
+    if sealed:
+        problems.append(sealed)
+    if problems:
+        raise TamperedRecordError(
+            f"dataset {name!r} version {version}: the registry record {where} is refused, as "
+            + "; ".join(problems)
+            + ". It is not served: if a step script or a person wrote or changed it, restore it from a backup or "
+            "delete it and register the data again"
+        )
+    return record
 
 
 def version_span(latest: int) -> str:

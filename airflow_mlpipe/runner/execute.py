@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, stage
 from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
@@ -91,7 +92,9 @@ def _execute(
     argv = [_argument(a, inputs, plans) for a in spec.arguments]
     record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)
-    env = {**os.environ, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
+    # The registry key seals what registrations write; a script that held it could forge registry records.
+    inherited = {k: v for k, v in os.environ.items() if k != SEAL_KEY_ENV}
+    env = {**inherited, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})
     python = python or spec.python or sys.executable
     env = azureml_compat_env(env, python, enabled=bool(spec.extra.get("azureml_compat", True)))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRecord, DatasetRegistry
+from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRecord, DatasetRegistry, verified_record
 from airflow_mlpipe.exceptions import DatasetError
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.readers import readers_page
@@ -340,7 +340,7 @@ def dataset(
     versions = []
     for number in numbers:
         body = bodies.get(paths[number])
-        versions.append(_version_row(number, body))
+        versions.append(_version_row(name, number, body))
     return {
         "name": name,
         "latest": latest.version,
@@ -351,13 +351,13 @@ def dataset(
     }
 
 
-def _version_row(number: int, body: Any) -> dict[str, Any]:
+def _version_row(name: str, number: int, body: Any) -> dict[str, Any]:
     if body is None or isinstance(body, Exception):
         return {"version": number, "error": "missing" if body is None else str(body)}
     try:
-        record = DatasetRecord.from_dict(body)
-    except (ValueError, KeyError, TypeError) as exc:
-        return {"version": number, "error": f"unreadable: {exc}"}
+        record = verified_record(body, name, number, where=f"{REGISTRY_ROOT}/{name}/{number}.json")
+    except DatasetError as exc:  # a record that disagrees with its name or seal is shown as refused, not served
+        return {"version": number, "error": str(exc)}
     lineage = dict(record.lineage)
     return {
         "version": number,

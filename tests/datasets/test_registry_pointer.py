@@ -15,6 +15,7 @@ import pytest
 from airflow_mlpipe import Dataset
 from airflow_mlpipe.datasets import registry as registry_module
 from airflow_mlpipe.datasets.registry import LATEST_POINTER, REGISTRY_ROOT, DatasetRegistry
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, sealed_bytes
 from airflow_mlpipe.exceptions import DatasetNotFoundError
 from airflow_mlpipe.storage import conditional
 from airflow_mlpipe.storage.datastore import Datastore
@@ -65,10 +66,8 @@ def _register(store: Datastore, name: str, text: str, **kwargs: Any) -> tuple[in
 def _fill(store: Datastore, name: str, count: int) -> None:
     """``count`` versions written directly (the layout is simple), and the pointer at the last."""
     _register(store, name, "first")
-    record = store.read_json(f"{REGISTRY_ROOT}/{name}/1.json")
-    objects = {
-        f"{REGISTRY_ROOT}/{name}/{v}.json": json.dumps({**record, "version": v}).encode() for v in range(2, count + 1)
-    }
+    record = {k: v for k, v in store.read_json(f"{REGISTRY_ROOT}/{name}/1.json").items() if k != SEAL_FIELD}
+    objects = {f"{REGISTRY_ROOT}/{name}/{v}.json": sealed_bytes({**record, "version": v}) for v in range(2, count + 1)}
     if store.is_local:
         for path, data in objects.items():
             Path(store.full_path(path)).write_bytes(data)

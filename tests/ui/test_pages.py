@@ -303,6 +303,23 @@ def test_datasets_versions_and_lineage(client: Any, store: Datastore) -> None:
     assert client.get("/mlpipe/datasets/ui_model?version=9").status_code == 404
 
 
+def test_a_refused_version_is_shown_as_refused_not_served(client: Any, store: Datastore) -> None:
+    """A version record a step script rewrote is listed with the reason it is refused; the others are served."""
+    from airflow_mlpipe.datasets.manifest import Manifest
+    from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRegistry
+
+    registry = DatasetRegistry(store)
+    for n in (1, 2):
+        definition = {"paths": [{"datastore": store.name, "path": f"data/v{n}"}], "options": {"n": n}}
+        registry.register(name="ui_tampered", kind="file", definition=definition, manifest=Manifest.of([]))
+    record = store.read_json(f"{REGISTRY_ROOT}/ui_tampered/1.json")
+    store.write_json(f"{REGISTRY_ROOT}/ui_tampered/1.json", {**record, "description": "rewritten"})
+    data = client.get("/mlpipe/api/datasets/ui_tampered").json()
+    rows = {v["version"]: v for v in data["versions"]}
+    assert "error" not in rows[2] and "changed after it was registered" in rows[1]["error"]
+    assert client.get("/mlpipe/api/datasets/ui_tampered?version=1").status_code == 404
+
+
 def test_the_extra_link_is_the_step_run_page_in_the_ui() -> None:
     srid = "dag.run.task.t1.0123456789ab"
     uri = f"az://container/prefix/_mlpipe/runs/{srid}/record.json"

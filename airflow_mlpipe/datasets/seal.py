@@ -1,0 +1,75 @@
+"""Seals on registry records: a record that a registration did not write, or that was changed after, is refused.
+
+A registration writes each version's record once (create-if-absent) with a ``seal``: a hash of the record's
+canonical JSON. A reader checks the record against its file name (dataset name and version), its manifest against
+the manifest's own digest, and the seal against the content, and refuses the record when any disagree, naming the
+record and what disagrees, rather than serve it.
+
+Without a key the seal is a SHA-256: it catches a record rewritten or created by anything that is not a
+registration (a step script, a hand edit, a copy into the wrong folder), but not one forged by code that knows
+this format. With ``MLPIPE_REGISTRY_KEY`` set where registrations run (the Airflow workers) the seal is an
+HMAC-SHA256 under that key, which a step script never sees (the runner drops it from the script's environment), so
+forged records are refused as well; a reader without the key checks everything but the HMAC, and a reader with
+it refuses records sealed without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+SEAL_KEY_ENV = "MLPIPE_REGISTRY_KEY"
+SEAL_FIELD = "seal"
+_SALT = b"airflow-mlpipe registry record\n"
+_KEYED = "hmac-sha256"
+_PLAIN = "sha256"
+
+
+def _key() -> bytes | None:
+    key = os.environ.get(SEAL_KEY_ENV, "")
+    return key.encode("utf-8") if key else None
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return _SALT + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+
+
+def seal_of(body: Mapping[str, Any]) -> dict[str, str]:
+    """The seal of a record's content (every field but the seal)."""
+    key = _key()
+    if key is None:
+        return {"alg": _PLAIN, "value": hashlib.sha256(_canonical(body)).hexdigest()}
+    return {"alg": _KEYED, "value": hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()}
+
+
+def sealed_bytes(body: Mapping[str, Any]) -> bytes:
+    """What a registration stores: the record with its seal."""
+    return json.dumps({**body, SEAL_FIELD: seal_of(body)}, sort_keys=True, indent=1).encode("utf-8")
+
+
+def seal_problem(data: Mapping[str, Any]) -> str | None:
+    """What is wrong with the seal of a stored record (None: it holds, or this process cannot check an HMAC)."""
+    seal = data.get(SEAL_FIELD)
+    if seal is None:
+        return "it carries no seal, so no registration wrote it"
+    if not isinstance(seal, Mapping) or not isinstance(seal.get("value"), str):
+        return f"its seal {seal!r} is malformed"
+    body = {k: v for k, v in data.items() if k != SEAL_FIELD}
+    key, alg = _key(), seal.get("alg")
+    if alg == _KEYED:
+        if key is None:
+            return None  # the registry key is kept from this process (a step's runner): the other checks stand
+        expected = hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+    elif alg == _PLAIN:
+        if key is not None:
+            return f"it is sealed without the registry key ({SEAL_KEY_ENV}) that this deployment sets"
+        expected = hashlib.sha256(_canonical(body)).hexdigest()
+    else:
+        return f"its seal names an unknown algorithm {alg!r}"
+    if not hmac.compare_digest(expected, seal["value"]):
+        return "its content does not match its seal: it was changed after it was registered"
+    return None
