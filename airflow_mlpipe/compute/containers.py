@@ -9,7 +9,7 @@ container's definition before it is created.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.environment import Environment, check_environment_fits
 from airflow_mlpipe.compute.keyed import DEFAULT_CONTAINER_PYTHON
 from airflow_mlpipe.compute.validation import check_env, check_image, safe_label_value
+from airflow_mlpipe.core.secrets import is_secret_key
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, env_var_name
 
@@ -25,6 +26,9 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "airflow-mlpipe"}
 LABEL_PREFIX = "airflow-mlpipe"
 # Shorter strings are not credentials, and searching for them would flag innocent arguments.
 _MIN_SECRET_LENGTH = 6
+# The part of ``assert_no_credentials``'s parts that is the plain environment (a name -> value map).
+ENV_PART = "environment"
+_SWITCHES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 
 
 def container_image(default_image: str | None, environment: Environment | None, *, what: str) -> str:
@@ -75,9 +79,9 @@ def is_in_process(config: DatastoreConfig) -> bool:
 
 def unreachable_message(config: DatastoreConfig, *, where: str, fix: str) -> str:
     if config.parsed.protocol == "memory":
-        kind = f"an in-memory store ({config.url}) that exists only inside one Python process"
+        kind = f"an in-memory store ({config.public_url}) that exists only inside one Python process"
     else:
-        kind = f"a local folder ({config.url})"
+        kind = f"a local folder ({config.public_url})"
     return (
         f"datastore {config.name!r} is {kind}, which {where} cannot reach: {fix}, e.g. set the connection "
         f"{config.name!r} ({env_var_name(config.name)}) to az://container/prefix or s3://bucket/prefix, "
@@ -85,10 +89,15 @@ def unreachable_message(config: DatastoreConfig, *, where: str, fix: str) -> str
     )
 
 
-def assert_no_credentials(configs: Iterable[DatastoreConfig], parts: Mapping[str, object], *, what: str) -> None:
-    """Refuse to build a container whose plain definition (command, env, labels...) contains a datastore secret.
+def assert_no_credentials(
+    configs: Iterable[DatastoreConfig], parts: Mapping[str, object], *, what: str, secret_fix: str
+) -> None:
+    """Refuse to build a container whose plain definition (command, env, labels...) holds a credential: a
+    datastore's (anywhere in a part) or a variable named as one (``HF_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, in a
+    plain env map or a manifest's ``{"name", "value"}`` entry) unless its value is a switch or a number.
 
-    The message names the datastore and the part, never the value."""
+    The message names the datastore or the variable and the part, never the value; ``secret_fix`` says how the
+    target passes a secret variable instead."""
     for config in configs:
         for secret in config.secret_values:
             if len(secret) < _MIN_SECRET_LENGTH:
@@ -100,6 +109,37 @@ def assert_no_credentials(configs: Iterable[DatastoreConfig], parts: Mapping[str
                         "credentials reach a step only through its compute target's secret mechanism: remove it "
                         "from the arguments and environment variables"
                     )
+    for part, value in parts.items():
+        for name in secret_variables(value, env_map=part == ENV_PART):
+            raise ConfigError(
+                f"{what}: the container's {part} sets {name!r} as a plain value, and its name says it holds a "
+                f"credential; plain values are written into the container's spec and the step's records: "
+                f"{secret_fix.format(name=name)}"
+            )
+
+
+def secret_variables(value: object, *, env_map: bool = False) -> Iterator[str]:
+    """Names of variables in ``value`` that look like credentials and have a plain value: keys of an env map
+    (``env_map=True``: ``{"HF_TOKEN": "..."}``), else ``{"name": ..., "value": ...}`` entries of a manifest
+    (a container's ``env``), however nested."""
+    if isinstance(value, Mapping):
+        if env_map:
+            yield from (str(k) for k, v in value.items() if is_secret_key(k) and _holds_secret(v))
+        elif isinstance(value.get("name"), str) and "value" in value:
+            if is_secret_key(value["name"]) and _holds_secret(value["value"]):
+                yield str(value["name"])
+        else:
+            for item in value.values():
+                yield from secret_variables(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from secret_variables(item)
+
+
+def _holds_secret(value: object) -> bool:
+    """A plain value that may be a credential: not empty, a switch or a number (``HF_HUB_DISABLE_TOKEN=1``)."""
+    text = str(value).strip() if value is not None else ""
+    return bool(text) and text.lower() not in _SWITCHES and not text.replace(".", "", 1).isdigit()
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
+    ENV_PART,
     assert_no_credentials,
     container_step,
     is_in_process,
@@ -83,6 +84,9 @@ class DockerCompute(ComputeTarget):
     :param operator_kwargs: any other ``DockerOperator`` argument (``ipc_mode``, ``ulimits``, ``privileged``,
         ``cap_add``, ``extra_hosts``, ``timeout``...), checked against the installed provider's signature when this
         object is created.
+    :param private_env: secret environment variables (``{"HF_TOKEN": ...}``): they go into the operator's
+        ``private_environment`` with the datastores' connections, never into ``environment``, run records or the
+        reuse key; descriptions show their names only. A secret-named variable in ``env`` is refused.
     """
 
     image: str | None = None
@@ -99,6 +103,7 @@ class DockerCompute(ComputeTarget):
     user: str | None = None
     labels: Mapping[str, str] | None = None
     operator_kwargs: Mapping[str, Any] | None = None
+    private_env: Mapping[str, str] | None = field(default=None, repr=False)
 
     kind = "docker"
 
@@ -118,6 +123,7 @@ class DockerCompute(ComputeTarget):
             raise ConfigError(f"{what} network_mode {self.network_mode!r} must be 'bridge', 'host', 'none' or a name")
         self._put("mounts", tuple(_check_mount(m, what=f"{what} mounts") for m in _as_list(self.mounts, what)))
         self._put("env", check_env(self.env, what=f"{what} env"))
+        self._put("private_env", check_env(self.private_env, what=f"{what} private_env"))
         if self.auto_remove not in _AUTO_REMOVE:
             raise ConfigError(f"{what} auto_remove {self.auto_remove!r} must be one of {list(_AUTO_REMOVE)!r}")
         if self.cpus is not None and (
@@ -157,6 +163,7 @@ class DockerCompute(ComputeTarget):
             "user": self.user,
             "labels": dict(self.labels or {}),
             "operator_kwargs": describe_value(self.operator_kwargs or {}),
+            "private_env": sorted(self.private_env or {}),  # names only
         }
 
 
@@ -166,6 +173,10 @@ def _as_list(mounts: object, what: str) -> list[Any]:
     return list(mounts)
 
 
+_SECRET_ENV_FIX = (
+    "pass it in DockerCompute(private_env={{'{name}': ...}}), which goes into the DockerOperator's "
+    "private_environment (neither rendered nor logged)"
+)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _OWNED = {
     "task_id": "the step operator (PythonScriptOperator(task_id=...))",
@@ -318,8 +329,13 @@ def build_docker_operator(
         dag_id=dag_id,
         check_reachable=lambda configs: check_datastores_reachable_from_container(compute, configs),
     )
-    plain = {"command": step.command, "environment": step.env, "labels": step.labels}
-    assert_no_credentials(step.datastores, plain, what="DockerCompute")
+    plain = {
+        "command": step.command,
+        ENV_PART: step.env,
+        "labels": step.labels,
+        "operator_kwargs": describe_value(compute.operator_kwargs or {}),
+    }
+    assert_no_credentials(step.datastores, plain, what="DockerCompute", secret_fix=_SECRET_ENV_FIX)
     mounts = [
         Mount(target=m["target"], source=m["source"], type=m["type"], read_only=m["read_only"])
         for m in compute.mounts
@@ -330,7 +346,10 @@ def build_docker_operator(
         "image": step.image,
         "command": step.command,
         "environment": step.env,
-        "private_environment": {env_var_name(c.name): config_to_env_value(c) for c in step.datastores},
+        "private_environment": {
+            **dict(compute.private_env or {}),
+            **{env_var_name(c.name): config_to_env_value(c) for c in step.datastores},
+        },
         "mounts": mounts,
         "network_mode": compute.network_mode,
         "docker_url": compute.docker_url,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
+    ENV_PART,
     MANAGED_BY,
     assert_no_credentials,
     container_step,
@@ -344,6 +345,10 @@ def _describe_datastore_secrets(value: object) -> Any:
 
 
 DEFAULT_STARTUP_TIMEOUT = 600
+_SECRET_ENV_FIX = (
+    "keep it in a Kubernetes Secret and let the pod read it from there: KubernetesCompute(secrets=[Secret('env', "
+    "'{name}', '<secret name>', '<key>')]) (from airflow.providers.cncf.kubernetes.secret import Secret)"
+)
 # KubernetesPodOperator arguments the compute target sets, and where to set them instead.
 _OWNED = {
     "task_id": "the step operator (PythonScriptOperator(task_id=...))",
@@ -467,8 +472,15 @@ def build_pod_operator(
     if isinstance(compute.datastore_secrets, str):
         secrets.append(_env_from_secret(compute.datastore_secrets))
     annotations = dict(compute.annotations or {})
-    plain = {"command": step.command, "environment": env, "labels": step.labels, "annotations": annotations}
-    assert_no_credentials(step.datastores, plain, what="KubernetesCompute")
+    plain = {
+        "command": step.command,
+        ENV_PART: env,
+        "labels": step.labels,
+        "annotations": annotations,
+        "full_pod_spec": compute.full_pod_spec,
+        "operator_kwargs": describe_value(compute.operator_kwargs or {}),
+    }
+    assert_no_credentials(step.datastores, plain, what="KubernetesCompute", secret_fix=_SECRET_ENV_FIX)
     kwargs: dict[str, Any] = {
         "task_id": task_id,
         "namespace": compute.namespace,

@@ -8,11 +8,18 @@ What counts as a credential:
 - signature and token query parameters (a SAS token's ``sig=``, ``X-Amz-Signature=``, ``access_token=``), and
   the secret parts of a connection string (``AccountKey=``, ``SharedAccessSignature=``, ``Password=``);
 - any of the ``known`` values given (a datastore's credentials, wherever they appear in a text).
+
+Records (``scrub(record, names=False)``) use names only for maps of environment variables: elsewhere in a record
+a name such as ``key`` is mlpipe's own (the reuse key), and only credentials inside texts are replaced.
+``connection_secrets(environ)`` lists the credentials of the connections a process was given
+(``AIRFLOW_CONN_*``): what a step runner must keep out of what it writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -43,6 +50,9 @@ _SECRET_WORDS = frozenset(
 _PUBLIC_NAMES = frozenset({"key_prefix", "sse_kms_key_id", "token_refresh_interval"})
 # Values of secret-named options that name a way to authenticate rather than hold a credential (gcsfs ``token``).
 _MODE_VALUES = frozenset({"anon", "google_default", "cloud", "browser", "cache"})
+# Keys whose value maps environment variable names to values: scrubbed by name even where names are not used.
+ENV_MAP_KEYS = frozenset({"env", "env_vars", "environment_variables", "private_env"})
+CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")  # snake_case, kebab-case and CamelCase words
 
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*):(?P<secret>[^/\s@'\"]+)@")
@@ -82,24 +92,26 @@ def _mask_quoted(match: re.Match[str]) -> str:
     return f"{match['head']}{match['v']}{MASK}{match['v']}"
 
 
-def scrub(value: Any, known: Iterable[str] = ()) -> Any:
+def scrub(value: Any, known: Iterable[str] = (), *, names: bool = True) -> Any:
     """A copy of ``value`` (strings, mappings, lists and tuples, nested) with every credential replaced by
-    ``***``: values under secret keys whole, and credentials inside strings."""
+    ``***``: values under secret keys whole (with ``names=False`` only inside maps of environment variables), and
+    credentials inside strings."""
     known = tuple(known)
     if isinstance(value, str):
         return scrub_text(value, known)
     if isinstance(value, Mapping):
-        return {k: _scrub_item(k, v, known) for k, v in value.items()}
+        return {k: _scrub_item(k, v, known, names) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        items = [scrub(v, known) for v in value]
+        items = [scrub(v, known, names=names) for v in value]
         return items if isinstance(value, list) else tuple(items)
     return value
 
 
-def _scrub_item(key: Any, value: Any, known: tuple[str, ...]) -> Any:
-    if is_secret_key(key) and value not in (None, "", False) and not (isinstance(value, str) and value in _MODE_VALUES):
+def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> Any:
+    mode = isinstance(value, str) and value in _MODE_VALUES
+    if names and is_secret_key(key) and value not in (None, "", False) and not mode:
         return MASK
-    return scrub(value, known)
+    return scrub(value, known, names=names or (key in ENV_MAP_KEYS and isinstance(value, Mapping)))
 
 
 def secret_values(value: Any) -> Iterator[str]:
@@ -119,3 +131,36 @@ def secret_values(value: Any) -> Iterator[str]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from secret_values(item)
+
+
+def scrub_file(source: str, target: str, known: Iterable[str] = ()) -> None:
+    """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept."""
+    known = tuple(known)
+    with (
+        open(source, encoding="utf-8", errors="surrogateescape", newline="") as src,
+        open(target, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
+    ):
+        for line in src:
+            dst.write(scrub_text(line, known))
+
+
+def connection_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials of every Airflow connection in ``environ`` (``AIRFLOW_CONN_<NAME>``, as JSON or as a URI):
+    a step runner's datastores, which it must keep out of the records and logs it writes."""
+    found: list[str] = []
+    for name, text in environ.items():
+        if not name.startswith(CONN_ENV_PREFIX) or not text:
+            continue
+        found += secret_values(_connection_fields(text))
+    return tuple(dict.fromkeys(found))
+
+
+def _connection_fields(text: str) -> Any:
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return text  # the URI form: its password and query parameters
+    if isinstance(fields, dict) and isinstance(fields.get("extra"), str):
+        with contextlib.suppress(ValueError):
+            fields = {**fields, "extra": json.loads(fields["extra"])}
+    return fields

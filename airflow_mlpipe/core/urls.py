@@ -6,7 +6,7 @@ be importable, and the pip package that provides it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from airflow_mlpipe.core.secrets import scrub_text
@@ -41,7 +41,8 @@ class ParsedUrl:
     scheme: str
     backend: Backend
     root: str
-    url_options: tuple[tuple[str, str], ...] = ()
+    # The URL's user info (an S3 key and secret): kept out of repr, which error messages and logs show.
+    url_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def protocol(self) -> str:

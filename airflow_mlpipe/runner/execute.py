@@ -18,9 +18,10 @@ from typing import Any
 
 from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.core.secrets import scrub_file
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.runner.inputs import materialize_inputs
-from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, stage
+from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, refuse_empty_registrations, stage
 from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.params import format_value
@@ -159,6 +160,7 @@ def _commit(
 ) -> list[dict[str, Any]]:
     """Stage every output at its destination (verified), then write the attempt's commit record: the outputs
     become the attempt's result together, or not at all."""
+    refuse_empty_registrations(spec.outputs, plans)
     committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]
@@ -293,9 +295,11 @@ def _upload_log(store: Datastore, spec: StepSpec, log_file: str, record: dict[st
         return
     target = records.log_path(spec.step_run_id, spec.try_number)
     try:
-        store.upload(log_file, target)
+        scrubbed = f"{log_file}.scrubbed"  # the UI serves it: no credential the script printed
+        scrub_file(log_file, scrubbed, records.known_secrets(store))
+        store.upload(scrubbed, target)
         record["logs"] = [target]
-        with open(log_file, "rb") as fh:
+        with open(scrubbed, "rb") as fh:
             tail = fh.read()[-4000:]
         record["log_tail"] = tail.decode("utf-8", "replace")
     except Exception as exc:  # the record must still be written

@@ -9,9 +9,11 @@ finish path has not yet registered and marked them), ``Completed``, ``Reused``, 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from airflow_mlpipe.core.secrets import connection_secrets, scrub
 from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -25,6 +27,8 @@ REUSED = "Reused"
 FAILED = "Failed"
 # A finished attempt: what a successful task ends with.
 SUCCEEDED = (COMPLETED, REUSED)
+# Known credentials shorter than this are not searched for in records (patterns still find them).
+_MIN_KNOWN = 8
 
 
 def run_folder(step_run_id: str) -> str:
@@ -87,12 +91,27 @@ def find_record(step_run_id: str, store: Datastore | None = None) -> dict[str, A
 
 
 def write_record(record: Mapping[str, Any], store: Datastore | None = None) -> None:
-    """Write the record, then its summaries in the newest-first listings (``steps.run_index``)."""
+    """Write the record, scrubbed of credentials (``core.secrets``: it is for people and the UI), then its
+    summaries in the newest-first listings (``steps.run_index``)."""
     from airflow_mlpipe.steps.run_index import write_summaries
 
     store = _store(store)
-    store.write_json(record_path(str(record["step_run_id"])), dict(record))
+    record = scrub_record(record, store)
+    store.write_json(record_path(str(record["step_run_id"])), record)
     write_summaries(record, store)
+
+
+def scrub_record(record: Mapping[str, Any], store: Datastore) -> dict[str, Any]:
+    """``record`` without the credentials of the default datastore and of the connections this process holds."""
+    return dict(scrub(dict(record), known_secrets(store), names=False))
+
+
+def known_secrets(store: Datastore) -> list[str]:
+    """The credentials a record or log written to ``store`` must not show wherever they appear: the store's own
+    and those of every connection this process was given (a step runner's datastores)."""
+    known = (*store.config.secret_values, *connection_secrets(os.environ))
+    # A short value (a test store's "testing") would mask innocent words all over a record.
+    return [k for k in dict.fromkeys(known) if len(k) >= _MIN_KNOWN]
 
 
 def record_base(spec: StepSpec) -> dict[str, Any]:

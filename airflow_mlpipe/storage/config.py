@@ -27,7 +27,7 @@ _META_KEYS = frozenset({"url", "description", "region_name", "storage_options"})
 @dataclass(frozen=True)
 class DatastoreConfig:
     name: str
-    url: str
+    url: str = field(repr=False)  # may hold credentials (s3://KEY:SECRET@bucket); public_url is shown instead
     parsed: ParsedUrl
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     description: str = ""

@@ -76,10 +76,9 @@ def _conn(extra: dict[str, Any], **fields: str) -> str:
     return json.dumps({"conn_type": "mlpipe_datastore", "extra": extra, **fields})
 
 
-@pytest.fixture
-def planted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Datastore connections holding each kind of credential."""
-    conns = {
+def planted_connections() -> dict[str, str]:
+    """Datastore connections (``AIRFLOW_CONN_<NAME>`` values) holding each kind of credential."""
+    return {
         "az_key": _conn({"url": "az://c/p"}, login="acct", password=ACCOUNT_KEY),
         "az_conn_string": _conn({"url": "az://c/p", "connection_string": CONN_STRING}),
         "az_sas": _conn({"url": "az://c/p", "account_name": "acct", "sas_token": SAS}),
@@ -87,9 +86,24 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> None:
         "s3_nested": _conn({"url": "s3://bucket/p", "client_kwargs": {"aws_secret_access_key": NESTED}}),
         "s3_options": _conn({"url": "s3://bucket/p", "storage_options": {"extra_auth": {"password": URL_PASSWORD}}}),
     }
-    for name, value in conns.items():
+
+
+def plant(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Set the planted connections in the environment; returns their names."""
+    for name, value in planted_connections().items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", value)
     resolve.clear_cache()
+    return list(planted_connections())
+
+
+def leaks(text: str) -> list[str]:
+    """The planted credentials ``text`` shows."""
+    return [secret for secret in PLANTED if secret in text]
+
+
+@pytest.fixture
+def planted(monkeypatch: pytest.MonkeyPatch) -> None:
+    plant(monkeypatch)
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])

@@ -1,0 +1,289 @@
+"""No credential in any output: credentials of every kind are planted in datastore connections
+(``AIRFLOW_CONN_*``) and searched for in what mlpipe prints, raises, writes and hands to Airflow: error messages,
+reprs and URIs, the pod spec and the Docker operator of a step, rendered template fields, and the run record,
+log and UI data of a step run. (``mlpipe datastores list`` is searched in ``test_secrets.py``.)"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_mlpipe.compute import DockerCompute, KubernetesCompute, StepLaunch
+from airflow_mlpipe.compute.docker import build_docker_operator
+from airflow_mlpipe.compute.kubernetes import WORKLOAD_IDENTITY, build_pod_operator
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage.config import DatastoreConfig
+from airflow_mlpipe.storage.datastore import Datastore
+from tests.security.test_secrets import (
+    ACCOUNT_KEY,
+    CONN_STRING,
+    NESTED,
+    S3_SECRET,
+    SAS,
+    SAS_SIG,
+    URL_PASSWORD,
+    leaks,
+    plant,
+)
+
+SECRET = "mlpipe-datastores"
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """The planted datastores' names; the default datastore is a local folder."""
+    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
+    return plant(monkeypatch)
+
+
+def configs(names: list[str]) -> dict[str, DatastoreConfig]:
+    return {name: Datastore.get(name).config for name in names}
+
+
+def launch(names: list[str], **env: str) -> StepLaunch:
+    return StepLaunch("train", ("-m", "airflow_mlpipe.runner", "--spec", "s/spec.json"), env, tuple(names))
+
+
+def pod(names: list[str], **compute: Any) -> Any:
+    compute.setdefault("datastore_secrets", SECRET)
+    target = KubernetesCompute(image="team/ml:1", secrets=[SECRET], **compute)
+    return build_pod_operator(target, task_id="train", launch=launch(names), datastores=configs(names))
+
+
+def container(names: list[str], **compute: Any) -> Any:
+    target = DockerCompute(image="team/ml:1", **compute)
+    return build_docker_operator(target, task_id="train", launch=launch(names), datastores=configs(names))
+
+
+# -- messages, reprs, URIs --------------------------------------------------------------------------------------
+def _messages(name: str) -> list[str]:
+    """What mlpipe says about datastore ``name``: reprs, URIs, and the errors a misconfigured compute raises."""
+    store = Datastore.get(name)
+    said = [repr(store), repr(store.config), store.uri("data/x.csv"), store.url, str(store.config.public_options())]
+    failing: list[Callable[[], Any]] = [
+        lambda: build_pod_operator(  # no Secret mapped for the datastore
+            KubernetesCompute(image="team/ml:1"), task_id="t", launch=launch([name]), datastores=configs([name])
+        ),
+        lambda: build_pod_operator(  # workload identity for a connection that holds credentials
+            KubernetesCompute(image="team/ml:1", service_account="sa", datastore_secrets={name: WORKLOAD_IDENTITY}),
+            task_id="t",
+            launch=launch([name]),
+            datastores=configs([name]),
+        ),
+    ]
+    for secret in [s for s in store.config.secret_values if len(s) >= 6]:  # a credential in a plain variable
+        plain = {"DATA_URL": f"x{secret}x"}
+        failing += [functools.partial(pod, [name], env=plain), functools.partial(container, [name], env=plain)]
+    for call in failing:
+        with pytest.raises(ConfigError) as info:
+            call()
+        said.append(str(info.value))
+    return said
+
+
+def test_messages_reprs_and_uris_show_no_credential(names: list[str]) -> None:
+    for name in names:
+        said = _messages(name)
+        assert [leaks(text) for text in said] == [[] for _ in said], name
+        assert any(f"datastore {name!r}" in text for text in said)
+
+
+# -- the pod spec and the Docker operator -----------------------------------------------------------------------
+def pod_manifest(operator: Any) -> dict[str, Any]:
+    from kubernetes.client import ApiClient
+
+    manifest: dict[str, Any] = ApiClient().sanitize_for_serialization(operator.build_pod_request_obj(dry_run=True))
+    return manifest
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        pytest.param(SECRET, id="one-secret-env-from"),
+        pytest.param("per-datastore", id="secret-key-ref-per-datastore"),
+    ],
+)
+def test_the_pod_spec_holds_no_credential_and_gets_them_from_the_secret(names: list[str], mapping: str) -> None:
+    datastore_secrets: Any = SECRET if mapping == SECRET else dict.fromkeys(names, SECRET)
+    operator = pod(names, datastore_secrets=datastore_secrets, env={"HF_HUB_DISABLE_TOKEN": "1"})
+    manifest = pod_manifest(operator)
+    assert leaks(json.dumps(manifest)) == []
+    (base,) = manifest["spec"]["containers"]
+    plain = [e for e in base.get("env", []) if "value" in e]
+    assert not [e for e in plain if e["name"].startswith("AIRFLOW_CONN_")]
+    if mapping == SECRET:
+        assert base["envFrom"] == [{"secretRef": {"name": SECRET}}]
+    else:
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in base["env"] if "valueFrom" in e}
+        assert refs == {
+            f"AIRFLOW_CONN_{n.upper()}": {"name": SECRET, "key": f"AIRFLOW_CONN_{n.upper()}"} for n in names
+        }
+
+
+def test_the_docker_operator_shows_no_credential_and_hands_them_over_privately(names: list[str]) -> None:
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    operator = container(names, env={"MODE": "train"}, private_env={"HF_TOKEN": f"hf_{NESTED}"})
+    shown = {
+        "environment": operator.environment,
+        "command": operator.command,
+        "labels": operator.labels,
+        "rendered": _serialize_rendered_fields(operator),
+        "describe": DockerCompute(private_env={"HF_TOKEN": f"hf_{NESTED}"}).describe(),
+        "repr": repr(DockerCompute(private_env={"HF_TOKEN": f"hf_{NESTED}"})),
+    }
+    assert leaks(json.dumps(shown, default=str)) == []
+    private = operator._private_environment  # the provider's: merged into the container's env only at run time
+    assert set(private) == {"HF_TOKEN", *(f"AIRFLOW_CONN_{n.upper()}" for n in names)}
+    delivered = json.dumps(private)
+    assert [s for s in (ACCOUNT_KEY, SAS_SIG, S3_SECRET, NESTED, URL_PASSWORD) if s not in delivered] == []
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        pytest.param(
+            lambda n: pod(n, env={"HF_TOKEN": "hf_abcdefgh"}),
+            r"environment sets 'HF_TOKEN' as a plain value.*KubernetesCompute\(secrets=\[Secret\('env', 'HF_TOKEN'",
+            id="k8s-secret-named-env",
+        ),
+        pytest.param(
+            lambda n: pod(
+                n,
+                full_pod_spec={"spec": {"containers": [{"name": "base", "env": [{"name": "API_KEY", "value": "k"}]}]}},
+            ),
+            "full_pod_spec sets 'API_KEY' as a plain value",
+            id="k8s-full-pod-spec-env",
+        ),
+        pytest.param(
+            lambda n: pod(n, env={"NOTE": NESTED}),
+            "a credential of datastore 's3_nested' appears in the container's environment",
+            id="k8s-datastore-credential-in-env",
+        ),
+        pytest.param(
+            lambda n: build_pod_operator(
+                KubernetesCompute(image="i:1", service_account="sa", datastore_secrets={"az_sas": WORKLOAD_IDENTITY}),
+                task_id="t",
+                launch=launch(["az_sas"]),
+                datastores=configs(["az_sas"]),
+            ),
+            r"datastore 'az_sas' uses WORKLOAD_IDENTITY, but its connection holds credentials \(sas_token\)",
+            id="k8s-workload-identity-with-credentials",
+        ),
+        pytest.param(
+            lambda n: container(n, env={"AWS_SECRET_ACCESS_KEY": "abcdefgh"}),
+            r"sets 'AWS_SECRET_ACCESS_KEY' as a plain value.*DockerCompute\(private_env=",
+            id="docker-secret-named-env",
+        ),
+        pytest.param(
+            lambda n: container(n, operator_kwargs={"extra_hosts": {"h": f"x{S3_SECRET}"}}),
+            "a credential of datastore 's3_url' appears in the container's operator_kwargs",
+            id="docker-datastore-credential-in-operator-kwargs",
+        ),
+    ],
+)
+def test_a_secret_in_a_plain_value_is_refused(names: list[str], build: Callable[[list[str]], Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        build(names)
+    assert leaks(str(info.value)) == [] and "abcdefgh" not in str(info.value)
+
+
+# -- rendered template fields -----------------------------------------------------------------------------------
+def test_rendered_fields_of_a_step_show_no_credential(names: list[str], tmp_path: Path) -> None:
+    from airflow.sdk import DAG
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    from airflow_mlpipe import Dataset, Environment, OutputFileDatasetConfig, PythonScriptOperator
+    from airflow_mlpipe.hooks.datastore import DatastoreHook
+
+    for name in names:  # what a task does when it resolves a datastore: its credentials join Airflow's masker
+        DatastoreHook.get_datastore(name)
+    with DAG("rendered_secrets", schedule=None):
+        step = PythonScriptOperator(
+            task_id="s",
+            script_name="s.py",
+            source_directory=str(tmp_path),
+            arguments=[
+                "--data",
+                Dataset.File.from_files(path=(Datastore.get("s3_url"), "data/*.csv")).as_named_input("d"),
+                "--out",
+                OutputFileDatasetConfig(name="o", destination=("s3_nested", "out/{run-id}")),
+            ],
+            environment=Environment(env_vars={"SAS_TOKEN": "{{ params.sas }}", "DAY": "{{ ds }}"}),
+            compute_target=DockerCompute(image="team/ml:1"),
+        )
+    step.render_template_fields({"ds": "2026-01-02", "params": {"sas": SAS}})
+    rendered = json.dumps(_serialize_rendered_fields(step), default=str)
+    assert leaks(rendered) == [] and "2026-01-02" in rendered
+
+
+# -- a step run: its record, log, UI data and CLI output --------------------------------------------------------
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    conns = {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}
+    print("connections:", conns)
+    print("bare:", os.environ["PLANTED_BARE"])
+    print("argv:", sys.argv[1:])
+    sys.exit(3)
+    """
+)
+
+
+def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner as a pod runs it (in process): the step script prints its connections, a SAS URL and an S3 URL
+    with user info, and fails; its record, summaries, uploaded log, UI data and ``mlpipe runs show`` hold none."""
+    import io
+
+    import airflow_mlpipe.runner.execute as execute
+    from airflow_mlpipe.ui import views
+    from tests.reuse.reuse_helpers import mlpipe_in_process
+
+    monkeypatch.setattr(execute, "install_signal_handlers", lambda process: None)
+    monkeypatch.setattr(execute, "stdout_bytes", io.BytesIO)
+    monkeypatch.setenv("PLANTED_BARE", f"{NESTED} {ACCOUNT_KEY}")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "leaky.py").write_text(SCRIPT)
+    store = Datastore.get_default()
+    tree = scan_source(str(source))
+    store_snapshot(str(source), tree, store)
+    spec = StepSpec(
+        attempt=AttemptId("secrets_dag", "manual__1", "leaky"),
+        script_name="leaky.py",
+        snapshot=tree.digest,
+        arguments=(
+            {"t": "str", "v": f"https://acct.blob.core.windows.net/c/x?{SAS}"},
+            {"t": "str", "v": f"s3://AKID:{S3_SECRET}@bucket/p"},
+        ),
+        environment={"env_vars": {"MY_API_TOKEN": URL_PASSWORD, "PLAIN": CONN_STRING}},
+        compute=DockerCompute(image="team/ml:1", private_env={"HF_TOKEN": NESTED}).describe(),
+    )
+    assert records.write_spec(spec, store)
+
+    assert execute.run_step(records.spec_path(spec.step_run_id)) == 3
+
+    record = records.read_record(spec.step_run_id, store)
+    assert record["status"] == records.FAILED and "connections:" in record["log_tail"]
+    written = {
+        path: store.read_bytes(path).decode()
+        for path in store.list("_mlpipe", recursive=True)
+        if not path.endswith("spec.json") and "/snapshots/" not in path
+    }
+    assert any(p.endswith("record.json") for p in written) and any("/logs/" in p for p in written)
+    assert {p: leaks(text) for p, text in written.items() if leaks(text)} == {}
+    assert leaks(json.dumps(views.step_run(store, spec.step_run_id), default=str)) == []
+    code, shown = mlpipe_in_process("runs", "show", spec.step_run_id, "--json")
+    assert code == 0 and spec.step_run_id in shown and leaks(shown) == []
+    assert os.environ["PLANTED_BARE"]  # the process still has what it was given
