@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.runner.process import die_with_parent
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
@@ -44,8 +45,10 @@ class LocalLauncher:
             preexec_fn=die_with_parent(signal.SIGTERM) if sys.platform == "linux" else None,
         )
         assert self.proc.stdout is not None
+        # The task log: Airflow masks the credentials it knows; URL passwords and signatures need the patterns too.
+        known = [secret for name in launch.datastores for secret in datastores[name].secret_values]
         for raw in iter(self.proc.stdout.readline, b""):
-            log_line(raw.decode("utf-8", "replace").rstrip("\n"))
+            log_line(scrub_text(raw.decode("utf-8", "replace").rstrip("\n"), known))
         return self.proc.wait()
 
     def kill(self) -> None:

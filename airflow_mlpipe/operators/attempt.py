@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.core.secrets import scrub
 from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, step_failed_error
 from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
@@ -513,7 +514,7 @@ def summarize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = value
         if len(out) >= XCOM_METRICS_LIMIT:
             break
-    return out
+    return dict(scrub(out, names=False))  # a text metric may quote a URL with its signature
 
 
 def _release(log: Any, lease: Lease) -> None:

@@ -35,6 +35,7 @@ from tests.security.test_secrets import (
     URL_PASSWORD,
     leaks,
     plant,
+    planted_connections,
 )
 
 SECRET = "mlpipe-datastores"
@@ -92,11 +93,11 @@ def _messages(name: str) -> list[str]:
     return said
 
 
-def test_messages_reprs_and_uris_show_no_credential(names: list[str]) -> None:
-    for name in names:
-        said = _messages(name)
-        assert [leaks(text) for text in said] == [[] for _ in said], name
-        assert any(f"datastore {name!r}" in text for text in said)
+@pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in planted_connections()])
+def test_messages_reprs_and_uris_show_no_credential(names: list[str], name: str) -> None:
+    said = _messages(name)
+    assert [leaks(text) for text in said] == [[] for _ in said]
+    assert any(f"datastore {name!r}" in text for text in said)
 
 
 # -- the pod spec and the Docker operator -----------------------------------------------------------------------
@@ -287,3 +288,23 @@ def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monke
     code, shown = mlpipe_in_process("runs", "show", spec.step_run_id, "--json")
     assert code == 0 and spec.step_run_id in shown and leaks(shown) == []
     assert os.environ["PLANTED_BARE"]  # the process still has what it was given
+
+
+def test_the_task_log_of_a_local_step_shows_no_credential(names: list[str]) -> None:
+    """What a ``LocalCompute`` step prints reaches the task log scrubbed (Airflow's masker adds its own)."""
+    import sys
+
+    from airflow_mlpipe.compute.launch_local import LocalLauncher
+
+    printed = StepLaunch("leaky", ("-c", SCRIPT), {"PLANTED_BARE": NESTED}, tuple(names))
+    lines: list[str] = []
+    assert LocalLauncher().run(sys.executable, printed, configs(names), lines.append) == 3
+    log = "\n".join(lines)
+    assert "connections:" in log and "bare: ***" in log and leaks(log) == []
+
+
+def test_xcom_metrics_show_no_credential() -> None:
+    from airflow_mlpipe.operators.attempt import summarize_metrics
+
+    shown = summarize_metrics({"accuracy": 0.93, "source": f"https://acct.blob.core.windows.net/c/x?{SAS}"})
+    assert shown["accuracy"] == 0.93 and leaks(json.dumps(shown)) == []
