@@ -21,7 +21,14 @@ from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.core.secrets import scrub_file
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.runner.inputs import materialize_inputs
-from airflow_mlpipe.runner.outputs import OutputPlan, discard, prepare_outputs, refuse_empty_registrations, stage
+from airflow_mlpipe.runner.outputs import (
+    OutputPlan,
+    StagingError,
+    discard,
+    prepare_outputs,
+    refuse_empty_registrations,
+    stage,
+)
 from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.params import format_value
@@ -55,7 +62,7 @@ def run_step(spec_path: str, *, python: str | None = None) -> int:
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
         _say(f"step {spec.task_id} failed: {record['error']}")
-        if not isinstance(exc, StepError):
+        if not isinstance(exc, (StepError, StagingError)):
             traceback.print_exc()
         code = 1
     finally:

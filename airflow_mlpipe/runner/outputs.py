@@ -13,7 +13,7 @@ import fnmatch
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,20 @@ def refuse_committed(name: str, store: Datastore, path: str) -> None:
         "{run-id} to the destination, e.g. (datastore, 'models/{run-id}'), so that every run writes its own folder "
         "(register_on_complete('NAME') then keeps 'the latest' as the dataset's newest version)"
     )
+
+
+def refuse_empty_registrations(outputs: Iterable[Mapping[str, Any]], plans: Mapping[str, OutputPlan]) -> None:
+    """An output registered on completion must hold files: a dataset version that names none is a script that
+    wrote its files elsewhere. Checked before anything is staged, so the attempt commits nothing."""
+    for spec in outputs:
+        registration = spec.get("registration")
+        plan = plans[str(spec["name"])]
+        if registration and not spec.get("file") and not _staged_files(plan):
+            raise StagingError(
+                f"output {plan.name!r} is empty: the script wrote no files into the folder given for it, so there "
+                f"is nothing to register as dataset {registration['name']!r}; nothing was committed or registered "
+                "(write the files into the path the output's argument or run.output_datasets names)"
+            )
 
 
 def discard(plans: Mapping[str, OutputPlan]) -> None:

@@ -6,7 +6,8 @@ later try of the task instance whose predecessor was killed after committing. Ea
 finish that is itself killed is completed by the next one:
 
 1. register each output as the spec asks (the latest version with equal content is taken, none added);
-2. mark each output complete (its marker holds the committed manifest and the step run id);
+2. mark each output complete (its marker holds the committed manifest and the step run id), only once every
+   registration succeeded: a failed one leaves every output unmarked (``RegistrationFailedError``);
 3. index the outputs under the reuse key written in the spec (never one worked out again);
 4. write the final record (``Completed``): the attempt is finished.
 
@@ -41,6 +42,10 @@ CLOCK_MARGIN_MINUTES = 10
 
 class NotCommittedError(MlpipeError):
     """An attempt without a commit: its runner failed, was killed, or is still running."""
+
+
+class RegistrationFailedError(MlpipeError):
+    """Registering a committed output failed: no output was marked complete, so no reader takes any of them."""
 
 
 def lineage(spec: StepSpec, **more: Any) -> dict[str, Any]:
@@ -109,7 +114,15 @@ def finish_committed(
     for out in commit["outputs"]:
         manifest = Manifest.from_dict(out["manifest"])
         declared = spec.output(out["name"])
-        registered = register_committed(declared, out["datastore"], out["path"], manifest, produced_by, since=since)
+        try:
+            registered = register_committed(declared, out["datastore"], out["path"], manifest, produced_by, since=since)
+        except (MlpipeError, OSError) as exc:
+            raise RegistrationFailedError(
+                f"output {out['name']!r} of step run {spec.step_run_id}: registering it as dataset "
+                f"{declared['registration']['name']!r} failed ({exc}); no output of the step run was marked "
+                "complete, so nothing was committed for any reader (a later try of the task registers and marks "
+                "them)"
+            ) from None
         if registered is not None:
             fault_point(f"registered_{out['name']}", spec.dag_id, spec.run_id)
         outputs.append(
