@@ -8,6 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
+from airflow_mlpipe.cli.connections import broken_env_datastores
+from airflow_mlpipe.cli.options import (
+    OptionValueError,
+    dataset_name,
+    dataset_version,
+    datastore_name,
+    duration,
+    whole_number,
+)
 from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line, emit_table, human_bytes
 from airflow_mlpipe.cli.reuse import reuse_app
 
@@ -24,75 +33,117 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(reuse_app, name="reuse")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+DatastoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--datastore", parser=datastore_name("--datastore"), help="Read this datastore (default: mlpipe_default)."
+    ),
+]
 
 
 def _fail(message: str, as_json: bool) -> None:
+    _print_error(message, as_json)
+    raise typer.Exit(code=1)
+
+
+def _print_error(message: str, as_json: bool) -> None:
+    """One line (or one JSON object): long values cut (``core.checks.shown``), credentials masked."""
+    from airflow_mlpipe.core.checks import shorten_values
+    from airflow_mlpipe.core.secrets import scrub_text
+
+    message = shorten_values(scrub_text(" ".join(message.split())))
     if as_json:
         emit_json({"error": message})
     else:
         typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=1)
+
+
+def _store(name: str | None) -> Any:
+    from airflow_mlpipe.storage.datastore import Datastore
+
+    return Datastore.get(name) if name else Datastore.get_default()
 
 
 @datasets_app.command("list")
 def datasets_list(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many datasets.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", parser=whole_number("--limit", minimum=1, maximum=1000, example=100), help="At most this many."
+        ),
+    ] = 100,
     after: Annotated[
         str | None, typer.Option("--after", help="The next page: the token the previous page printed.")
     ] = None,
+    datastore: DatastoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Registered datasets with their latest versions, a page at a time (by name)."""
+    """Registered datasets with their latest versions, a page at a time (by name). A record that cannot be read
+    is a row with its error: the others are still listed."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
-    from airflow_mlpipe.exceptions import DatasetNotFoundError
+    from airflow_mlpipe.datasets.registry import DatasetRegistry
 
-    registry = DatasetRegistry()
+    registry = DatasetRegistry(_store(datastore))
     names, next_token = registry.names_page(limit=limit, start_after=after or "")
-
-    def latest(name: str) -> DatasetRecord | None:
-        try:
-            return registry.get(name)  # the pointer and its record: a few requests, however many versions
-        except DatasetNotFoundError:
-            return None  # a folder without records (a registration that failed before its first version)
-
     with ThreadPoolExecutor(max_workers=8) as pool:
-        records = [r for r in pool.map(latest, names) if r is not None]
-    rows: list[dict[str, Any]] = [
-        {
-            "name": record.name,
-            "latest_version": record.version,
-            "versions": record.version,  # numbered from 1 without gaps
-            "kind": record.kind,
-            "files": len(record.manifest),
-            "bytes": record.manifest.total_size,
-            "created_at": record.created_at,
-            "description": record.description,
-        }
-        for record in records
-    ]
+        rows = [r for r in pool.map(lambda name: _dataset_row(registry, name), names) if r is not None]
     if as_json:
         emit_json({"datastore": registry.store.name, "datasets": rows, "next": next_token})
         return
     for row in rows:
-        row["size"] = human_bytes(row["bytes"])
-    emit_table(rows, ["name", "latest_version", "kind", "files", "size", "created_at", "description"])
+        row["size"] = human_bytes(row["bytes"]) if row["bytes"] is not None else None
+    columns = ["name", "latest_version", "kind", "files", "size", "created_at", "description"]
+    emit_table(rows, [*columns, "error"] if any(r["error"] for r in rows) else columns)
     if next_token:
         emit_line(f"next page: mlpipe datasets list --limit {limit} --after {next_token}")
 
 
+def _dataset_row(registry: Any, name: str) -> dict[str, Any] | None:
+    """A row for the latest version of ``name``; a row with ``error`` when its record cannot be read; None for a
+    folder without records (a registration that failed before its first version)."""
+    from airflow_mlpipe.exceptions import DatasetNotFoundError, MlpipeError
+
+    try:
+        record = registry.get(name)  # the pointer and its record: a few requests, however many versions
+    except DatasetNotFoundError:
+        return None
+    except (MlpipeError, OSError) as exc:
+        from airflow_mlpipe.core.checks import shorten_values
+        from airflow_mlpipe.core.secrets import scrub_text
+
+        error = shorten_values(scrub_text(str(exc)))
+        return {"name": name, **dict.fromkeys(_DATASET_FIELDS), "error": error}
+    return {
+        "name": record.name,
+        "latest_version": record.version,
+        "versions": record.version,  # numbered from 1 without gaps
+        "kind": record.kind,
+        "files": len(record.manifest),
+        "bytes": record.manifest.total_size,
+        "created_at": record.created_at,
+        "description": record.description,
+        "error": None,
+    }
+
+
+_DATASET_FIELDS = ("latest_version", "versions", "kind", "files", "bytes", "created_at", "description")
+
+
 @datasets_app.command("show")
 def datasets_show(
-    name: str,
-    version: Annotated[str, typer.Option("--version", "-v", help="A version number or 'latest'.")] = "latest",
+    name: Annotated[str, typer.Argument(parser=dataset_name, help="The dataset's name.")],
+    version: Annotated[
+        str, typer.Option("--version", "-v", parser=dataset_version, help="A version number or 'latest'.")
+    ] = "latest",
+    datastore: DatastoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One dataset version: files, content identities, lineage."""
     from airflow_mlpipe.datasets.registry import DatasetRegistry, version_span
     from airflow_mlpipe.exceptions import DatasetError
 
-    registry = DatasetRegistry()
+    registry = DatasetRegistry(_store(datastore))
     try:
         record = registry.get(name, version)
         newest = record.version if version == "latest" else registry.latest_version(name)
@@ -129,10 +180,12 @@ def datasets_show(
 
 @datastores_app.command("list")
 def datastores_list(as_json: JsonOpt = False) -> None:
-    """Datastores this machine can see (environment connections, and the metadata DB when reachable)."""
+    """Datastores this machine can see (environment connections, and the metadata DB when reachable). An
+    environment connection that cannot be read is a row with its error (credentials masked)."""
     from airflow_mlpipe.core.secrets import scrub
     from airflow_mlpipe.storage.resolve import list_datastore_configs
 
+    configs = list_datastore_configs()
     rows = [
         scrub(
             {
@@ -143,41 +196,60 @@ def datastores_list(as_json: JsonOpt = False) -> None:
                 "backend": c.parsed.backend.label,
                 "options": c.public_options(),
                 "description": c.description,
+                "error": None,
             },
             c.secret_values,
         )
-        for c in list_datastore_configs()
+        for c in configs
     ]
+    rows += broken_env_datastores({c.name for c in configs})
+    rows.sort(key=lambda row: row["name"])
     if as_json:
         emit_json({"datastores": rows})
         return
-    emit_table(rows, ["name", "url", "backend", "description"])
+    columns = ["name", "url", "backend", "description"]
+    emit_table(rows, [*columns, "error"] if any(r["error"] for r in rows) else columns)
 
 
 @runs_app.command("list")
 def runs_list(
     dag: Annotated[str | None, typer.Option("--dag", help="Only runs of this DAG.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Only runs of this task (with --dag).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=5000, help="At most this many, newest first.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            parser=whole_number("--limit", minimum=1, maximum=5000, example=50),
+            help="At most this many, newest first.",
+        ),
+    ] = 50,
     after: Annotated[
         str | None, typer.Option("--after", help="The next page: the token the previous page printed.")
     ] = None,
+    datastore: DatastoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Step runs, newest first, a page at a time."""
+    """Step runs, newest first, a page at a time. A summary that cannot be read is a row with its error."""
     from airflow_mlpipe.steps.run_index import list_runs
-    from airflow_mlpipe.storage.datastore import Datastore
 
     if task is not None and dag is None:
-        _fail("--task needs --dag: a task id is unique only within its DAG", as_json)
-    page = list_runs(Datastore.get_default(), dag_id=dag, task_id=task, limit=limit, token=after)
+        raise OptionValueError("--task needs --dag: a task id is unique only within its DAG; add --dag DAG_ID")
+    page = list_runs(_store(datastore), dag_id=dag, task_id=task, limit=limit, token=after)
     rows = [{**row, "reused": bool(row.get("reused_from"))} for row in page.rows]
     if as_json:
         emit_json({"runs": rows, "next": page.next_token})
         return
     emit_table(rows, ["step_run_id", "task_id", "status", "reused", "started_at", "metrics", "error"])
     if page.next_token:
-        more = " ".join([*(["--dag", dag] if dag else []), *(["--task", task] if task else []), "--limit", str(limit)])
+        more = " ".join(
+            [
+                *(["--dag", dag] if dag else []),
+                *(["--task", task] if task else []),
+                *(["--datastore", datastore] if datastore else []),
+                "--limit",
+                str(limit),
+            ]
+        )
         emit_line(f"next page: mlpipe runs list {more} --after {page.next_token}")
 
 
@@ -257,13 +329,30 @@ def runs_show(run: str, as_json: JsonOpt = False) -> None:
 @app.command("gc")
 def gc_command(
     older_than: Annotated[
-        str, typer.Option("--older-than", help="Keep step runs made more recently than this (30d, 12h, ...).")
+        str,
+        typer.Option(
+            "--older-than",
+            parser=duration("--older-than", example="30d"),
+            help="Keep step runs made more recently than this (30d, 12h, ...).",
+        ),
     ] = "30d",
     keep_last: Annotated[
-        int, typer.Option("--keep-last", min=0, help="Also keep each task's successful runs in its N newest DAG runs.")
+        int,
+        typer.Option(
+            "--keep-last",
+            parser=whole_number("--keep-last", minimum=0, example=3),
+            help="Also keep each task's successful runs in its N newest DAG runs.",
+        ),
     ] = 0,
     dag: Annotated[str | None, typer.Option("--dag", help="Collect only what this DAG's step runs left.")] = None,
-    grace: Annotated[str, typer.Option("--grace", help="Never delete anything made more recently than this.")] = "1h",
+    grace: Annotated[
+        str,
+        typer.Option(
+            "--grace",
+            parser=duration("--grace", example="1h"),
+            help="Never delete anything made more recently than this.",
+        ),
+    ] = "1h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; delete nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -287,16 +376,36 @@ def main(argv: list[str] | None = None) -> None:
     # the embedded SQLite DB): read connections from it as Airflow's own CLI does.
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     sys.stdout = sys.stderr  # library logs go to stderr; results are written through cli.output
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     from airflow_mlpipe.exceptions import MlpipeError
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
     try:
-        app(args=argv, prog_name="mlpipe")
-    except (MlpipeError, FileNotFoundError, FileExistsError) as exc:
-        if "--json" in (argv if argv is not None else sys.argv):
-            emit_json({"error": str(exc)})
-        else:
-            typer.echo(f"error: {exc}", err=True)
+        # Not standalone: typer would draw usage errors in a framed box under the usage text.
+        code = app(args=args, prog_name="mlpipe", standalone_mode=False)
+    except NoArgsIsHelpError:
+        raise SystemExit(2) from None  # typer has printed the help
+    except ClickException as exc:  # a bad option or argument: one line naming it, the value and the fix
+        _print_error(_usage_message(exc), as_json)
+        raise SystemExit(exc.exit_code) from None
+    except (MlpipeError, OSError) as exc:  # OSError: a missing file, or a name the store cannot take
+        _print_error(str(exc), as_json)
         raise SystemExit(1) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _usage_message(exc: Any) -> str:
+    """Click's message, with the command's help hint when the option itself is unknown or missing."""
+    from airflow_mlpipe.cli.options import OptionValueError
+
+    message = str(exc.format_message())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and not isinstance(exc, OptionValueError):
+        message += f" (see: {ctx.command_path} --help)"
+    return message
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from airflow_mlpipe.cli.options import whole_number
 from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line
 
 reuse_app = typer.Typer(no_args_is_help=True, help="Step reuse: why a step ran again or took earlier outputs.")
@@ -22,7 +23,12 @@ def explain(
         typer.Option("--run", help="A DAG run id (its last try) or a step run id (default: the latest step run)."),
     ] = None,
     map_index: Annotated[
-        int | None, typer.Option("--map-index", help="A ParallelRunStep's mini-batch (its mapped task's map index).")
+        int | None,
+        typer.Option(
+            "--map-index",
+            parser=whole_number("--map-index", minimum=0, example=0),
+            help="A ParallelRunStep's mini-batch (its mapped task's map index).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
+from airflow_mlpipe.cli.options import OptionValueError, check_datastore
 from airflow_mlpipe.cli.output import emit_json, emit_line
+from airflow_mlpipe.core.checks import shorten_values, shown
 
 
-def _parse(ref: str) -> tuple[str, str]:
-    """``NAME:path`` or ``mlpipe://datastores/NAME/paths/path``."""
-    from airflow_mlpipe.datasets.paths import to_data_path
+@dataclass(frozen=True)
+class Ref:
+    """``DATASTORE:path`` as given on the command line, its datastore checked."""
 
-    if ref.startswith(("mlpipe://", "azureml://")):
-        data_path = to_data_path(ref)
-        return data_path.datastore, data_path.path
-    if ":" not in ref:
-        raise typer.BadParameter(f"{ref!r}: write DATASTORE:path or mlpipe://datastores/DATASTORE/paths/path")
-    name, path = ref.split(":", 1)
-    return name, path
+    datastore: str
+    path: str
+
+
+def _ref(label: str) -> Callable[[str], Ref]:
+    def parse(text: str) -> Ref:
+        """``NAME:path`` or ``mlpipe://datastores/NAME/paths/path``."""
+        from airflow_mlpipe.datasets.paths import to_data_path
+        from airflow_mlpipe.exceptions import ConfigError
+
+        if text.startswith(("mlpipe://", "azureml://")):
+            try:
+                data_path = to_data_path(text)
+            except ConfigError as exc:
+                raise OptionValueError(f"{label}: {shorten_values(str(exc))}") from None
+            ref = Ref(data_path.datastore, data_path.path)
+        elif ":" not in text:
+            raise OptionValueError(
+                f"{label} {shown(text)} names no datastore; write DATASTORE:path or "
+                "mlpipe://datastores/DATASTORE/paths/path"
+            )
+        else:
+            ref = Ref(*text.split(":", 1))
+        check_datastore(f"{label} {shown(text)}", ref.datastore)
+        return ref
+
+    return parse
 
 
 def transfer_command(
-    source: Annotated[str, typer.Argument(help="DATASTORE:path (a file or a folder)")],
-    destination: Annotated[str, typer.Argument(help="DATASTORE:path")],
+    source: Annotated[Ref, typer.Argument(parser=_ref("SOURCE"), help="DATASTORE:path (a file or a folder)")],
+    destination: Annotated[Ref, typer.Argument(parser=_ref("DESTINATION"), help="DATASTORE:path")],
     file: Annotated[bool, typer.Option("--file", help="Copy one file (default: a folder).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace destination files that differ.")] = False,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip checksum verification.")] = False,
@@ -34,11 +58,9 @@ def transfer_command(
     from airflow_mlpipe.storage.datastore import Datastore
     from airflow_mlpipe.storage.transfer import transfer
 
-    src_name, src_path = _parse(source)
-    dst_name, dst_path = _parse(destination)
     progress = None if as_json else (lambda p: typer.echo(f"  {p}", err=True))
     result = transfer(
-        Datastore.get(src_name), src_path, Datastore.get(dst_name), dst_path,
+        Datastore.get(source.datastore), source.path, Datastore.get(destination.datastore), destination.path,
         kind="file" if file else "directory", overwrite=overwrite, verify=not no_verify,
         progress=progress, progress_interval=5.0,
     )  # fmt: skip

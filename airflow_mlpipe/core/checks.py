@@ -1,20 +1,58 @@
 """Checks of the values DAG files give to public constructors: each failure names the argument, the value and
-the fix, at parse time. No Airflow import."""
+the fix, at parse time. No Airflow import.
+
+Values are shown with :func:`shown`: a 100,000-character name pasted by mistake is cut to its first characters
+and its length, so the error stays one readable line (and a log line of sane size)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sized
 from typing import Any
 
 from airflow_mlpipe.exceptions import ConfigError
+
+SHOWN_CHARS = 80
+# A quoted value in a message as ``repr`` writes it: single or double quotes, escapes inside; not an apostrophe
+# ("the datastore's url"), which a letter precedes or follows.
+_QUOTED = re.compile(r"(?<!\w)(?:'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\")(?!\w)")
+
+
+def shown(value: object) -> str:
+    """``repr(value)``; when that is longer than ``SHOWN_CHARS``, its start and the value's length:
+    ``'aaaa...' (100000 characters)``."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    if isinstance(value, (str, bytes)):
+        size = f"{len(value)} characters"
+    elif isinstance(value, Sized):
+        size = f"{len(value)} items"
+    else:
+        size = f"{len(text)} characters"
+    return _cut(text, size)
+
+
+def shorten_values(message: str) -> str:
+    """``message`` with every quoted value longer than ``SHOWN_CHARS`` cut as :func:`shown` cuts it: for messages
+    made elsewhere with ``{value!r}``, before they are printed."""
+    return _QUOTED.sub(
+        lambda m: m[0] if len(m[0]) <= SHOWN_CHARS else _cut(m[0], f"{len(m[0]) - 2} characters"), message
+    )
+
+
+def _cut(text: str, size: str) -> str:
+    """The first characters of ``text`` within ``SHOWN_CHARS``, quotes kept (so cutting again changes nothing)."""
+    quote = text[0] if text[:1] in ("'", '"') else ""
+    return f"{text[: SHOWN_CHARS - 3 - len(quote)]}...{quote} ({size})"
 
 
 def check_bool(owner: str, argument: str, value: object) -> bool:
     """``True`` or ``False`` only: ``"no"`` is truthy, and taking it as yes would be a silent surprise."""
     if not isinstance(value, bool):
         raise ConfigError(
-            f"{owner}: {argument} {value!r} must be True or False, not {type(value).__name__}; write "
+            f"{owner}: {argument} {shown(value)} must be True or False, not {type(value).__name__}; write "
             f"{argument}=True or {argument}=False"
         )
     return value
@@ -22,7 +60,7 @@ def check_bool(owner: str, argument: str, value: object) -> bool:
 
 def check_positive_number(owner: str, argument: str, value: object, *, unit: str = "seconds") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{owner}: {argument} {value!r} must be a positive number of {unit}, e.g. {argument}=30")
+        raise ConfigError(f"{owner}: {argument} {shown(value)} must be a positive number of {unit}, e.g. {argument}=30")
     return float(value)
 
 
@@ -32,14 +70,18 @@ def check_str_list(owner: str, argument: str, value: object, *, example: str) ->
     if value is None:
         return ()
     if isinstance(value, str):
-        raise ConfigError(f"{owner}: {argument} {value!r} must be a list of strings; write {argument}=[{value!r}]")
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a list of strings; write {argument}=[{shown(value)}]"
+        )
     if not isinstance(value, Iterable) or isinstance(value, (bytes, dict)):
-        raise ConfigError(f"{owner}: {argument} {value!r} must be a list of strings, e.g. {argument}=[{example!r}]")
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a list of strings, e.g. {argument}=[{example!r}]"
+        )
     items: list[Any] = list(value)
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise ConfigError(
-                f"{owner}: {argument} entry {item!r} must be a non-empty string, e.g. {argument}=[{example!r}]"
+                f"{owner}: {argument} entry {shown(item)} must be a non-empty string, e.g. {argument}=[{example!r}]"
             )
     return tuple(items)
 
@@ -48,7 +90,7 @@ def check_instance(owner: str, argument: str, value: object, kind: type, *, fix:
     """``value`` if it is a ``kind`` (or None); otherwise an error naming what was given and how to fix it."""
     if value is not None and not isinstance(value, kind):
         raise ConfigError(
-            f"{owner}: {argument} {value!r} must be {'an' if kind.__name__[0] in 'AEIOU' else 'a'} "
+            f"{owner}: {argument} {shown(value)} must be {'an' if kind.__name__[0] in 'AEIOU' else 'a'} "
             f"{kind.__name__}, not {type(value).__name__}; {fix}"
         )
     return value

@@ -1,0 +1,96 @@
+"""Options checked while the command line is parsed (typer ``parser=`` functions): a bad value is a usage error,
+exit code 2, naming the option, the value and the fix, before anything is read or written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from airflow_mlpipe.core.checks import shorten_values, shown
+
+
+class OptionValueError(typer.BadParameter):
+    """A bad option value, its message whole: it names the option itself (click would add "Invalid value for")."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def whole_number(option: str, *, minimum: int, maximum: int | None = None, example: int) -> Callable[[str], int]:
+    """A parser of whole numbers from ``minimum`` to ``maximum``."""
+    span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+
+    def parse(text: str | int) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or (maximum is not None and number > maximum) or number < minimum:
+            raise OptionValueError(
+                f"{option} {shown(str(text))} must be a whole number {span}; write e.g. {option} {example}"
+            )
+        return number
+
+    return parse
+
+
+def duration(option: str, *, example: str) -> Callable[[str], str]:
+    """A parser of durations as people write them (``30d``, ``12h``): checked here, handed on as written."""
+
+    def parse(text: str) -> str:
+        from airflow_mlpipe.exceptions import ConfigError
+        from airflow_mlpipe.gc.model import parse_duration
+
+        try:
+            parse_duration(text, option=option)
+        except ConfigError:
+            raise OptionValueError(
+                f"{option} {shown(text)} is not a duration; write a number with a unit s, m, h, d or w, e.g. "
+                f"{option} {example}"
+            ) from None
+        return text
+
+    return parse
+
+
+def datastore_name(option: str) -> Callable[[str], str]:
+    """A parser of the name of a datastore this machine can see."""
+
+    def parse(text: str) -> str:
+        check_datastore(option, text)
+        return text
+
+    return parse
+
+
+def check_datastore(option: str, name: str) -> None:
+    """Usage error unless ``name`` is a datastore this machine can see (and its connection can be read)."""
+    from airflow_mlpipe.core.secrets import scrub_text
+    from airflow_mlpipe.exceptions import ConfigError
+    from airflow_mlpipe.storage.datastore import Datastore
+
+    try:
+        Datastore.get(name).config  # noqa: B018 - resolving is the check (Datastore.get itself is lazy)
+    except ConfigError as exc:  # unknown, or a connection that cannot be read: its message names the fix
+        raise OptionValueError(f"{option}: {shorten_values(scrub_text(str(exc)))}") from None
+
+
+def dataset_version(text: str) -> str:
+    """``latest`` or a version number (1, 2, ...)."""
+    if text == "latest" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise OptionValueError(
+        f"--version {shown(text)} must be a version number (1, 2, ...) or 'latest'; e.g. --version 1"
+    )
+
+
+def dataset_name(text: str) -> str:
+    """A name a dataset can have (``datasets.names.check_name``)."""
+    from airflow_mlpipe.datasets.names import check_name
+    from airflow_mlpipe.exceptions import ConfigError
+
+    try:
+        return check_name(text)
+    except ConfigError as exc:
+        raise OptionValueError(f"NAME: {shorten_values(str(exc))}") from None

@@ -1,0 +1,318 @@
+"""The ``mlpipe`` command line on bad input: a bad option is one line naming the option, the value and the fix
+(exit code 2, no traceback, no framed box) before anything is read or written; a record or connection that cannot
+be read is a row with its error, and the rest is still listed; a long value is never echoed whole."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_mlpipe.cli import output
+from airflow_mlpipe.cli.main import main
+from airflow_mlpipe.storage.datastore import Datastore
+
+LONG = "a" * 100_000
+CUT = "...' (100000 characters)"
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def mlpipe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], local_home: dict[str, str]) -> object:
+    """``mlpipe ARGS`` in this process, as the entry point runs it: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", "server")  # what main() sets; undone after the test
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main() points it at stderr
+
+    def run(*args: str) -> Result:
+        buffer = io.StringIO()
+        monkeypatch.setattr(output, "_STDOUT", buffer)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return Result(code, buffer.getvalue(), capsys.readouterr().err)
+
+    return run
+
+
+def files_under(root: str) -> list[str]:
+    return sorted(str(p) for p in Path(root).rglob("*"))
+
+
+def assert_usage_error(result: Result, *parts: str) -> None:
+    lines = result.err.splitlines()
+    assert result.code == 2, result.err
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err and "╭" not in result.err and "│" not in result.err
+    for part in parts:
+        assert part in lines[0], lines[0]
+    assert result.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        pytest.param(
+            ["runs", "list", "--limit", "abc"],
+            ["--limit 'abc' must be a whole number from 1 to 5000", "write e.g. --limit 50"],
+            id="runs-limit-text",
+        ),
+        pytest.param(["runs", "list", "--limit", "0"], ["--limit '0' must be a whole number"], id="runs-limit-zero"),
+        pytest.param(["runs", "list", "--limit", "-5"], ["--limit '-5' must be a whole number"], id="runs-limit-neg"),
+        pytest.param(["runs", "list", "--limit", "1.5"], ["--limit '1.5' must be a whole"], id="runs-limit-float"),
+        pytest.param(["runs", "list", "--limit", "99999"], ["--limit '99999' must be"], id="runs-limit-too-many"),
+        pytest.param(
+            ["runs", "list", "--limit", "9" * 5000],
+            ["--limit '9999", "...' (5000 characters) must be a whole number"],
+            id="runs-limit-5000-digits",
+        ),
+        pytest.param(
+            ["datasets", "list", "--limit", "abc"],
+            ["--limit 'abc' must be a whole number from 1 to 1000", "--limit 100"],
+            id="datasets-limit-text",
+        ),
+        pytest.param(["datasets", "list", "--limit", "0"], ["--limit '0' must be"], id="datasets-limit-zero"),
+        pytest.param(["datasets", "list", "--limit", "1001"], ["--limit '1001' must be"], id="datasets-limit-big"),
+        pytest.param(
+            ["datasets", "show", "iris", "--version", "1.5"],
+            ["--version '1.5' must be a version number (1, 2, ...) or 'latest'", "--version 1"],
+            id="version-float",
+        ),
+        pytest.param(["datasets", "show", "iris", "-v", "0"], ["--version '0' must be"], id="version-zero"),
+        pytest.param(["datasets", "show", "iris", "-v", "-1"], ["--version '-1' must be"], id="version-negative"),
+        pytest.param(["datasets", "show", "iris", "-v", "newest"], ["--version 'newest' must"], id="version-word"),
+        pytest.param(
+            ["datasets", "show", "a b"],
+            ["NAME: dataset name 'a b' cannot be used", "e.g. 'iris_clean'"],
+            id="dataset-name-space",
+        ),
+        pytest.param(["datasets", "show", "../x"], ["dataset name '../x' cannot be used"], id="dataset-name-dots"),
+        pytest.param(["datasets", "show", LONG], ["dataset name 'aaaa", CUT], id="dataset-name-long"),
+        pytest.param(
+            ["gc", "--older-than", "xyz", "--dry-run"],
+            ["--older-than 'xyz' is not a duration", "unit s, m, h, d or w", "--older-than 30d"],
+            id="gc-older-than-word",
+        ),
+        pytest.param(["gc", "--older-than", "-3d"], ["--older-than '-3d' is not a duration"], id="gc-older-neg"),
+        pytest.param(["gc", "--older-than", "3y"], ["--older-than '3y' is not a duration"], id="gc-older-years"),
+        pytest.param(["gc", "--grace", "soon"], ["--grace 'soon' is not a duration", "--grace 1h"], id="gc-grace"),
+        pytest.param(
+            ["gc", "--keep-last", "-1"],
+            ["--keep-last '-1' must be a whole number of at least 0", "--keep-last 3"],
+            id="gc-keep-last-neg",
+        ),
+        pytest.param(["gc", "--keep-last", "many"], ["--keep-last 'many' must be"], id="gc-keep-last-word"),
+        pytest.param(
+            ["reuse", "explain", "d", "t", "--map-index", "-1"],
+            ["--map-index '-1' must be a whole number of at least 0"],
+            id="map-index-negative",
+        ),
+        pytest.param(["reuse", "explain", "d", "t", "--map-index", "x"], ["--map-index 'x' must"], id="map-index"),
+        pytest.param(
+            ["transfer", "nocolon", "mlpipe_default:b"],
+            ["SOURCE 'nocolon' names no datastore", "write DATASTORE:path"],
+            id="transfer-no-datastore",
+        ),
+        pytest.param(
+            ["transfer", "mlpipe_default:a", "mlpipe://bad"],
+            ["DESTINATION: dataset path 'mlpipe://bad' is not a datastore path"],
+            id="transfer-bad-url",
+        ),
+        pytest.param(
+            ["transfer", "mlpipe_default:a", f"{LONG}:b"],
+            ["DESTINATION 'aaaa", CUT, "no datastore named 'aaaa"],
+            id="transfer-long-datastore",
+        ),
+        pytest.param(
+            ["runs", "list", "--task", "train"],
+            ["--task needs --dag", "add --dag DAG_ID"],
+            id="task-without-dag",
+        ),
+        pytest.param(
+            ["runs", "list", "--bogus"],
+            ["No such option: --bogus", "(see: mlpipe runs list --help)"],
+            id="unknown-option",
+        ),
+        pytest.param(["datasets", "show"], ["Missing argument", "mlpipe datasets show --help"], id="missing-name"),
+    ],
+)
+def test_bad_option_is_one_line_before_anything_is_done(mlpipe: object, args: list[str], parts: list[str]) -> None:
+    home = Datastore.get_default().full_path("")
+    before = files_under(home)
+    result = mlpipe(*args)  # type: ignore[operator]
+    assert_usage_error(result, *parts)
+    assert len(result.err) < 800
+    assert files_under(home) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["datasets", "list", "--datastore", "nope"], id="datasets-list"),
+        pytest.param(["datasets", "show", "iris", "--datastore", "nope"], id="datasets-show"),
+        pytest.param(["runs", "list", "--datastore", "nope"], id="runs-list"),
+        pytest.param(["transfer", "nope:a", "mlpipe_default:b"], id="transfer-source"),
+    ],
+)
+def test_unknown_datastore_is_a_usage_error(mlpipe: object, args: list[str]) -> None:
+    result = mlpipe(*args)  # type: ignore[operator]
+    assert_usage_error(result, "no datastore named 'nope'", "AIRFLOW_CONN_NOPE", "known datastores: ")
+
+
+def test_json_mode_gives_the_usage_error_as_json(mlpipe: object) -> None:
+    result = mlpipe("runs", "list", "--limit", "abc", "--json")  # type: ignore[operator]
+    assert result.code == 2 and result.err == ""
+    assert json.loads(result.out) == {
+        "error": "--limit 'abc' must be a whole number from 1 to 5000; write e.g. --limit 50"
+    }
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["runs", "show", LONG], id="runs-show"),
+        pytest.param(["runs", "show", LONG, "--json"], id="runs-show-json"),
+        pytest.param(["reuse", "explain", "d", LONG], id="reuse-explain"),
+    ],
+)
+def test_long_value_in_a_library_error_is_cut(mlpipe: object, args: list[str]) -> None:
+    """Commands that take any id: the error made from it is one line, the value cut."""
+    result = mlpipe(*args)  # type: ignore[operator]
+    assert result.code == 1
+    shown = json.loads(result.out)["error"] if "--json" in args else result.err.removeprefix("error: ")
+    assert shown.rstrip("\n").count("\n") == 0 and " characters)" in shown
+    assert len(shown) < 1000, shown[:1000]
+
+
+# -- a record that cannot be read is a row -----------------------------------------------------------------------
+def _register(store: Datastore, name: str) -> None:
+    from airflow_mlpipe import Dataset
+
+    store.write_text(f"data/{name}.csv", "a\n1\n")
+    Dataset.File.from_files((store, f"data/{name}.csv")).register(name)
+
+
+def test_datasets_list_shows_a_corrupt_record_as_a_row(mlpipe: object) -> None:
+    store = Datastore.get_default()
+    _register(store, "alpha")
+    _register(store, "omega")
+    store.write_text("_mlpipe/registry/datasets/broken/1.json", "{not json")
+
+    listed = mlpipe("datasets", "list", "--json")  # type: ignore[operator]
+    assert listed.code == 0, listed.err
+    rows = {row["name"]: row for row in json.loads(listed.out)["datasets"]}
+    assert sorted(rows) == ["alpha", "broken", "omega"]
+    assert rows["alpha"]["latest_version"] == 1 and rows["alpha"]["error"] is None
+    error = rows["broken"]["error"]
+    assert "'_mlpipe/registry/datasets/broken/1.json'" in error and "is unreadable (JSONDecodeError" in error
+    assert "restore it from a backup or delete it" in error and rows["broken"]["latest_version"] is None
+
+    table = mlpipe("datasets", "list")  # type: ignore[operator]
+    assert table.code == 0, table.err
+    lines = table.out.splitlines()
+    assert lines[0].split() == ["NAME", "LATEST_VERSION", "KIND", "FILES", "SIZE", "CREATED_AT", "DESCRIPTION", "ERROR"]
+    assert [line.split()[0] for line in lines[1:]] == ["alpha", "broken", "omega"]
+    assert "broken/1.json" in lines[2] and "JSONDecodeError" in lines[2]
+
+
+def test_runs_list_shows_a_corrupt_summary_as_a_row(mlpipe: object) -> None:
+    from airflow_mlpipe.steps import records
+    from airflow_mlpipe.steps.run_index import RUN_INDEX_ROOT
+
+    store = Datastore.get_default()
+    for task, started in (("one", "2026-01-01T00:00:00+00:00"), ("two", "2026-01-02T00:00:00+00:00")):
+        records.write_record(
+            {
+                "step_run_id": f"d.r.{task}",
+                "dag_id": "d",
+                "run_id": "r",
+                "task_id": task,
+                "status": "Completed",
+                "created_at": started,
+            },
+            store,
+        )
+    assert mlpipe("runs", "list", "--json").code == 0  # type: ignore[operator]
+    summaries = [p for p in store.list(f"{RUN_INDEX_ROOT}/all", recursive=True) if p.endswith("d.r.one.json")]
+    assert len(summaries) == 1
+    store.write_text(summaries[0], "{not json")
+
+    listed = mlpipe("runs", "list", "--json")  # type: ignore[operator]
+    assert listed.code == 0, listed.err
+    rows = {row["step_run_id"]: row for row in json.loads(listed.out)["runs"]}
+    assert rows["d.r.two"]["status"] == "Completed" and not rows["d.r.two"].get("error")
+    assert rows["d.r.one"]["status"] is None
+    assert rows["d.r.one"]["error"].startswith(f"unreadable run summary {summaries[0]}: ")
+
+    table = mlpipe("runs", "list")  # type: ignore[operator]
+    assert table.code == 0 and "unreadable run summary" in table.out and "d.r.two" in table.out
+
+
+# -- a connection that cannot be read is a row -------------------------------------------------------------------
+SECRET = "Sup3rS3cretK3y"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(
+            json.dumps({"conn_type": "mlpipe_datastore", "extra": '{"url": "az://c", "account_key": "' + SECRET}),
+            "datastore 'broken': the connection's extra is not valid JSON",
+            id="extra-not-json",
+        ),
+        pytest.param(
+            json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": f"ftp://user:{SECRET}@host/x"}}),
+            "datastore 'broken': url 'ftp://user:***@host/x' has scheme 'ftp://', which is not supported",
+            id="bad-url-with-password",
+        ),
+        pytest.param(
+            "mlpipe-datastore://?__extra__="
+            + json.dumps({"url": "bogus://x", "sas_token": SECRET}).replace(" ", "").replace('"', "%22"),
+            "datastore 'broken': url 'bogus://x' has scheme 'bogus://'",
+            id="uri-form-bogus-scheme",
+        ),
+        pytest.param(
+            json.dumps({"conn_type": "mlpipe_datastore", "extra": {"account_key": SECRET}}),
+            "datastore 'broken': the connection has no url",
+            id="no-url",
+        ),
+        pytest.param(
+            json.dumps(
+                {"conn_type": "mlpipe_datastore", "extra": {"url": "file:///x", "storage_options": f"key={SECRET}"}}
+            ),
+            "the storage options",
+            id="bogus-storage-options",
+        ),
+        pytest.param('{"conn_type": "mlpipe_datastore", ', "AIRFLOW_CONN_BROKEN is not valid JSON", id="not-json"),
+    ],
+)
+def test_datastores_list_shows_a_broken_connection_as_a_row(
+    mlpipe: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str, error: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", value)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOD", json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": tmp_path.as_uri()}})
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_PG", f"postgres://user:{SECRET}@host/db")  # not a datastore: left out
+
+    listed = mlpipe("datastores", "list", "--json")  # type: ignore[operator]
+    assert listed.code == 0, listed.err
+    assert SECRET not in listed.out + listed.err
+    rows = {row["name"]: row for row in json.loads(listed.out)["datastores"]}
+    assert sorted(rows) == ["broken", "good", "mlpipe_default"]
+    assert rows["good"]["error"] is None and rows["good"]["backend"] == "local folder"
+    assert error in rows["broken"]["error"] and rows["broken"]["url"] is None
+
+    table = mlpipe("datastores", "list")  # type: ignore[operator]
+    assert table.code == 0 and SECRET not in table.out
+    assert table.out.splitlines()[0].split() == ["NAME", "URL", "BACKEND", "DESCRIPTION", "ERROR"]
+    assert any(line.startswith("broken") and error[:40] in line for line in table.out.splitlines())
