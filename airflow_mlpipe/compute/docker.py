@@ -140,6 +140,11 @@ class DockerCompute(ComputeTarget):
             "operator_kwargs",
             check_operator_kwargs(self.operator_kwargs, operator="DockerOperator", owned=_OWNED, what=what),
         )
+        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=_SECRET_ENV_FIX)
+
+    def _plain_parts(self) -> dict[str, Any]:
+        """The parts of the container this target sets that the operator renders and Docker shows as they are."""
+        return {ENV_PART: dict(self.env or {}), "operator_kwargs": describe_value(self.operator_kwargs or {})}
 
     def _put(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
@@ -329,12 +334,7 @@ def build_docker_operator(
         dag_id=dag_id,
         check_reachable=lambda configs: check_datastores_reachable_from_container(compute, configs),
     )
-    plain = {
-        "command": step.command,
-        ENV_PART: step.env,
-        "labels": step.labels,
-        "operator_kwargs": describe_value(compute.operator_kwargs or {}),
-    }
+    plain = {**compute._plain_parts(), "command": step.command, ENV_PART: step.env, "labels": step.labels}
     assert_no_credentials(step.datastores, plain, what="DockerCompute", secret_fix=_SECRET_ENV_FIX)
     mounts = [
         Mount(target=m["target"], source=m["source"], type=m["type"], read_only=m["read_only"])

@@ -256,6 +256,16 @@ class KubernetesCompute(ComputeTarget):
             "operator_kwargs",
             check_operator_kwargs(self.operator_kwargs, operator="KubernetesPodOperator", owned=_OWNED, what=what),
         )
+        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=_SECRET_ENV_FIX)
+
+    def _plain_parts(self) -> dict[str, Any]:
+        """The parts of the pod this target sets that Kubernetes stores and shows as they are."""
+        return {
+            ENV_PART: dict(self.env or {}),
+            "annotations": dict(self.annotations or {}),
+            "full_pod_spec": self.full_pod_spec,
+            "operator_kwargs": describe_value(self.operator_kwargs or {}),
+        }
 
     def _startup_timeout(self, what: str) -> int:
         old, new = self.startup_timeout, self.startup_timeout_seconds
@@ -472,14 +482,7 @@ def build_pod_operator(
     if isinstance(compute.datastore_secrets, str):
         secrets.append(_env_from_secret(compute.datastore_secrets))
     annotations = dict(compute.annotations or {})
-    plain = {
-        "command": step.command,
-        ENV_PART: env,
-        "labels": step.labels,
-        "annotations": annotations,
-        "full_pod_spec": compute.full_pod_spec,
-        "operator_kwargs": describe_value(compute.operator_kwargs or {}),
-    }
+    plain = {**compute._plain_parts(), "command": step.command, ENV_PART: env, "labels": step.labels}
     assert_no_credentials(step.datastores, plain, what="KubernetesCompute", secret_fix=_SECRET_ENV_FIX)
     kwargs: dict[str, Any] = {
         "task_id": task_id,

@@ -308,3 +308,39 @@ def test_xcom_metrics_show_no_credential() -> None:
 
     shown = summarize_metrics({"accuracy": 0.93, "source": f"https://acct.blob.core.windows.net/c/x?{SAS}"})
     assert shown["accuracy"] == 0.93 and leaks(json.dumps(shown)) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "refused"),
+    [
+        pytest.param(lambda: KubernetesCompute(env={"WANDB_API_KEY": "0123abcd"}), "WANDB_API_KEY", id="k8s-env"),
+        pytest.param(
+            lambda: KubernetesCompute(
+                operator_kwargs={"init_containers": [{"name": "init", "env": [{"name": "DB_PASSWORD", "value": "pw"}]}]}
+            ),
+            "DB_PASSWORD",
+            id="k8s-init-container-env",
+        ),
+        pytest.param(
+            lambda: DockerCompute(env={"aws_secret_access_key": "abcd"}), "aws_secret_access_key", id="docker"
+        ),
+        pytest.param(
+            lambda: KubernetesCompute(env={"HF_HUB_DISABLE_TOKEN": "1", "TOKENIZERS_PARALLELISM": "false"}),
+            None,
+            id="switches-pass",
+        ),
+        pytest.param(
+            lambda: DockerCompute(env={"MODE": "train"}, private_env={"HF_TOKEN": "hf_x"}),
+            None,
+            id="private-env-passes",
+        ),
+    ],
+)
+def test_secret_named_plain_variables_are_refused_when_the_dag_is_parsed(
+    make: Callable[[], Any], refused: str | None
+) -> None:
+    if refused is None:
+        make()
+        return
+    with pytest.raises(ConfigError, match=f"sets '{refused}' as a plain value"):
+        make()
