@@ -1,7 +1,8 @@
 """``DockerCompute``: a step runs in a container through the docker provider's ``DockerOperator``.
 
-Docker has no Secret object for plain containers, so datastore connections (``AIRFLOW_CONN_<NAME>``) travel in the
-operator's ``private_environment``: Airflow neither renders nor logs it, and it never enters run records. Anyone
+Docker has no Secret object for plain containers, so datastore connections (``AIRFLOW_CONN_<NAME>``) and the
+step's other secrets (``private_env``) travel in the operator's ``private_environment``: Airflow neither renders
+nor logs it, and it never enters run records. A plain variable named as a credential is refused. Anyone
 who may use the Docker engine can still read a container's environment (``docker inspect``): give the engine's
 socket to Airflow only.
 
