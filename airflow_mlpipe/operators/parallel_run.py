@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, TaskGroup
@@ -39,6 +40,8 @@ PLAN_TASK = "plan"
 BATCH_TASK = "mini_batch"
 GATHER_TASK = "gather"
 MINI_BATCHES_KEY = "mini_batches"
+# Mini-batches whose reuse the planning task looks at side by side (store round trips, not CPU).
+REUSE_LOOKS_AT_ONCE = 8
 
 
 def ParallelRunStep(
@@ -155,11 +158,19 @@ class PlanMiniBatchesOperator(PythonScriptOperator):
                 "Input %s: %d files in %d mini-batches", spec["name"], spec["pin"]["manifest"]["files"], count
             )
         settings = self.config.settings()
-        summary, todo = [], []
-        for batch in batches:
-            spec = mini_batch_input(by_name[batch.input_name], batch)
+        specs_by_batch = [mini_batch_input(by_name[b.input_name], b) for b in batches]
+
+        def settle(spec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
             view = BatchView(self, task_id=self.batch_task_id, mini_batch=spec, side_inputs=side, parallel=settings)
-            result, rerun_of = BatchAttempt(view, context).reuse_if_ready()
+            return BatchAttempt(view, context).reuse_if_ready()
+
+        # Each look is a few small reads and writes of the store: overlapped, they cost a round trip, not 100.
+        # The first goes alone: it stores the source snapshot, which the others then find.
+        settled = [settle(specs_by_batch[0])]
+        with ThreadPoolExecutor(max_workers=REUSE_LOOKS_AT_ONCE, thread_name_prefix="mlpipe-plan") as pool:
+            settled += pool.map(settle, specs_by_batch[1:])
+        summary, todo = [], []
+        for batch, spec, (result, rerun_of) in zip(batches, specs_by_batch, settled, strict=True):
             summary.append({"index": batch.index, "input": batch.input_name, "items": batch.items, "result": result})
             if result is None:
                 todo.append({"mini_batch": spec, "rerun_of": rerun_of})

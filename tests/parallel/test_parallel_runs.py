@@ -102,6 +102,13 @@ def test_example_scores_every_file_then_rescores_only_the_changed_mini_batch(hom
     assert third["reused"] is True and third["reused_from"] == second["step_run_id"]
     assert DatasetRegistry().versions("scores") == [1, 2]
 
+    # regenerate_outputs: the planning task reuses nothing, the nodes compute every mini-batch anew
+    airflow_dags_test(EXAMPLE, dags_folder=EXAMPLES, env=home, conf={"regenerate_outputs": True})
+    fresh = _batches(EXAMPLE)
+    assert [r["reused"] for r in fresh] == [False] * 3
+    assert {r["step_run_id"] for r in fresh}.isdisjoint(r["step_run_id"] for r in batches)
+    assert [len(node) for node in _mapped_results(EXAMPLE, "score.mini_batch")] == [2, 1]
+
 
 def _run_faults(home: dict[str, str], fault: str) -> tuple[dict[str, str], str]:
     proc = airflow_dags_test(FAULTS, dags_folder=TEST_DAGS, env=home, conf={"fault": fault}, check=False)
