@@ -28,6 +28,17 @@ LABEL_PREFIX = "airflow-mlpipe"
 _MIN_SECRET_LENGTH = 6
 # The part of ``assert_no_credentials``'s parts that is the plain environment (a name -> value map).
 ENV_PART = "environment"
+# How each container target passes a secret variable instead of a plain one ({name}: the variable).
+SECRET_ENV_FIXES = {
+    "kubernetes": (
+        "keep it in a Kubernetes Secret and let the pod read it from there: KubernetesCompute(secrets=[Secret('env', "
+        "'{name}', '<secret name>', '<key>')]) (from airflow.providers.cncf.kubernetes.secret import Secret)"
+    ),
+    "docker": (
+        "pass it in DockerCompute(private_env={{'{name}': ...}}), which goes into the DockerOperator's "
+        "private_environment (neither rendered nor logged)"
+    ),
+}
 _SWITCHES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 
 

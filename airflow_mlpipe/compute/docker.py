@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
     ENV_PART,
+    SECRET_ENV_FIXES,
     assert_no_credentials,
     container_step,
     is_in_process,
@@ -141,7 +142,7 @@ class DockerCompute(ComputeTarget):
             "operator_kwargs",
             check_operator_kwargs(self.operator_kwargs, operator="DockerOperator", owned=_OWNED, what=what),
         )
-        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=_SECRET_ENV_FIX)
+        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=SECRET_ENV_FIXES["docker"])
 
     def _plain_parts(self) -> dict[str, Any]:
         """The parts of the container this target sets that the operator renders and Docker shows as they are."""
@@ -179,10 +180,6 @@ def _as_list(mounts: object, what: str) -> list[Any]:
     return list(mounts)
 
 
-_SECRET_ENV_FIX = (
-    "pass it in DockerCompute(private_env={{'{name}': ...}}), which goes into the DockerOperator's "
-    "private_environment (neither rendered nor logged)"
-)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _OWNED = {
     "task_id": "the step operator (PythonScriptOperator(task_id=...))",
@@ -336,7 +333,7 @@ def build_docker_operator(
         check_reachable=lambda configs: check_datastores_reachable_from_container(compute, configs),
     )
     plain = {**compute._plain_parts(), "command": step.command, ENV_PART: step.env, "labels": step.labels}
-    assert_no_credentials(step.datastores, plain, what="DockerCompute", secret_fix=_SECRET_ENV_FIX)
+    assert_no_credentials(step.datastores, plain, what="DockerCompute", secret_fix=SECRET_ENV_FIXES["docker"])
     mounts = [
         Mount(target=m["target"], source=m["source"], type=m["type"], read_only=m["read_only"])
         for m in compute.mounts

@@ -165,7 +165,9 @@ class RunConfiguration:
 
 
 def check_environment_fits(environment: Environment | None, target: HasKind | None) -> None:
-    """Refuse an environment that the target cannot provide: pip packages are installed only on local compute."""
+    """Refuse an environment that the target cannot provide (pip packages are installed only on local compute),
+    or whose variables the target would show (``check_no_secret_variables``)."""
+    check_no_secret_variables(environment, target)
     if environment is None or target is None or target.kind == "local" or not environment.pip_packages:
         return
     raise ConfigError(
@@ -173,3 +175,16 @@ def check_environment_fits(environment: Environment | None, target: HasKind | No
         f"{list(environment.pip_packages)!r}, but a {target.kind} step runs its image as it is: build an image "
         "that contains them and set Environment(image=...) without pip_packages, or run the step on LocalCompute()"
     )
+
+
+def check_no_secret_variables(environment: Environment | None, target: HasKind | None) -> None:
+    """Refuse ``env_vars`` named as credentials (``HF_TOKEN``) on a container target, which writes them into the
+    container's spec: the target's own secret mechanism passes them instead."""
+    if environment is None or target is None:
+        return
+    from airflow_mlpipe.compute.containers import ENV_PART, SECRET_ENV_FIXES, assert_no_credentials
+
+    fix = SECRET_ENV_FIXES.get(target.kind)
+    if fix is not None:
+        what = f"Environment({environment.name!r})" if environment.name else "Environment"
+        assert_no_credentials((), {ENV_PART: environment.env_vars}, what=f"{what} on {target.kind}", secret_fix=fix)

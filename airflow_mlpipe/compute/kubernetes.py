@@ -35,6 +35,7 @@ from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.containers import (
     ENV_PART,
     MANAGED_BY,
+    SECRET_ENV_FIXES,
     assert_no_credentials,
     container_step,
     is_in_process,
@@ -256,7 +257,7 @@ class KubernetesCompute(ComputeTarget):
             "operator_kwargs",
             check_operator_kwargs(self.operator_kwargs, operator="KubernetesPodOperator", owned=_OWNED, what=what),
         )
-        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=_SECRET_ENV_FIX)
+        assert_no_credentials((), self._plain_parts(), what=what, secret_fix=SECRET_ENV_FIXES["kubernetes"])
 
     def _plain_parts(self) -> dict[str, Any]:
         """The parts of the pod this target sets that Kubernetes stores and shows as they are."""
@@ -355,10 +356,6 @@ def _describe_datastore_secrets(value: object) -> Any:
 
 
 DEFAULT_STARTUP_TIMEOUT = 600
-_SECRET_ENV_FIX = (
-    "keep it in a Kubernetes Secret and let the pod read it from there: KubernetesCompute(secrets=[Secret('env', "
-    "'{name}', '<secret name>', '<key>')]) (from airflow.providers.cncf.kubernetes.secret import Secret)"
-)
 # KubernetesPodOperator arguments the compute target sets, and where to set them instead.
 _OWNED = {
     "task_id": "the step operator (PythonScriptOperator(task_id=...))",
@@ -483,7 +480,7 @@ def build_pod_operator(
         secrets.append(_env_from_secret(compute.datastore_secrets))
     annotations = dict(compute.annotations or {})
     plain = {**compute._plain_parts(), "command": step.command, ENV_PART: env, "labels": step.labels}
-    assert_no_credentials(step.datastores, plain, what="KubernetesCompute", secret_fix=_SECRET_ENV_FIX)
+    assert_no_credentials(step.datastores, plain, what="KubernetesCompute", secret_fix=SECRET_ENV_FIXES["kubernetes"])
     kwargs: dict[str, Any] = {
         "task_id": task_id,
         "namespace": compute.namespace,

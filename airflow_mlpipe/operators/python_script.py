@@ -18,7 +18,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
-from airflow_mlpipe.compute.environment import Environment, RunConfiguration
+from airflow_mlpipe.compute.environment import Environment, RunConfiguration, check_no_secret_variables
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.checks import check_bool, check_instance, check_str_list
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
@@ -124,6 +124,7 @@ class PythonScriptOperator(BaseOperator):
                 f"step {self.task_id!r}: compute_target {self.compute_target!r} is not LocalCompute, DockerCompute or "
                 "KubernetesCompute"
             )
+        check_no_secret_variables(self.environment, self.compute_target)
         self.env_vars = dict(self.environment.env_vars) if self.environment else {}
         self.compute_env = dict(getattr(self.compute_target, "env", None) or {})
         check_templates(
@@ -192,6 +193,7 @@ class PythonScriptOperator(BaseOperator):
             output.check_rendered(self.task_id)
         if self.environment is not None and self.env_vars != dict(self.environment.env_vars):
             self.environment = dataclasses.replace(self.environment, env_vars=self.env_vars)
+            check_no_secret_variables(self.environment, self.compute_target)
         if self.compute_env != dict(getattr(self.compute_target, "env", None) or {}):
             self.compute_target = dataclasses.replace(self.compute_target, env=self.compute_env)  # type: ignore[type-var]
 

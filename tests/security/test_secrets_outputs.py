@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from airflow_mlpipe.compute import DockerCompute, KubernetesCompute, StepLaunch
+from airflow_mlpipe.compute import (
+    DockerCompute,
+    Environment,
+    KubernetesCompute,
+    LocalCompute,
+    RunConfiguration,
+    StepLaunch,
+)
 from airflow_mlpipe.compute.docker import build_docker_operator
 from airflow_mlpipe.compute.kubernetes import WORKLOAD_IDENTITY, build_pod_operator
 from airflow_mlpipe.core.attempt import AttemptId
@@ -221,8 +228,8 @@ def test_rendered_fields_of_a_step_show_no_credential(names: list[str], tmp_path
                 "--out",
                 OutputFileDatasetConfig(name="o", destination=("s3_nested", "out/{run-id}")),
             ],
+            # Allowed on LocalCompute only (a container target refuses a secret-named plain variable).
             environment=Environment(env_vars={"SAS_TOKEN": "{{ params.sas }}", "DAY": "{{ ds }}"}),
-            compute_target=DockerCompute(image="team/ml:1"),
         )
     step.render_template_fields({"ds": "2026-01-02", "params": {"sas": SAS}})
     rendered = json.dumps(_serialize_rendered_fields(step), default=str)
@@ -344,3 +351,37 @@ def test_secret_named_plain_variables_are_refused_when_the_dag_is_parsed(
         return
     with pytest.raises(ConfigError, match=f"sets '{refused}' as a plain value"):
         make()
+
+
+def _step(compute: Any, tmp_path: Path) -> Any:
+    from airflow_mlpipe import PythonScriptOperator
+
+    environment = Environment(env_vars={"HF_TOKEN": "{{ var.value.hf_token }}", "MODE": "train"})
+    return PythonScriptOperator(
+        task_id="s", script_name="s.py", source_directory=str(tmp_path), environment=environment, compute_target=compute
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "refused"),
+    [
+        pytest.param(lambda p: _step(DockerCompute(image="i:1"), p), "Environment on docker", id="step-on-docker"),
+        pytest.param(lambda p: _step(KubernetesCompute(image="i:1"), p), "Environment on kubernetes", id="step-on-k8s"),
+        pytest.param(
+            lambda p: RunConfiguration(
+                environment=Environment(env_vars={"API_KEY": "k-123"}), target=KubernetesCompute(image="i:1")
+            ),
+            "Environment on kubernetes",
+            id="run-configuration",
+        ),
+        pytest.param(lambda p: _step(LocalCompute(), p), None, id="local-step-passes"),
+    ],
+)
+def test_secret_named_environment_variables_of_a_container_step_are_refused_at_parse_time(
+    make: Callable[[Path], Any], refused: str | None, tmp_path: Path
+) -> None:
+    if refused is None:
+        make(tmp_path)
+        return
+    with pytest.raises(ConfigError, match=f"{refused}: the container's environment sets '(HF_TOKEN|API_KEY)'"):
+        make(tmp_path)
