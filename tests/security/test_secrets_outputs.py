@@ -27,6 +27,7 @@ from airflow_mlpipe.compute.docker import build_docker_operator
 from airflow_mlpipe.compute.kubernetes import WORKLOAD_IDENTITY, build_pod_operator
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.operators.lineage import dataset_name
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
@@ -76,9 +77,11 @@ def container(names: list[str], **compute: Any) -> Any:
 
 # -- messages, reprs, URIs --------------------------------------------------------------------------------------
 def _messages(name: str) -> list[str]:
-    """What mlpipe says about datastore ``name``: reprs, URIs, and the errors a misconfigured compute raises."""
+    """What mlpipe says about datastore ``name``: reprs, URIs, lineage names, and the errors a misconfigured
+    compute raises."""
     store = Datastore.get(name)
     said = [repr(store), repr(store.config), store.uri("data/x.csv"), store.url, str(store.config.public_options())]
+    said.append(str(dataset_name(store, "data/x.csv")))  # the step's OpenLineage datasets
     failing: list[Callable[[], Any]] = [
         lambda: build_pod_operator(  # no Secret mapped for the datastore
             KubernetesCompute(image="team/ml:1"), task_id="t", launch=launch([name]), datastores=configs([name])
