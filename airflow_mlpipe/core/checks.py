@@ -94,3 +94,13 @@ def check_instance(owner: str, argument: str, value: object, kind: type, *, fix:
             f"{kind.__name__}, not {type(value).__name__}; {fix}"
         )
     return value
+
+
+def check_list(owner: str, argument: str, value: object, *, example: str) -> list[Any]:
+    """A list (or tuple, or other iterable) of anything; None for none. A string or a mapping is refused: it would
+    be taken as a list of its characters or keys."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+        raise ConfigError(f"{owner}: {argument} {shown(value)} must be a list, e.g. {argument}={example}")
+    return list(value)

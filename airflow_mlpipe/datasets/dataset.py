@@ -395,7 +395,7 @@ class _FileFactory:
         ``validate=True`` checks now that the paths match files (reads storage; keep it off in DAG files).
         """
         dataset = FileDataset(to_data_paths(path))
-        if validate:
+        if check_bool("Dataset.File.from_files", "validate", validate):
             dataset.current_manifest()
         return dataset
 

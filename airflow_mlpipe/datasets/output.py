@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.checks import check_bool, check_str_list
 from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
@@ -97,8 +98,10 @@ class OutputFileDatasetConfig:
         """Write to a local folder on the compute, uploaded when the script ends (only ``source_globs``
         matches, when given)."""
         self.mode = "upload"
-        self.overwrite = bool(overwrite)
-        self.source_globs = tuple(source_globs or ())
+        self.overwrite = check_bool(f"output {self._name!r}: as_upload", "overwrite", overwrite)
+        self.source_globs = check_str_list(
+            f"output {self._name!r}: as_upload", "source_globs", source_globs, example="*.csv"
+        )
         return self
 
     def as_mount(self) -> OutputFileDatasetConfig:

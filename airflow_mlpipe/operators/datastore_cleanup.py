@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_mlpipe.core.checks import check_bool
 from airflow_mlpipe.gc.model import GcSettings
 
 
@@ -42,7 +43,8 @@ class DatastoreCleanupOperator(BaseOperator):
         self.keep_last = keep_last
         self.only_dag_id = only_dag_id
         self.grace = grace
-        self.report_only = dry_run  # (BaseOperator.dry_run is a method of its own)
+        # (BaseOperator.dry_run is a method of its own)
+        self.report_only = check_bool("DatastoreCleanupOperator", "dry_run", dry_run)
         if not any("{{" in str(v) for v in (older_than, grace)):
             self._settings()  # a bad duration fails when the DAG is parsed, not weeks later
 

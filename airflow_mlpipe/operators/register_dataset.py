@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_mlpipe.core.checks import check_bool
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
 
@@ -45,7 +46,7 @@ class RegisterDatasetOperator(BaseOperator):
         self.name = name if "{{" in name else check_name(name)
         self.description = description
         self.tags = dict(tags or {})
-        self.create_new_version = create_new_version
+        self.create_new_version = check_bool("RegisterDatasetOperator", "create_new_version", create_new_version)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlpipe.assets import emit_dataset_event, lineage_from_context

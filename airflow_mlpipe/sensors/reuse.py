@@ -10,6 +10,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
+from airflow_mlpipe.core.checks import check_bool
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, LeaseWatch
 
@@ -65,7 +66,7 @@ class ReuseSensor(BaseSensorOperator):
         self.on_missing = on_missing
         self.lease_ttl = lease_ttl
         self.clock_skew = clock_skew
-        self.deferrable = deferrable
+        self.deferrable = check_bool("ReuseSensor", "deferrable", deferrable)
 
     # -- one look -------------------------------------------------------------------------------------------
     def poke(self, context: Context) -> PokeReturnValue | bool:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from airflow_mlpipe.compat.data import DataPath
+from airflow_mlpipe.core.checks import check_bool, check_list, check_str_list
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig as _DatasetConsumptionConfig
 from airflow_mlpipe.datasets.dataset import AbstractDataset, TabularDataset
 from airflow_mlpipe.datasets.names import check_name
@@ -159,7 +160,7 @@ class _Step(ABC):
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"step name {name!r} must be a non-empty string")
         self.name = name
-        self.allow_reuse = bool(allow_reuse)
+        self.allow_reuse = check_bool(f"step {name!r}", "allow_reuse", allow_reuse)
         self.after: list[_Step] = []
 
     def _claim_outputs(self) -> None:
@@ -208,14 +209,14 @@ class PythonScriptStep(_Step):
                 "target (KubernetesCompute resources)"
             )
         self.script_name = script_name
-        self.arguments = list(arguments or [])
+        self.arguments = check_list(f"step {self.name!r}", "arguments", arguments, example="['--lr', 0.1]")
         self.compute_target = compute_target
         self.runconfig = runconfig
-        self.inputs = list(inputs or [])
-        self.outputs = list(outputs or [])
+        self.inputs = check_list(f"step {self.name!r}", "inputs", inputs, example="[dataset.as_named_input('raw')]")
+        self.outputs = check_list(f"step {self.name!r}", "outputs", outputs, example="[OutputFileDatasetConfig('out')]")
         self.params = dict(params or {})
         self.source_directory = os.fspath(source_directory) if source_directory is not None else None
-        self.hash_paths = list(hash_paths or [])
+        self.hash_paths = list(check_str_list(f"step {self.name!r}", "hash_paths", hash_paths, example="utils/"))
         for value in self.params.values():
             if isinstance(value, _PipelineParameter):
                 raise ConfigError(

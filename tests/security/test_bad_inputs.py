@@ -8,8 +8,33 @@ from typing import Any
 
 import pytest
 
-from airflow_mlpipe import Dataset, DataTransferOperator, OutputFileDatasetConfig, PythonScriptOperator
-from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe import (
+    Dataset,
+    DatasetConsumptionConfig,
+    Datastore,
+    DatastoreCleanupOperator,
+    DataTransferOperator,
+    DockerCompute,
+    Environment,
+    KubernetesCompute,
+    OutputFileDatasetConfig,
+    ParallelRunConfig,
+    PipelineParameter,
+    PythonScriptOperator,
+    RegisterDatasetOperator,
+    ReuseSensor,
+    RunConfiguration,
+)
+from airflow_mlpipe.exceptions import (
+    ConfigError,
+    DatasetError,
+    DatastoreNotFoundError,
+    PathOutsideDatastoreError,
+    ReservedPathError,
+    UnsupportedSchemeError,
+)
+from airflow_mlpipe.v1 import DataTransferStep, PythonScriptStep
+from airflow_mlpipe.v1 import ParallelRunConfig as V1ParallelRunConfig
 
 SCRIPT = {"task_id": "train", "script_name": "train.py"}
 COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination_data_reference": ("lake", "out")}
@@ -53,6 +78,44 @@ COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination
         pytest.param({"compute_target": "gpu"}, "compute_target 'gpu' is not LocalCompute", id="compute-string"),
         pytest.param({"reuse_ttl": "60"}, "reuse_ttl '60' must be a positive number", id="ttl-string"),
         pytest.param({"deferrable": "no"}, "deferrable 'no' must be True or False", id="deferrable-string"),
+        pytest.param({"deferrable": 1}, "deferrable 1 must be True or False", id="deferrable-int"),
+        pytest.param({"script_name": None}, "script_name None must be a path relative to", id="script-none"),
+        pytest.param({"script_name": 3}, "script_name 3 must be a path relative to", id="script-int"),
+        pytest.param({"script_name": ""}, "script_name '' must be a path relative to", id="script-empty"),
+        pytest.param({"arguments": "--lr 1"}, r"arguments '--lr 1' must be a list, e\.g\.", id="arguments-string"),
+        pytest.param({"arguments": 3}, "arguments 3 must be a list", id="arguments-int"),
+        pytest.param({"inputs": "data"}, "inputs 'data' must be a list", id="inputs-string"),
+        pytest.param({"inputs": [3]}, "input 3 is not a dataset input; use dataset.as_named_input", id="inputs-int"),
+        pytest.param({"outputs": [3]}, "outputs takes OutputFileDatasetConfig objects, not 3", id="outputs-int"),
+        pytest.param({"outputs": ["x"]}, "outputs takes OutputFileDatasetConfig objects, not 'x'", id="outputs-str"),
+        pytest.param({"runconfig": "rc"}, "runconfig must be a RunConfiguration, not 'rc'", id="runconfig-string"),
+        pytest.param(
+            {"environment": {"name": "x"}},
+            r"environment \{'name': 'x'\} must be an Environment, not dict",
+            id="env-dict",
+        ),
+        pytest.param({"compute_target": 3}, "compute_target 3 is not LocalCompute", id="compute-int"),
+        pytest.param({"allow_reuse": None}, "allow_reuse None must be True or False, not NoneType", id="reuse-none"),
+        pytest.param({"allow_reuse": "False"}, "allow_reuse 'False' must be True or False", id="reuse-false-text"),
+        pytest.param({"allow_reuse": 1.0}, "allow_reuse 1.0 must be True or False, not float", id="reuse-float"),
+        pytest.param({"hash_paths": {"a": 1}}, r"hash_paths \{'a': 1\} must be a list of strings", id="hash-dict"),
+        pytest.param({"hash_paths": [""]}, "hash_paths entry '' must be a non-empty string", id="hash-empty-entry"),
+        pytest.param({"hash_paths": 3}, "hash_paths 3 must be a list of strings", id="hash-int"),
+        pytest.param(
+            {"include_secret_files": ".env"},
+            r"include_secret_files '.env' must be a list of strings; write include_secret_files=\['.env'\]",
+            id="secret-files-string",
+        ),
+        pytest.param(
+            {"include_secret_files": [None]}, "include_secret_files entry None must be a non-empty", id="secret-none"
+        ),
+        pytest.param({"reuse_ttl": -1}, "reuse_ttl -1 must be a positive number of seconds", id="ttl-negative"),
+        pytest.param({"reuse_ttl": 0}, "reuse_ttl 0 must be a positive number", id="ttl-zero"),
+        pytest.param({"reuse_ttl": True}, "reuse_ttl True must be a positive number", id="ttl-bool"),
+        pytest.param({"azureml_compat": None}, "azureml_compat None must be True or False", id="compat-none"),
+        pytest.param(
+            {"source_directory": ["steps"]}, r"source_directory \['steps'\] must be the folder", id="source-dir-list"
+        ),
     ],
 )
 def test_python_script_operator(given: dict[str, Any], message: str, tmp_path: Path) -> None:
@@ -87,6 +150,59 @@ def test_python_script_operator(given: dict[str, Any], message: str, tmp_path: P
             {"register_on_complete": 3}, "register_on_complete: dataset name 3 cannot be used", id="register-int"
         ),
         pytest.param({"source_reference_type": "dir"}, "source_reference_type 'dir' must be 'file'", id="type"),
+        pytest.param({"source_reference_type": None}, "source_reference_type None must be 'file'", id="type-none"),
+        pytest.param({"source_reference_type": 3}, "source_reference_type 3 must be 'file'", id="type-int"),
+        pytest.param({"overwrite": None}, "overwrite None must be True or False, not NoneType", id="overwrite-none"),
+        pytest.param({"overwrite": 1}, "overwrite 1 must be True or False, not int", id="overwrite-int"),
+        pytest.param({"allow_reuse": "yes"}, "allow_reuse 'yes' must be True or False", id="allow-reuse-yes"),
+        pytest.param({"verify": None}, "verify None must be True or False", id="verify-none"),
+        pytest.param({"deferrable": "no"}, "deferrable 'no' must be True or False", id="deferrable-string"),
+        pytest.param({"progress_interval": -1}, "progress_interval -1 must be a positive number", id="progress-neg"),
+        pytest.param({"progress_interval": True}, "progress_interval True must be a positive", id="progress-bool"),
+        pytest.param({"progress_interval": float("inf")}, "progress_interval inf must be a", id="progress-inf"),
+        pytest.param(
+            {"destination_data_reference": None},
+            "destination_data_reference: dataset path None has type NoneType",
+            id="destination-none",
+        ),
+        pytest.param(
+            {"destination_data_reference": "lake/out"},
+            "destination_data_reference: dataset path 'lake/out' is not a datastore path",
+            id="destination-string",
+        ),
+        pytest.param(
+            {"source_data_reference": "lake"}, "source_data_reference: dataset path 'lake' is not a", id="source-str"
+        ),
+        pytest.param({"source_data_reference": 3}, "source_data_reference: dataset path 3 has type int", id="src-int"),
+        pytest.param(
+            {"destination_data_reference": (3, "x")},
+            r"destination_data_reference: dataset path \(3, 'x'\): expected \(Datastore or datastore name",
+            id="destination-int-datastore",
+        ),
+        pytest.param(
+            {"source_data_reference": ("lake", 3)},
+            r"source_data_reference: dataset path \('lake', 3\): expected",
+            id="source-int-path",
+        ),
+        pytest.param(
+            {"source_data_reference": ("lake", None)},
+            r"source_data_reference: dataset path \('lake', None\): expected",
+            id="source-none-path",
+        ),
+        pytest.param(
+            {"source_data_reference": ("lake", "../x")},
+            "source_data_reference: datastore 'lake': path '../x' contains '..'",
+            id="source-dotdot",
+        ),
+        pytest.param(
+            {"source_data_reference": ("lake", "a", "b")},
+            r"source_data_reference: dataset path \('lake', 'a', 'b'\) has type tuple",
+            id="source-triple",
+        ),
+        pytest.param({"register_on_complete": ""}, "register_on_complete: dataset name '' cannot", id="register-empty"),
+        pytest.param(
+            {"register_on_complete": "a b"}, "register_on_complete: dataset name 'a b' cannot", id="register-space"
+        ),
     ],
 )
 def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
@@ -139,3 +255,639 @@ def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
 def test_dataset_arguments(make: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+def bad(make: Any, error: type[Exception], *parts: str, id: str) -> Any:
+    """A constructor call ``make`` that must raise ``error`` whose message holds every one of ``parts`` (the
+    argument, the value as ``repr`` writes it, and the fix)."""
+    return pytest.param(make, error, parts, id=id)
+
+
+def _file() -> Any:
+    return Dataset.File.from_files(("lake", "x"))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "parts"),
+    [
+        # OutputFileDatasetConfig
+        bad(lambda: OutputFileDatasetConfig(3), DatasetError, "output name 3 cannot be used", id="output-name-int"),
+        bad(lambda: OutputFileDatasetConfig(""), DatasetError, "output name '' cannot be used", id="output-name-empty"),
+        bad(lambda: OutputFileDatasetConfig("a/b"), DatasetError, "output name 'a/b' cannot", id="output-name-slash"),
+        bad(
+            lambda: OutputFileDatasetConfig("o", "lake/x"),  # type: ignore[arg-type]
+            DatasetError,
+            "output destination 'lake/x' must be (Datastore or datastore name, 'path/{run-id}')",
+            id="output-destination-string",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ["lake", "x"]),  # type: ignore[arg-type]
+            DatasetError,
+            "output destination ['lake', 'x'] must be",
+            id="output-destination-list",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", 3)),  # type: ignore[arg-type]
+            DatasetError,
+            "output destination ('lake', 3) must be",
+            id="output-path-int",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", (None, "x")),
+            DatasetError,
+            "the datastore None must be a Datastore or a datastore name",
+            id="output-datastore-none",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", "")),
+            DatasetError,
+            "output destination '' is the datastore root; give a folder inside it",
+            id="output-root",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", "../x")),
+            PathOutsideDatastoreError,
+            "path '../x' contains '..'",
+            id="output-dotdot",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", "/abs/x")),
+            PathOutsideDatastoreError,
+            "path '/abs/x' is absolute",
+            id="output-absolute",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", "_mlpipe/x")),
+            ReservedPathError,
+            "path '_mlpipe/x' is inside '_mlpipe/'",
+            id="output-reserved",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o", ("lake", "x/{bogus}")),
+            DatasetError,
+            "output destination 'x/{bogus}' uses unknown placeholder(s) {bogus}",
+            id="output-placeholder",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(overwrite="no"),  # type: ignore[arg-type]
+            ConfigError,
+            "output 'o': as_upload: overwrite 'no' must be True or False, not str; write overwrite=True",
+            id="upload-overwrite-string",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(overwrite=None),  # type: ignore[arg-type]
+            ConfigError,
+            "overwrite None must be True or False",
+            id="upload-overwrite-none",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(source_globs="*.csv"),  # type: ignore[arg-type]
+            ConfigError,
+            "source_globs '*.csv' must be a list of strings; write source_globs=['*.csv']",
+            id="upload-globs-string",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(source_globs=[3]),  # type: ignore[list-item]
+            ConfigError,
+            "source_globs entry 3 must be a non-empty string",
+            id="upload-globs-int",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").register_on_complete(3),  # type: ignore[arg-type]
+            DatasetError,
+            "dataset name 3 cannot be used",
+            id="register-on-complete-int",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_input(3),  # type: ignore[arg-type]
+            DatasetError,
+            "input name 3 cannot be used",
+            id="output-as-input-int",
+        ),
+        # PipelineParameter
+        bad(lambda: PipelineParameter(3, 1), ConfigError, "PipelineParameter name 3 must be an identifier", id="pp-3"),
+        bad(lambda: PipelineParameter("a b", 1), ConfigError, "name 'a b' must be an identifier", id="pp-space"),
+        bad(lambda: PipelineParameter("", 1), ConfigError, "name '' must be an identifier", id="pp-empty"),
+        bad(lambda: PipelineParameter(None, 1), ConfigError, "name None must be an identifier", id="pp-none"),
+        bad(lambda: PipelineParameter("p", {1}), ConfigError, "default_value {1} has type set", id="pp-set"),
+        bad(lambda: PipelineParameter("p", b"x"), ConfigError, "default_value b'x' has type bytes", id="pp-bytes"),
+        bad(
+            lambda: PipelineParameter("p", "a", allowed_values="abc"),
+            ConfigError,
+            "allowed_values 'abc' must be a list, e.g. ['adam', 'sgd']",
+            id="pp-allowed-string",
+        ),
+        bad(
+            lambda: PipelineParameter("p", 1, allowed_values=1),  # type: ignore[arg-type]
+            ConfigError,
+            "allowed_values 1 must be a list",
+            id="pp-allowed-int",
+        ),
+        bad(
+            lambda: PipelineParameter("p", "c", allowed_values=["a", "b"]),
+            ConfigError,
+            "default_value 'c' is not one of allowed_values ['a', 'b']",
+            id="pp-default-not-allowed",
+        ),
+        bad(
+            lambda: PipelineParameter("p", 1, description=3),  # type: ignore[arg-type]
+            ConfigError,
+            "description 3 must be text",
+            id="pp-description-int",
+        ),
+        # ParallelRunConfig
+        bad(lambda: ParallelRunConfig(entry_script=None), ConfigError, "entry_script None must name", id="prc-none"),
+        bad(lambda: ParallelRunConfig(entry_script=""), ConfigError, "entry_script '' must name", id="prc-empty"),
+        bad(lambda: ParallelRunConfig(entry_script=3), ConfigError, "entry_script 3 must name", id="prc-int"),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", output_action="append"),
+            ConfigError,
+            "output_action 'append' must be 'append_row' or 'summary_only'",
+            id="prc-output-action",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", error_threshold="10"),
+            ConfigError,
+            "error_threshold '10' must be a whole number of at least -1",
+            id="prc-threshold-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", error_threshold=-2),
+            ConfigError,
+            "error_threshold -2 must be a whole number",
+            id="prc-threshold-negative",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", error_threshold=1.5),
+            ConfigError,
+            "error_threshold 1.5 must be a whole number",
+            id="prc-threshold-float",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", node_count=0),
+            ConfigError,
+            "node_count 0 must be a whole number of at least 1",
+            id="prc-nodes-zero",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", node_count="2"),
+            ConfigError,
+            "node_count '2' must be a whole number",
+            id="prc-nodes-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", node_count=True),
+            ConfigError,
+            "node_count True must be a whole number",
+            id="prc-nodes-bool",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", process_count_per_node="2"),
+            ConfigError,
+            "process_count_per_node '2' must be a whole number",
+            id="prc-processes-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", mini_batch_size=0),
+            ConfigError,
+            "mini_batch_size 0 must be at least 1",
+            id="prc-batch-zero",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", mini_batch_size="big"),
+            ConfigError,
+            "mini_batch_size 'big' must be a count or a size like '10MB'",
+            id="prc-batch-word",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", mini_batch_size=-1),
+            ConfigError,
+            "mini_batch_size -1 must be at least 1",
+            id="prc-batch-negative",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", run_invocation_timeout=0),
+            ConfigError,
+            "run_invocation_timeout 0 must be a whole number",
+            id="prc-timeout-zero",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", run_invocation_timeout="60"),
+            ConfigError,
+            "run_invocation_timeout '60' must be a whole number",
+            id="prc-timeout-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", run_max_try=0),
+            ConfigError,
+            "run_max_try 0 must be a whole number",
+            id="prc-tries-zero",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_count=-2),
+            ConfigError,
+            "allowed_failed_count -2 must be a whole number",
+            id="prc-failed-count-negative",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_count="1"),
+            ConfigError,
+            "allowed_failed_count '1' must be a whole number",
+            id="prc-failed-count-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_percent=101),
+            ConfigError,
+            "allowed_failed_percent 101 must be between 0 and 100",
+            id="prc-percent-101",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_percent=True),
+            ConfigError,
+            "allowed_failed_percent True must be between 0 and 100",
+            id="prc-percent-bool",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", append_row_file_name="a/b"),
+            ConfigError,
+            "append_row_file_name 'a/b' must be a plain file name",
+            id="prc-append-path",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", append_row_file_name=3),
+            ConfigError,
+            "append_row_file_name 3 must be a plain file name",
+            id="prc-append-int",
+        ),
+        # Datastore
+        bad(lambda: Datastore("d", None), ConfigError, "datastore 'd': the connection has no url", id="store-url-none"),
+        bad(lambda: Datastore("d", ""), ConfigError, "datastore 'd': the connection has no url", id="store-url-empty"),
+        bad(lambda: Datastore("d", 3), UnsupportedSchemeError, "url '3' has scheme '(none)'", id="store-url-int"),
+        bad(
+            lambda: Datastore("d", "ftp://host/x"),
+            UnsupportedSchemeError,
+            "url 'ftp://host/x' has scheme 'ftp://', which is not supported; use one of file://",
+            id="store-url-ftp",
+        ),
+        bad(lambda: Datastore("d", "bogus://x"), UnsupportedSchemeError, "url 'bogus://x'", id="store-url-bogus"),
+        bad(
+            lambda: Datastore("d", "relative/path"),
+            UnsupportedSchemeError,
+            "url 'relative/path' has scheme '(none)'",
+            id="store-url-relative",
+        ),
+        bad(lambda: Datastore.get(3), DatastoreNotFoundError, "datastore name 3 is not", id="store-get-int"),
+        bad(lambda: Datastore.get(""), DatastoreNotFoundError, "datastore name '' is not", id="store-get-empty"),
+        bad(lambda: Datastore.get(None), DatastoreNotFoundError, "datastore name None is not", id="store-get-none"),
+        # Environment and RunConfiguration
+        bad(lambda: Environment(name=3), ConfigError, "Environment name 3 must be a non-empty string", id="env-name-3"),
+        bad(lambda: Environment(name=""), ConfigError, "Environment name '' must be a non-empty", id="env-name-empty"),
+        bad(
+            lambda: Environment(pip_packages="pandas"),
+            ConfigError,
+            "pip_packages 'pandas' must be a list of requirements, e.g. ['pandas==2.2.3']",
+            id="env-pip-string",
+        ),
+        bad(lambda: Environment(pip_packages=[3]), ConfigError, "pip_packages: 3 is not a pip requirement", id="pip-3"),
+        bad(
+            lambda: Environment(env_vars=["A=1"]),
+            ConfigError,
+            "env_vars ['A=1'] must be a mapping of variable names to string values",
+            id="env-vars-list",
+        ),
+        bad(
+            lambda: Environment(env_vars={"A": 1}),
+            ConfigError,
+            "env_vars['A'] must be a string, not int; write '1'",
+            id="env-vars-int",
+        ),
+        bad(
+            lambda: Environment(env_vars={"1A": "x"}),
+            ConfigError,
+            "env_vars: '1A' is not a valid environment variable name",
+            id="env-vars-name",
+        ),
+        bad(lambda: Environment(image=3), ConfigError, "image 3 is not a non-empty string", id="env-image-int"),
+        bad(lambda: Environment(image=""), ConfigError, "image '' is not a non-empty string", id="env-image-empty"),
+        bad(lambda: Environment(image="a b"), ConfigError, "image 'a b' is not a valid image", id="env-image-space"),
+        bad(lambda: Environment(python=3), ConfigError, "python 3 is not an interpreter name", id="env-python-int"),
+        bad(lambda: Environment(python=""), ConfigError, "python '' is not an interpreter", id="env-python-empty"),
+        bad(
+            lambda: RunConfiguration(environment="env"),
+            ConfigError,
+            "RunConfiguration: environment 'env' is not an Environment; write Environment(",
+            id="runconfig-environment-string",
+        ),
+        bad(
+            lambda: RunConfiguration(target="local"),
+            ConfigError,
+            "RunConfiguration: target 'local' is not a compute target; use LocalCompute()",
+            id="runconfig-target-string",
+        ),
+        # DockerCompute
+        bad(lambda: DockerCompute(image=3), ConfigError, "DockerCompute: image 3 is not", id="docker-image-int"),
+        bad(
+            lambda: DockerCompute(gpus=-1),
+            ConfigError,
+            "DockerCompute gpus -1 must be a non-negative integer, 'all' or a list of device ids",
+            id="docker-gpus-negative",
+        ),
+        bad(lambda: DockerCompute(gpus="many"), ConfigError, "gpus 'many' must be a non-negative", id="docker-gpus"),
+        bad(lambda: DockerCompute(gpus=1.5), ConfigError, "gpus 1.5 must be a non-negative", id="docker-gpus-float"),
+        bad(lambda: DockerCompute(network_mode=3), ConfigError, "network_mode 3 must be 'bridge'", id="docker-net"),
+        bad(
+            lambda: DockerCompute(mounts="/a:/b"),
+            ConfigError,
+            "DockerCompute mounts '/a:/b' must be a list, e.g. ['/data:/data:ro']",
+            id="docker-mounts-string",
+        ),
+        bad(lambda: DockerCompute(mounts=["/a"]), ConfigError, "'/a' must be 'source:target'", id="docker-mount"),
+        bad(
+            lambda: DockerCompute(mounts=["a:/b"]),
+            ConfigError,
+            "bind mount source 'a' must be an absolute path",
+            id="docker-mount-relative",
+        ),
+        bad(lambda: DockerCompute(env=["A=1"]), ConfigError, "DockerCompute env ['A=1'] must be a mapping", id="d-env"),
+        bad(
+            lambda: DockerCompute(auto_remove=True),
+            ConfigError,
+            "auto_remove True must be one of ['never', 'success', 'force']",
+            id="docker-auto-remove-bool",
+        ),
+        bad(lambda: DockerCompute(auto_remove="sometimes"), ConfigError, "auto_remove 'sometimes'", id="auto-remove"),
+        bad(lambda: DockerCompute(cpus=0), ConfigError, "cpus 0 must be a positive number", id="docker-cpus-zero"),
+        bad(lambda: DockerCompute(cpus="2"), ConfigError, "cpus '2' must be a positive number", id="docker-cpus-str"),
+        bad(
+            lambda: DockerCompute(mem_limit="lots"),
+            ConfigError,
+            "mem_limit 'lots' must be bytes or a size such as '512m' or '4g'",
+            id="docker-mem-word",
+        ),
+        bad(lambda: DockerCompute(mem_limit=-1), ConfigError, "mem_limit -1 must be bytes", id="docker-mem-negative"),
+        bad(lambda: DockerCompute(shm_size="big"), ConfigError, "shm_size 'big' must be bytes", id="docker-shm"),
+        bad(lambda: DockerCompute(user=3.5), ConfigError, "user 3.5 must be a user name or id", id="docker-user"),
+        bad(lambda: DockerCompute(labels=["a"]), ConfigError, "labels ['a'] must be a mapping", id="docker-labels"),
+        bad(
+            lambda: DockerCompute(operator_kwargs=["a"]),
+            ConfigError,
+            "operator_kwargs ['a'] must be a mapping of DockerOperator argument names",
+            id="docker-operator-kwargs",
+        ),
+        bad(lambda: DockerCompute(docker_url=3), ConfigError, "docker_url 3 is not an engine address", id="docker-url"),
+        # KubernetesCompute
+        bad(lambda: KubernetesCompute(namespace=3), ConfigError, "namespace 3 is not a valid name", id="k8s-ns-int"),
+        bad(
+            lambda: KubernetesCompute(namespace="Bad_NS"),
+            ConfigError,
+            "namespace 'Bad_NS' is not a valid name: use at most 63 lowercase letters",
+            id="k8s-namespace-case",
+        ),
+        bad(lambda: KubernetesCompute(gpu=-1), ConfigError, "gpu count -1 is not a non-negative", id="k8s-gpu-neg"),
+        bad(lambda: KubernetesCompute(gpu="1"), ConfigError, "gpu count '1' is not a non-negative", id="k8s-gpu-str"),
+        bad(lambda: KubernetesCompute(gpu=True), ConfigError, "gpu count True is not", id="k8s-gpu-bool"),
+        bad(lambda: KubernetesCompute(gpu=1.5), ConfigError, "gpu count 1.5 is not", id="k8s-gpu-float"),
+        bad(lambda: KubernetesCompute(cpu="lots"), ConfigError, "cpu 'lots' is not a Kubernetes quantity", id="k-cpu"),
+        bad(lambda: KubernetesCompute(cpu=-1), ConfigError, "cpu -1 must be a finite number >= 0", id="k8s-cpu-neg"),
+        bad(lambda: KubernetesCompute(memory="lots"), ConfigError, "memory 'lots' is not a Kubernetes", id="k8s-mem"),
+        bad(
+            lambda: KubernetesCompute(node_selector=["a"]),
+            ConfigError,
+            "node_selector ['a'] must be a mapping of label names to values",
+            id="k8s-node-selector-list",
+        ),
+        bad(
+            lambda: KubernetesCompute(tolerations="gpu"),
+            ConfigError,
+            "tolerations 'gpu' must be a list of tolerations, e.g.",
+            id="k8s-tolerations-string",
+        ),
+        bad(lambda: KubernetesCompute(service_account=3), ConfigError, "service_account 3 is not", id="k8s-sa-int"),
+        bad(lambda: KubernetesCompute(in_cluster="no"), ConfigError, "in_cluster 'no' must be True", id="k8s-in-cl"),
+        bad(lambda: KubernetesCompute(deferrable="no"), ConfigError, "deferrable 'no' must be True", id="k8s-defer"),
+        bad(
+            lambda: KubernetesCompute(startup_timeout=-1),
+            ConfigError,
+            "startup_timeout -1 is not a positive integer (seconds)",
+            id="k8s-startup-negative",
+        ),
+        bad(lambda: KubernetesCompute(startup_timeout="60"), ConfigError, "startup_timeout '60' is", id="k8s-startup"),
+        bad(lambda: KubernetesCompute(labels=["a"]), ConfigError, "labels ['a'] must be a mapping", id="k8s-labels"),
+        bad(lambda: KubernetesCompute(env=["A=1"]), ConfigError, "env ['A=1'] must be a mapping", id="k8s-env-list"),
+        bad(
+            lambda: KubernetesCompute(kubernetes_conn_id=3),
+            ConfigError,
+            "kubernetes_conn_id 3 must be a connection id or None",
+            id="k8s-conn-id-int",
+        ),
+        bad(
+            lambda: KubernetesCompute(image_pull_policy="Sometimes"),
+            ConfigError,
+            "image_pull_policy 'Sometimes' must be one of ['Always', 'IfNotPresent', 'Never']",
+            id="k8s-pull-policy",
+        ),
+        bad(lambda: KubernetesCompute(shm_size="big"), ConfigError, "shm_size 'big' is not a Kubernetes", id="k8s-shm"),
+        bad(
+            lambda: KubernetesCompute(priority_class_name="Bad_Name"),
+            ConfigError,
+            "priority_class_name 'Bad_Name' is not a valid Kubernetes object name",
+            id="k8s-priority-class",
+        ),
+        bad(lambda: KubernetesCompute(volumes="v"), ConfigError, "volumes 'v' must be a list of volumes", id="k8s-vol"),
+        bad(lambda: KubernetesCompute(gpu_resource=""), ConfigError, "gpu_resource '' is not a non-empty", id="k-gpur"),
+        bad(
+            lambda: KubernetesCompute(datastore_secrets=3),
+            ConfigError,
+            "datastore_secrets 3 must be a Secret name",
+            id="k8s-datastore-secrets-int",
+        ),
+        # v1 steps
+        bad(lambda: PythonScriptStep(None), ConfigError, "step name None must be a non-empty", id="v1-script-none"),
+        bad(lambda: PythonScriptStep(3), ConfigError, "step name 3 must be a non-empty string", id="v1-script-int"),
+        bad(lambda: PythonScriptStep("t.py", name=3), ConfigError, "step name 3 must be", id="v1-name-int"),
+        bad(
+            lambda: PythonScriptStep("t.py", allow_reuse="no"),
+            ConfigError,
+            "step 't.py': allow_reuse 'no' must be True or False, not str; write allow_reuse=True",
+            id="v1-allow-reuse-string",
+        ),
+        bad(
+            lambda: PythonScriptStep("t.py", hash_paths="x.py"),
+            ConfigError,
+            "step 't.py': hash_paths 'x.py' must be a list of strings; write hash_paths=['x.py']",
+            id="v1-hash-paths-string",
+        ),
+        bad(
+            lambda: PythonScriptStep("t.py", arguments="--lr"),
+            ConfigError,
+            "step 't.py': arguments '--lr' must be a list, e.g. arguments=['--lr', 0.1]",
+            id="v1-arguments-string",
+        ),
+        bad(
+            lambda: PythonScriptStep("t.py", inputs="data"),
+            ConfigError,
+            "step 't.py': inputs 'data' must be a list",
+            id="v1-inputs-string",
+        ),
+        bad(
+            lambda: PythonScriptStep("t.py", outputs="out"),
+            ConfigError,
+            "step 't.py': outputs 'out' must be a list",
+            id="v1-outputs-string",
+        ),
+        bad(
+            lambda: DataTransferStep("copy", ("lake", "a"), ("lake", "b"), allow_reuse="no"),
+            ConfigError,
+            "step 'copy': allow_reuse 'no' must be True or False",
+            id="v1-transfer-allow-reuse",
+        ),
+        bad(
+            lambda: V1ParallelRunConfig(entry_script="s.py", node_count=0),
+            ConfigError,
+            "node_count 0 must be a whole number",
+            id="v1-parallel-nodes",
+        ),
+        # Datasets
+        bad(lambda: Dataset.File.from_files(3), DatasetError, "dataset path 3 has type int", id="files-int"),
+        bad(lambda: Dataset.File.from_files((3, "x")), DatasetError, "dataset path (3, 'x'): expected", id="files-3x"),
+        bad(lambda: Dataset.File.from_files(None), DatasetError, "dataset path None has type", id="files-none"),
+        bad(lambda: Dataset.File.from_files(""), DatasetError, "dataset path '' is not a datastore", id="files-empty"),
+        bad(lambda: Dataset.File.from_files([]), DatasetError, "a dataset needs at least one path", id="files-no-path"),
+        bad(
+            lambda: Dataset.File.from_files(("lake", "../x")),
+            PathOutsideDatastoreError,
+            "path '../x' contains '..'",
+            id="files-dotdot",
+        ),
+        bad(
+            lambda: Dataset.File.from_files(("lake", "x"), validate="no"),  # type: ignore[arg-type]
+            ConfigError,
+            "Dataset.File.from_files: validate 'no' must be True or False, not str",
+            id="files-validate-string",
+        ),
+        bad(lambda: Dataset.get_by_name(3), DatasetError, "dataset name 3 cannot be used", id="by-name-int"),
+        bad(lambda: Dataset.get_by_name(""), DatasetError, "dataset name '' cannot be used", id="by-name-empty"),
+        bad(lambda: Dataset.get_by_name(None), DatasetError, "dataset name None cannot be used", id="by-name-none"),
+        bad(lambda: Dataset.get_by_name("x", version=0), DatasetError, "version 0 does not exist", id="version-0"),
+        bad(lambda: Dataset.get_by_name("x", version=-1), DatasetError, "version -1 does not exist", id="version-neg"),
+        bad(lambda: Dataset.get_by_name("x", version="1.5"), DatasetError, "version '1.5' is not", id="version-text"),
+        bad(lambda: Dataset.get_by_name("x", version="newest"), DatasetError, "version 'newest'", id="version-word"),
+        bad(lambda: Dataset.get_by_name("x", version=None), DatasetError, "version None must be", id="version-none"),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), separator=3),
+            DatasetError,
+            "separator 3 must be a non-empty string",
+            id="delimited-separator-int",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), separator=""),
+            DatasetError,
+            "separator '' must be a non-empty string",
+            id="delimited-separator-empty",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), skip_rows=-1),
+            DatasetError,
+            "skip_rows -1 must be a whole number of rows (0 or more)",
+            id="delimited-skip-negative",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), skip_rows=1.5),
+            DatasetError,
+            "skip_rows 1.5 must be a whole number",
+            id="delimited-skip-float",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), header=None),
+            ConfigError,
+            "header None must be True or False",
+            id="delimited-header-none",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), encoding=3),
+            DatasetError,
+            "encoding 3 must be a codec name",
+            id="delimited-encoding-int",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), infer_column_types="no"),
+            ConfigError,
+            "infer_column_types 'no' must be True or False",
+            id="delimited-infer-string",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_parquet_files(("lake", "a.parquet"), set_column_types="int"),
+            DatasetError,
+            "set_column_types 'int' must be a dict of column name to type",
+            id="parquet-types-string",
+        ),
+        bad(
+            lambda: DatasetConsumptionConfig("i", "data"),
+            DatasetError,
+            "input 'i': 'data' is not a dataset",
+            id="consumption-dataset-string",
+        ),
+        bad(lambda: _file().as_named_input(3), DatasetError, "input name 3 cannot be used", id="named-input-int"),
+        bad(lambda: _file().as_named_input(""), DatasetError, "input name '' cannot be used", id="named-input-empty"),
+        bad(lambda: _file().as_mount(3), DatasetError, "path_on_compute 3 must be a relative path", id="mount-path"),
+        # Operators and sensors beyond the steps
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", older_than="xyz"),
+            ConfigError,
+            "older_than 'xyz' is not a duration",
+            id="cleanup-older-than",
+        ),
+        bad(lambda: DatastoreCleanupOperator(task_id="gc", older_than=-1), ConfigError, "older_than -1 is", id="gc-1"),
+        bad(lambda: DatastoreCleanupOperator(task_id="gc", keep_last=-1), ConfigError, "keep_last -1 is", id="gc-k"),
+        bad(lambda: DatastoreCleanupOperator(task_id="gc", grace="soon"), ConfigError, "grace 'soon' is", id="gc-g"),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", dry_run="no"),
+            ConfigError,
+            "DatastoreCleanupOperator: dry_run 'no' must be True or False",
+            id="cleanup-dry-run-string",
+        ),
+        bad(
+            lambda: ReuseSensor(task_id="wait", key="k", on_missing="explode"),
+            ConfigError,
+            "on_missing 'explode' is not one of fail, succeed, wait",
+            id="sensor-on-missing",
+        ),
+        bad(
+            lambda: ReuseSensor(task_id="wait", key="k", deferrable="no"),
+            ConfigError,
+            "ReuseSensor: deferrable 'no' must be True or False",
+            id="sensor-deferrable-string",
+        ),
+        bad(
+            lambda: RegisterDatasetOperator(task_id="r", dataset=_file(), name="d", create_new_version="no"),
+            ConfigError,
+            "RegisterDatasetOperator: create_new_version 'no' must be True or False",
+            id="register-create-new-version-string",
+        ),
+    ],
+)
+def test_constructor_refuses(make: Any, error: type[Exception], parts: tuple[str, ...]) -> None:
+    with pytest.raises(error) as info:
+        make()
+    assert isinstance(info.value, ConfigError)  # a ValueError: caught where configuration errors are
+    for part in parts:
+        assert part in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda value: Dataset.get_by_name(value), id="dataset-name"),
+        pytest.param(lambda value: OutputFileDatasetConfig(value), id="output-name"),
+        pytest.param(
+            lambda value: PythonScriptOperator(task_id="t", script_name="t.py", source_directory=".", hash_paths=value),
+            id="hash-paths",
+        ),
+        pytest.param(lambda value: PythonScriptStep("t.py", allow_reuse=value), id="allow-reuse"),
+    ],
+)
+def test_a_long_value_is_cut_in_the_message(make: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        make("a" * 100_000)
+    assert "...' (100000 characters)" in str(info.value)
+    assert len(str(info.value)) < 500
