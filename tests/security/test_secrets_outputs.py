@@ -252,6 +252,21 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _run_page_html(page: dict[str, Any]) -> str:
+    """The step run page as the plugin's app renders it (its templates, without starting the app)."""
+    import jinja2
+
+    from airflow_mlpipe.ui import urls
+
+    folder = Path(urls.__file__).parent / "templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True)
+    env.globals["url"] = urls.app_path
+    env.filters["tojson_attr"] = lambda v: json.dumps(v, default=str)
+    html = env.get_template("run.html").render(run=page, title="Step run", statuses=(records.FAILED,))
+    assert page["record"]["step_run_id"] in html and "connections:" in html
+    return html
+
+
 def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The runner as a pod runs it (in process): the step script prints its connections, a SAS URL and an S3 URL
     with user info, and fails; its record, summaries, uploaded log, UI data and ``mlpipe runs show`` hold none."""
@@ -294,7 +309,8 @@ def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monke
     }
     assert any(p.endswith("record.json") for p in written) and any("/logs/" in p for p in written)
     assert {p: leaks(text) for p, text in written.items() if leaks(text)} == {}
-    assert leaks(json.dumps(views.step_run(store, spec.step_run_id), default=str)) == []
+    page = views.step_run(store, spec.step_run_id)
+    assert leaks(json.dumps(page, default=str)) == [] and leaks(_run_page_html(page)) == []
     code, shown = mlpipe_in_process("runs", "show", spec.step_run_id, "--json")
     assert code == 0 and spec.step_run_id in shown and leaks(shown) == []
     assert os.environ["PLANTED_BARE"]  # the process still has what it was given
