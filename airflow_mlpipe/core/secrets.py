@@ -78,12 +78,26 @@ def is_secret_key(name: object) -> bool:
 
 def scrub_text(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with every credential it shows replaced by ``***``."""
-    for secret in sorted({str(k) for k in known if k}, key=len, reverse=True):
-        if len(secret) >= 4:
+    return _scrub_text(text, _prepared(known))
+
+
+def _prepared(known: Iterable[str]) -> tuple[str, ...]:
+    """Known credentials worth searching for, longest first (so that one inside another is masked whole)."""
+    return tuple(sorted({str(k) for k in known if k and len(str(k)) >= 4}, key=len, reverse=True))
+
+
+def _scrub_text(text: str, known: tuple[str, ...]) -> str:
+    for secret in known:
+        if secret in text:
             text = text.replace(secret, MASK)
-    text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
-    text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
-    return _QUOTED_KEY.sub(_mask_quoted, text)
+    # Each pattern needs a character most texts lack: skipping it keeps scrubbing a large record cheap.
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
+    if ":" in text:
+        text = _QUOTED_KEY.sub(_mask_quoted, text)
+    return text
 
 
 def _mask_quoted(match: re.Match[str]) -> str:
@@ -96,13 +110,16 @@ def scrub(value: Any, known: Iterable[str] = (), *, names: bool = True) -> Any:
     """A copy of ``value`` (strings, mappings, lists and tuples, nested) with every credential replaced by
     ``***``: values under secret keys whole (with ``names=False`` only inside maps of environment variables), and
     credentials inside strings."""
-    known = tuple(known)
+    return _scrub(value, _prepared(known), names)
+
+
+def _scrub(value: Any, known: tuple[str, ...], names: bool) -> Any:
     if isinstance(value, str):
-        return scrub_text(value, known)
+        return _scrub_text(value, known)
     if isinstance(value, Mapping):
         return {k: _scrub_item(k, v, known, names) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        items = [scrub(v, known, names=names) for v in value]
+        items = [_scrub(v, known, names) for v in value]
         return items if isinstance(value, list) else tuple(items)
     return value
 
@@ -111,7 +128,7 @@ def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> An
     mode = isinstance(value, str) and value in _MODE_VALUES
     if names and is_secret_key(key) and value not in (None, "", False) and not mode:
         return MASK
-    return scrub(value, known, names=names or (key in ENV_MAP_KEYS and isinstance(value, Mapping)))
+    return _scrub(value, known, names or (key in ENV_MAP_KEYS and isinstance(value, Mapping)))
 
 
 def secret_values(value: Any) -> Iterator[str]:
@@ -135,13 +152,13 @@ def secret_values(value: Any) -> Iterator[str]:
 
 def scrub_file(source: str, target: str, known: Iterable[str] = ()) -> None:
     """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept."""
-    known = tuple(known)
+    prepared = _prepared(known)
     with (
         open(source, encoding="utf-8", errors="surrogateescape", newline="") as src,
         open(target, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
     ):
         for line in src:
-            dst.write(scrub_text(line, known))
+            dst.write(_scrub_text(line, prepared))
 
 
 def connection_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
