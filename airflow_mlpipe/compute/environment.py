@@ -63,7 +63,8 @@ class Environment:
         created once per package set and Python version; container targets need them in the image. Kept
         sorted and without duplicates: pip installs a set, so the order does not change the environment.
     :param env_vars: plain environment variables for the step's process (never credentials: they are written
-        into run records, pod specs and logs).
+        into the step's spec, pod specs and logs; a container target refuses a name that says it holds one, such
+        as ``HF_TOKEN``, and run records show such values as ``***``).
     :param python: the interpreter to run: a name on ``PATH`` or a path. Default: the Airflow worker's own
         interpreter on ``LocalCompute``, ``python`` in a container.
     """

@@ -18,7 +18,10 @@ ways:
   Identity, EKS IRSA). Add the label your platform needs, e.g. ``labels={"azure.workload.identity/use": "true"}``.
 
 Every Secret named in ``datastore_secrets`` must also be declared in ``secrets=[...]``, the one list of Secrets
-a step's pods may read. ``datastore_secret_manifest`` writes the Secret for a set of datastores.
+a step's pods may read. ``datastore_secret_manifest`` writes the Secret for a set of datastores. Other secrets (an
+API token) reach the pod as the provider's ``Secret`` objects in ``secrets``; a plain variable named as a
+credential (``HF_TOKEN``, in ``env``, the environment's ``env_vars``, ``full_pod_spec`` or ``operator_kwargs``) is
+refused, as is any datastore credential in a plain part of the pod.
 
 What ML steps use most has a name here (``gpu``, ``gpu_type``, ``cpu``, ``memory``, ``shm_size``, ``volumes``...);
 every other ``KubernetesPodOperator`` argument goes in ``operator_kwargs``, checked against the installed
