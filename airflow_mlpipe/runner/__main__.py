@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from airflow_mlpipe.exceptions import DatastoreAccessError
 from airflow_mlpipe.runner.execute import run_step
 
 
@@ -13,7 +14,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="path of the step spec in the default datastore")
     parser.add_argument("--python", help="the interpreter of the script (a cached virtualenv's, on local compute)")
     args = parser.parse_args(argv)
-    return run_step(args.spec, python=args.python)
+    try:
+        return run_step(args.spec, python=args.python)
+    except DatastoreAccessError as exc:  # the message names the datastore and the fix: a traceback adds nothing
+        print(f"step runner: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

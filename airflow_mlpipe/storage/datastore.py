@@ -22,6 +22,7 @@ from airflow_mlpipe.core.urls import display_url
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, IncompleteFolderError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_from_fields
 from airflow_mlpipe.storage.errors import translate_errors
+from airflow_mlpipe.storage.timeouts import TIMEOUT_OPTION, client_options, hold_to_budget, store_budget
 
 # The completion marker of a folder of files. Leading underscore: Spark, pyarrow and pandas readers skip it.
 COMPLETE_MARKER = "_MLPIPE_COMPLETE"
@@ -135,16 +136,21 @@ class Datastore:
         import fsspec
 
         options = dict(self.config.storage_options)
+        budget = store_budget(self.name, options)
+        options.pop(TIMEOUT_OPTION, None)
         if backend.protocol == "file":
             options.setdefault("auto_mkdir", True)
         elif backend.protocol != "memory":
             # Registry records, leases and markers are written by many processes: a cached listing would hide
             # their writes (a version allocator would retry the same version forever).
             options.setdefault("use_listings_cache", False)
+            options.update(client_options(backend.protocol, budget, options))
         if backend.protocol == "abfs":
             _quiet_azure_request_logs()
         with translate_errors(self.config, "open the filesystem of"):
-            return fsspec.filesystem(backend.protocol, **options)
+            fs = fsspec.filesystem(backend.protocol, **options)
+        hold_to_budget(fs, backend.protocol, budget)
+        return fs
 
     @cached_property
     def root(self) -> str:

@@ -44,6 +44,22 @@ _REACH_MARKERS = (
 )
 
 
+def _patience(config: DatastoreConfig) -> str:
+    """How long the clients tried, and the setting that says so (object stores only: a folder does not wait)."""
+    if config.parsed.protocol in ("file", "memory"):
+        return ""
+    from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, TIMEOUT_OPTION, store_budget
+
+    try:
+        seconds = store_budget(config.name, config.storage_options).seconds
+    except ValueError:
+        return ""
+    return (
+        f" (tries are given up after about {seconds:g} s: {TIMEOUT_ENV}, or the connection's extra "
+        f"{TIMEOUT_OPTION!r}, sets how long)"
+    )
+
+
 def hint(protocol: str) -> str:
     return _CREDENTIAL_HINTS.get(protocol, "check the connection's settings")
 
@@ -75,8 +91,9 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
         if isinstance(exc, PermissionError) or any(m in text for m in _AUTH_MARKERS):
             msg = f"{where}: access denied while trying to {action} {path or '/'!r} ({first_line}); {hint(protocol)}"
         elif isinstance(exc, (ConnectionError, TimeoutError, OSError)) or any(m in text for m in _REACH_MARKERS):
-            msg = f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); " + (
-                "check the connection's url and extra endpoint settings and that the service is up"
+            msg = (
+                f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); check "
+                f"the connection's url and extra endpoint settings and that the service is up{_patience(config)}"
             )
         else:
             msg = f"{where}: failed to {action} {path or '/'!r} ({first_line})"

@@ -1,0 +1,109 @@
+"""An unreachable store fails within the time MLPIPE_STORE_TIMEOUT (or the datastore's store_timeout) gives, with
+one message that names the datastore and the fix: Azure and S3 flavours, against a closed port on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
+from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget
+
+# Azurite's well-known development key: no secret.
+_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Loose on purpose: the bound is what is tested, not the clients' exact waits (CI machines are slow).
+LOOSE_BOUND_S = 60
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _extra(flavour: str, port: int) -> dict[str, object]:
+    if flavour == "azure":
+        endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={_DEV_KEY};BlobEndpoint={endpoint};"
+        )
+        return {"url": "az://container/prefix", "connection_string": connection}
+    return {
+        "url": "s3://bucket/prefix",
+        "key": "id",
+        "secret": "not-a-secret",
+        "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("flavour", "setting"),
+    [
+        pytest.param("azure", "option", id="azure-store_timeout"),
+        pytest.param("azure", "env", id="azure-MLPIPE_STORE_TIMEOUT"),
+        pytest.param("s3", "option", id="s3-store_timeout"),
+        pytest.param("s3", "env", id="s3-MLPIPE_STORE_TIMEOUT"),
+    ],
+)
+def test_an_unreachable_store_fails_in_bounded_time_with_one_clear_message(
+    flavour: str, setting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = _extra(flavour, _closed_port())
+    if setting == "option":
+        extra["store_timeout"] = 1
+    else:
+        monkeypatch.setenv(TIMEOUT_ENV, "1")
+    store = Datastore("lake", str(extra.pop("url")), extra)
+    started = time.monotonic()
+    with pytest.raises(DatastoreAccessError) as caught:
+        store.read_bytes("_mlpipe/runs/x/spec.json")
+    assert time.monotonic() - started < LOOSE_BOUND_S
+    message = str(caught.value)
+    assert message.startswith("datastore 'lake' (") and "the store could not be reached" in message
+    assert "check the connection's url and extra endpoint settings and that the service is up" in message
+    assert f"given up after about 1 s: {TIMEOUT_ENV}, or the connection's extra 'store_timeout'" in message
+    assert "not-a-secret" not in message and _DEV_KEY not in message
+
+
+@pytest.mark.parametrize("flavour", ["azure", "s3"])
+def test_a_step_runner_whose_store_is_away_says_so_in_one_line(flavour: str) -> None:
+    extra = _extra(flavour, _closed_port())
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}),
+        TIMEOUT_ENV: "1",
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_mlpipe.runner", "--spec", "_mlpipe/runs/x/spec.json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert time.monotonic() - started < LOOSE_BOUND_S
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("step runner: datastore 'mlpipe_default' (")
+    assert "could not be reached" in proc.stderr and TIMEOUT_ENV in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf"])
+def test_a_bad_timeout_setting_is_named(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    store = Datastore("lake", "s3://bucket/prefix", {"key": "id", "secret": "s"})
+    with pytest.raises(ConfigError, match=f"{TIMEOUT_ENV} '{value}' must be a positive number of seconds"):
+        store.fs  # noqa: B018 -- building the filesystem reads the setting
+
+
+def test_the_budget_spreads_over_tries_connects_and_waits() -> None:
+    """The tries' connect timeouts plus the waits between them stay within the budget (a floor of a second to
+    connect: tiny budgets take up to three)."""
+    for seconds in (1, 3, 10, 60, 600):
+        budget = StoreBudget(seconds)
+        tries = budget.retries + 1
+        assert tries * budget.connect_timeout + budget.retries * budget.wait <= max(seconds, 3)
