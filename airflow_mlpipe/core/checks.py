@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sized
-from typing import Any
+from collections.abc import Iterable, Mapping, Sized
+from typing import Any, Literal, overload
 
 from airflow_mlpipe.exceptions import ConfigError
 
@@ -58,10 +58,67 @@ def check_bool(owner: str, argument: str, value: object) -> bool:
     return value
 
 
-def check_positive_number(owner: str, argument: str, value: object, *, unit: str = "seconds") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{owner}: {argument} {shown(value)} must be a positive number of {unit}, e.g. {argument}=30")
+def check_positive_number(
+    owner: str, argument: str, value: object, *, unit: str = "seconds", allow_zero: bool = False
+) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        kind = "a number" if allow_zero else "a positive number"
+        floor = " (0 or more)" if allow_zero else ""
+        raise ConfigError(f"{owner}: {argument} {shown(value)} must be {kind} of {unit}{floor}, e.g. {argument}=30")
     return float(value)
+
+
+def check_whole_number(owner: str, argument: str, value: object, *, minimum: int, example: int) -> int:
+    """An ``int`` (not a bool, not ``"2"``) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a whole number of at least {minimum}, e.g. "
+            f"{argument}={example}"
+        )
+    return value
+
+
+@overload
+def check_text(owner: str, argument: str, value: object, *, example: str, optional: Literal[False] = False) -> str: ...
+
+
+@overload
+def check_text(owner: str, argument: str, value: object, *, example: str, optional: bool) -> str | None: ...
+
+
+def check_text(owner: str, argument: str, value: object, *, example: str, optional: bool = False) -> str | None:
+    """A non-empty string (or None when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a non-empty string{' or None' if optional else ''}, e.g. "
+            f"{argument}={example!r}"
+        )
+    return value
+
+
+def check_choice(owner: str, argument: str, value: object, choices: Iterable[str]) -> str:
+    """One of ``choices``."""
+    allowed = tuple(choices)
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{owner}: {argument} {shown(value)} must be one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def check_str_mapping(owner: str, argument: str, value: object, *, example: str) -> dict[str, str]:
+    """A mapping of strings to strings; None for none."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(f"{owner}: {argument} {shown(value)} must map strings to strings, e.g. {argument}={example}")
+    return dict(value)
 
 
 def check_str_list(owner: str, argument: str, value: object, *, example: str) -> tuple[str, ...]:

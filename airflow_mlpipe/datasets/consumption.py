@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlpipe.core.checks import check_choice
 from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.exceptions import DatasetError
 
 if TYPE_CHECKING:
@@ -29,12 +31,15 @@ class DatasetConsumptionConfig:
     def __post_init__(self) -> None:
         from airflow_mlpipe.datasets.dataset import AbstractDataset
 
+        check_name(self.name, what="input name")
         if not isinstance(self.dataset, AbstractDataset):
             raise DatasetError(
                 f"input {self.name!r}: {self.dataset!r} is not a dataset; a PipelineParameter (or anything chosen per "
                 "run) cannot be an input's dataset: give Dataset.get_by_name('NAME') (the run pins the latest "
                 "version) or a dataset definition"
             )
+        check_choice(f"input {self.name!r}", "mode", self.mode, MODES)
+        _check_path_on_compute(self.path_on_compute)
 
     def as_download(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
         return replace(self, mode="download", path_on_compute=_check_path_on_compute(path_on_compute))

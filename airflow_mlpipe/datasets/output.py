@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.checks import check_bool, check_str_list
+from airflow_mlpipe.core.checks import check_bool, check_str_list, check_str_mapping, check_text
 from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
@@ -91,7 +91,12 @@ class OutputFileDatasetConfig:
         self, name: str, description: str | None = None, tags: Mapping[str, str] | None = None
     ) -> OutputFileDatasetConfig:
         """Register the folder as a new version of dataset ``name`` once the step succeeds."""
-        self.registration = Registration(check_name(name), description or "", dict(tags or {}))
+        owner = f"output {self._name!r}: register_on_complete"
+        self.registration = Registration(
+            check_name(name),
+            check_text(owner, "description", description, example="cleaned", optional=True) or "",
+            check_str_mapping(owner, "tags", tags, example="{'stage': 'clean'}"),
+        )
         return self
 
     def as_upload(self, overwrite: bool = False, source_globs: list[str] | None = None) -> OutputFileDatasetConfig:

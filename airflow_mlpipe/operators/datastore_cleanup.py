@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_mlpipe.core.checks import check_bool
+from airflow_mlpipe.core.checks import check_bool, check_text, check_whole_number
 from airflow_mlpipe.gc.model import GcSettings
 
 
@@ -40,8 +40,10 @@ class DatastoreCleanupOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.older_than = older_than
-        self.keep_last = keep_last
-        self.only_dag_id = only_dag_id
+        self.keep_last = check_whole_number("DatastoreCleanupOperator", "keep_last", keep_last, minimum=0, example=3)
+        self.only_dag_id = check_text(
+            "DatastoreCleanupOperator", "only_dag_id", only_dag_id, example="train", optional=True
+        )
         self.grace = grace
         # (BaseOperator.dry_run is a method of its own)
         self.report_only = check_bool("DatastoreCleanupOperator", "dry_run", dry_run)

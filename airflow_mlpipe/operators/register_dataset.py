@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_mlpipe.core.checks import check_bool
+from airflow_mlpipe.core.checks import check_bool, check_str_mapping, check_text
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
 
@@ -43,9 +43,9 @@ class RegisterDatasetOperator(BaseOperator):
                 f"Dataset.Tabular.from_delimited_files(...), not {type(dataset).__name__}"
             )
         self.dataset_definition = dataset.to_dict()
-        self.name = name if "{{" in name else check_name(name)
-        self.description = description
-        self.tags = dict(tags or {})
+        self.name = name if isinstance(name, str) and "{{" in name else check_name(name)
+        self.description = check_text(self.task_id, "description", description, example="cleaned", optional=True)
+        self.tags = check_str_mapping(self.task_id, "tags", tags, example="{'stage': 'clean'}")
         self.create_new_version = check_bool("RegisterDatasetOperator", "create_new_version", create_new_version)
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -9,9 +10,11 @@ from typing import Any
 
 from airflow_mlpipe.compute.base import ComputeTarget
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.core.checks import check_choice, check_str_mapping, check_text
 from airflow_mlpipe.exceptions import ConfigError
 
 APPEND_ROW = "append_row"
+_LOGGING_LEVELS = tuple(logging.getLevelNamesMapping())  # what the worker's logger.setLevel takes
 SUMMARY_ONLY = "summary_only"
 DEFAULT_APPEND_ROW_FILE = "parallel_run_step.txt"
 # v1's defaults: 10 files per mini-batch for a File dataset, 1 MB for a Tabular dataset.
@@ -64,19 +67,30 @@ class ParallelRunConfig:
             )
         _whole("error_threshold", self.error_threshold, minimum=-1)
         _whole("node_count", self.node_count, minimum=1)
-        _whole("process_count_per_node", self.process_count_per_node or 1, minimum=1)
+        _whole(
+            "process_count_per_node",
+            1 if self.process_count_per_node is None else self.process_count_per_node,
+            minimum=1,
+        )
         _whole("run_invocation_timeout", self.run_invocation_timeout, minimum=1)
         _whole("run_max_try", self.run_max_try, minimum=1)
         if self.allowed_failed_count is not None:
             _whole("allowed_failed_count", self.allowed_failed_count, minimum=-1)
         percent = self.allowed_failed_percent
-        if percent is not None and (isinstance(percent, bool) or not 0 <= float(percent) <= 100):
+        if percent is not None and (
+            isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100
+        ):
             raise ConfigError(f"ParallelRunConfig: allowed_failed_percent {percent!r} must be between 0 and 100")
         name = self.append_row_file_name
         if name is not None and (not isinstance(name, str) or "/" in name or not name.strip()):
             raise ConfigError(f"ParallelRunConfig: append_row_file_name {name!r} must be a plain file name")
         if self.mini_batch_size is not None:
             parse_size(self.mini_batch_size)
+        check_choice("ParallelRunConfig", "logging_level", self.logging_level, _LOGGING_LEVELS)
+        check_text("ParallelRunConfig", "description", self.description, example="score the images", optional=True)
+        check_str_mapping(
+            "ParallelRunConfig", "environment_variables", self.environment_variables, example="{'OMP_NUM_THREADS': '1'}"
+        )
 
     @property
     def processes(self) -> int:

@@ -10,7 +10,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_mlpipe.core.checks import check_bool
+from airflow_mlpipe.core.checks import check_bool, check_positive_number, check_text
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, LeaseWatch
 
@@ -61,11 +61,13 @@ class ReuseSensor(BaseSensorOperator):
             raise ConfigError(
                 f"ReuseSensor {self.task_id!r}: on_missing {on_missing!r} is not one of {', '.join(ON_MISSING)}"
             )
-        self.key = key
-        self.datastore = datastore
+        self.key = check_text(
+            "ReuseSensor", "key", key, example="{{ ti.xcom_pull(task_ids='train', key='reuse_key') }}"
+        )
+        self.datastore = check_text("ReuseSensor", "datastore", datastore, example="mlpipe_default", optional=True)
         self.on_missing = on_missing
-        self.lease_ttl = lease_ttl
-        self.clock_skew = clock_skew
+        self.lease_ttl = None if lease_ttl is None else check_positive_number("ReuseSensor", "lease_ttl", lease_ttl)
+        self.clock_skew = check_positive_number("ReuseSensor", "clock_skew", clock_skew, allow_zero=True)
         self.deferrable = check_bool("ReuseSensor", "deferrable", deferrable)
 
     # -- one look -------------------------------------------------------------------------------------------

@@ -519,6 +519,60 @@ def _file() -> Any:
             "append_row_file_name 3 must be a plain file name",
             id="prc-append-int",
         ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", process_count_per_node=0),
+            ConfigError,
+            "process_count_per_node 0 must be a whole number of at least 1",
+            id="prc-processes-zero",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_percent="5"),
+            ConfigError,
+            "allowed_failed_percent '5' must be between 0 and 100",
+            id="prc-percent-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", allowed_failed_percent="x"),
+            ConfigError,
+            "allowed_failed_percent 'x' must be between 0 and 100",
+            id="prc-percent-word",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", logging_level="LOUD"),
+            ConfigError,
+            "ParallelRunConfig: logging_level 'LOUD' must be one of 'CRITICAL'",
+            id="prc-logging-level-word",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", logging_level="info"),
+            ConfigError,
+            "logging_level 'info' must be one of",
+            id="prc-logging-level-lowercase",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", logging_level=3),
+            ConfigError,
+            "logging_level 3 must be one of",
+            id="prc-logging-level-int",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", description=3),
+            ConfigError,
+            "ParallelRunConfig: description 3 must be a non-empty string or None",
+            id="prc-description-int",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", environment_variables=["A=1"]),
+            ConfigError,
+            "environment_variables ['A=1'] must map strings to strings, e.g. environment_variables={'OMP_NUM_THREADS'",
+            id="prc-env-vars-list",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", environment_variables={"A": 1}),
+            ConfigError,
+            "environment_variables {'A': 1} must map strings to strings",
+            id="prc-env-vars-int-value",
+        ),
         # Datastore
         bad(lambda: Datastore("d", None), ConfigError, "datastore 'd': the connection has no url", id="store-url-none"),
         bad(lambda: Datastore("d", ""), ConfigError, "datastore 'd': the connection has no url", id="store-url-empty"),
@@ -830,6 +884,48 @@ def _file() -> Any:
         bad(lambda: _file().as_named_input(3), DatasetError, "input name 3 cannot be used", id="named-input-int"),
         bad(lambda: _file().as_named_input(""), DatasetError, "input name '' cannot be used", id="named-input-empty"),
         bad(lambda: _file().as_mount(3), DatasetError, "path_on_compute 3 must be a relative path", id="mount-path"),
+        bad(
+            lambda: DatasetConsumptionConfig(3, _file()),
+            DatasetError,
+            "input name 3 cannot be used",
+            id="consumption-name-int",
+        ),
+        bad(
+            lambda: DatasetConsumptionConfig("i", _file(), mode="copy"),
+            ConfigError,
+            "input 'i': mode 'copy' must be one of 'direct', 'download', 'mount'",
+            id="consumption-mode",
+        ),
+        bad(
+            lambda: DatasetConsumptionConfig("i", _file(), path_on_compute=3),
+            DatasetError,
+            "path_on_compute 3 must be a relative path",
+            id="consumption-path-int",
+        ),
+        bad(
+            lambda: DatasetConsumptionConfig("i", _file(), path_on_compute="../x"),
+            DatasetError,
+            "path_on_compute '../x' must be a relative path",
+            id="consumption-path-dotdot",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").register_on_complete("d", description=3),
+            ConfigError,
+            "output 'o': register_on_complete: description 3 must be a non-empty string or None",
+            id="register-on-complete-description-int",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").register_on_complete("d", tags=["a"]),
+            ConfigError,
+            "tags ['a'] must map strings to strings, e.g. tags={'stage': 'clean'}",
+            id="register-on-complete-tags-list",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").register_on_complete("d", tags={"a": 1}),
+            ConfigError,
+            "tags {'a': 1} must map strings to strings",
+            id="register-on-complete-tags-int",
+        ),
         # Operators and sensors beyond the steps
         bad(
             lambda: DatastoreCleanupOperator(task_id="gc", older_than="xyz"),
@@ -838,7 +934,9 @@ def _file() -> Any:
             id="cleanup-older-than",
         ),
         bad(lambda: DatastoreCleanupOperator(task_id="gc", older_than=-1), ConfigError, "older_than -1 is", id="gc-1"),
-        bad(lambda: DatastoreCleanupOperator(task_id="gc", keep_last=-1), ConfigError, "keep_last -1 is", id="gc-k"),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", keep_last=-1), ConfigError, "keep_last -1 must be", id="gc-k"
+        ),
         bad(lambda: DatastoreCleanupOperator(task_id="gc", grace="soon"), ConfigError, "grace 'soon' is", id="gc-g"),
         bad(
             lambda: DatastoreCleanupOperator(task_id="gc", dry_run="no"),
@@ -863,6 +961,56 @@ def _file() -> Any:
             ConfigError,
             "RegisterDatasetOperator: create_new_version 'no' must be True or False",
             id="register-create-new-version-string",
+        ),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", keep_last="2"),
+            ConfigError,
+            "DatastoreCleanupOperator: keep_last '2' must be a whole number of at least 0, e.g. keep_last=3",
+            id="cleanup-keep-last-string",
+        ),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", only_dag_id=3),
+            ConfigError,
+            "only_dag_id 3 must be a non-empty string or None",
+            id="cleanup-only-dag-id-int",
+        ),
+        bad(lambda: ReuseSensor(task_id="wait", key=3), ConfigError, "ReuseSensor: key 3 must be a", id="sensor-key"),
+        bad(lambda: ReuseSensor(task_id="wait", key=""), ConfigError, "key '' must be a non-empty", id="sensor-key-0"),
+        bad(
+            lambda: ReuseSensor(task_id="wait", key="k", datastore=3),
+            ConfigError,
+            "ReuseSensor: datastore 3 must be a non-empty string or None",
+            id="sensor-datastore-int",
+        ),
+        bad(
+            lambda: ReuseSensor(task_id="wait", key="k", lease_ttl=-1),
+            ConfigError,
+            "ReuseSensor: lease_ttl -1 must be a positive number of seconds",
+            id="sensor-lease-ttl-negative",
+        ),
+        bad(
+            lambda: ReuseSensor(task_id="wait", key="k", clock_skew="x"),
+            ConfigError,
+            "ReuseSensor: clock_skew 'x' must be a number of seconds (0 or more)",
+            id="sensor-clock-skew-string",
+        ),
+        bad(
+            lambda: RegisterDatasetOperator(task_id="r", dataset=_file(), name=3),
+            DatasetError,
+            "dataset name 3 cannot be used",
+            id="register-name-int",
+        ),
+        bad(
+            lambda: RegisterDatasetOperator(task_id="r", dataset=_file(), name="d", description=3),
+            ConfigError,
+            "r: description 3 must be a non-empty string or None",
+            id="register-description-int",
+        ),
+        bad(
+            lambda: RegisterDatasetOperator(task_id="r", dataset=_file(), name="d", tags=["a"]),
+            ConfigError,
+            "r: tags ['a'] must map strings to strings",
+            id="register-tags-list",
         ),
     ],
 )
