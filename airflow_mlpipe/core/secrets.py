@@ -150,6 +150,13 @@ def secret_values(value: Any) -> Iterator[str]:
             yield from secret_values(item)
 
 
+def scrub_line(line: bytes, known: Iterable[str] = ()) -> bytes:
+    """A line of a process's output, scrubbed; bytes that are not UTF-8 are kept."""
+    text = line.decode("utf-8", "surrogateescape")
+    shown = scrub_text(text, known)
+    return line if shown == text else shown.encode("utf-8", "surrogateescape")
+
+
 def scrub_file(source: str, target: str, known: Iterable[str] = ()) -> None:
     """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept."""
     prepared = _prepared(known)

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
-from airflow_mlpipe.core.secrets import scrub_file
+from airflow_mlpipe.core.secrets import scrub_file, scrub_text
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.runner.outputs import (
@@ -106,8 +106,10 @@ def _execute(
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})
     python = python or spec.python or sys.executable
     env = azureml_compat_env(env, python, enabled=bool(spec.extra.get("azureml_compat", True)))
-    _say(f"running {spec.script_name} {' '.join(argv)}")
-    code = process.run([python, *_driver(spec), script, *argv], cwd=src, env=env, log=log, echo=stdout_bytes())
+    known = records.known_secrets(store)
+    _say(scrub_text(f"running {spec.script_name} {' '.join(argv)}", known))
+    command = [python, *_driver(spec), script, *argv]
+    code = process.run(command, cwd=src, env=env, log=log, echo=stdout_bytes(), known=known)
     record["metrics"], record["metric_log"] = _collect_metrics(workdir)
     _upload_artifacts(store, spec, src, workdir, record)
     _stop_if_killed(process)

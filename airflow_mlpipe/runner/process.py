@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO
 
+from airflow_mlpipe.core.secrets import scrub_line
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -44,7 +46,18 @@ class ScriptProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed_by: int | None = None
 
-    def run(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str], log: IO[bytes], echo: IO[bytes]) -> int:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        log: IO[bytes],
+        echo: IO[bytes],
+        known: Sequence[str] = (),
+    ) -> int:
+        """Run ``argv``; each line of its output goes to ``log`` as it is and to ``echo`` (the task's or the pod's
+        log) scrubbed of credentials (``core.secrets``: patterns and the ``known`` values)."""
         self.proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -57,7 +70,7 @@ class ScriptProcess:
         assert self.proc.stdout is not None
         for line in iter(self.proc.stdout.readline, b""):
             log.write(line)
-            echo.write(line)
+            echo.write(scrub_line(line, known))
             echo.flush()
         return self.proc.wait()
 

@@ -267,9 +267,12 @@ def _run_page_html(page: dict[str, Any]) -> str:
     return html
 
 
-def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_step_run_writes_no_credential(
+    names: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The runner as a pod runs it (in process): the step script prints its connections, a SAS URL and an S3 URL
-    with user info, and fails; its record, summaries, uploaded log, UI data and ``mlpipe runs show`` hold none."""
+    with user info, and fails; its echoed output (the pod's log), record, summaries, uploaded log, UI data and
+    ``mlpipe runs show`` hold none."""
     import io
 
     import airflow_mlpipe.runner.execute as execute
@@ -277,7 +280,8 @@ def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monke
     from tests.reuse.reuse_helpers import mlpipe_in_process
 
     monkeypatch.setattr(execute, "install_signal_handlers", lambda process: None)
-    monkeypatch.setattr(execute, "stdout_bytes", io.BytesIO)
+    echoed = io.BytesIO()  # what a pod's log (or the local task log) shows of the script's output
+    monkeypatch.setattr(execute, "stdout_bytes", lambda: echoed)
     monkeypatch.setenv("PLANTED_BARE", f"{NESTED} {ACCOUNT_KEY}")
     source = tmp_path / "src"
     source.mkdir()
@@ -300,6 +304,8 @@ def test_a_step_run_writes_no_credential(names: list[str], tmp_path: Path, monke
 
     assert execute.run_step(records.spec_path(spec.step_run_id)) == 3
 
+    said = capsys.readouterr().out + echoed.getvalue().decode()
+    assert "[mlpipe] running leaky.py" in said and "connections:" in said and leaks(said) == []
     record = records.read_record(spec.step_run_id, store)
     assert record["status"] == records.FAILED and "connections:" in record["log_tail"]
     written = {
