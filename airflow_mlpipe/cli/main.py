@@ -269,12 +269,15 @@ def runs_reindex(as_json: JsonOpt = False) -> None:
 @runs_app.command("show")
 def runs_show(run: str, as_json: JsonOpt = False) -> None:
     """One step run: status, arguments, inputs, outputs, metrics, reuse, logs."""
-    from airflow_mlpipe.steps.records import read_record
+    from airflow_mlpipe.steps.records import read_record, record_path
 
     try:
         record = read_record(run)
     except FileNotFoundError:
         _fail(f"no step run {run!r}; list them with: mlpipe runs list", as_json)
+        return
+    except (ValueError, TypeError) as exc:  # not JSON, or not an object
+        _fail(f"step run {run!r}: its record {record_path(run)!r} is unreadable ({type(exc).__name__}: {exc})", as_json)
         return
     if as_json:
         emit_json(record)

@@ -82,7 +82,7 @@ def _from_run_record(candidate: str) -> dict[str, Any] | None:
 
     try:
         record = read_record(candidate)
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, ValueError, TypeError):  # none, or unreadable: no decision to show
         return None
     reuse = record.get("reuse") or {}
     decision = reuse.get("decision")

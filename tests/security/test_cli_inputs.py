@@ -257,6 +257,25 @@ def test_runs_list_shows_a_corrupt_summary_as_a_row(mlpipe: object) -> None:
     assert table.code == 0 and "unreadable run summary" in table.out and "d.r.two" in table.out
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        pytest.param("{oops", "JSONDecodeError: Expecting property name", id="not-json"),
+        pytest.param("[1, 2]", "TypeError: cannot convert dictionary update sequence", id="not-an-object"),
+    ],
+)
+def test_a_corrupt_run_record_is_one_line(mlpipe: object, body: str, error: str) -> None:
+    Datastore.get_default().write_text("_mlpipe/runs/d.r.t/record.json", body)
+    shown = mlpipe("runs", "show", "d.r.t")  # type: ignore[operator]
+    assert shown.code == 1 and shown.out == ""
+    assert shown.err.startswith(
+        f"error: step run 'd.r.t': its record '_mlpipe/runs/d.r.t/record.json' is unreadable ({error}"
+    )
+    assert shown.err.count("\n") == 1 and "Traceback" not in shown.err
+    explained = mlpipe("reuse", "explain", "d", "t", "--run", "d.r.t")  # type: ignore[operator]
+    assert explained.code == 1 and explained.err.startswith("error: no reuse decision for step run 'd.r.t'")
+
+
 # -- a connection that cannot be read is a row -------------------------------------------------------------------
 SECRET = "Sup3rS3cretK3y"
 
