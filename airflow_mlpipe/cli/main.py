@@ -379,25 +379,36 @@ def main(argv: list[str] | None = None) -> None:
     # the embedded SQLite DB): read connections from it as Airflow's own CLI does.
     os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     sys.stdout = sys.stderr  # library logs go to stderr; results are written through cli.output
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-
     from airflow_mlpipe.exceptions import MlpipeError
+
+    ClickException = _click_exception()
 
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     try:
         # Not standalone: typer would draw usage errors in a framed box under the usage text.
         code = app(args=args, prog_name="mlpipe", standalone_mode=False)
-    except NoArgsIsHelpError:
-        raise SystemExit(2) from None  # typer has printed the help
     except ClickException as exc:  # a bad option or argument: one line naming it, the value and the fix
-        _print_error(_usage_message(exc), as_json)
-        raise SystemExit(exc.exit_code) from None
+        if type(exc).__name__ != "NoArgsIsHelpError":  # (that one's help is printed already)
+            _print_error(_usage_message(exc), as_json)
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
     except (MlpipeError, OSError) as exc:  # OSError: a missing file, or a name the store cannot take
         _print_error(str(exc), as_json)
         raise SystemExit(1) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _click_exception() -> type[Exception]:
+    """Click's base exception: inside typer where typer vendors click (0.2x), in click itself before."""
+    import importlib
+
+    try:
+        module = importlib.import_module("typer._click.exceptions")
+    except ImportError:
+        module = importlib.import_module("click.exceptions")
+    exception: type[Exception] = module.ClickException
+    return exception
 
 
 def _usage_message(exc: Any) -> str:

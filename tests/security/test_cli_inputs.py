@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -335,3 +337,18 @@ def test_datastores_list_shows_a_broken_connection_as_a_row(
     assert table.code == 0 and SECRET not in table.out
     assert table.out.splitlines()[0].split() == ["NAME", "URL", "BACKEND", "DESCRIPTION", "ERROR"]
     assert any(line.startswith("broken") and error[:40] in line for line in table.out.splitlines())
+
+
+def test_the_installed_entry_point_gives_one_line_and_exit_code_2(local_home: dict[str, str]) -> None:
+    """What a shell sees: the console script's module, in its own process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_mlpipe.cli.main", "runs", "list", "--limit", "abc"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == "error: --limit 'abc' must be a whole number from 1 to 5000; write e.g. --limit 50\n"
+    assert done.stdout == ""
