@@ -4,7 +4,7 @@ Staging at the destination puts the files in place without a completion marker, 
 complete; the runner then verifies them and writes the attempt's commit record (``steps.records.write_commit``),
 the one point at which all outputs become the attempt's result together. Markers and registrations follow in the
 finish path. A destination that already holds a committed output is never written: its bytes may be named by a
-registered dataset version or read by a later step.
+registered dataset version or read by a later step. On a local store the committed files are read-only (0444).
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ def stage(plan: OutputPlan) -> Manifest:
     )
     prefix = path.rstrip("/") + "/"
     found = {p[len(prefix) :]: int(i.get("size") or 0) for p, i in infos.items()}
+    if store.is_local:
+        _read_only_files(store.full_path(path))
     if found != expected:
         missing = sorted(set(expected) - set(found))[:5]
         other = sorted(p for p in found if p not in expected or found[p] != expected[p])[:5]
@@ -134,6 +136,17 @@ def stage(plan: OutputPlan) -> Manifest:
             f"unexpected or resized {other}); nothing was committed"
         )
     return Manifest.of(ManifestEntry(store.name, ident) for ident in identities(store, infos).values())
+
+
+def _read_only_files(folder: str) -> None:
+    """On a local store the staged files become read-only (0444) before they are committed: a later step (a
+    consumer reading the folder, a script that writes to a path it should not) cannot write into bytes that a
+    registered version names. Folders stay writable: a transfer may add files, and gc deletes them."""
+    for dirpath, _, filenames in os.walk(folder):
+        for fname in filenames:
+            full = os.path.join(dirpath, fname)
+            if not os.path.islink(full):
+                os.chmod(full, 0o444)
 
 
 def _staged_files(plan: OutputPlan) -> dict[str, int]:

@@ -1,9 +1,15 @@
-"""What an attempt commits when something goes wrong at its end: an empty output to register commits nothing, a
-failed registration leaves every output without its completion marker, and the script never sees the registry key.
-The runner runs in this process (its script in a subprocess), on the local store."""
+"""What an attempt commits and hands over: an empty output to register commits nothing, a failed registration
+leaves every output without its completion marker, the script never sees the registry key, and a consumer cannot
+write into a producer's committed files. The runner runs in this process (its script in a subprocess), on the
+local store."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +20,12 @@ from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRegistry
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.exceptions import DatastoreAccessError
 from airflow_mlpipe.runner import execute
+from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.finish import RegistrationFailedError, finish_committed
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 
 SCRIPT = """
@@ -39,20 +47,34 @@ def _runner_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _spec(store: Datastore, tmp_path: Path, run: str) -> StepSpec:
     """A step with two outputs, ``model`` registered as dataset ``guarded``, ``extra`` not."""
-    source = tmp_path / "src"
-    source.mkdir(exist_ok=True)
-    (source / "step.py").write_text(SCRIPT)
-    tree = scan_source(str(source))
-    store_snapshot(str(source), tree, store)
     outputs = tuple(
         {"name": name, "datastore": store.name, "path": f"out/{run}/{name}", "path_template": "out/{run-id}",
          "mode": "mount", "registration": {"name": "guarded", "description": "", "tags": {}} if name == "model"
          else None}
         for name in ("model", "extra")
     )  # fmt: skip
+    arguments = ({"t": "output", "name": "model"}, {"t": "output", "name": "extra"}, {"t": "str", "v": run})
+    return _step(store, tmp_path, run, SCRIPT, outputs=outputs, arguments=arguments)
+
+
+def _step(
+    store: Datastore,
+    tmp_path: Path,
+    run: str,
+    script: str,
+    *,
+    outputs: tuple[dict[str, Any], ...],
+    arguments: tuple[dict[str, Any], ...],
+    inputs: tuple[dict[str, Any], ...] = (),
+) -> StepSpec:
+    source = tmp_path / f"src-{run}"
+    source.mkdir(exist_ok=True)
+    (source / "step.py").write_text(script)
+    tree = scan_source(str(source))
+    store_snapshot(str(source), tree, store)
     spec = StepSpec(
         attempt=AttemptId("d", run, "t"), script_name="step.py", snapshot=tree.digest, outputs=outputs,
-        arguments=({"t": "output", "name": "model"}, {"t": "output", "name": "extra"}, {"t": "str", "v": run}),
+        inputs=inputs, arguments=arguments,
     )  # fmt: skip
     assert records.write_spec(spec, store)
     return spec
@@ -114,3 +136,100 @@ def test_the_script_never_sees_the_registry_key(
     assert local_default.read_text("out/write/model/weights.txt") == "no key"
     finish_committed(spec, local_default)
     assert local_default.read_json(f"{REGISTRY_ROOT}/guarded/1.json")["seal"]["alg"] == "hmac-sha256"
+
+
+# -- inputs handed over read-only -----------------------------------------------------------------------------------
+CONSUMER = """
+import json, os, sys
+data, out = sys.argv[1], sys.argv[2]
+tried = {"path": os.path.realpath(data)}
+for what, name, mode in (("rewrite", "weights.txt", "a"), ("create", "new.txt", "w")):
+    try:
+        with open(os.path.join(data, name), mode) as fh:
+            fh.write("written by the consumer")
+        tried[what] = "written"
+    except OSError as exc:
+        tried[what] = type(exc).__name__
+with open(os.path.join(out, "tried.json"), "w") as fh:
+    json.dump(tried, fh)
+"""
+
+
+def _produce(store: Datastore, tmp_path: Path) -> dict[str, Any]:
+    """A committed, marked output ``out/write/model`` holding ``weights.txt``: its commit entry."""
+    spec = _spec(store, tmp_path, "write")
+    assert _run(store, spec)[0] == 0
+    finish_committed(spec, store)
+    commit = records.read_commit(spec.step_run_id, store)
+    assert commit is not None
+    return next(o for o in commit["outputs"] if o["name"] == "model")
+
+
+def _mounted(store: Datastore, committed: dict[str, Any]) -> dict[str, Any]:
+    """The consumer's input spec: the producer's folder in mount mode, pinned to its committed manifest."""
+    source = {"type": "folder", "datastore": store.name, "path": committed["path"], "producer": "train"}
+    return {"name": "data", "mode": "mount", "source": source, "pin": {"manifest": committed["manifest"]}}
+
+
+def test_a_consumer_in_mount_mode_never_writes_into_the_producers_output(
+    local_default: Datastore, tmp_path: Path
+) -> None:
+    """Tests run as root, which permission bits do not stop: what keeps the producer's bytes is that a mounted
+    input is a tree of its own, so whatever the consumer writes there never reaches them."""
+    committed = _produce(local_default, tmp_path)
+    folder = Path(local_default.full_path(committed["path"]))
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}["weights.txt"] == 0o444
+    before = (folder / "weights.txt").read_bytes()
+
+    outputs = ({"name": "report", "datastore": local_default.name, "path": "out/consumer/report", "mode": "mount"},)
+    arguments = ({"t": "input", "name": "data"}, {"t": "output", "name": "report"})
+    spec = _step(
+        local_default, tmp_path, "consumer", CONSUMER, outputs=outputs, arguments=arguments,
+        inputs=(_mounted(local_default, committed),),
+    )  # fmt: skip
+    assert _run(local_default, spec)[0] == 0
+    tried = local_default.read_json("out/consumer/report/tried.json")
+    assert not tried["path"].startswith(local_default.root)  # a view of its own, outside the datastore
+    assert (folder / "weights.txt").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["_MLPIPE_COMPLETE", "weights.txt"]
+
+
+PROBE = """
+import json, sys
+tried = {}
+for name, path in (("producer", sys.argv[1]), ("view", sys.argv[2])):
+    try:
+        with open(path, "a") as fh:
+            fh.write("written by the consumer")
+        tried[name] = "written"
+    except OSError as exc:
+        tried[name] = type(exc).__name__
+print(json.dumps(tried))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch to 'nobody'")
+def test_an_unprivileged_owner_cannot_write_into_committed_files_or_its_view(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The permission bits, proven for a user they bind: the datastore and the consumer's view handed to
+    ``nobody`` (as the worker's user owns them in a deployment), which then tries to write into both."""
+    base = Path(tempfile.mkdtemp(prefix="mlpipe-ro-", dir="/tmp"))  # tmp_path's parents are closed to others
+    try:
+        base.chmod(0o755)
+        monkeypatch.setenv("MLPIPE_HOME", str(base / "mlpipe"))
+        resolve.clear_cache()
+        store = Datastore.get_default()
+        committed = _produce(store, tmp_path)
+        view = materialize_inputs((_mounted(store, committed),), str(base / "work"))["data"]["path"]
+        for path in (base, *base.rglob("*")):
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        producer_file = store.full_path(f"{committed['path']}/weights.txt")
+        probe = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", PROBE]
+        done = subprocess.run(
+            [*probe, producer_file, os.path.join(view, "weights.txt")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(done.stdout) == {"producer": "PermissionError", "view": "PermissionError"}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
