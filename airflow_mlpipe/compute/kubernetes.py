@@ -84,6 +84,7 @@ from airflow_mlpipe.compute.validation import (
     check_quantity,
     description_hash,
 )
+from airflow_mlpipe.core.checks import check_list
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
@@ -201,7 +202,11 @@ class KubernetesCompute(ComputeTarget):
         if self.service_account is not None:
             check_dns_subdomain(self.service_account, what=f"{what} service_account")
         pull = self.image_pull_secrets
-        names = pull.split(",") if isinstance(pull, str) else list(pull or ())
+        names = (
+            pull.split(",")
+            if isinstance(pull, str)
+            else check_list(what, "image_pull_secrets", pull, example="['regcred']")
+        )
         put(
             "image_pull_secrets",
             tuple(

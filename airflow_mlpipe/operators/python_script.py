@@ -20,7 +20,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.environment import Environment, RunConfiguration, check_no_secret_variables
 from airflow_mlpipe.compute.local import LocalCompute
-from airflow_mlpipe.core.checks import check_bool, check_instance, check_str_list
+from airflow_mlpipe.core.checks import check_bool, check_instance, check_positive_number, check_str_list
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter
@@ -294,11 +294,7 @@ def _for_run(dataset: Any, context: Context) -> Any:
 
 
 def _check_ttl(task_id: str, ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-        raise ConfigError(f"step {task_id!r}: reuse_ttl {ttl!r} must be a positive number of seconds, or None")
-    return float(ttl)
+    return None if ttl is None else check_positive_number(f"step {task_id!r}", "reuse_ttl", ttl)
 
 
 __all__ = ["METRICS_KEY", "OUTPUTS_KEY", "RECORD_URI_KEY", "PythonScriptOperator", "StepLaunch"]

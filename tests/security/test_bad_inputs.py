@@ -112,6 +112,7 @@ COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination
         pytest.param({"reuse_ttl": -1}, "reuse_ttl -1 must be a positive number of seconds", id="ttl-negative"),
         pytest.param({"reuse_ttl": 0}, "reuse_ttl 0 must be a positive number", id="ttl-zero"),
         pytest.param({"reuse_ttl": True}, "reuse_ttl True must be a positive number", id="ttl-bool"),
+        pytest.param({"reuse_ttl": float("inf")}, "reuse_ttl inf must be a positive number", id="ttl-inf"),
         pytest.param({"azureml_compat": None}, "azureml_compat None must be True or False", id="compat-none"),
         pytest.param(
             {"source_directory": ["steps"]}, r"source_directory \['steps'\] must be the folder", id="source-dir-list"
@@ -717,6 +718,12 @@ def _file() -> Any:
             id="k8s-tolerations-string",
         ),
         bad(lambda: KubernetesCompute(service_account=3), ConfigError, "service_account 3 is not", id="k8s-sa-int"),
+        bad(
+            lambda: KubernetesCompute(image_pull_secrets=3),
+            ConfigError,
+            "KubernetesCompute: image_pull_secrets 3 must be a list, e.g. image_pull_secrets=['regcred']",
+            id="k8s-pull-secrets-int",
+        ),
         bad(lambda: KubernetesCompute(in_cluster="no"), ConfigError, "in_cluster 'no' must be True", id="k8s-in-cl"),
         bad(lambda: KubernetesCompute(deferrable="no"), ConfigError, "deferrable 'no' must be True", id="k8s-defer"),
         bad(
