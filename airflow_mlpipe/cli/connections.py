@@ -16,8 +16,7 @@ _PREFIX = "AIRFLOW_CONN_"
 def broken_env_datastores(readable: set[str]) -> list[dict[str, Any]]:
     """A row for each datastore connection in the environment that cannot be read (``readable`` names those
     that can); connections of another conn_type are not datastores and are left out."""
-    from airflow_mlpipe.core.checks import shorten_values
-    from airflow_mlpipe.core.secrets import scrub_text
+    from airflow_mlpipe.cli.output import error_text
     from airflow_mlpipe.storage.config import CONN_TYPE, config_from_connection_string
 
     rows = []
@@ -28,7 +27,7 @@ def broken_env_datastores(readable: set[str]) -> list[dict[str, Any]]:
         try:
             config_from_connection_string(name, raw)
         except ValueError as exc:
-            error = shorten_values(scrub_text(str(exc), _secrets_of(raw)))
+            error = error_text(str(exc), _secrets_of(raw))
             rows.append(
                 {"name": name, "url": None, "backend": None, "options": None, "description": None, "error": error}
             )

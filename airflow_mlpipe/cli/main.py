@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,8 +17,12 @@ from airflow_mlpipe.cli.options import (
     duration,
     whole_number,
 )
-from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line, emit_table, human_bytes
+from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line, emit_table, error_text, human_bytes
 from airflow_mlpipe.cli.reuse import reuse_app
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.datasets.registry import DatasetRegistry
+    from airflow_mlpipe.storage.datastore import Datastore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ML pipelines on Airflow: datasets, runs, reuse.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Registered datasets and their versions.")
@@ -47,18 +51,15 @@ def _fail(message: str, as_json: bool) -> None:
 
 
 def _print_error(message: str, as_json: bool) -> None:
-    """One line (or one JSON object): long values cut (``core.checks.shown``), credentials masked."""
-    from airflow_mlpipe.core.checks import shorten_values
-    from airflow_mlpipe.core.secrets import scrub_text
-
-    message = shorten_values(scrub_text(" ".join(message.split())))
+    """One line on stderr, or one JSON object on stdout (``error_text``)."""
+    message = error_text(message)
     if as_json:
         emit_json({"error": message})
     else:
         typer.echo(f"error: {message}", err=True)
 
 
-def _store(name: str | None) -> Any:
+def _store(name: str | None) -> Datastore:
     from airflow_mlpipe.storage.datastore import Datastore
 
     return Datastore.get(name) if name else Datastore.get_default()
@@ -99,7 +100,7 @@ def datasets_list(
         emit_line(f"next page: mlpipe datasets list --limit {limit} --after {next_token}")
 
 
-def _dataset_row(registry: Any, name: str) -> dict[str, Any] | None:
+def _dataset_row(registry: DatasetRegistry, name: str) -> dict[str, Any] | None:
     """A row for the latest version of ``name``; a row with ``error`` when its record cannot be read; None for a
     folder without records (a registration that failed before its first version)."""
     from airflow_mlpipe.exceptions import DatasetNotFoundError, MlpipeError
@@ -109,11 +110,7 @@ def _dataset_row(registry: Any, name: str) -> dict[str, Any] | None:
     except DatasetNotFoundError:
         return None
     except (MlpipeError, OSError) as exc:
-        from airflow_mlpipe.core.checks import shorten_values
-        from airflow_mlpipe.core.secrets import scrub_text
-
-        error = shorten_values(scrub_text(str(exc)))
-        return {"name": name, **dict.fromkeys(_DATASET_FIELDS), "error": error}
+        return {"name": name, **dict.fromkeys(_DATASET_FIELDS), "error": error_text(str(exc))}
     return {
         "name": record.name,
         "latest_version": record.version,

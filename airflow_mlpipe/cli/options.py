@@ -3,11 +3,13 @@ exit code 2, naming the option, the value and the fix, before anything is read o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import typer
 
-from airflow_mlpipe.core.checks import shorten_values, shown
+from airflow_mlpipe.cli.output import error_text
+from airflow_mlpipe.core.checks import shown
 
 
 class OptionValueError(typer.BadParameter):
@@ -66,19 +68,18 @@ def datastore_name(option: str) -> Callable[[str], str]:
 
 def check_datastore(option: str, name: str) -> None:
     """Usage error unless ``name`` is a datastore this machine can see (and its connection can be read)."""
-    from airflow_mlpipe.core.secrets import scrub_text
     from airflow_mlpipe.exceptions import ConfigError
     from airflow_mlpipe.storage.datastore import Datastore
 
     try:
         Datastore.get(name).config  # noqa: B018 - resolving is the check (Datastore.get itself is lazy)
     except ConfigError as exc:  # unknown, or a connection that cannot be read: its message names the fix
-        raise OptionValueError(f"{option}: {shorten_values(scrub_text(str(exc)))}") from None
+        raise OptionValueError(f"{option}: {error_text(str(exc))}") from None
 
 
 def dataset_version(text: str) -> str:
     """``latest`` or a version number (1, 2, ...)."""
-    if text == "latest" or (text.isdigit() and int(text) >= 1):
+    if text == "latest" or (re.fullmatch(r"[0-9]{1,18}", text) and int(text) >= 1):
         return text
     raise OptionValueError(
         f"--version {shown(text)} must be a version number (1, 2, ...) or 'latest'; e.g. --version 1"
@@ -93,4 +94,4 @@ def dataset_name(text: str) -> str:
     try:
         return check_name(text)
     except ConfigError as exc:
-        raise OptionValueError(f"NAME: {shorten_values(str(exc))}") from None
+        raise OptionValueError(f"NAME: {error_text(str(exc))}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 # Captured before ``main`` points sys.stdout at stderr: only what we print here reaches stdout, so ``--json``
@@ -31,6 +31,15 @@ def emit_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, emp
     for r in cells:
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     out().write("\n".join(lines) + "\n")
+
+
+def error_text(message: str, known: Iterable[str] = ()) -> str:
+    """An error as the CLI prints it: one line, credentials masked (``core.secrets``; ``known`` too), long values
+    cut (``core.checks.shown``)."""
+    from airflow_mlpipe.core.checks import shorten_values
+    from airflow_mlpipe.core.secrets import scrub_text
+
+    return shorten_values(scrub_text(" ".join(message.split()), known))
 
 
 def emit_line(text: str = "") -> None:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from airflow_mlpipe.cli.options import OptionValueError, check_datastore
-from airflow_mlpipe.cli.output import emit_json, emit_line
-from airflow_mlpipe.core.checks import shorten_values, shown
+from airflow_mlpipe.cli.output import emit_json, emit_line, error_text
+from airflow_mlpipe.core.checks import shown
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def _ref(label: str) -> Callable[[str], Ref]:
             try:
                 data_path = to_data_path(text)
             except ConfigError as exc:
-                raise OptionValueError(f"{label}: {shorten_values(str(exc))}") from None
+                raise OptionValueError(f"{label}: {error_text(str(exc))}") from None
             ref = Ref(data_path.datastore, data_path.path)
         elif ":" not in text:
             raise OptionValueError(

@@ -92,6 +92,8 @@ def assert_usage_error(result: Result, *parts: str) -> None:
         pytest.param(["datasets", "show", "iris", "-v", "0"], ["--version '0' must be"], id="version-zero"),
         pytest.param(["datasets", "show", "iris", "-v", "-1"], ["--version '-1' must be"], id="version-negative"),
         pytest.param(["datasets", "show", "iris", "-v", "newest"], ["--version 'newest' must"], id="version-word"),
+        pytest.param(["datasets", "show", "iris", "-v", "²"], ["--version '²' must"], id="version-superscript"),
+        pytest.param(["datasets", "show", "iris", "-v", "00"], ["--version '00' must"], id="version-zeros"),
         pytest.param(
             ["datasets", "show", "a b"],
             ["NAME: dataset name 'a b' cannot be used", "e.g. 'iris_clean'"],
