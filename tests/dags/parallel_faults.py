@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pendulum
@@ -33,4 +34,6 @@ with DAG(
         inputs=[Dataset.File.from_files(path=(Datastore.get_default(), "faults/*.txt")).as_named_input("items")],
         arguments=["--fault", fault],
         output=OutputFileDatasetConfig(name="scored").register_on_complete(name="fault_scores"),
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
     )

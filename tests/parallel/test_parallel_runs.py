@@ -13,7 +13,7 @@ import pytest
 
 from airflow_mlpipe import Datastore
 from airflow_mlpipe.datasets.registry import DatasetRegistry
-from airflow_mlpipe.steps.records import read_record
+from airflow_mlpipe.steps.records import iter_records, read_record
 from airflow_mlpipe.storage import resolve
 from tests.airflow_utils import EXAMPLES, TEST_DAGS, airflow_dags_test, last_run_states, last_run_xcom
 from tests.reuse.reuse_helpers import mlpipe_in_process
@@ -141,3 +141,29 @@ def test_bad_inputs_commit_and_register_nothing(home: dict[str, str], fault: str
 def test_an_empty_input_fails_the_planning_task(home: dict[str, str]) -> None:
     tasks, output = _run_faults(home, "none")
     assert tasks["score.plan"] == "failed" and "cannot plan its mini-batches" in output
+
+
+def test_a_failed_node_is_retried_and_reuses_the_mini_batches_it_committed(
+    home: dict[str, str], tmp_path: Path
+) -> None:
+    store = Datastore.get_default()
+    for n in range(5):  # mini-batches 0 and 1 on node 0, mini-batch 2 on node 1
+        store.write_text(f"faults/part-{n:02d}.txt", str(n))
+    marker = tmp_path / "failed-once"
+    env = {**home, "MLPIPE_FAULT_MARKER": str(marker)}
+    airflow_dags_test(FAULTS, dags_folder=TEST_DAGS, env=env, conf={"fault": "init_once"})
+    state, tasks = last_run_states(FAULTS)
+    assert state == "success" and marker.exists(), tasks
+    first_node, second_node = _mapped_results(FAULTS, "score.mini_batch")  # the retry's results for node 0
+    assert [r["index"] for r in first_node] == [0, 1] and [r["index"] for r in second_node] == [2]
+    # mini-batch 0 was committed by the failed try and is reused by the retry, never scored twice
+    assert first_node[0]["reused"] and ".m0.t1." in first_node[0]["reused_from"], first_node
+    assert ".m0.t2." in first_node[0]["step_run_id"]
+    assert not first_node[1]["reused"] and ".m1.t2." in first_node[1]["step_run_id"]
+    by_try = {
+        r["try_number"]: r
+        for r in iter_records(dag_id=FAULTS)
+        if r.get("task_id") == "score.mini_batch" and r.get("map_index") == 1
+    }
+    assert by_try[1]["status"] == "Failed" and "a passing failure" in by_try[1]["log_tail"], by_try[1]
+    assert by_try[2]["status"] == "Completed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -15,6 +16,10 @@ def init() -> None:
     parser.parse_known_args()
     if FAULT == "init":
         raise RuntimeError("the model file is corrupt")
+    marker = os.environ.get("MLPIPE_FAULT_MARKER", "")
+    if FAULT == "init_once" and os.environ.get("MLPIPE_MAP_INDEX") == "1" and not os.path.exists(marker):
+        open(marker, "w").close()  # mini-batch 1 fails its node's first try only
+        raise RuntimeError("a passing failure")
 
 
 def run(mini_batch: list[str]) -> list[str]:
