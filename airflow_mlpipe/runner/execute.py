@@ -20,6 +20,7 @@ from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.core.secrets import scrub_file, scrub_text
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
+from airflow_mlpipe.exceptions import MlpipeError
 from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.runner.outputs import (
     OutputPlan,
@@ -62,7 +63,7 @@ def run_step(spec_path: str, *, python: str | None = None) -> int:
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
         _say(f"step {spec.task_id} failed: {record['error']}")
-        if not isinstance(exc, (StepError, StagingError)):
+        if not isinstance(exc, (StepError, StagingError, MlpipeError)):  # their messages say it all
             traceback.print_exc()
         code = 1
     finally:
@@ -96,7 +97,7 @@ def _execute(
         raise StepError(f"script {spec.script_name!r} is not in the source snapshot; check script_name")
     inputs = materialize_inputs(spec.inputs, workdir)
     record["inputs"] = [_input_summary(i) for i in spec.inputs]
-    plans.update(prepare_outputs(spec.outputs, workdir))
+    plans.update(prepare_outputs(spec.outputs, workdir, spec.attempt))
     argv = [_argument(a, inputs, plans) for a in spec.arguments]
     record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)

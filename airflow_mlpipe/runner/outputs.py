@@ -17,9 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.identity import identities
+from airflow_mlpipe.runner.claims import check_claim, claim, is_fixed
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 
@@ -36,6 +38,7 @@ class OutputPlan:
     mode: str
     source_globs: tuple[str, ...]
     staging: str
+    claimed_by: AttemptId | None = None  # a fixed destination's claim (``runner.claims``), checked when staging
 
     @property
     def in_place(self) -> bool:
@@ -43,7 +46,11 @@ class OutputPlan:
         return self.store.is_local and self.mode == "mount"
 
 
-def prepare_outputs(outputs: tuple[Mapping[str, Any], ...], workdir: str) -> dict[str, OutputPlan]:
+def prepare_outputs(
+    outputs: tuple[Mapping[str, Any], ...], workdir: str, attempt: AttemptId | None = None
+) -> dict[str, OutputPlan]:
+    """A staging folder for each output, once its destination is checked (and, for ``attempt``, a fixed one
+    claimed)."""
     plans = {}
     for spec in outputs:
         name = str(spec["name"])
@@ -52,13 +59,16 @@ def prepare_outputs(outputs: tuple[Mapping[str, Any], ...], workdir: str) -> dic
         mode = str(spec.get("mode", "mount"))
         confined_path(store, path, argument=f"output {name!r} destination")
         refuse_committed(name, store, path)
+        claimed_by = attempt if attempt is not None and is_fixed(spec) else None
+        if claimed_by is not None:
+            claim(name, store, path, claimed_by)
         if store.is_local and mode == "mount":
             dest = store.full_path(path)
             staging = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.staging-{uuid.uuid4().hex[:8]}")
         else:
             staging = os.path.join(workdir, "outputs", name)
         os.makedirs(staging, exist_ok=True)
-        plans[name] = OutputPlan(name, store, path, mode, tuple(spec.get("source_globs") or ()), staging)
+        plans[name] = OutputPlan(name, store, path, mode, tuple(spec.get("source_globs") or ()), staging, claimed_by)
     return plans
 
 
@@ -108,6 +118,8 @@ def stage(plan: OutputPlan) -> Manifest:
     store, path = plan.store, plan.path
     confined_path(store, path, argument=f"output {plan.name!r} destination")
     refuse_committed(plan.name, store, path)
+    if plan.claimed_by is not None:
+        check_claim(plan.name, store, path, plan.claimed_by)
     expected = _staged_files(plan)
     if store.exists(path):  # leftovers of an attempt that never committed: nobody reads an unmarked folder
         store.delete(path, recursive=True)

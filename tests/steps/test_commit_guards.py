@@ -1,7 +1,7 @@
 """What an attempt commits and hands over: an empty output to register commits nothing, a failed registration
-leaves every output without its completion marker, the script never sees the registry key, and a consumer cannot
-write into a producer's committed files. The runner runs in this process (its script in a subprocess), on the
-local store."""
+leaves every output without its completion marker, the script never sees the registry key, a consumer cannot
+write into a producer's committed files, and two step runs never write one fixed destination at once. The runner
+runs in this process (its script in a subprocess), on the local store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRegistry
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.exceptions import DatastoreAccessError
 from airflow_mlpipe.runner import execute
+from airflow_mlpipe.runner.claims import DestinationClaim, DestinationClaimedError, check_claim, claim, claim_path
 from airflow_mlpipe.runner.inputs import materialize_inputs
+from airflow_mlpipe.runner.outputs import prepare_outputs, stage
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.finish import RegistrationFailedError, finish_committed
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
@@ -233,3 +237,83 @@ def test_an_unprivileged_owner_cannot_write_into_committed_files_or_its_view(
         assert json.loads(done.stdout) == {"producer": "PermissionError", "view": "PermissionError"}
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- one writer at a time for a fixed destination ---------------------------------------------------------------------
+SLOW_WRITER = """
+import os, sys, time
+out, go, who = sys.argv[1], sys.argv[2], sys.argv[3]
+open(go + ".started", "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.05)
+with open(os.path.join(out, "weights.txt"), "w") as fh:
+    fh.write("by " + who)
+"""
+FIXED = "models/latest"
+
+
+def _fixed_writer(store: Datastore, tmp_path: Path, run: str, go: Path) -> StepSpec:
+    outputs = ({"name": "model", "datastore": store.name, "path": FIXED, "path_template": FIXED, "mode": "mount"},)
+    arguments = ({"t": "output", "name": "model"}, {"t": "str", "v": str(go)}, {"t": "str", "v": run})
+    return _step(store, tmp_path, run, SLOW_WRITER, outputs=outputs, arguments=arguments)
+
+
+def _wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"{path} never appeared"
+
+
+def test_a_second_writer_of_a_fixed_destination_fails_while_the_first_writes(
+    local_default: Datastore, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    first = _fixed_writer(local_default, tmp_path, "first", go)
+    runner = [sys.executable, "-m", "airflow_mlpipe.runner", "--spec", records.spec_path(first.step_run_id)]
+    writing = subprocess.Popen(runner, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        _wait_for(tmp_path / "go.started")  # its script runs: it holds the claim
+        go.touch()  # the second is released at once: whatever it gets to, it must not write
+        code, record = _run(local_default, _fixed_writer(local_default, tmp_path, "second", go))
+        assert code == 1 and record["status"] == records.FAILED
+        error = record["error"]
+        assert f"'{FIXED}' in datastore 'mlpipe_default' is claimed by step run {first.step_run_id}" in error
+        assert "nothing was committed" in error and "add {run-id} to the destination" in error
+        assert writing.wait(timeout=60) == 0
+    finally:
+        writing.kill()
+    assert local_default.read_text(f"{FIXED}/weights.txt") == "by first"
+    assert records.read_commit(first.step_run_id, local_default) is not None
+
+
+def test_the_claim_is_checked_again_at_the_commit(local_default: Datastore, tmp_path: Path) -> None:
+    """A writer whose claim was taken over meanwhile (it looked dead) stages nothing."""
+    mine, theirs = AttemptId("d", "mine", "t"), AttemptId("d", "theirs", "t")
+    outputs = ({"name": "model", "datastore": local_default.name, "path": FIXED, "path_template": FIXED},)
+    plans = prepare_outputs(outputs, str(tmp_path / "work"), mine)
+    (Path(plans["model"].staging) / "weights.txt").write_text("mine")
+    local_default.write_json(claim_path(FIXED), DestinationClaim(FIXED, theirs, "2026-01-01T00:00:00").to_dict())
+    with pytest.raises(DestinationClaimedError) as caught:
+        stage(plans["model"])
+    assert f"no longer this step run's to write (step run {theirs.step_run_id} took it over)" in str(caught.value)
+    assert "nothing was committed" in str(caught.value) and not local_default.exists(f"{FIXED}/weights.txt")
+
+
+def test_a_claim_passes_to_a_later_try_or_from_a_failed_holder(local_default: Datastore) -> None:
+    def status(attempt: AttemptId, value: str) -> None:
+        local_default.write_json(records.record_path(attempt.step_run_id), {"status": value})
+
+    first_try, retry, other_run = (AttemptId("d", "r1", "t", try_number=1), AttemptId("d", "r1", "t", try_number=2),
+                                   AttemptId("d", "r2", "t"))  # fmt: skip
+    status(first_try, records.RUNNING)
+    claim("model", local_default, FIXED, first_try)
+    claim("model", local_default, FIXED, first_try)  # kept
+    claim("model", local_default, FIXED, retry)  # an earlier try of the same task instance: Airflow ended it
+    status(retry, records.RUNNING)
+    with pytest.raises(DestinationClaimedError, match=f"claimed by step run {retry.step_run_id} .*which writes it now"):
+        claim("model", local_default, FIXED, other_run)
+    status(retry, records.FAILED)
+    claim("model", local_default, FIXED, other_run)
+    check_claim("model", local_default, FIXED, other_run)

@@ -1,0 +1,133 @@
+"""Claims on fixed output destinations: one step run at a time writes a destination without ``{run-id}``.
+
+A fixed destination (``(store, "models/latest")``) is refused once it holds a committed output (its completion
+marker), but two step runs that start before either commits would both pass that check, and the second to stage
+would delete the first one's files. So the runner claims a fixed destination before the script runs, with a
+conditional write of ``_mlpipe/claims/<digest of the path>.json`` in the output's datastore, and checks that it
+still holds the claim when it stages the files (the commit): the second writer fails, naming the first, and
+writes nothing.
+
+A claim whose holder can no longer write is taken over (compare-and-swap on the claim): an earlier try of the same
+task instance (Airflow runs one try at a time), a step run recorded as failed, or one whose record is gone. A
+holder that is running, committed or completed keeps it. Destinations with ``{run-id}`` are the attempt's own and
+need no claim.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.core.model import Record
+from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.fingerprint.hashing import hash_bytes
+from airflow_mlpipe.steps import records
+from airflow_mlpipe.storage.conditional import read_tagged, replace_if_unchanged
+from airflow_mlpipe.storage.datastore import Datastore
+
+log = logging.getLogger(__name__)
+
+CLAIMS_ROOT = "_mlpipe/claims"
+_FIX = (
+    "two step runs never write one fixed destination at once: add {run-id} to the destination, e.g. "
+    "(datastore, 'models/{run-id}'), so that every run writes its own folder"
+)
+
+
+class DestinationClaimedError(ConfigError):
+    """Another step run holds the claim on a fixed output destination."""
+
+
+@dataclass(frozen=True)
+class DestinationClaim(Record):
+    FORMAT = 1
+    LABEL = "destination claim"
+
+    path: str
+    attempt: AttemptId
+    claimed_at: str
+
+
+def is_fixed(output: Mapping[str, Any]) -> bool:
+    """A destination every run of the step writes (its template has no ``{run-id}``)."""
+    template = output.get("path_template")
+    return isinstance(template, str) and "{run-id}" not in template
+
+
+def claim_path(path: str) -> str:
+    return f"{CLAIMS_ROOT}/{hash_bytes(path.strip('/').encode('utf-8'))}.json"
+
+
+def claim(name: str, store: Datastore, path: str, attempt: AttemptId) -> None:
+    """Claim ``path`` for ``attempt`` (kept when it already holds it); ``DestinationClaimedError`` naming the
+    holder when another step run that may still write it holds the claim."""
+    where = claim_path(path)
+    mine = json.dumps(DestinationClaim(path, attempt, _now()).to_dict(), sort_keys=True).encode("utf-8")
+    for _ in range(10):
+        tagged = read_tagged(store, where)
+        holder = _holder(tagged.data) if tagged is not None else None
+        if holder is not None and holder.attempt.step_run_id == attempt.step_run_id:
+            return
+        if holder is not None:
+            stale = _stale(holder, attempt)
+            if stale is None:
+                raise DestinationClaimedError(_refusal(name, store, path, holder))
+            log.info("output %s: taking over the claim on %r from step run %s (%s)", name, path, _id(holder), stale)
+        if replace_if_unchanged(store, where, mine, tagged.tag if tagged is not None else None):
+            return
+    raise DestinationClaimedError(f"output {name!r}: could not claim {path!r} in datastore {store.name!r}; {_FIX}")
+
+
+def check_claim(name: str, store: Datastore, path: str, attempt: AttemptId) -> None:
+    """At the commit: ``attempt`` still holds the claim (nobody took it over meanwhile)."""
+    tagged = read_tagged(store, claim_path(path))
+    holder = _holder(tagged.data) if tagged is not None else None
+    if holder is None or holder.attempt.step_run_id != attempt.step_run_id:
+        taken = f"step run {_id(holder)} took it over" if holder is not None else "its claim is gone"
+        raise DestinationClaimedError(
+            f"output {name!r}: {path!r} in datastore {store.name!r} is no longer this step run's to write ({taken}); "
+            f"nothing was committed; {_FIX}"
+        )
+
+
+def _holder(data: bytes) -> DestinationClaim | None:
+    try:
+        return DestinationClaim.from_dict(json.loads(data))
+    except ValueError:
+        return None  # unreadable: nobody's
+
+
+def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
+    """Why the holder can no longer write the destination (None: it may)."""
+    if holder.attempt.task_instance == attempt.task_instance and holder.attempt.try_number < attempt.try_number:
+        return f"an earlier try ({holder.attempt.try_number}) of this task"
+    record = records.find_record(holder.attempt.step_run_id)
+    if record is None:
+        return "it has no run record"
+    if record.get("status") == records.FAILED:
+        return "it failed"
+    return None
+
+
+def _refusal(name: str, store: Datastore, path: str, holder: DestinationClaim) -> str:
+    record = records.find_record(holder.attempt.step_run_id) or {}
+    status = str(record.get("status") or "")
+    doing = "writes it now" if status == records.RUNNING else f"has written it ({status})"
+    return (
+        f"output {name!r}: {path!r} in datastore {store.name!r} is claimed by step run {_id(holder)} "
+        f"({holder.attempt.describe()}, since {holder.claimed_at}), which {doing}; nothing was committed; {_FIX}. "
+        f"If that step run is dead, delete {store.uri(claim_path(path))}"
+    )
+
+
+def _id(holder: DestinationClaim) -> str:
+    return holder.attempt.step_run_id
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
