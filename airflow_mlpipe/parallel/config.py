@@ -61,6 +61,12 @@ class ParallelRunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.entry_script, str) or not self.entry_script.strip():
             raise ConfigError(f"ParallelRunConfig: entry_script {self.entry_script!r} must name a Python file")
+        source = self.source_directory
+        if source is not None and (not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip()):
+            raise ConfigError(
+                f"ParallelRunConfig: source_directory {source!r} must be a folder path (e.g. 'scoring'), relative to "
+                "the DAG file or absolute"
+            )
         if self.output_action not in (APPEND_ROW, SUMMARY_ONLY):
             raise ConfigError(
                 f"ParallelRunConfig: output_action {self.output_action!r} must be 'append_row' or 'summary_only'"
@@ -128,6 +134,11 @@ def parse_size(value: int | str) -> int:
     """``10`` → 10; ``"10MB"`` → 10 MiB; ``"1.5 KB"`` → 1536."""
     if isinstance(value, bool):
         raise ConfigError(f"ParallelRunConfig: mini_batch_size {value!r} must be a count or a size like '10MB'")
+    if isinstance(value, float):
+        raise ConfigError(
+            f"ParallelRunConfig: mini_batch_size {value!r} must be a whole count of files (e.g. 100) or a size like "
+            "'10MB'"
+        )
     if isinstance(value, int):
         if value < 1:
             raise ConfigError(f"ParallelRunConfig: mini_batch_size {value!r} must be at least 1")
@@ -136,6 +147,11 @@ def parse_size(value: int | str) -> int:
     if not match:
         raise ConfigError(f"ParallelRunConfig: mini_batch_size {value!r} must be a count or a size like '10MB'")
     unit = match.group(2).upper()
+    if not unit and not match.group(1).isdigit():
+        raise ConfigError(
+            f"ParallelRunConfig: mini_batch_size {value!r} must be a whole count of files (e.g. '100') or a size "
+            "with a unit like '1.5MB'"
+        )
     unit = unit if unit.endswith("B") or not unit else unit + "B"
     size = int(float(match.group(1)) * _UNITS[unit])
     if size < 1:

@@ -401,6 +401,24 @@ def _file() -> Any:
         bad(lambda: ParallelRunConfig(entry_script=""), ConfigError, "entry_script '' must name", id="prc-empty"),
         bad(lambda: ParallelRunConfig(entry_script=3), ConfigError, "entry_script 3 must name", id="prc-int"),
         bad(
+            lambda: ParallelRunConfig(entry_script="s.py", source_directory=3),
+            ConfigError,
+            "source_directory 3 must be a folder path",
+            id="prc-source-int",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", mini_batch_size=1.5),
+            ConfigError,
+            "mini_batch_size 1.5 must be a whole count of files",
+            id="prc-batch-float",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", mini_batch_size="2.5"),
+            ConfigError,
+            "mini_batch_size '2.5' must be a whole count of files",
+            id="prc-batch-fraction-no-unit",
+        ),
+        bad(
             lambda: ParallelRunConfig(entry_script="s.py", output_action="append"),
             ConfigError,
             "output_action 'append' must be 'append_row' or 'summary_only'",
