@@ -1,9 +1,11 @@
 """Retries with exponential backoff for transient storage errors, and the rule that says which errors are.
 
-Transient: the store could not be reached or answered 5xx/408/429, a connection dropped, a timeout. Not transient:
-auth and permission errors, not-found, bad requests: retrying those only delays a clear error. The rule works on
-class names and HTTP status codes along the exception chain, so it needs no import of azure, botocore or aiohttp
-(heavy optional packages) and sees through wrappers such as s3fs's ``OSError(EIO)`` around a ``ClientError``.
+Transient: the store answered 5xx/408/429, a connection dropped, a request timed out. Not transient: auth and
+permission errors, not-found, bad requests: retrying those only delays a clear error; nor a store that could not
+be reached at all (a connect that failed, a ``DatastoreAccessError``): the clients' own tries within the store's
+time budget (``storage.timeouts``) came before it. The rule works on class names and HTTP status codes along the
+exception chain, so it needs no import of azure, botocore or aiohttp (heavy optional packages) and sees through
+wrappers such as s3fs's ``OSError(EIO)`` around a ``ClientError``.
 """
 
 from __future__ import annotations
@@ -23,21 +25,16 @@ T = TypeVar("T")
 _TRANSIENT_CLASS_NAMES = frozenset(
     {
         # azure-core
-        "ServiceRequestError",
         "ServiceResponseError",
-        "ServiceRequestTimeoutError",
         "ServiceResponseTimeoutError",
         "IncompleteReadError",
         # botocore / aiobotocore
-        "EndpointConnectionError",
         "ConnectionClosedError",
         "ReadTimeoutError",
-        "ConnectTimeoutError",
         "ResponseStreamingError",
         "HTTPClientError",
         "ResponseParserError",
         # aiohttp
-        "ClientConnectorError",
         "ClientConnectionError",
         "ServerDisconnectedError",
         "ServerTimeoutError",
@@ -47,6 +44,16 @@ _TRANSIENT_CLASS_NAMES = frozenset(
         "ProtocolError",
         "IncompleteRead",
         "FSTimeoutError",
+    }
+)
+# The store could not be reached: the clients already tried again within the store's time budget
+# (``storage.timeouts``); another round of tries here would multiply the time an unreachable store holds a step.
+_UNREACHABLE_CLASS_NAMES = frozenset(
+    {
+        "ServiceRequestError",  # azure-core: no request was sent (connect refused, DNS, connect timeout)
+        "EndpointConnectionError",  # botocore: could not connect
+        "ConnectTimeoutError",
+        "ClientConnectorError",  # aiohttp: could not connect
     }
 )
 _PERMANENT_TYPES = (
@@ -123,11 +130,13 @@ def is_transient(exc: BaseException) -> bool:
     """Whether trying again later might succeed."""
     for link in _chain(exc):
         if isinstance(link, DatastoreAccessError):
-            return "could not be reached" in str(link)
+            # Raised once the store's clients spent its time budget (``storage.timeouts``) on their own tries:
+            # trying again would multiply the time an unreachable store holds a step.
+            return False
         if isinstance(link, (MlpipeError, *_PERMANENT_TYPES)):
             return False
         names = _class_names(link)
-        if names & _PERMANENT_CLASS_NAMES:
+        if names & (_PERMANENT_CLASS_NAMES | _UNREACHABLE_CLASS_NAMES):
             return False
         status, code = _http_status(link)
         if code in _TRANSIENT_CODES:

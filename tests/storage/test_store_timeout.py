@@ -9,12 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.retry import is_transient
 from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget
+from airflow_mlpipe.storage.transfer import TransferFailedError, transfer
 
 # Azurite's well-known development key: no secret.
 _DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -72,9 +75,9 @@ def test_an_unreachable_store_fails_in_bounded_time_with_one_clear_message(
     assert "not-a-secret" not in message and _DEV_KEY not in message
 
 
-@pytest.mark.parametrize("flavour", ["azure", "s3"])
-def test_a_step_runner_whose_store_is_away_says_so_in_one_line(flavour: str) -> None:
-    extra = _extra(flavour, _closed_port())
+def test_a_step_runner_whose_store_is_away_says_so_in_one_line() -> None:
+    """One flavour: the runner's part is the same for both (the clients' part is tested above)."""
+    extra = _extra("azure", _closed_port())
     env = {
         **os.environ,
         "AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}),
@@ -107,3 +110,41 @@ def test_the_budget_spreads_over_tries_connects_and_waits() -> None:
         budget = StoreBudget(seconds)
         tries = budget.retries + 1
         assert tries * budget.connect_timeout + budget.retries * budget.wait <= max(seconds, 3)
+
+
+def _named(name: str) -> Exception:
+    return type(name, (Exception,), {})("as the SDK raises it")
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        pytest.param(_named("EndpointConnectionError"), False, id="botocore-could-not-connect"),
+        pytest.param(_named("ServiceRequestError"), False, id="azure-no-request-sent"),
+        pytest.param(_named("ClientConnectorError"), False, id="aiohttp-could-not-connect"),
+        pytest.param(DatastoreAccessError("datastore 'x': the store could not be reached"), False, id="translated"),
+        pytest.param(_named("ServiceResponseError"), True, id="azure-dropped-mid-response"),
+        pytest.param(_named("ConnectionClosedError"), True, id="botocore-connection-closed"),
+    ],
+)
+def test_a_store_that_cannot_be_reached_is_not_tried_again_on_top_of_the_clients(
+    error: Exception, transient: bool
+) -> None:
+    """The clients spent the store's budget on their own tries: a transfer's retries would multiply it."""
+    assert is_transient(error) is transient
+
+
+@pytest.mark.parametrize("flavour", ["azure", "s3"])
+def test_a_transfer_to_an_unreachable_store_fails_in_bounded_time(
+    flavour: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, "1")
+    (tmp_path / "in").mkdir()
+    for n in range(5):
+        (tmp_path / "in" / f"{n}.txt").write_text(str(n))
+    extra = _extra(flavour, _closed_port())
+    away = Datastore("lake", str(extra.pop("url")), extra)
+    started = time.monotonic()
+    with pytest.raises((DatastoreAccessError, TransferFailedError), match="datastore 'lake'.*could not be reached"):
+        transfer(Datastore("here", (tmp_path / "in").as_uri()), "", away, "out", kind="directory")
+    assert time.monotonic() - started < LOOSE_BOUND_S
