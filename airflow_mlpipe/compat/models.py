@@ -105,7 +105,8 @@ class Model:
     def list(workspace: Any = None, name: str | None = None, **kwargs: Any) -> list[Model]:
         registry = ModelRegistry()
         names = [name] if name else registry.names()
-        return [Model._of(registry.get(n, v), workspace) for n in names for v in registry.versions(n)]
+        listed = (registry.listed(n, v) for n in names for v in registry.versions(n))
+        return [Model._of(record, workspace) for record in listed if record is not None]
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, version={self.version})"

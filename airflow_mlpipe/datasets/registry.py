@@ -149,6 +149,15 @@ class DatasetRegistry(OnDefaultDatastore):
             raise self._unknown(name)
         raise DatasetNotFoundError(f"dataset {name!r} has no version {number}; versions: {version_span(newest)}")
 
+    def listed(self, name: str, version: int | str = "latest") -> DatasetRecord | None:
+        """For listings: the record, or None when it is refused (``TamperedRecordError``), with a warning naming
+        it, so that one bad record hides itself, not the others."""
+        try:
+            return self.get(name, version)
+        except TamperedRecordError as exc:
+            log.warning("skipped in the listing: %s", exc)
+            return None
+
     def registered_by(self, name: str, step_run_id: str, *, since: str) -> DatasetRecord | None:
         """The version of ``name`` that step run ``step_run_id`` registered, looking back from the latest version
         only as far as versions created at ``since`` or later (one read a version: the cost follows recent

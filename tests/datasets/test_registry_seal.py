@@ -111,3 +111,18 @@ def test_with_a_registry_key_a_record_forged_with_the_plain_seal_is_refused(
     monkeypatch.setenv(SEAL_KEY_ENV, "another-secret")
     with pytest.raises(TamperedRecordError, match="changed after it was registered"):
         DatasetRegistry().get("keyed", 1)
+
+
+def test_listings_skip_a_refused_record_with_a_warning(
+    default_store: Datastore, caplog: pytest.LogCaptureFixture
+) -> None:
+    _register(default_store, "listed", "a")
+    _register(default_store, "listed", "b")
+    forged = {**_body(default_store, "listed", 1), "version": 3}
+    default_store.write_bytes(_path("listed", 3), json.dumps(forged).encode())
+
+    registry = DatasetRegistry()
+    found = [registry.listed("listed", v) for v in registry.versions("listed")]
+    assert [r.version if r else None for r in found] == [1, 2, None]
+    assert registry.listed("listed") is None  # the latest is the refused one: not served as the latest either
+    assert "skipped in the listing: dataset 'listed' version 3" in caplog.text
