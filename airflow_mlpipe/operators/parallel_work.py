@@ -138,7 +138,7 @@ class GatherWork:
                 len(reused),
             )
             check_threshold(self.op.task_id, gathered, limit)
-            plans = prepare_outputs(spec.outputs, workdir)
+            plans = prepare_outputs(spec.outputs, workdir, spec.attempt)  # a fixed destination is claimed
             (plan,) = plans.values()
             write_output(
                 plan.staging,
