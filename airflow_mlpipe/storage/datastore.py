@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -41,6 +42,7 @@ class Datastore:
         *,
         description: str = "",
     ) -> None:
+        _check_arguments(name, storage_options, description)
         extra = {"url": url, **dict(storage_options or {})}
         if description:
             extra["description"] = description
@@ -484,3 +486,24 @@ def _walk_local(folder: str) -> Iterable[str]:
         for fname in sorted(filenames):
             rel = fname if rel_dir == "." else f"{rel_dir}/{fname}"
             yield rel.replace(os.sep, "/")
+
+
+# An Airflow connection id: a datastore's name is the id of its connection.
+_NAME = re.compile(r"^[\w.-]{1,250}$")
+
+
+def _check_arguments(name: object, storage_options: object, description: object) -> None:
+    from airflow_mlpipe.core.checks import shown
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"Datastore: name {shown(name)} must be 1-250 letters, digits, '_', '-' or '.' (it is the id of the "
+            "datastore's Airflow connection), e.g. Datastore('team_lake', 'az://container/path')"
+        )
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise ConfigError(
+            f"Datastore {name!r}: storage_options {shown(storage_options)} must be a dict of the filesystem's "
+            "options, e.g. {'account_name': 'acct'}"
+        )
+    if not isinstance(description, str):
+        raise ConfigError(f"Datastore {name!r}: description {shown(description)} must be text")

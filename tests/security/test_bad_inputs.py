@@ -593,6 +593,21 @@ def _file() -> Any:
             id="prc-env-vars-int-value",
         ),
         # Datastore
+        bad(lambda: Datastore(3, "file:///tmp/d"), ConfigError, "Datastore: name 3 must be 1-250", id="store-name-int"),
+        bad(lambda: Datastore("", "file:///tmp/d"), ConfigError, "Datastore: name '' must be", id="store-name-empty"),
+        bad(lambda: Datastore("a b", "file:///tmp/d"), ConfigError, "name 'a b' must be", id="store-name-space"),
+        bad(
+            lambda: Datastore("d", "file:///tmp/d", [("a", 1)]),
+            ConfigError,
+            "storage_options [('a', 1)] must be a dict",
+            id="store-options-list",
+        ),
+        bad(
+            lambda: Datastore("d", "file:///tmp/d", description=3),
+            ConfigError,
+            "description 3 must be text",
+            id="store-description-int",
+        ),
         bad(lambda: Datastore("d", None), ConfigError, "datastore 'd': the connection has no url", id="store-url-none"),
         bad(lambda: Datastore("d", ""), ConfigError, "datastore 'd': the connection has no url", id="store-url-empty"),
         bad(lambda: Datastore("d", 3), UnsupportedSchemeError, "url '3' has scheme '(none)'", id="store-url-int"),
