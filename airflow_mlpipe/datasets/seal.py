@@ -34,24 +34,25 @@ def _key() -> bytes | None:
     return key.encode("utf-8") if key else None
 
 
-def _canonical(body: Mapping[str, Any]) -> bytes:
-    return _SALT + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+def _canonical(body: Mapping[str, Any], salt: bytes = _SALT) -> bytes:
+    return salt + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
-def seal_of(body: Mapping[str, Any]) -> dict[str, str]:
-    """The seal of a record's content (every field but the seal)."""
+def seal_of(body: Mapping[str, Any], salt: bytes = _SALT) -> dict[str, str]:
+    """The seal of a record's content (every field but the seal). ``salt`` tells kinds of record apart, so that a
+    record of one kind never passes for another."""
     key = _key()
     if key is None:
-        return {"alg": _PLAIN, "value": hashlib.sha256(_canonical(body)).hexdigest()}
-    return {"alg": _KEYED, "value": hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()}
+        return {"alg": _PLAIN, "value": hashlib.sha256(_canonical(body, salt)).hexdigest()}
+    return {"alg": _KEYED, "value": hmac.new(key, _canonical(body, salt), hashlib.sha256).hexdigest()}
 
 
-def sealed_bytes(body: Mapping[str, Any]) -> bytes:
+def sealed_bytes(body: Mapping[str, Any], salt: bytes = _SALT) -> bytes:
     """What a registration stores: the record with its seal."""
-    return json.dumps({**body, SEAL_FIELD: seal_of(body)}, sort_keys=True, indent=1).encode("utf-8")
+    return json.dumps({**body, SEAL_FIELD: seal_of(body, salt)}, sort_keys=True, indent=1).encode("utf-8")
 
 
-def seal_problem(data: Mapping[str, Any]) -> str | None:
+def seal_problem(data: Mapping[str, Any], salt: bytes = _SALT) -> str | None:
     """What is wrong with the seal of a stored record (None: it holds, or this process cannot check an HMAC)."""
     seal = data.get(SEAL_FIELD)
     if seal is None:
@@ -63,11 +64,11 @@ def seal_problem(data: Mapping[str, Any]) -> str | None:
     if alg == _KEYED:
         if key is None:
             return None  # the registry key is kept from this process (a step's runner): the other checks stand
-        expected = hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+        expected = hmac.new(key, _canonical(body, salt), hashlib.sha256).hexdigest()
     elif alg == _PLAIN:
         if key is not None:
             return f"it is sealed without the registry key ({SEAL_KEY_ENV}) that this deployment sets"
-        expected = hashlib.sha256(_canonical(body)).hexdigest()
+        expected = hashlib.sha256(_canonical(body, salt)).hexdigest()
     else:
         return f"its seal names an unknown algorithm {alg!r}"
     if not hmac.compare_digest(expected, seal["value"]):

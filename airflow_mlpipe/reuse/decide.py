@@ -156,7 +156,10 @@ def find_reusable(index: ReuseIndex, key: str, *, ttl: float | None = None, now:
     if entry is None:
         if index.store.exists(index.path(key)):
             return Lookup(
-                None, "corrupt", "the reuse index entry for this key is corrupt (ignored; this run overwrites it)"
+                None,
+                "corrupt",
+                "the reuse index entry for this key is corrupt, or was not written by a step run (its seal does not "
+                "hold); ignored: this run overwrites it",
             )
         return Lookup(None, "no_entry")
     if ttl is not None:

@@ -1,7 +1,10 @@
 """The reuse index: ``_mlpipe/reuse/<key>.json`` maps a reuse key to the step run that produced outputs for it.
 
-An entry is written only after every output of that run is complete (and registered, when asked). A corrupt
-entry is ignored with a warning and overwritten by the next run that produces the key; it never fails a run.
+An entry is written only after every output of that run is complete (and registered, when asked). It is sealed
+as registry records are (``datasets.seal``, under ``MLPIPE_REGISTRY_KEY`` where set, which step scripts never see),
+and read only when its seal holds and its key is the one its file is named after: an entry a step script wrote or
+changed, or one copied under another key, is ignored with a warning (a miss, so the step computes), as is a corrupt
+one; the next run that produces the key overwrites it. It never fails a run.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.core.model import Record
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
 
 INDEX_ROOT = "_mlpipe/reuse"
 ENTRY_FORMAT = 1
+ENTRY_SALT = b"airflow-mlpipe reuse index entry\n"
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,24 @@ class ReuseIndex(OnDefaultDatastore):
         """The entry for ``key``; None when there is none or it is unreadable (then a warning is logged)."""
         try:
             data = self.store.read_json(self.path(key))
-            return ReuseEntry.from_dict(data)
+            if not isinstance(data, Mapping):
+                raise ValueError(f"it holds {type(data).__name__}, not an entry")
+            problem = seal_problem(data, ENTRY_SALT)
+            if problem is not None:
+                raise ValueError(problem)
+            entry = ReuseEntry.from_dict({k: v for k, v in data.items() if k != SEAL_FIELD})
+            if entry.key != key:
+                raise ValueError(f"it is the entry of key {entry.key}, copied under another name")
+            return entry
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring the corrupt reuse index entry %s (%s); the next run will overwrite it", key, exc)
+            log.warning("ignoring the reuse index entry %s (%s); the next run will overwrite it", key, exc)
             return None
 
     def put(self, entry: ReuseEntry) -> None:
-        """Write (or overwrite) the entry: the newest complete run for a key wins."""
-        self.store.write_json(self.path(entry.key), entry.to_dict())
+        """Write (or overwrite) the entry, sealed: the newest complete run for a key wins."""
+        self.store.write_bytes(self.path(entry.key), sealed_bytes(entry.to_dict(), ENTRY_SALT))
 
     def drop(self, key: str) -> None:
         self.store.delete(self.path(key), missing_ok=True)

@@ -111,7 +111,7 @@ def test_a_corrupt_entry_is_ignored_with_a_warning_and_overwritten(
         decision = decide(fingerprint(), step_run_id="d.r2.t", index=index)
     assert not decision.hit and decision.reason == "corrupt"
     assert decision.explanation[0].startswith("the reuse index entry for this key is corrupt")
-    assert "corrupt reuse index entry" in caplog.text
+    assert f"ignoring the reuse index entry {key}" in caplog.text
     index_completed(default_store, fingerprint(), "d.r2.t", [output])
     assert decide(fingerprint(), step_run_id="d.r3.t", index=index).reused_from == "d.r2.t"
 
