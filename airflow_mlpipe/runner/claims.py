@@ -8,8 +8,9 @@ still holds the claim when it stages the files (the commit): the second writer f
 writes nothing.
 
 A claim whose holder can no longer write is taken over (compare-and-swap on the claim): an earlier try of the same
-task instance (Airflow runs one try at a time), a step run recorded as failed, or one whose record is gone. A
-holder that is running, committed or completed keeps it. Destinations with ``{run-id}`` are the attempt's own and
+task instance (Airflow runs one try at a time), a step run recorded as failed, one whose record is gone, or one
+recorded as running whose lease on its reuse key was released or expired (its process was killed). A holder that
+is running, committed or completed keeps it. Destinations with ``{run-id}`` are the attempt's own and
 need no claim.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.core.model import Record
-from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.exceptions import ConfigError, MlpipeError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.conditional import read_tagged, replace_if_unchanged
@@ -111,6 +112,31 @@ def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
         return "it has no run record"
     if record.get("status") == records.FAILED:
         return "it failed"
+    if record.get("status") == records.RUNNING:
+        return _lease_gone(holder.attempt.step_run_id)
+    return None
+
+
+def _lease_gone(step_run_id: str) -> str | None:
+    """Why a step run whose record still says Running has stopped (None: it may be running): the lease it held
+    on its reuse key while computing was released or stopped being renewed (its process was killed). A step run
+    without a lease (reuse disabled) or whose key another run leases now is judged running: it keeps its claim."""
+    from airflow_mlpipe.reuse.lease import Leases
+
+    try:
+        spec = records.read_spec(step_run_id)
+    except MlpipeError:  # an unreadable spec tells nothing of the holder's life
+        return None
+    if spec is None or not spec.key:
+        return None
+    leases = Leases()
+    lease = leases.read(spec.key)
+    if lease is None or lease.info.get("step_run_id") != step_run_id:
+        return None
+    if lease.released:
+        return f"its record says Running but it released its lease on reuse key {spec.key} (it stopped)"
+    if lease.expired(leases.clock(), leases.clock_skew):
+        return f"its record says Running but its lease on reuse key {spec.key} expired (it was killed)"
     return None
 
 

@@ -317,3 +317,28 @@ def test_a_claim_passes_to_a_later_try_or_from_a_failed_holder(local_default: Da
     status(retry, records.FAILED)
     claim("model", local_default, FIXED, other_run)
     check_claim("model", local_default, FIXED, other_run)
+
+
+def test_a_claim_passes_from_a_killed_holder_whose_lease_ended(local_default: Datastore) -> None:
+    """A holder whose record still says Running but whose lease on its reuse key was released or stopped being
+    renewed was killed: another DAG run takes its claim over. One whose lease is live keeps it."""
+    from airflow_mlpipe.reuse.lease import Leases
+
+    holder, other_run = AttemptId("d", "r1", "t"), AttemptId("d", "r2", "t")
+    from tests.reuse.reuse_helpers import fingerprint
+
+    fp = fingerprint(outputs=[])  # a key whose components the spec below pins (no input, no output)
+    key = fp.digest
+    spec = StepSpec(
+        attempt=holder, kind="gather", script_name="g", reuse={"key": key, "components": fp.key.components()}
+    )
+    assert records.write_spec(spec, local_default)
+    local_default.write_json(records.record_path(holder.step_run_id), {"status": records.RUNNING})
+    lease = Leases(local_default).acquire(key, "worker-1", ttl=300, info={"step_run_id": holder.step_run_id})
+    assert lease is not None
+    claim("model", local_default, FIXED, holder)
+    with pytest.raises(DestinationClaimedError, match="which writes it now"):
+        claim("model", local_default, FIXED, other_run)  # its lease is live: it may still write
+    lease.release()
+    claim("model", local_default, FIXED, other_run)  # released without a commit: the holder stopped
+    check_claim("model", local_default, FIXED, other_run)
