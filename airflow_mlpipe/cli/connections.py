@@ -13,6 +13,26 @@ from urllib.parse import parse_qsl, urlsplit
 _PREFIX = "AIRFLOW_CONN_"
 
 
+def broken_db_datastores(readable: set[str]) -> list[dict[str, Any]]:
+    """A row for each datastore connection in the metadata DB that cannot be read (where this process may read
+    the DB), its error with the connection's credentials masked."""
+    from airflow_mlpipe.cli.output import error_text
+    from airflow_mlpipe.storage.resolve import metadata_db_datastores
+
+    return [
+        {
+            "name": name,
+            "url": None,
+            "backend": None,
+            "options": None,
+            "description": None,
+            "error": error_text(str(read), secrets),
+        }
+        for name, read, secrets in metadata_db_datastores()
+        if isinstance(read, ValueError) and name not in readable
+    ]
+
+
 def broken_env_datastores(readable: set[str]) -> list[dict[str, Any]]:
     """A row for each datastore connection in the environment that cannot be read (``readable`` names those
     that can); connections of another conn_type are not datastores and are left out."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from airflow_mlpipe.cli.connections import broken_env_datastores
+from airflow_mlpipe.cli.connections import broken_db_datastores, broken_env_datastores
 from airflow_mlpipe.cli.options import (
     OptionValueError,
     dataset_name,
@@ -199,7 +199,8 @@ def datastores_list(as_json: JsonOpt = False) -> None:
         )
         for c in configs
     ]
-    rows += broken_env_datastores({c.name for c in configs})
+    broken = broken_env_datastores({c.name for c in configs})
+    rows += broken + broken_db_datastores({c.name for c in configs} | {r["name"] for r in broken})
     rows.sort(key=lambda row: row["name"])
     if as_json:
         emit_json({"datastores": rows})

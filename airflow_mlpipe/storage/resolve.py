@@ -11,10 +11,13 @@ filesystem object (and the connections it pools).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from airflow_mlpipe.exceptions import DatastoreNotFoundError
 from airflow_mlpipe.storage import metadb
@@ -158,40 +161,40 @@ def list_datastore_configs() -> list[DatastoreConfig]:
 
 def _configs_from_metadata_db() -> list[DatastoreConfig]:
     """Datastore connections kept in Airflow's metadata DB (only where this process may read it: CLI, server)."""
+    return [read for _, read, _ in metadata_db_datastores() if isinstance(read, DatastoreConfig)]
+
+
+def metadata_db_datastores() -> list[tuple[str, DatastoreConfig | ValueError, list[str]]]:
+    """Each datastore connection in the metadata DB, where this process may read it (CLI, server): its id, its
+    config or why it cannot be read, and the credentials it holds (to keep out of what shows that error)."""
     if os.environ.get("_AIRFLOW_PROCESS_CONTEXT") != "server":
         return []
     listed = metadb.connections_of_type(CONN_TYPE)
     if not isinstance(listed, metadb.AskAirflow):
-        configs = []
-        for row in listed:
-            try:
-                configs.append(_config_of_row(row))
-            except ValueError:
-                continue
-        return configs
+        return [_read_row(row) for row in listed]
     try:
         from airflow.models.connection import Connection as DbConnection
         from airflow.utils.session import create_session
     except ImportError:
         return []
-    found = []
     try:
         with create_session() as session:
             rows = session.query(DbConnection).filter(DbConnection.conn_type == CONN_TYPE).all()
-            for row in rows:
-                try:
-                    found.append(
-                        config_from_fields(
-                            row.conn_id,
-                            conn_type=row.conn_type,
-                            login=row.login,
-                            password=row.password,
-                            host=row.host,
-                            extra=row.extra,
-                        )
-                    )
-                except ValueError:
-                    continue
+            return [_read_row(row) for row in rows]
     except Exception:  # no database configured or reachable: the environment is all we can list
         return []
-    return found
+
+
+def _read_row(row: Any) -> tuple[str, DatastoreConfig | ValueError, list[str]]:
+    """A connection row (ours or Airflow's model) as (id, config or its error, its credentials)."""
+    from airflow_mlpipe.core.secrets import secret_values
+
+    extra: Any = row.extra
+    with contextlib.suppress(ValueError):  # an extra that is not JSON: its text is searched as it is
+        extra = json.loads(extra) if isinstance(extra, str) else extra
+    secrets = list(dict.fromkeys(secret_values({"password": row.password, "extra": extra, "raw": row.extra})))
+    try:
+        config = _config_of_row(row)
+    except ValueError as exc:
+        return str(row.conn_id), exc, secrets
+    return str(row.conn_id), config, secrets

@@ -341,6 +341,27 @@ def test_datastores_list_shows_a_broken_connection_as_a_row(
     assert any(line.startswith("broken") and error[:40] in line for line in table.out.splitlines())
 
 
+def test_datastores_list_shows_a_broken_connection_of_the_metadata_db_as_a_row(
+    mlpipe: object, airflow_db: Path
+) -> None:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    extra = json.dumps({"url": f"ftp://user:{SECRET}@host/x", "account_key": SECRET})
+    with create_session() as session:
+        session.add(Connection(conn_id="broken_in_db", conn_type="mlpipe_datastore", extra=extra))
+    try:
+        listed = mlpipe("datastores", "list", "--json")  # type: ignore[operator]
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == "broken_in_db").delete()
+    assert listed.code == 0, listed.err
+    assert SECRET not in listed.out + listed.err
+    rows = {row["name"]: row for row in json.loads(listed.out)["datastores"]}
+    assert "url 'ftp://user:***@host/x' has scheme 'ftp://'" in rows["broken_in_db"]["error"], rows
+    assert rows["broken_in_db"]["url"] is None and rows["mlpipe_default"]["error"] is None
+
+
 def test_the_installed_entry_point_gives_one_line_and_exit_code_2(local_home: dict[str, str]) -> None:
     """What a shell sees: the console script's module, in its own process."""
     done = subprocess.run(
