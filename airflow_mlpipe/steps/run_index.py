@@ -150,7 +150,7 @@ def ensure_indexed(store: Datastore) -> int:
 
 def reindex(store: Datastore) -> int:
     """Write the summaries of every record in the datastore (reads them all: a migration, not a listing)."""
-    from airflow_mlpipe.steps.records import RUNS_ROOT, find_record, now_iso
+    from airflow_mlpipe.steps.records import RUNS_ROOT, now_iso, read_record
 
     count = 0
     try:
@@ -159,14 +159,31 @@ def reindex(store: Datastore) -> int:
         folders = []
     if folders:
         log.warning("building the run index once: %d step run folders", len(folders))
+    unreadable = []
     for folder in folders:
-        record = find_record(folder.rsplit("/", 1)[-1], store)
+        srid = folder.rsplit("/", 1)[-1]
+        try:
+            record: dict[str, Any] | None = read_record(srid, store)
+        except FileNotFoundError:
+            record = None  # planned, never ran: nothing to list
+        except ValueError as exc:
+            unreadable.append(f"{srid} ({exc})")
+            record = None
         if record is not None and record.get("step_run_id"):
             if not record.get("created_at"):
                 record["created_at"] = _spec_time(store, str(record["step_run_id"]))
             write_summaries(record, store)
             count += 1
+    if unreadable:
+        log.warning(
+            "%d step run records are unreadable and left out of the run index (mlpipe runs show STEP_RUN_ID names "
+            "the fault): %s",
+            len(unreadable),
+            "; ".join(unreadable[:20]) + (" ..." if len(unreadable) > 20 else ""),
+        )
     marker = {"format": SUMMARY_FORMAT, "indexed_at": now_iso(), "records": count, "readers": True}
+    if unreadable:
+        marker["unreadable"] = unreadable[:100]
     store.write_json(INDEXED_MARKER, marker)
     return count
 

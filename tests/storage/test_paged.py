@@ -151,6 +151,19 @@ def test_records_written_before_the_index_are_indexed_once(datastore: Datastore)
     assert [r["step_run_id"] for r in records.iter_records(datastore, dag_id="d")][:2] == _ids(page.rows)[:2]
 
 
+def test_an_unreadable_record_met_while_indexing_is_named_not_dropped_silently(
+    datastore: Datastore, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(3):
+        record = _record(i)
+        datastore.write_json(records.record_path(record["step_run_id"]), record)
+    bad = _record(9)["step_run_id"]
+    datastore.write_text(records.record_path(bad), "{not json")
+    assert run_index.reindex(datastore) == 3
+    assert "1 step run records are unreadable and left out of the run index" in caplog.text and bad in caplog.text
+    assert datastore.read_json(run_index.INDEXED_MARKER)["unreadable"][0].startswith(f"{bad} (")
+
+
 def test_a_page_of_sparse_runs_is_one_listing_on_object_stores(datastore: Datastore) -> None:
     """Runs days apart sit in different day folders: a page still takes them all, in order."""
     for i in range(12):
