@@ -417,7 +417,7 @@ class _TabularFactory:
         owner = "Dataset.Tabular.from_delimited_files"
         if not isinstance(separator, str) or not separator:
             raise DatasetError(f"separator {separator!r} must be a non-empty string such as ',' or '\\t'")
-        if not isinstance(encoding, str) or not encoding:
+        if not isinstance(encoding, str) or not encoding or not _is_codec(encoding):
             raise DatasetError(f"{owner}: encoding {encoding!r} must be a codec name such as 'utf8' or 'latin-1'")
         if isinstance(skip_rows, bool) or not isinstance(skip_rows, int) or skip_rows < 0:
             raise DatasetError(f"{owner}: skip_rows {skip_rows!r} must be a whole number of rows (0 or more)")
@@ -515,3 +515,13 @@ class _LazyDataset(AbstractDataset):
 
 _KINDS["by_name"] = _LazyDataset
 _PROBED = frozenset({"resolve", "template_fields", "template_ext", "serialize"})
+
+
+def _is_codec(name: str) -> bool:
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True

@@ -229,6 +229,11 @@ def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
             lambda: Dataset.get_by_name("x", version=True), "version True must be a whole number", id="bool-version"
         ),
         pytest.param(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), encoding="klingon"),
+            r"from_delimited_files: encoding 'klingon' must be a codec name such as 'utf8'",
+            id="unknown-encoding",
+        ),
+        pytest.param(
             lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), skip_rows="abc"),
             r"from_delimited_files: skip_rows 'abc' must be a whole number of rows",
             id="skip-rows-string",
