@@ -249,6 +249,23 @@ class DataTransferStep(_Step):
         super().__init__(name, allow_reuse)
         if source_data_reference is None or destination_data_reference is None:
             raise ConfigError(f"DataTransferStep {name!r}: give source_data_reference and destination_data_reference")
+        for argument, value in (
+            ("source_data_reference", source_data_reference),
+            ("destination_data_reference", destination_data_reference),
+        ):
+            if isinstance(value, (bool, int, float, bytes)):
+                raise ConfigError(
+                    f"DataTransferStep {name!r}: {argument} {value!r} is not a data reference; give a "
+                    "DataReference (datastore.path('folder')), a dataset input or an OutputFileDatasetConfig"
+                )
+        for argument, kind in (
+            ("source_reference_type", source_reference_type),
+            ("destination_reference_type", destination_reference_type),
+        ):
+            if kind is not None and kind not in ("file", "directory"):
+                raise ConfigError(
+                    f"DataTransferStep {name!r}: {argument} {kind!r} must be 'file' or 'directory' (or left out)"
+                )
         self.source = source_data_reference
         self.destination = destination_data_reference
         self.source_reference_type = source_reference_type or "directory"

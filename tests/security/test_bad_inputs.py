@@ -841,6 +841,18 @@ def _file() -> Any:
             id="v1-transfer-allow-reuse",
         ),
         bad(
+            lambda: DataTransferStep("copy", 3, ("lake", "b")),
+            ConfigError,
+            "DataTransferStep 'copy': source_data_reference 3 is not a data reference",
+            id="v1-transfer-int-source",
+        ),
+        bad(
+            lambda: DataTransferStep("copy", ("lake", "a"), ("lake", "b"), source_reference_type="folder"),
+            ConfigError,
+            "source_reference_type 'folder' must be 'file' or 'directory'",
+            id="v1-transfer-reference-type",
+        ),
+        bad(
             lambda: V1ParallelRunConfig(entry_script="s.py", node_count=0),
             ConfigError,
             "node_count 0 must be a whole number",
