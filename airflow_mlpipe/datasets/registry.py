@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
-from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of, seal_problem, sealed_bytes
 from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError, DatastoreAccessError, TamperedRecordError
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.storage.conditional import Tagged, list_children, read_tagged, replace_if_unchanged
@@ -192,6 +193,9 @@ class DatasetRegistry(OnDefaultDatastore):
         check_name(name)
         if tags is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             raise DatasetError(f"dataset {name!r}: tags must map strings to strings, got {tags!r}")
+        # The first registration by this code seals what older code registered (and marks the registry sealed,
+        # so that a record without a seal met later is refused, never sealed): one check a process.
+        seal_legacy_records(self.store)
         pointer = self._read_pointer(name)
         version = pointer.version if pointer.version is not None else self._listed_latest(name)
         current = self._read_record(name, version) if version else None
@@ -292,7 +296,13 @@ class DatasetRegistry(OnDefaultDatastore):
             data = self.store.read_bytes(path)
         except FileNotFoundError:
             return None
-        return verified_record(data, name, version, where=f"{path!r} in datastore {self.store.name!r}")
+        where = f"{path!r} in datastore {self.store.name!r}"
+        try:
+            return verified_record(data, name, version, where=where)
+        except TamperedRecordError:
+            if not seal_legacy_records(self.store):  # a registry from before seals: sealed once, then read again
+                raise
+            return verified_record(self.store.read_bytes(path), name, version, where=where)
 
     def _unknown(self, name: str) -> DatasetNotFoundError:
         known = ", ".join(repr(n) for n in self.names(limit=20)) or "none"
@@ -329,6 +339,56 @@ def content_digest(definition: Mapping[str, Any], manifest: Manifest) -> str:
 
 def _record_bytes(record: DatasetRecord) -> bytes:
     return sealed_bytes(record.to_dict())
+
+
+# Written once every record of a datastore's registry carries a seal (``seal_legacy_records``).
+SEALED_MARKER = "_mlpipe/registry/sealed.json"
+_LEGACY_RECORD = re.compile(r"^_mlpipe/registry/(?:.+/)?[^/]+/(\d+)\.json$")
+_sealed: set[str] = set()  # datastores (by URL) this process saw sealed
+_sealing = threading.Lock()
+
+
+def seal_legacy_records(store: Datastore) -> bool:
+    """Seal the registry records written before records carried seals, once per datastore: a migration that
+    lists every record, run the first time a record without a seal is met. Only records that agree with their
+    file name and whose manifest agrees with its digest are sealed. Afterwards (``SEALED_MARKER``), a record
+    without a seal is refused. True when this call sealed the registry (its records may read differently now)."""
+    if store.url in _sealed:
+        return False
+    with _sealing:
+        if store.url in _sealed or store.exists(SEALED_MARKER):
+            _sealed.add(store.url)
+            return False
+        sealed = 0
+        try:
+            paths = [p for p in store.list("_mlpipe/registry", recursive=True) if _LEGACY_RECORD.match(p)]
+        except FileNotFoundError:
+            paths = []
+        for path, data in store.read_many(paths).items():
+            if isinstance(data, Exception):
+                continue
+            try:
+                stored = json.loads(data)
+            except ValueError:
+                continue
+            if not isinstance(stored, dict) or SEAL_FIELD in stored:
+                continue
+            name, number = str(stored.get("name")), int(_LEGACY_RECORD.match(path)[1])  # type: ignore[index]
+            folder = path.rsplit("/", 2)[-2]
+            if folder != name:
+                continue
+            try:
+                verified_record({**stored, SEAL_FIELD: seal_of(stored)}, name, number, where=path)
+            except DatasetError:
+                continue  # disagrees with its name or its manifest: left unsealed, so refused
+            store.write_bytes(path, sealed_bytes(stored))
+            sealed += 1
+        sealed_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        store.write_json(SEALED_MARKER, {"sealed_at": sealed_at, "records": sealed})
+        _sealed.add(store.url)
+        if sealed:
+            log.warning("sealed %d dataset registry records written before records carried seals", sealed)
+        return True
 
 
 def verified_record(data: bytes | Mapping[str, Any], name: str, version: int, *, where: str) -> DatasetRecord:

@@ -126,3 +126,33 @@ def test_listings_skip_a_refused_record_with_a_warning(
     assert [r.version if r else None for r in found] == [1, 2, None]
     assert registry.listed("listed") is None  # the latest is the refused one: not served as the latest either
     assert "skipped in the listing: dataset 'listed' version 3" in caplog.text
+
+
+def test_a_registry_from_before_seals_is_sealed_once_then_unsealed_records_are_refused(
+    default_store: Datastore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upgrading: records older code wrote carry no seal. The first read (or registration) seals those that agree
+    with their file and manifest, once, and marks the registry sealed; an unsealed record met after is refused."""
+    import airflow_mlpipe.datasets.registry as registry
+
+    _register(default_store, "old", "a")
+    _register(default_store, "old", "b")
+    for version in (1, 2):  # as older code left them
+        _rewrite(default_store, "old", version, json.dumps(_body(default_store, "old", version)).encode())
+    default_store.delete(registry.SEALED_MARKER)
+    registry._sealed.clear()
+    bad = {**_body(default_store, "old", 1), "name": "other"}  # disagrees with its file: never sealed
+    _rewrite(default_store, "oddity", 1, json.dumps(bad).encode())
+
+    assert _latest("old") == 2
+    assert DatasetRegistry().get("old", 1).version == 1
+    assert "sealed 2 dataset registry records written before records carried seals" in caplog.text
+    assert default_store.read_json(registry.SEALED_MARKER)["records"] == 2
+    assert SEAL_FIELD in default_store.read_json(_path("old", 1))
+    with pytest.raises(TamperedRecordError, match="it names dataset 'other'"):
+        DatasetRegistry().get("oddity", 1)
+
+    forged = {**_body(default_store, "old", 2), "version": 3}  # written after the migration: refused
+    _rewrite(default_store, "old", 3, json.dumps(forged).encode())
+    with pytest.raises(TamperedRecordError, match="no seal, so no registration wrote it"):
+        DatasetRegistry().get("old", 3)
