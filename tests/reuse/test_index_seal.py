@@ -5,6 +5,7 @@ and moto."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +81,24 @@ def test_with_the_registry_key_an_entry_sealed_without_it_is_a_miss(
     ReuseIndex(store).put(entry_for(KEY))
     assert _stored(store, KEY)[SEAL_FIELD]["alg"] == "hmac-sha256"
     assert ReuseIndex(store).get(KEY) is not None
+
+
+def test_entries_older_code_wrote_are_trusted_and_sealed_in_place(store: Datastore) -> None:
+    """Upgrading must not recompute every step: an entry without a seal that the store says was written before
+    the index began to be sealed (its marker's time, by the store's own clock) is read, and sealed."""
+    legacy = entry_for(KEY, "dag.run.before")
+    store.write_json(ReuseIndex.path(KEY), legacy.to_dict())  # as older code wrote it
+    assert ReuseIndex(store).get(KEY) == legacy  # nothing sealed here yet: every entry is an older one
+    assert _stored(store, KEY)[SEAL_FIELD]["alg"] == "sha256"  # sealed in place (this also marked the index)
+
+    store.write_json(ReuseIndex.path(OTHER), entry_for(OTHER).to_dict())  # unsealed, after the marker
+    assert ReuseIndex(store).get(OTHER) is None
+
+
+def test_an_unsealed_entry_from_before_the_marker_is_read_one_from_after_is_not(store: Datastore) -> None:
+    store.write_json(ReuseIndex.path(KEY), entry_for(KEY, "dag.run.before").to_dict())
+    time.sleep(1.1)  # object stores keep whole seconds
+    ReuseIndex(store).put(entry_for("d" * 32))  # the first sealed entry: the index is sealed from now on
+    store.write_json(ReuseIndex.path(OTHER), entry_for(OTHER).to_dict())
+    assert ReuseIndex(store).get(KEY) is not None
+    assert ReuseIndex(store).get(OTHER) is None
