@@ -25,6 +25,7 @@ from typing import Any
 SEAL_KEY_ENV = "MLPIPE_REGISTRY_KEY"
 SEAL_FIELD = "seal"
 _SALT = b"airflow-mlpipe registry record\n"
+REGISTRY_SALT = _SALT
 _KEYED = "hmac-sha256"
 _PLAIN = "sha256"
 
@@ -52,8 +53,11 @@ def sealed_bytes(body: Mapping[str, Any], salt: bytes = _SALT) -> bytes:
     return json.dumps({**body, SEAL_FIELD: seal_of(body, salt)}, sort_keys=True, indent=1).encode("utf-8")
 
 
-def seal_problem(data: Mapping[str, Any], salt: bytes = _SALT) -> str | None:
-    """What is wrong with the seal of a stored record (None: it holds, or this process cannot check an HMAC)."""
+def seal_problem(data: Mapping[str, Any], salt: bytes = _SALT, *, keyless_writer: bool = False) -> str | None:
+    """What is wrong with the seal of a stored record (None: it holds, or this process cannot check an HMAC).
+
+    :param keyless_writer: the record may have been written where the key is kept away (a container step's
+        runner): a plain seal is then checked as such even where this process holds the key."""
     seal = data.get(SEAL_FIELD)
     if seal is None:
         return "it carries no seal, so no registration wrote it"
@@ -66,7 +70,7 @@ def seal_problem(data: Mapping[str, Any], salt: bytes = _SALT) -> str | None:
             return None  # the registry key is kept from this process (a step's runner): the other checks stand
         expected = hmac.new(key, _canonical(body, salt), hashlib.sha256).hexdigest()
     elif alg == _PLAIN:
-        if key is not None:
+        if key is not None and not keyless_writer:
             return f"it is sealed without the registry key ({SEAL_KEY_ENV}) that this deployment sets"
         expected = hashlib.sha256(_canonical(body, salt)).hexdigest()
     else:
@@ -74,3 +78,22 @@ def seal_problem(data: Mapping[str, Any], salt: bytes = _SALT) -> str | None:
     if not hmac.compare_digest(expected, seal["value"]):
         return "its content does not match its seal: it was changed after it was registered"
     return None
+
+
+def is_plain(data: Mapping[str, Any]) -> bool:
+    """Whether a stored record carries a plain (keyless) seal."""
+    seal = data.get(SEAL_FIELD)
+    return isinstance(seal, Mapping) and seal.get("alg") == _PLAIN
+
+
+def keyed_seal_is_set() -> bool:
+    """Whether this process seals with ``MLPIPE_REGISTRY_KEY``."""
+    return _key() is not None
+
+
+def resealed(data: Mapping[str, Any], salt: bytes = _SALT) -> bytes | None:
+    """For ``mlpipe datasets reseal``: the record sealed under this process's key when its plain seal holds
+    (written before the key was set); None when it carries another seal or its plain seal fails."""
+    if not is_plain(data) or seal_problem(data, salt, keyless_writer=True) is not None:
+        return None
+    return sealed_bytes({k: v for k, v in data.items() if k != SEAL_FIELD}, salt)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.core.secrets import scrub
-from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, step_failed_error
+from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, TamperedRecordError, step_failed_error
 from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
 from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
@@ -221,7 +221,7 @@ class StepAttempt:
                     record.get("status"),
                 )
                 return earlier, True
-            if self._or_fail(records.read_commit, earlier, self.store) is not None:
+            if self._or_fail(self._earlier_commit, earlier) is not None:
                 self.log.info(
                     "Try %d (step run %s) committed its outputs but did not finish (its task was killed): "
                     "finishing it now from its spec",
@@ -235,6 +235,15 @@ class StepAttempt:
                 self.log.info("Try %d was a rerun of step run %s: so is this try", previous.try_number, rerun_of)
             return (str(rerun_of) if rerun_of else None), False
         return None, False
+
+    def _earlier_commit(self, earlier: str) -> dict[str, Any] | None:
+        """An earlier try's commit record; one that failed its seal is neither finished nor handed on: this try
+        computes its own outputs."""
+        try:
+            return records.read_commit(earlier, self.store)
+        except TamperedRecordError as exc:
+            self.log.warning("%s; this try computes its own outputs", exc)
+            return None
 
     def _reprocessed_by_backfill(self) -> bool:
         run_type = getattr(self.context.get("dag_run"), "run_type", None)

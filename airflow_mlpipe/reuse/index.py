@@ -9,7 +9,6 @@ one; the next run that produces the key overwrites it. It never fails a run.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
+from airflow_mlpipe.datasets.seal_dates import SealedSince
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ ENTRY_FORMAT = 1
 ENTRY_SALT = b"airflow-mlpipe reuse index entry\n"
 # When a datastore's index began to be sealed: entries without a seal written before are older code's.
 SEALED_MARKER = "_mlpipe/seals/reuse-index.json"
-_SEALED_SINCE: dict[str, dt.datetime] = {}  # per datastore URL, once read
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,6 @@ class ReuseEntry(Record):
 class ReuseIndex(OnDefaultDatastore):
     def __init__(self, store: Datastore | None = None) -> None:
         self._store = store
-        self._reading = False
 
     @staticmethod
     def path(key: str) -> str:
@@ -62,7 +60,9 @@ class ReuseIndex(OnDefaultDatastore):
             if not isinstance(data, Mapping):
                 raise ValueError(f"it holds {type(data).__name__}, not an entry")
             problem = seal_problem(data, ENTRY_SALT)
-            legacy = problem is not None and SEAL_FIELD not in data and self._written_before_seals(key)
+            legacy = (
+                problem is not None and SEAL_FIELD not in data and self._sealed_since().written_before(self.path(key))
+            )
             if problem is not None and not legacy:
                 raise ValueError(problem)
             entry = ReuseEntry.from_dict({k: v for k, v in data.items() if k != SEAL_FIELD})
@@ -79,48 +79,13 @@ class ReuseIndex(OnDefaultDatastore):
 
     def put(self, entry: ReuseEntry) -> None:
         """Write (or overwrite) the entry, sealed: the newest complete run for a key wins."""
-        self._sealed_since()
+        self._sealed_since().mark()
         self.store.write_bytes(self.path(entry.key), sealed_bytes(entry.to_dict(), ENTRY_SALT))
 
-    # -- entries from before seals ------------------------------------------------------------------------------
-    def _sealed_since(self) -> dt.datetime | None:
-        """When this datastore's index began to be sealed, by the store's own clock: the time of a marker written
-        (create-if-absent) with the first entry this code puts; one check a process. None while no entry was
-        ever sealed here."""
-        url = self.store.url
-        if url not in _SEALED_SINCE:
-            since = self._marker_time()
-            if since is None and not self._reading:
-                self.store.create_if_absent(SEALED_MARKER, b'{"sealed": "reuse index entries"}')
-                since = self._marker_time()
-            if since is None:
-                return None
-            _SEALED_SINCE[url] = since
-        return _SEALED_SINCE[url]
-
-    def _marker_time(self) -> dt.datetime | None:
-        from airflow_mlpipe.gc.model import modified_at
-
-        try:
-            return modified_at(self.store.info(SEALED_MARKER))
-        except FileNotFoundError:
-            return None
-
-    def _written_before_seals(self, key: str) -> bool:
-        """An entry without a seal is one older code wrote when the store says it was written before this index
-        began to be sealed (both times by the store's clock; object stores keep whole seconds, so one written in
-        the marker's second is refused too); one written since is refused."""
-        self._reading = True
-        try:
-            since = self._sealed_since()
-        finally:
-            self._reading = False
-        if since is None:
-            return True  # nothing sealed here yet: every entry is an older one
-        from airflow_mlpipe.gc.model import modified_at
-
-        written = modified_at(self.store.info(self.path(key)))
-        return written is not None and written < since
+    def _sealed_since(self) -> SealedSince:
+        """When this datastore's index began to be sealed (``datasets.seal_dates``): an entry without a seal that
+        the store dates before is older code's, read as before and sealed in place; one dated after is refused."""
+        return SealedSince(self.store, SEALED_MARKER, "reuse index entries")
 
     def drop(self, key: str) -> None:
         self.store.delete(self.path(key), missing_ok=True)

@@ -107,7 +107,9 @@ def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
     """Why the holder can no longer write the destination (None: it may)."""
     if holder.attempt.task_instance == attempt.task_instance and holder.attempt.try_number < attempt.try_number:
         return f"an earlier try ({holder.attempt.try_number}) of this task"
-    record = records.find_record(holder.attempt.step_run_id)
+    record, refused = records.record_or_refusal(holder.attempt.step_run_id)
+    if refused:  # a forged record says nothing of the holder: it keeps its claim
+        return None
     if record is None:
         return "it has no run record"
     if record.get("status") == records.FAILED:
@@ -141,9 +143,11 @@ def _lease_gone(step_run_id: str) -> str | None:
 
 
 def _refusal(name: str, store: Datastore, path: str, holder: DestinationClaim) -> str:
-    record = records.find_record(holder.attempt.step_run_id) or {}
-    status = str(record.get("status") or "")
+    record, refused = records.record_or_refusal(holder.attempt.step_run_id)
+    status = str((record or {}).get("status") or "")
     doing = "writes it now" if status == records.RUNNING else f"has written it ({status})"
+    if refused:
+        doing = f"may write it still: its run record failed its seal ({refused})"
     return (
         f"output {name!r}: {path!r} in datastore {store.name!r} is claimed by step run {_id(holder)} "
         f"({holder.attempt.describe()}, since {holder.claimed_at}), which {doing}; nothing was committed; {_FIX}. "

@@ -4,18 +4,27 @@ point), ``record.json`` (what happened, for people and the UI), ``logs/`` and ``
 
 Statuses of ``record.json``: ``Running`` (the runner started), ``Committed`` (the outputs are committed; the
 finish path has not yet registered and marked them), ``Completed``, ``Reused``, ``Failed``.
+
+``record.json`` and ``commit.json`` are sealed when written and checked when read (``steps.record_seals``): one
+that fails its seal is refused, never acted on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from airflow_mlpipe.core.secrets import connection_secrets, scrub
+from airflow_mlpipe.exceptions import TamperedRecordError
+from airflow_mlpipe.steps import record_seals
 from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
+
+log = logging.getLogger(__name__)
 
 RUNS_ROOT = "_mlpipe/runs"
 COMMIT_FORMAT = 1
@@ -79,25 +88,46 @@ def read_spec(step_run_id: str, store: Datastore | None = None) -> StepSpec | No
 
 # -- record -----------------------------------------------------------------------------------------------------
 def read_record(step_run_id: str, store: Datastore | None = None) -> dict[str, Any]:
-    return dict(_store(store).read_json(record_path(step_run_id)))
+    """The record, once its seal holds (``steps.record_seals``); ``TamperedRecordError`` (a ``ValueError``)
+    naming it when refused, ``FileNotFoundError`` when there is none."""
+    store = _store(store)
+    return verified_record(step_run_id, store.read_bytes(record_path(step_run_id)), store)
+
+
+def verified_record(step_run_id: str, body: bytes, store: Datastore) -> dict[str, Any]:
+    """The record stored as ``body`` in the folder of ``step_run_id`` (read in a batch), once its seal holds."""
+    return _verified(step_run_id, body, store, record_seals.RECORD_SALT, record_path(step_run_id), "record")
+
+
+def record_or_refusal(step_run_id: str, store: Datastore | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """The record (None when there is none or it is unreadable), or why it was refused: for decisions that must
+    tell "no record" from "a record that failed its seal" (a claim's holder keeps its claim on the latter)."""
+    try:
+        return read_record(step_run_id, store), None
+    except TamperedRecordError as exc:
+        return None, str(exc)
+    except (FileNotFoundError, ValueError, TypeError):
+        return None, None
 
 
 def find_record(step_run_id: str, store: Datastore | None = None) -> dict[str, Any] | None:
-    """The record, or None when there is none (or it is unreadable: a record is for people, not for decisions)."""
-    try:
-        return read_record(step_run_id, store)
-    except (FileNotFoundError, ValueError):
-        return None
+    """The record, or None when there is none, it is unreadable or it failed its seal (then a warning names it):
+    a record is for people, and no decision takes one that failed its seal."""
+    record, refused = record_or_refusal(step_run_id, store)
+    if refused:
+        log.warning("%s", refused)
+    return record
 
 
 def write_record(record: Mapping[str, Any], store: Datastore | None = None) -> None:
-    """Write the record, scrubbed of credentials (``core.secrets``: it is for people and the UI), then its
-    summaries in the newest-first listings (``steps.run_index``)."""
+    """Write the record, scrubbed of credentials (``core.secrets``: it is for people and the UI) and sealed, then
+    its summaries in the newest-first listings (``steps.run_index``)."""
     from airflow_mlpipe.steps.run_index import write_summaries
 
     store = _store(store)
     record = scrub_record(record, store)
-    store.write_json(record_path(str(record["step_run_id"])), record)
+    path = record_path(str(record["step_run_id"]))
+    store.write_bytes(path, record_seals.sealed_record(record, record_seals.RECORD_SALT, store))
     write_summaries(record, store)
 
 
@@ -135,17 +165,54 @@ def write_commit(step_run_id: str, outputs: list[dict[str, Any]], store: Datasto
     """The attempt's commit point: its outputs (each with its full manifest), written once. From here on the
     outputs are the attempt's result, and whatever finishes the attempt registers and marks exactly these."""
     body = {"format": COMMIT_FORMAT, "step_run_id": step_run_id, "committed_at": now_iso(), "outputs": outputs}
-    return _store(store).create_json_if_absent(commit_path(step_run_id), body)
+    store = _store(store)
+    sealed = record_seals.sealed_record(body, record_seals.COMMIT_SALT, store)
+    return store.create_if_absent(commit_path(step_run_id), sealed)
 
 
 def read_commit(step_run_id: str, store: Datastore | None = None) -> dict[str, Any] | None:
+    """The commit record (None: the attempt did not commit), once its seal holds; ``TamperedRecordError``
+    naming it when refused: a commit that failed its seal is never handed on."""
+    store = _store(store)
     try:
-        data = dict(_store(store).read_json(commit_path(step_run_id)))
+        body = store.read_bytes(commit_path(step_run_id))
     except FileNotFoundError:
         return None
-    if data.get("format") != COMMIT_FORMAT or data.get("step_run_id") != step_run_id:
-        raise SpecError(f"step run {step_run_id}: its commit record {commit_path(step_run_id)} is not readable")
+    path = commit_path(step_run_id)
+    data = _verified(step_run_id, body, store, record_seals.COMMIT_SALT, path, "commit record")
+    if data.get("format") != COMMIT_FORMAT:
+        raise SpecError(f"step run {step_run_id}: its commit record {path} is not readable")
     return data
+
+
+def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path: str, what: str) -> dict[str, Any]:
+    data = json.loads(body)
+    if not isinstance(data, Mapping):
+        data = dict(data)  # a TypeError, as for any record that is not an object
+    refused = record_seals.refusal(
+        data,
+        salt=salt,
+        step_run_id=step_run_id,
+        path=path,
+        store=store,
+        runs_on_container=lambda: _runs_on_container(step_run_id, store),
+    )
+    if refused:
+        raise TamperedRecordError(
+            f"step run {step_run_id}: its {what} {path!r} in datastore {store.name!r} failed its seal and is "
+            f"refused, as {refused}. Nothing is taken from it: if a step script or a person wrote or changed it, "
+            "delete it (the step computes again)"
+        )
+    return record_seals.without_seal(data)
+
+
+def _runs_on_container(step_run_id: str, store: Datastore) -> bool:
+    """Whether the step run's runner ran on a container (it holds no registry key there), as its spec says."""
+    try:
+        spec = read_spec(step_run_id, store)
+    except (SpecError, ValueError, KeyError, TypeError):
+        return False
+    return spec is not None and str(spec.compute.get("kind") or "local") != "local"
 
 
 # -- listing ----------------------------------------------------------------------------------------------------

@@ -142,9 +142,9 @@ def create_app() -> FastAPI:
     @app.get("/runs/{step_run_id}/files/{kind}/{name:path}")
     def run_file(user: UserDep, step_run_id: str, kind: str, name: str) -> StreamingResponse:
         store = _store()
-        record = records.find_record(views.check_step_run_id(step_run_id), store)
+        record, refused = records.record_or_refusal(views.check_step_run_id(step_run_id), store)
         if record is None:
-            raise views.NotFound(f"no step run {step_run_id!r}")
+            raise views.NotFound(refused or f"no step run {step_run_id!r}")
         require_dag(user, record.get("dag_id"))
         path = views.file_path(record, kind, name)
         media = _media_type(name)
@@ -278,13 +278,17 @@ def _latest_records(dag_id: str, run_id: str, tis: list[tuple[str, int, int]]) -
         ids = [AttemptId(dag_id, run_id, task_id, map_index, t).step_run_id for t in tries]
         candidates[(task_id, map_index)] = ids
     paths = [records.record_path(i) for ids in candidates.values() for i in ids]
-    bodies = _store().read_many(paths)
+    store = _store()
+    bodies = store.read_many(paths)
     found = []
     for ids in candidates.values():
         for step_run_id in ids:
             body = bodies.get(records.record_path(step_run_id))
             if isinstance(body, bytes):
-                found.append(json.loads(body))
+                try:
+                    found.append(records.verified_record(step_run_id, body, store))
+                except ValueError as exc:  # unreadable, or failed its seal: a row with its error
+                    found.append({"step_run_id": step_run_id, "error": str(exc)})
                 break
     return found
 

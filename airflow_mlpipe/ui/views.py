@@ -158,9 +158,9 @@ def _keeps(
 
 def step_run(store: Datastore, step_run_id: str) -> dict[str, Any]:
     """The step run page: the record, the run it reused, its metrics as charts and tables, its files."""
-    record = records.find_record(check_step_run_id(step_run_id), store)
+    record, refused = records.record_or_refusal(check_step_run_id(step_run_id), store)
     if record is None:
-        raise NotFound(f"no step run {step_run_id!r}")
+        raise NotFound(refused or f"no step run {step_run_id!r}")
     origin = None
     if record.get("reused_from"):
         origin = records.find_record(check_step_run_id(str(record["reused_from"])), store)
@@ -272,7 +272,10 @@ def compare(store: Datastore, step_run_ids: Sequence[str]) -> dict[str, Any]:
         body = bodies.get(records.record_path(step_run_id))
         if not isinstance(body, bytes):
             raise NotFound(f"no step run {step_run_id!r}")
-        runs.append(json.loads(body))
+        try:
+            runs.append(records.verified_record(step_run_id, body, store))
+        except ValueError as exc:  # unreadable, or failed its seal
+            raise NotFound(str(exc)) from None
     tasks = {(r.get("dag_id"), r.get("task_id")) for r in runs}
     metrics = [metrics_view(r.get("metrics") or {}, r.get("metric_log") or ()) for r in runs]
     scalar_names = _ordered(s["name"] for m in metrics for s in m.scalars)

@@ -303,7 +303,7 @@ def test_the_claim_is_checked_again_at_the_commit(local_default: Datastore, tmp_
 
 def test_a_claim_passes_to_a_later_try_or_from_a_failed_holder(local_default: Datastore) -> None:
     def status(attempt: AttemptId, value: str) -> None:
-        local_default.write_json(records.record_path(attempt.step_run_id), {"status": value})
+        records.write_record({"step_run_id": attempt.step_run_id, "status": value}, local_default)
 
     first_try, retry, other_run = (AttemptId("d", "r1", "t", try_number=1), AttemptId("d", "r1", "t", try_number=2),
                                    AttemptId("d", "r2", "t"))  # fmt: skip
@@ -333,7 +333,7 @@ def test_a_claim_passes_from_a_killed_holder_whose_lease_ended(local_default: Da
         attempt=holder, kind="gather", script_name="g", reuse={"key": key, "components": fp.key.components()}
     )
     assert records.write_spec(spec, local_default)
-    local_default.write_json(records.record_path(holder.step_run_id), {"status": records.RUNNING})
+    records.write_record({"step_run_id": holder.step_run_id, "status": records.RUNNING}, local_default)
     lease = Leases(local_default).acquire(key, "worker-1", ttl=300, info={"step_run_id": holder.step_run_id})
     assert lease is not None
     claim("model", local_default, FIXED, holder)

@@ -1,0 +1,74 @@
+"""Seals on step run records (``record.json``) and commit records (``commit.json``), as registry records have.
+
+Every write seals the record (``datasets.seal``, a salt per kind, under ``MLPIPE_REGISTRY_KEY`` where the writer
+holds it), and every read checks it, with the step run id its folder names: a record changed after it was written,
+one copied under another step run, or one written by anything that is not mlpipe (a step script holding the
+store's credentials) is refused, never acted on.
+
+Who seals with the key: the Airflow workers (the finish path, transfers, gathers) and the runner of a
+``LocalCompute`` step (a subprocess of the worker; its script does not get the key). The runner of a container
+step never holds the key, so its records carry a plain seal: a reader holding the key accepts a plain seal only
+on the records such a runner writes (a step run whose spec runs on a container, and never a ``Completed`` or
+``Reused`` record, which only a worker writes).
+
+Stores written before records were sealed hold unsealed ones: one the store dates before the marker
+``_mlpipe/seals/runs.json`` (created by the first sealed write) is older code's and read as before; one dated after
+is refused (``datasets.seal_dates``). Nothing is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, is_plain, keyed_seal_is_set, seal_problem, sealed_bytes
+from airflow_mlpipe.datasets.seal_dates import SealedSince
+from airflow_mlpipe.storage.datastore import Datastore
+
+RECORD_SALT = b"airflow-mlpipe step run record\n"
+COMMIT_SALT = b"airflow-mlpipe step run commit\n"
+SEALED_MARKER = "_mlpipe/seals/runs.json"
+# Records only a worker writes: a plain seal on one of these is never a keyless runner's.
+_WORKER_STATUSES = ("Completed", "Reused")
+_UNSEALED = (
+    "it carries no seal and the store dates it after this datastore's step run records began to be sealed "
+    f"({SEALED_MARKER}): a step script, a person, or an airflow-mlpipe older than the workers' (a step image not "
+    "upgraded?) wrote it"
+)
+
+
+def sealed_record(body: Mapping[str, Any], salt: bytes, store: Datastore) -> bytes:
+    """What a write of a run or commit record stores: ``body`` (as JSON has it) with its seal."""
+    SealedSince(store, SEALED_MARKER, "step run records").mark()
+    return sealed_bytes(json.loads(json.dumps(body, default=str)), salt)
+
+
+def refusal(
+    data: Any,
+    *,
+    salt: bytes,
+    step_run_id: str,
+    path: str,
+    store: Datastore,
+    runs_on_container: Callable[[], bool],
+) -> str | None:
+    """Why the stored record ``data`` at ``path`` is refused (None: it is read).
+
+    :param runs_on_container: whether the step run's spec runs it on a container (asked only where this process
+        holds the key and the record carries a plain seal)."""
+    if not isinstance(data, Mapping):
+        return f"it holds {type(data).__name__}, not a record"
+    if data.get("step_run_id") != step_run_id:
+        return f"it is the record of step run {data.get('step_run_id')!r}, copied under another name"
+    if SEAL_FIELD not in data:
+        written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path)
+        return None if written_before else _UNSEALED
+    keyless = (
+        is_plain(data) and keyed_seal_is_set() and data.get("status") not in _WORKER_STATUSES and runs_on_container()
+    )
+    return seal_problem(data, salt, keyless_writer=keyless)
+
+
+def without_seal(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != SEAL_FIELD}

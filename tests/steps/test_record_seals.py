@@ -1,0 +1,263 @@
+"""Step run records and commit records are sealed: one a step script wrote or changed, or one copied under another
+step run, is refused and never acted on (no forged commit is handed on, no claim taken over on a forged status);
+records older code wrote are still read. On the local store (and moto for the dated upgrade)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+
+from airflow_mlpipe import PythonScriptOperator
+from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.datasets.manifest import Manifest
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, SEAL_KEY_ENV, sealed_bytes
+from airflow_mlpipe.exceptions import TamperedRecordError
+from airflow_mlpipe.operators.attempt import StepAttempt
+from airflow_mlpipe.runner import claims
+from airflow_mlpipe.steps import record_seals, records
+from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.storage.datastore import Datastore
+from tests.conftest import make_s3_datastore
+
+DAG_ID, TASK = "seals", "train"
+
+
+def _srid(try_number: int = 1, run_id: str = "r1") -> str:
+    return AttemptId(DAG_ID, run_id, TASK, try_number=try_number).step_run_id
+
+
+def _stored(store: Datastore, path: str) -> dict[str, Any]:
+    return dict(json.loads(store.read_bytes(path)))
+
+
+def _write_raw(store: Datastore, path: str, data: dict[str, Any]) -> None:
+    """What a step script holding the store's credentials can do: write any bytes anywhere."""
+    store.write_bytes(path, json.dumps(data).encode())
+
+
+def _record(srid: str, status: str = records.FAILED) -> dict[str, Any]:
+    return {"step_run_id": srid, "dag_id": DAG_ID, "run_id": "r1", "task_id": TASK, "status": status}
+
+
+def _spec(try_number: int, *, compute: str = "local", output_path: str | None = None) -> StepSpec:
+    attempt = AttemptId(DAG_ID, "r1", TASK, try_number=try_number)
+    path = output_path or f"dataset/{attempt.step_run_id}/model"
+    out = {"name": "model", "datastore": "mlpipe_default", "path": path, "path_template": "dataset/{run-id}/model"}
+    return StepSpec(attempt=attempt, outputs=(out,), compute={"kind": compute}, created_at=records.now_iso())
+
+
+def _commit_output(store: Datastore, path: str, text: str) -> dict[str, Any]:
+    store.write_text(f"{path}/model.txt", text)
+    return {"name": "model", "datastore": store.name, "path": path, "uri": store.uri(path),
+            "manifest": Manifest.of([]).to_dict()}  # fmt: skip
+
+
+# -- record.json ------------------------------------------------------------------------------------------------
+def test_a_record_is_sealed_and_read_back(local_default: Datastore) -> None:
+    records.write_record(_record(_srid()), local_default)
+    assert _stored(local_default, records.record_path(_srid()))[SEAL_FIELD]["alg"] == "sha256"
+    assert records.read_record(_srid(), local_default)["status"] == records.FAILED
+    assert local_default.exists(record_seals.SEALED_MARKER)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda d: {**d, "status": records.COMPLETED}, id="rewritten"),
+        pytest.param(lambda d: {k: v for k, v in d.items() if k != SEAL_FIELD}, id="unsealed"),
+        pytest.param(lambda d: {**d, SEAL_FIELD: {"alg": "sha256", "value": "0" * 64}}, id="forged-seal"),
+    ],
+)
+def test_a_changed_record_is_refused(local_default: Datastore, tamper: Callable[[dict], dict]) -> None:
+    records.write_record(_record(_srid()), local_default)
+    path = records.record_path(_srid())
+    _write_raw(local_default, path, tamper(_stored(local_default, path)))
+    with pytest.raises(TamperedRecordError, match=f"its record '{path}' in datastore .* failed its seal"):
+        records.read_record(_srid(), local_default)
+    assert records.find_record(_srid(), local_default) is None
+
+
+def test_a_record_copied_under_another_step_run_is_refused(local_default: Datastore) -> None:
+    records.write_record(_record(_srid(1)), local_default)
+    local_default.write_bytes(records.record_path(_srid(2)), local_default.read_bytes(records.record_path(_srid(1))))
+    with pytest.raises(TamperedRecordError, match="copied under another name"):
+        records.read_record(_srid(2), local_default)
+
+
+# -- commit.json ------------------------------------------------------------------------------------------------
+def test_a_commit_is_sealed_and_a_changed_or_copied_one_is_refused(local_default: Datastore) -> None:
+    assert records.write_commit(_srid(1), [], local_default)
+    assert records.read_commit(_srid(1), local_default)["outputs"] == []  # type: ignore[index]
+    path = records.commit_path(_srid(1))
+    stored = _stored(local_default, path)
+    _write_raw(local_default, path, {**stored, "outputs": [{"name": "model", "path": "elsewhere"}]})
+    with pytest.raises(TamperedRecordError, match=f"its commit record '{path}' .* failed its seal"):
+        records.read_commit(_srid(1), local_default)
+    _write_raw(local_default, records.commit_path(_srid(2)), stored)  # a valid commit, under another step run
+    with pytest.raises(TamperedRecordError, match="copied under another name"):
+        records.read_commit(_srid(2), local_default)
+
+
+def test_a_record_seal_is_no_commit_seal(local_default: Datastore) -> None:
+    """A salt per kind: a sealed record.json body put in commit.json does not pass for a commit."""
+    body = {"format": records.COMMIT_FORMAT, "step_run_id": _srid(), "committed_at": "x", "outputs": []}
+    local_default.write_bytes(records.commit_path(_srid()), sealed_bytes(body, record_seals.RECORD_SALT))
+    with pytest.raises(TamperedRecordError, match="does not match its seal"):
+        records.read_commit(_srid(), local_default)
+
+
+# -- records older code wrote -----------------------------------------------------------------------------------
+@pytest.fixture(params=["local", "moto"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Datastore]:
+    monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
+    resolve.clear_cache()
+    yield Datastore.get_default() if request.param == "local" else make_s3_datastore(request.getfixturevalue("moto_s3"))
+
+
+def test_unsealed_records_from_before_the_marker_are_read_and_ones_from_after_are_not(store: Datastore) -> None:
+    """Upgrading keeps `mlpipe runs` and committed attempts readable, and rewrites nothing; an unsealed record the
+    store dates after the first sealed write (by the store's clock) is refused."""
+    old = {"format": records.COMMIT_FORMAT, "step_run_id": _srid(1), "committed_at": "x", "outputs": []}
+    store.write_json(records.commit_path(_srid(1)), old)  # as older code wrote them
+    store.write_json(records.record_path(_srid(1)), _record(_srid(1), records.COMPLETED))
+    assert records.read_record(_srid(1), store)["status"] == records.COMPLETED  # nothing sealed yet
+    time.sleep(1.1)  # object stores keep whole seconds
+    records.write_record(_record(_srid(3)), store)  # the first sealed write: records are sealed from now on
+    store.write_json(records.record_path(_srid(2)), _record(_srid(2), records.COMPLETED))
+    store.write_json(records.commit_path(_srid(2)), {**old, "step_run_id": _srid(2)})
+
+    assert records.read_record(_srid(1), store)["status"] == records.COMPLETED
+    assert records.read_commit(_srid(1), store) == old
+    assert SEAL_FIELD not in _stored(store, records.record_path(_srid(1)))  # read, not rewritten
+    with pytest.raises(TamperedRecordError, match="carries no seal"):
+        records.read_record(_srid(2), store)
+    with pytest.raises(TamperedRecordError, match="carries no seal"):
+        records.read_commit(_srid(2), store)
+
+
+# -- with MLPIPE_REGISTRY_KEY -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("compute", "status", "accepted"),
+    [
+        pytest.param("kubernetes", records.FAILED, True, id="a container runner's record"),
+        pytest.param("local", records.FAILED, False, id="a local runner holds the key"),
+        pytest.param("docker", records.COMPLETED, False, id="only a worker writes Completed"),
+    ],
+)
+def test_with_the_key_a_plain_seal_is_read_only_where_the_writer_had_no_key(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, compute: str, status: str, accepted: bool
+) -> None:
+    records.write_spec(_spec(1, compute=compute), local_default)
+    records.write_record(_record(_srid(1), status), local_default)  # no key here: a plain seal
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    found, refused = records.record_or_refusal(_srid(1), local_default)
+    assert (found is not None) is accepted
+    assert accepted or "sealed without the registry key" in str(refused)
+    records.write_record(_record(_srid(1), status), local_default)
+    assert _stored(local_default, records.record_path(_srid(1)))[SEAL_FIELD]["alg"] == "hmac-sha256"
+    assert records.find_record(_srid(1), local_default) is not None
+
+
+def test_with_the_key_a_forged_commit_of_a_local_step_is_refused(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    records.write_spec(_spec(1, compute="local"), local_default)
+    body = {"format": records.COMMIT_FORMAT, "step_run_id": _srid(1), "committed_at": "x", "outputs": []}
+    local_default.write_bytes(records.commit_path(_srid(1)), sealed_bytes(body, record_seals.COMMIT_SALT))
+    monkeypatch.setenv(SEAL_KEY_ENV, "a-guess")
+    with pytest.raises(TamperedRecordError, match="does not match its seal"):
+        records.read_commit(_srid(1), local_default)
+
+
+# -- what acts on records ---------------------------------------------------------------------------------------
+def test_a_claim_is_not_taken_over_on_a_forged_failed_record(local_default: Datastore) -> None:
+    holder = AttemptId(DAG_ID, "r1", TASK)
+    claims.claim("model", local_default, "models/latest", holder)
+    records.write_record(_record(holder.step_run_id, records.RUNNING), local_default)
+    path = records.record_path(holder.step_run_id)
+    _write_raw(local_default, path, {**_stored(local_default, path), "status": records.FAILED})
+
+    other = AttemptId(DAG_ID, "r2", TASK)
+    with pytest.raises(claims.DestinationClaimedError, match="its run record failed its seal"):
+        claims.claim("model", local_default, "models/latest", other)
+
+
+class _Work:
+    """A step's work that commits one output of its own."""
+
+    def __init__(self, store: Datastore) -> None:
+        self.store, self.launched = store, 0
+
+    def plan(self, attempt: StepAttempt, policy: Any) -> StepSpec:
+        return _spec(attempt.attempt.try_number)
+
+    def launch(self, attempt: StepAttempt, spec: StepSpec, lease: Any) -> None:
+        self.launched += 1
+        output = _commit_output(self.store, str(spec.outputs[0]["path"]), "computed")
+        assert records.write_commit(spec.step_run_id, [output], self.store)
+
+    def resume(self, attempt: StepAttempt, spec: StepSpec, event: Any) -> None:
+        raise AssertionError("never deferred here")
+
+    def ran(self) -> str | None:
+        return None
+
+    def result(self, record: Any) -> dict[str, Any]:
+        return {}
+
+
+def _attempt(tmp_path: Path, store: Datastore, try_number: int) -> tuple[StepAttempt, _Work]:
+    with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+        op = PythonScriptOperator(task_id=TASK, script_name="s.py", source_directory=str(tmp_path))
+    xcoms: dict[str, Any] = {}
+    ti = SimpleNamespace(dag_id=DAG_ID, run_id="r1", task_id=TASK, map_index=-1, try_number=try_number,
+                         max_tries=3, xcom_push=lambda key, value: xcoms.__setitem__(key, value))  # fmt: skip
+    work = _Work(store)
+    return StepAttempt(op, {"ti": ti, "outlet_events": {}, "params": {}}, work), work  # type: ignore[arg-type]
+
+
+def _forge_commit(store: Datastore, srid: str) -> str:
+    """A step script's forged commit for ``srid``: outputs it wrote itself, under a seal it made up."""
+    forged = _commit_output(store, "forged/model", "forged")
+    body = {"format": records.COMMIT_FORMAT, "step_run_id": srid, "committed_at": records.now_iso(),
+            "outputs": [forged], SEAL_FIELD: {"alg": "sha256", "value": "0" * 64}}  # fmt: skip
+    _write_raw(store, records.commit_path(srid), body)
+    return records.commit_path(srid)
+
+
+def test_a_forged_commit_of_an_earlier_try_is_never_handed_on(local_default: Datastore, tmp_path: Path) -> None:
+    """Try 1 was planned and killed; a script forged its commit (and a Completed record). Try 2 neither finishes
+    nor publishes try 1's forged outputs: it computes its own."""
+    records.write_spec(_spec(1), local_default)
+    where = _forge_commit(local_default, _srid(1))
+    forged_record = {**_record(_srid(1), records.COMPLETED), "outputs": [{"name": "model", "path": "forged/model"}]}
+    _write_raw(local_default, records.record_path(_srid(1)), forged_record)
+
+    attempt, work = _attempt(tmp_path, local_default, try_number=2)
+    result = attempt.execute()
+    assert work.launched == 1
+    assert result["status"] == records.COMPLETED
+    assert result["outputs"]["model"]["path"] == f"dataset/{_srid(2)}/model"
+    assert json.loads(local_default.read_bytes(where))[SEAL_FIELD]["value"] == "0" * 64  # left as it was, unused
+    assert not local_default.is_complete("forged/model")
+
+
+def test_a_forged_commit_of_the_attempt_itself_fails_it_clearly(local_default: Datastore, tmp_path: Path) -> None:
+    records.write_spec(_spec(1), local_default)
+    where = _forge_commit(local_default, _srid(1))
+    attempt, work = _attempt(tmp_path, local_default, try_number=1)
+    with pytest.raises(Exception, match=f"cannot run: .*its commit record '{where}' .* failed its seal") as caught:
+        attempt.execute()
+    assert type(caught.value).__name__ == "StepFailedError"
+    assert work.launched == 0
+    assert records.find_record(_srid(1), local_default) is None
