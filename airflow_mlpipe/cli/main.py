@@ -175,6 +175,42 @@ def datasets_show(
     )
 
 
+@datasets_app.command("reseal")
+def datasets_reseal(
+    runs: Annotated[
+        bool, typer.Option("--runs", help="Also step run and commit records (lists every step run folder).")
+    ] = False,
+    datastore: DatastoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Seal again under MLPIPE_REGISTRY_KEY what was sealed before the key was set: each registry record and
+    reuse index entry whose plain seal holds. Run it once, where the key is set, right after setting it. It reads
+    the whole registry and reuse index (and with --runs every step run folder): an admin command. A record whose
+    seal fails is left as it is and listed as a row with its error (exit code 1)."""
+    from airflow_mlpipe.datasets.reseal import reseal
+    from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV, keyed_seal_is_set
+
+    if not keyed_seal_is_set():
+        _print_error(
+            f"{SEAL_KEY_ENV} is not set: reseal seals records under that key, so run it where the key is set (as "
+            f"on the Airflow workers), e.g. {SEAL_KEY_ENV}=... mlpipe datasets reseal",
+            as_json,
+        )
+        raise typer.Exit(code=2)
+    report = reseal(_store(datastore), runs=runs)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        emit_line(
+            f"resealed {report.resealed} records under {SEAL_KEY_ENV}; {report.keyed} were sealed under it already; "
+            f"{report.unsealed} without a seal (older code's) left as they are; {len(report.refused)} refused"
+        )
+        if report.refused:
+            emit_table(report.refused, ["path", "error"])
+    if report.refused:
+        raise typer.Exit(code=1)
+
+
 @datastores_app.command("list")
 def datastores_list(as_json: JsonOpt = False) -> None:
     """Datastores this machine can see (environment connections, and the metadata DB when reachable). An
@@ -267,12 +303,16 @@ def runs_reindex(as_json: JsonOpt = False) -> None:
 @runs_app.command("show")
 def runs_show(run: str, as_json: JsonOpt = False) -> None:
     """One step run: status, arguments, inputs, outputs, metrics, reuse, logs."""
+    from airflow_mlpipe.exceptions import TamperedRecordError
     from airflow_mlpipe.steps.records import read_record, record_path
 
     try:
         record = read_record(run)
     except FileNotFoundError:
         _fail(f"no step run {run!r}; list them with: mlpipe runs list", as_json)
+        return
+    except TamperedRecordError as exc:  # it failed its seal: the message names it and why
+        _fail(str(exc), as_json)
         return
     except (ValueError, TypeError) as exc:  # not JSON, or not an object
         _fail(f"step run {run!r}: its record {record_path(run)!r} is unreadable ({type(exc).__name__}: {exc})", as_json)
