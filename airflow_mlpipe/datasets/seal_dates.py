@@ -26,15 +26,17 @@ class SealedSince:
         """Before the first sealed write of a process: records of this kind are sealed from now on."""
         self._since(create=True)
 
-    def written_before(self, path: str) -> bool:
+    def written_before(self, path: str, written: dt.datetime | None = None) -> bool:
         """True when the record at ``path`` (one without a seal) is older code's: the store dates it before the
-        marker, or nothing of this kind was ever sealed here."""
+        marker, or nothing of this kind was ever sealed here. ``written``: its time from a listing, when the
+        caller has it (saves a request)."""
         since = self._since(create=False)
         if since is None:
             return True
-        from airflow_mlpipe.gc.model import modified_at
+        if written is None:
+            from airflow_mlpipe.gc.model import modified_at
 
-        written = modified_at(self.store.info(path))
+            written = modified_at(self.store.info(path))
         return written is not None and written < since
 
     def _since(self, *, create: bool) -> dt.datetime | None:

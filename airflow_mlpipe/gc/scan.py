@@ -175,16 +175,25 @@ def scan_runs(store: Datastore) -> dict[str, RunFacts]:
     """Every step run folder (one listing of ``_mlpipe/runs``) and its record, or its spec when it has none."""
     runs: dict[str, RunFacts] = {}
     prefix = RUNS_ROOT + "/"
+    written: dict[str, dt.datetime | None] = {}
     for item in list_files(store, RUNS_ROOT):
         srid = item.path[len(prefix) :].split("/", 1)[0]
         run = runs.setdefault(srid, RunFacts(srid))
         run.files[item.path] = item.size
         if item.modified is not None and (run.newest_file is None or item.modified > run.newest_file):
             run.newest_file = item.modified
+        if item.path.endswith("/record.json"):
+            written[item.path] = item.modified
     with_record = [records.record_path(s) for s, r in runs.items() if records.record_path(s) in r.files]
     for path, data in read_json_batches(store, with_record):
-        if isinstance(data, Mapping):
-            runs[path[len(prefix) :].split("/", 1)[0]].take(data)
+        srid = path[len(prefix) :].split("/", 1)[0]
+        if not isinstance(data, Mapping):
+            continue
+        refused = records.record_refusal(srid, data, store, written=written.get(path))
+        if refused:  # its status and outputs are unknown: the run is kept, as one without a final status
+            log.warning("gc: %s", refused)
+            continue
+        runs[srid].take(data)
     specs = [records.spec_path(s) for s, r in runs.items() if r.created is None and records.spec_path(s) in r.files]
     for path, data in read_json_batches(store, specs):
         if isinstance(data, Mapping):

@@ -18,6 +18,7 @@ is refused (``datasets.seal_dates``). Nothing is rewritten.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,17 +53,19 @@ def refusal(
     path: str,
     store: Datastore,
     runs_on_container: Callable[[], bool],
+    written: dt.datetime | None = None,
 ) -> str | None:
     """Why the stored record ``data`` at ``path`` is refused (None: it is read).
 
     :param runs_on_container: whether the step run's spec runs it on a container (asked only where this process
-        holds the key and the record carries a plain seal)."""
+        holds the key and the record carries a plain seal).
+    :param written: when the store wrote it, from a listing (else asked of the store for an unsealed one)."""
     if not isinstance(data, Mapping):
         return f"it holds {type(data).__name__}, not a record"
     if data.get("step_run_id") != step_run_id:
         return f"it is the record of step run {data.get('step_run_id')!r}, copied under another name"
     if SEAL_FIELD not in data:
-        written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path)
+        written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path, written)
         return None if written_before else _UNSEALED
     keyless = (
         is_plain(data) and keyed_seal_is_set() and data.get("status") not in _WORKER_STATUSES and runs_on_container()

@@ -185,10 +185,23 @@ def read_commit(step_run_id: str, store: Datastore | None = None) -> dict[str, A
     return data
 
 
-def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path: str, what: str) -> dict[str, Any]:
-    data = json.loads(body)
-    if not isinstance(data, Mapping):
-        data = dict(data)  # a TypeError, as for any record that is not an object
+def record_refusal(
+    step_run_id: str, data: Mapping[str, Any], store: Datastore, *, written: dt.datetime | None = None
+) -> str | None:
+    """Why the record ``data`` (read in a batch from the folder of ``step_run_id``) is refused, in one line naming
+    it; None when its seal holds. ``written``: its time from a listing, when the caller has it."""
+    return _refusal(step_run_id, data, store, record_seals.RECORD_SALT, record_path(step_run_id), "record", written)
+
+
+def _refusal(
+    step_run_id: str,
+    data: Mapping[str, Any],
+    store: Datastore,
+    salt: bytes,
+    path: str,
+    what: str,
+    written: dt.datetime | None = None,
+) -> str | None:
     refused = record_seals.refusal(
         data,
         salt=salt,
@@ -196,13 +209,24 @@ def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path
         path=path,
         store=store,
         runs_on_container=lambda: _runs_on_container(step_run_id, store),
+        written=written,
     )
+    if not refused:
+        return None
+    return (
+        f"step run {step_run_id}: its {what} {path!r} in datastore {store.name!r} failed its seal and is refused, "
+        f"as {refused}. Nothing is taken from it: if a step script or a person wrote or changed it, delete it (the "
+        "step computes again)"
+    )
+
+
+def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path: str, what: str) -> dict[str, Any]:
+    data = json.loads(body)
+    if not isinstance(data, Mapping):
+        data = dict(data)  # a TypeError, as for any record that is not an object
+    refused = _refusal(step_run_id, data, store, salt, path, what)
     if refused:
-        raise TamperedRecordError(
-            f"step run {step_run_id}: its {what} {path!r} in datastore {store.name!r} failed its seal and is "
-            f"refused, as {refused}. Nothing is taken from it: if a step script or a person wrote or changed it, "
-            "delete it (the step computes again)"
-        )
+        raise TamperedRecordError(refused)
     return record_seals.without_seal(data)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_mlpipe.gc import GcSettings, make_plan
@@ -98,6 +100,20 @@ def test_held_lease_and_running_dag_run_are_kept(store: Datastore, runs: Runs) -
     assert plan.kept["its DAG run is still running"] == 1
     assert [i.paths for i in plan.items if i.kind == "lease"] == [(Leases.folder(stale.fp.digest),)]
     assert running.srid not in _swept(plan) and sibling.srid not in _swept(plan)
+
+
+def test_a_record_that_failed_its_seal_is_not_taken(store: Datastore, runs: Runs) -> None:
+    """A record a step script rewrote (as Reused, so that gc would leave the run's output folder alone) is refused:
+    gc judges the run by its spec, and collects its output as any old run's."""
+    old = runs.make("train", "fit", "r1", created=ago(days=60))
+    path = records.record_path(old.srid)
+    store.write_bytes(path, json.dumps({**store.read_json(path), "status": records.REUSED}).encode())
+    age_files(store, days=60)
+
+    plan = make_plan(store, GcSettings.of(older_than="30d"))
+
+    assert old.srid in _swept(plan)
+    assert f"{old.output_path}/part-0.csv" in {p for item in plan.items for p in item.paths}
 
 
 def test_a_kept_run_keeps_what_it_read_and_reused(store: Datastore, runs: Runs) -> None:
