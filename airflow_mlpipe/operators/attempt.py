@@ -39,6 +39,8 @@ from airflow_mlpipe.reuse.key import ReuseKey
 from airflow_mlpipe.reuse.lease import Lease, LeaseRecord, Leases
 from airflow_mlpipe.reuse.step_key import StepFingerprint
 from airflow_mlpipe.reuse.wait import lease_from_event
+from airflow_mlpipe.runner.claims import is_fixed
+from airflow_mlpipe.runner.writer_lease import acquire_writer_lease, writer_lease_key
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.finish import finish_committed, finish_reused
 from airflow_mlpipe.steps.spec import StepSpec
@@ -134,7 +136,7 @@ class StepAttempt:
         if spec is None:
             raise step_failed_error(f"step {self.op.task_id!r}: step run {self.srid} has no spec to resume from")
         self.spec = spec
-        lease = self._or_fail(lambda: Leases(self.store).adopt(spec.key, step_run_id=self.srid)) if spec.key else None
+        lease = self._or_fail(lambda: self._held_lease(spec))
         if lease is None and spec.key:
             self.log.warning("The lease on reuse key %s was released or taken over while the pod ran", spec.key)
         if lease is None:
@@ -143,6 +145,15 @@ class StepAttempt:
         with lease.keep_alive(release_on_exit=True):
             self.work.resume(self, spec, event)
             return self.finish_launched(spec)
+
+    def _held_lease(self, spec: StepSpec) -> Lease | None:
+        """The lease this step run took before it deferred: on its reuse key, or on itself (``runner.writer_lease``)."""
+        leases = Leases(self.store)
+        for key in (spec.key, writer_lease_key(self.srid)):
+            lease = leases.adopt(key, step_run_id=self.srid) if key else None
+            if lease is not None:
+                return lease
+        return None
 
     # -- planning ---------------------------------------------------------------------------------------------
     def _plan(self) -> StepSpec:
@@ -359,6 +370,14 @@ class StepAttempt:
                     _release(self.log, lease)
 
     def compute(self, spec: StepSpec, lease: Lease | None) -> dict[str, Any]:
+        if lease is None and any(is_fixed(output) for output in spec.outputs):
+            # Its claims on fixed destinations rest on a lease it holds while it may write: with none on the reuse
+            # key, one on the step run itself, so that another DAG run can tell when this one was killed.
+            lease = self._or_fail(lambda: acquire_writer_lease(self.attempt, self.store))
+            self.log.info(
+                "Step run %s writes a fixed destination: it holds lease %s while it runs", self.srid, lease.key
+            )
+            return self._produce(spec, lease)
         fault_point("launching", self.attempt.dag_id, self.attempt.run_id)
         self.work.launch(self, spec, lease)
         return self.finish_launched(spec)

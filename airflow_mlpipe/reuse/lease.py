@@ -185,6 +185,12 @@ class Leases:
             log.warning("lease %s generation %d is unreadable (%s): treating it as free", key, generation, exc)
             return _unreadable(key, generation, str(exc))
 
+    def history(self, key: str) -> list[LeaseRecord]:
+        """The generations still stored for ``key``, oldest first: the current one and its predecessor (older ones
+        are pruned), so who held the lease before its holder now."""
+        found = (self._read_generation(key, generation) for generation in self.generations(key))
+        return [record for record in found if record is not None]
+
     def is_free(self, record: LeaseRecord | None) -> bool:
         return record is None or record.is_free(self.clock(), self.clock_skew)
 

@@ -9,9 +9,9 @@ writes nothing.
 
 A claim whose holder can no longer write is taken over (compare-and-swap on the claim): an earlier try of the same
 task instance (Airflow runs one try at a time), a step run recorded as failed, one whose record is gone, or one
-recorded as running whose lease on its reuse key was released or expired (its process was killed). A holder that
-is running, committed or completed keeps it. Destinations with ``{run-id}`` are the attempt's own and
-need no claim.
+recorded as running whose lease (on its reuse key, or on itself: ``runner.writer_lease``) was released or
+expired (its process was killed). A holder that is running, committed or completed keeps it. Destinations with
+``{run-id}`` are the attempt's own and need no claim.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,26 +120,51 @@ def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
 
 
 def _lease_gone(step_run_id: str) -> str | None:
-    """Why a step run whose record still says Running has stopped (None: it may be running): the lease it held
-    on its reuse key while computing was released or stopped being renewed (its process was killed). A step run
-    without a lease (reuse disabled) or whose key another run leases now is judged running: it keeps its claim."""
+    """Why a step run whose record still says Running has stopped (None: it may be running): the lease it holds
+    while it may write (``runner.writer_lease``: on itself, or on its reuse key) was released, stopped being
+    renewed (its process was killed), or has passed to another run since (which takes a lease only once it was
+    released or expired). A step run that never held either (written by older code) is judged running: it keeps
+    its claim."""
+    from airflow_mlpipe.reuse.dedup import DedupSettings
     from airflow_mlpipe.reuse.lease import Leases
 
+    leases = Leases(clock_skew=DedupSettings.from_env().clock_skew)
+    for key, what in _writer_leases(step_run_id):
+        history = leases.history(key)
+        held = [lease for lease in history if lease.info.get("step_run_id") == step_run_id]
+        if not held:
+            continue
+        lease, latest = held[-1], history[-1]
+        if lease is not latest:
+            taker = latest.info.get("step_run_id") or latest.holder
+            return (
+                f"its record says Running but its lease on {what} has since passed to step run {taker} (it released "
+                "it or stopped renewing it)"
+            )
+        if lease.released:
+            return f"its record says Running but it released its lease on {what} (it stopped)"
+        if lease.expired(leases.clock(), leases.clock_skew):
+            silent = leases.clock() - lease.renewed_at
+            return (
+                f"its record says Running but its lease on {what} expired: no heartbeat for {silent:.0f} s, longer "
+                f"than its ttl ({lease.ttl:g} s) and the clock-skew margin ({leases.clock_skew:g} s), so its process "
+                "was killed"
+            )
+        return None
+    return None
+
+
+def _writer_leases(step_run_id: str) -> Iterator[tuple[str, str]]:
+    """The leases a step run may hold while it writes, and how to name them: its own, then its reuse key's."""
+    from airflow_mlpipe.runner.writer_lease import writer_lease_key
+
+    yield writer_lease_key(step_run_id), f"step run {step_run_id} itself"
     try:
         spec = records.read_spec(step_run_id)
     except MlpipeError:  # an unreadable spec tells nothing of the holder's life
-        return None
-    if spec is None or not spec.key:
-        return None
-    leases = Leases()
-    lease = leases.read(spec.key)
-    if lease is None or lease.info.get("step_run_id") != step_run_id:
-        return None
-    if lease.released:
-        return f"its record says Running but it released its lease on reuse key {spec.key} (it stopped)"
-    if lease.expired(leases.clock(), leases.clock_skew):
-        return f"its record says Running but its lease on reuse key {spec.key} expired (it was killed)"
-    return None
+        return
+    if spec is not None and spec.key:
+        yield spec.key, f"reuse key {spec.key}"
 
 
 def _refusal(name: str, store: Datastore, path: str, holder: DestinationClaim) -> str:
