@@ -196,7 +196,7 @@ class ScriptWork:
                 raise
             from airflow_mlpipe.triggers.lease import LeaseKeepingTrigger
 
-            attempt.log.info("Waiting for the pod in the triggerer; the triggerer keeps reuse key %s leased", lease.key)
+            attempt.log.info("Waiting for the pod in the triggerer; the triggerer keeps lease %s alive", lease.key)
             self.op.defer(
                 trigger=LeaseKeepingTrigger.around(deferred.trigger, lease),
                 method_name=deferred.method_name,
