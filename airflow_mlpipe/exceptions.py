@@ -2,7 +2,7 @@
 
 Configuration errors subclass ``ValueError`` and name the bad value and the fix. Nothing here imports Airflow:
 the step runner and the storage layer use these without paying for Airflow's import. Task failures that Airflow
-should show as such are raised from the operators and subclass ``AirflowException`` there.
+should show as such are ``StepFailedError``: one line in the task log, no traceback (see its docstring).
 """
 
 from __future__ import annotations
@@ -72,11 +72,22 @@ class LeaseLostError(MlpipeError):
     """A step run's lease on a reuse key was taken over by another run (its heartbeats stopped for too long)."""
 
 
-def step_failed_error(message: str) -> Exception:
-    """A task failure for Airflow (``AirflowException``): imported lazily so this module stays Airflow-free."""
-    from airflow.sdk.exceptions import AirflowException
+class StepFailedError(MlpipeError, SystemExit):
+    """A step that failed or could not run: the task fails, and is retried as its ``retries`` allow.
 
-    class StepFailedError(AirflowException):
-        """A script step whose script failed, or that could not run."""
+    Airflow's task runner logs an ``AirflowException`` (or any ``Exception``) with its traceback, but a
+    ``SystemExit`` as one line (``Task exited exit_code=1``), retries included; so this is a ``SystemExit`` as well
+    as an ``MlpipeError``, and the operator logs its message as one ERROR line before raising it
+    (``operators.failures.fails_cleanly``). The task log then shows what failed and how to fix it, and no frames
+    of mlpipe's or Airflow's code, which say nothing to the DAG's author. Code that catches ``Exception`` still
+    catches it; if nothing does, the process exits with status 1 after printing the message.
+    """
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 1
+
+
+def step_failed_error(message: str) -> StepFailedError:
+    """The task failure for ``message`` (``StepFailedError``)."""
     return StepFailedError(message)

@@ -30,6 +30,7 @@ from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.core.secrets import scrub
 from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, TamperedRecordError, step_failed_error
 from airflow_mlpipe.hooks.datastore import DatastoreHook
+from airflow_mlpipe.operators.failures import pushed
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
 from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
 from airflow_mlpipe.reuse.dedup import claim_key
@@ -444,6 +445,7 @@ class StepAttempt:
         tail = (record.get("log_tail") or "")[-1500:]
         error = record.get("error") or f"exit code {record.get('exit_code')}"
         self.context["ti"].xcom_push(key=RECORD_URI_KEY, value=self.store.uri(where))
+        pushed(self.op, RECORD_URI_KEY)
         return step_failed_error(
             f"step {self.op.task_id!r} failed: {error}; nothing was committed or registered. Run record: {where}\n"
             f"--- last lines ---\n{tail}"

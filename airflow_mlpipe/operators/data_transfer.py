@@ -17,6 +17,7 @@ from airflow_mlpipe.datasets.paths import DataPath, to_data_path
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.arguments import StepIO, link_producers, register_producer
+from airflow_mlpipe.operators.failures import fails_cleanly
 from airflow_mlpipe.operators.links import OUTPUTS_KEY, ReusedFromLink, StepRunLink
 from airflow_mlpipe.operators.step_fields import (
     add_step_params,
@@ -104,9 +105,11 @@ class DataTransferOperator(BaseOperator):
 
         return openlineage_facets(getattr(self, "_mlpipe_lineage", None))
 
+    @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:
         return self._attempt(context).execute()
 
+    @fails_cleanly
     def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._attempt(context).resume_after_wait(event or {})
 

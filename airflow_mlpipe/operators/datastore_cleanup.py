@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.core.checks import check_bool, check_text, check_whole_number
 from airflow_mlpipe.gc.model import GcSettings
+from airflow_mlpipe.operators.failures import fails_cleanly
 
 
 class DatastoreCleanupOperator(BaseOperator):
@@ -59,6 +60,7 @@ class DatastoreCleanupOperator(BaseOperator):
             dry_run=self.report_only,
         )
 
+    @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlpipe.gc import collect_garbage
         from airflow_mlpipe.gc.report import report_lines

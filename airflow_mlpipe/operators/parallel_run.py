@@ -30,6 +30,7 @@ from airflow_mlpipe.compute.environment import Environment
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, register_producer
+from airflow_mlpipe.operators.failures import fails_cleanly
 from airflow_mlpipe.operators.links import ReusedFromLink, StepRunLink
 from airflow_mlpipe.operators.parallel_batch import BATCH_OUTPUT
 from airflow_mlpipe.operators.python_script import PythonScriptOperator
@@ -135,6 +136,7 @@ class PlanMiniBatchesOperator(PythonScriptOperator):
         self.main_inputs = main_inputs
         self.batch_task_id = batch_task_id
 
+    @fails_cleanly
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:  # type: ignore[override]
         from airflow_mlpipe.exceptions import MlpipeError
         from airflow_mlpipe.operators.parallel_batch import BatchAttempt, BatchView
@@ -204,6 +206,7 @@ class MiniBatchOperator(PythonScriptOperator):
         self.mini_batches = [dict(e) for e in mini_batches]
         self.parallel = dict(parallel)
 
+    @fails_cleanly
     def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]
         from airflow_mlpipe.exceptions import MlpipeError
         from airflow_mlpipe.operators.parallel_batch import run_batches
@@ -256,9 +259,11 @@ class GatherOperator(BaseOperator):
         self.reuse_ttl = None
         register_producer(self, self._io)
 
+    @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:
         return self._attempt(context).execute()
 
+    @fails_cleanly
     def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._attempt(context).resume_after_wait(event or {})
 

@@ -27,6 +27,7 @@ from airflow_mlpipe.datasets.parameter import DatasetParameter
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.secret_files import check_include_secret_files
 from airflow_mlpipe.operators.arguments import StepIO, collect, link_producers, register_producer
+from airflow_mlpipe.operators.failures import fails_cleanly
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, ReusedFromLink, StepRunLink
 from airflow_mlpipe.operators.step_fields import (
     add_step_params,
@@ -155,13 +156,16 @@ class PythonScriptOperator(BaseOperator):
 
         return openlineage_facets(getattr(self, "_mlpipe_lineage", None))
 
+    @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:
         return self._attempt(context).execute()
 
+    @fails_cleanly
     def resume_after_reuse_wait(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from ``ReuseTrigger``: another run was computing this step's reuse key."""
         return self._attempt(context).resume_after_wait(event or {})
 
+    @fails_cleanly
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume a step whose pod was awaited in the triggerer (a deferrable ``KubernetesCompute``)."""
         return self._attempt(context).resume_launched(event)
@@ -174,6 +178,7 @@ class PythonScriptOperator(BaseOperator):
         self._work = ScriptWork(self)
         return StepAttempt(self, context, self._work)
 
+    @fails_cleanly
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         import jinja2
 

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_mlpipe.core.checks import check_bool, check_str_mapping, check_text
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
+from airflow_mlpipe.operators.failures import fails_cleanly
 
 
 class RegisterDatasetOperator(BaseOperator):
@@ -48,6 +49,7 @@ class RegisterDatasetOperator(BaseOperator):
         self.tags = check_str_mapping(self.task_id, "tags", tags, example="{'stage': 'clean'}")
         self.create_new_version = check_bool("RegisterDatasetOperator", "create_new_version", create_new_version)
 
+    @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_mlpipe.assets import emit_dataset_event, lineage_from_context
 

@@ -136,9 +136,9 @@ def test_a_gpu_request_on_an_engine_without_gpu_runtime_is_explained() -> None:
 
 
 def test_the_step_fails_with_the_explanation() -> None:
-    from airflow.sdk.exceptions import AirflowException
     from docker.errors import APIError
 
+    from airflow_mlpipe.exceptions import StepFailedError
     from airflow_mlpipe.operators.script_work import ScriptWork
 
     work = ScriptWork.__new__(ScriptWork)
@@ -147,5 +147,5 @@ def test_the_step_fails_with_the_explanation() -> None:
     def refuse() -> None:
         raise APIError('could not select device driver "" with capabilities: [[gpu]]')
 
-    with pytest.raises(AirflowException, match=r"step 'train': DockerCompute\(gpus=1\) asks for GPUs"):
+    with pytest.raises(StepFailedError, match=r"step 'train': DockerCompute\(gpus=1\) asks for GPUs"):
         work._delegated(SimpleNamespace(log=None), refuse)  # type: ignore[arg-type]
