@@ -28,13 +28,13 @@ def fails_cleanly(method: _F) -> _F:
             return method(self, *args, **kwargs)
         except StepFailedError as exc:
             self.log.error("%s", exc)
-            _push_empty_links(self, args)
+            _push_empty_links(self, (*args, *kwargs.values()))
             raise
         except MlpipeError as exc:
             named = str(exc).startswith(f"step {self.task_id!r}")
             failure = StepFailedError(str(exc) if named else f"step {self.task_id!r}: {exc}")
             self.log.error("%s", failure)
-            _push_empty_links(self, args)
+            _push_empty_links(self, (*args, *kwargs.values()))
             raise failure from None
 
     return wrapper  # type: ignore[return-value]

@@ -25,6 +25,10 @@ def test_a_second_step_run_never_overwrites_a_registered_fixed_destination(
     assert last_run_states("security_fixed")[1] == {"first": "success", "second": "failed"}
     assert "registered as dataset 'latest_model' version 1" in output
     assert "add {run-id} to the destination" in output
+    # the failure is one ERROR line that says it, then Airflow's "Task exited": no traceback, no other error
+    errors = [line for line in output.splitlines() if "[error" in line]
+    assert "already holds the committed output" in errors[0] and "Task exited" in errors[1], errors
+    assert len(errors) == 2 and "Traceback" not in output, errors
     assert "Left out of the snapshot, as they look like secrets: .env, secrets.json" in output
     version = DatasetRegistry(store).get("latest_model", 1)
     assert store.read_text("models/latest/weights.txt") == "weights by first\n"
