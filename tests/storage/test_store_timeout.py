@@ -23,6 +23,7 @@ from airflow_mlpipe.storage.transfer import TransferFailedError, transfer
 _DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # Loose on purpose: the bound is what is tested, not the clients' exact waits (CI machines are slow).
 LOOSE_BOUND_S = 60
+SECURITY_DAGS = Path(__file__).resolve().parent.parent / "security" / "dags"
 
 
 def _closed_port() -> int:
@@ -148,3 +149,28 @@ def test_a_transfer_to_an_unreachable_store_fails_in_bounded_time(
     with pytest.raises((DatastoreAccessError, TransferFailedError), match="datastore 'lake'.*could not be reached"):
         transfer(Datastore("here", (tmp_path / "in").as_uri()), "", away, "out", kind="directory")
     assert time.monotonic() - started < LOOSE_BOUND_S
+
+
+def test_a_step_whose_store_is_away_fails_its_task_with_one_line_and_no_traceback(
+    airflow_db: Path, local_home: dict[str, str]
+) -> None:
+    """The whole task under ``airflow dags test``: its log holds the step's one ERROR line naming the datastore
+    and the setting, then Airflow's "Task exited", and no traceback (Airflow's, mlpipe's or the client's)."""
+    from tests.airflow_utils import airflow_dags_test
+
+    extra = _extra("azure", _closed_port())
+    env = {
+        **local_home,
+        "AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}),
+        TIMEOUT_ENV: "2",
+    }
+    started = time.monotonic()
+    proc = airflow_dags_test("security_fixed", dags_folder=SECURITY_DAGS, env=env, check=False)
+    output = proc.stdout + proc.stderr
+    assert time.monotonic() - started < 3 * LOOSE_BOUND_S
+    assert "DagRun Finished" in output and "state=failed" in output, output[-4000:]
+    errors = [line for line in output.splitlines() if "[error" in line]
+    assert len(errors) == 2 and "Task exited" in errors[1], errors
+    assert errors[0].split("] ", 1)[1].startswith("step 'first'") and "could not be reached" in errors[0]
+    assert TIMEOUT_ENV in errors[0] and _DEV_KEY not in output
+    assert "Traceback" not in output
