@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of, seal_problem
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of, write_listed
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 RUN_INDEX_ROOT = "_mlpipe/index/runs"
 INDEXED_MARKER = f"{RUN_INDEX_ROOT}/indexed.json"
 SUMMARY_FORMAT = 1
+SUMMARY_SALT = b"airflow-mlpipe step run summary\n"
 _ERROR_LIMIT = 300
 
 
@@ -73,7 +76,8 @@ def write_summaries(record: Mapping[str, Any], store: Datastore) -> None:
     from airflow_mlpipe.steps.readers import note_readers
     from airflow_mlpipe.steps.records import COMPLETED, FAILED, REUSED
 
-    body = json.dumps(summary_of(record), sort_keys=True).encode("utf-8")
+    summary = json.loads(json.dumps(summary_of(record), default=str))
+    body = json.dumps({**summary, SEAL_FIELD: seal_of(summary, SUMMARY_SALT)}, sort_keys=True).encode("utf-8")
     write_listed(store, dict.fromkeys(summary_paths(record), body))
     if record.get("status") in (COMPLETED, REUSED, FAILED):
         try:
@@ -105,7 +109,8 @@ def list_runs(
     page = list_page(store, scope_folder(dag_id, task_id), limit=limit, token=token)
     bodies: dict[str, bytes | Exception] = dict(page.inline)
     bodies.update(store.read_many([p for p in page.paths if p not in page.inline]))
-    return RunsPage(tuple(_row(path, bodies.get(path)) for path in page.paths), page.next_token)
+    parsed = [(path, _parsed(bodies.get(path) or FileNotFoundError(path))) for path in page.paths]
+    return RunsPage(tuple(summary_rows(store, parsed)), page.next_token)
 
 
 def iter_runs(store: Datastore, *, dag_id: str | None = None, task_id: str | None = None) -> Iterator[dict[str, Any]]:
@@ -119,18 +124,70 @@ def iter_runs(store: Datastore, *, dag_id: str | None = None, task_id: str | Non
         token = page.next_token
 
 
-def _row(path: str, body: bytes | Exception | None) -> dict[str, Any]:
-    step_run_id = unique_of(path)
+def _parsed(body: bytes | Exception) -> Any:
+    if isinstance(body, Exception):
+        return body
     try:
-        if body is None or isinstance(body, Exception):
-            raise body or FileNotFoundError(path)
-        data = json.loads(body)
-        if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
-            raise ValueError(f"format {data.get('format') if isinstance(data, dict) else None!r} is not 1")
-    except (OSError, ValueError) as exc:
-        return {"step_run_id": step_run_id, "status": None, "error": f"unreadable run summary {path}: {exc}"}
-    data.pop("format", None)
-    return data
+        return json.loads(body)
+    except ValueError as exc:
+        return exc
+
+
+def summary_rows(store: Datastore, summaries: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a page of summaries (each its path and its parsed JSON, or the error reading it): a summary
+    that cannot be read, or that fails its seal, is a row with its ``step_run_id`` and ``error``. Summaries are
+    sealed as records are (``steps.record_seals``); one without a seal is older code's when the store dates it
+    before records were sealed (a request each, made together, and remembered)."""
+    unsealed = [(p, data) for p, data in summaries if isinstance(data, dict) and SEAL_FIELD not in data]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = pool.map(lambda item: _written_before_seals(store, *item), unsealed)
+        legacy = dict(zip((p for p, _ in unsealed), found, strict=True))
+    return [_row(path, data, legacy.get(path, False)) for path, data in summaries]
+
+
+def _row(path: str, data: Any, legacy: bool) -> dict[str, Any]:
+    step_run_id = unique_of(path)
+    if isinstance(data, Exception):
+        return _error_row(step_run_id, f"unreadable run summary {path}: {data}")
+    if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        return _error_row(step_run_id, f"unreadable run summary {path}: format {found!r} is not 1")
+    problem = _seal_problem(data, step_run_id, legacy)
+    if problem:
+        return _error_row(step_run_id, f"run summary {path} failed its seal and is refused, as {problem}")
+    return {k: v for k, v in data.items() if k not in ("format", SEAL_FIELD)}
+
+
+def _seal_problem(data: Mapping[str, Any], step_run_id: str, legacy: bool) -> str | None:
+    if data.get("step_run_id") != step_run_id:
+        return f"it is the summary of step run {data.get('step_run_id')!r}, copied under another name"
+    if SEAL_FIELD not in data:
+        return None if legacy else "it carries no seal and the store dates it after records began to be sealed"
+    # A container step's runner seals without the key; a listing does not read each run's spec to tell.
+    return seal_problem(data, SUMMARY_SALT, keyless_writer=data.get("status") not in ("Completed", "Reused"))
+
+
+def _error_row(step_run_id: str, error: str) -> dict[str, Any]:
+    return {"step_run_id": step_run_id, "status": None, "error": error}
+
+
+_LEGACY: set[tuple[str, str, str]] = set()  # (datastore URL, path, content): unsealed summaries of older code
+
+
+def _written_before_seals(store: Datastore, path: str, data: Mapping[str, Any]) -> bool:
+    from airflow_mlpipe.datasets.seal_dates import SealedSince
+    from airflow_mlpipe.steps.record_seals import SEALED_MARKER
+
+    known = (store.url, path, json.dumps(data, sort_keys=True, default=str))
+    if known in _LEGACY:
+        return True
+    try:
+        legacy = SealedSince(store, SEALED_MARKER, "step run records").written_before(path)
+    except OSError:
+        return False
+    if legacy and len(_LEGACY) < 100_000:
+        _LEGACY.add(known)
+    return legacy
 
 
 # -- records written before the index ----------------------------------------------------------------------------

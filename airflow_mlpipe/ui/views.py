@@ -17,9 +17,9 @@ from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRecord, Datas
 from airflow_mlpipe.exceptions import DatasetError
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.readers import readers_page
-from airflow_mlpipe.steps.run_index import SUMMARY_FORMAT, ensure_indexed, scope_folder
+from airflow_mlpipe.steps.run_index import ensure_indexed, scope_folder, summary_rows
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.storage.paged import list_page, unique_of
+from airflow_mlpipe.storage.paged import list_page
 from airflow_mlpipe.ui import cache
 from airflow_mlpipe.ui.metrics import metrics_view
 
@@ -117,7 +117,7 @@ def _runs_page(
     bodies: dict[str, Any] = {path: _parsed(body) for path, body in page.inline.items()}
     rest = [p for p in page.paths if p not in bodies]
     bodies.update(cache.read_json_many(store, rest, final=cache.final_summary))
-    return [_summary_row(path, bodies.get(path)) for path in page.paths], page.next_token
+    return summary_rows(store, [(path, bodies.get(path)) for path in page.paths]), page.next_token
 
 
 def _parsed(body: bytes) -> Any:
@@ -125,15 +125,6 @@ def _parsed(body: bytes) -> Any:
         return json.loads(body)
     except ValueError as exc:
         return exc
-
-
-def _summary_row(path: str, body: Any) -> dict[str, Any]:
-    if isinstance(body, dict) and body.get("format") == SUMMARY_FORMAT:
-        return {k: v for k, v in body.items() if k != "format"}
-    problem = (
-        body if isinstance(body, Exception) else f"format {body.get('format') if isinstance(body, dict) else None!r}"
-    )
-    return {"step_run_id": unique_of(path), "status": None, "error": f"unreadable run summary {path}: {problem}"}
 
 
 def _keeps(

@@ -17,16 +17,19 @@ from airflow.sdk import DAG
 
 from airflow_mlpipe import PythonScriptOperator
 from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.datasets import seal_dates
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, SEAL_KEY_ENV, sealed_bytes
 from airflow_mlpipe.exceptions import TamperedRecordError
 from airflow_mlpipe.operators.attempt import StepAttempt
 from airflow_mlpipe.runner import claims
-from airflow_mlpipe.steps import record_seals, records
+from airflow_mlpipe.steps import record_seals, records, run_index
 from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.ui.views import NotFound, step_run
 from tests.conftest import make_s3_datastore
+from tests.security.test_cli_inputs import mlpipe  # noqa: F401 (the fixture: mlpipe ARGS in this process)
 
 DAG_ID, TASK = "seals", "train"
 
@@ -45,7 +48,8 @@ def _write_raw(store: Datastore, path: str, data: dict[str, Any]) -> None:
 
 
 def _record(srid: str, status: str = records.FAILED) -> dict[str, Any]:
-    return {"step_run_id": srid, "dag_id": DAG_ID, "run_id": "r1", "task_id": TASK, "status": status}
+    return {"step_run_id": srid, "dag_id": DAG_ID, "run_id": "r1", "task_id": TASK, "status": status,
+            "created_at": "2026-01-01T00:00:00.000+00:00"}  # fmt: skip
 
 
 def _spec(try_number: int, *, compute: str = "local", output_path: str | None = None) -> StepSpec:
@@ -261,3 +265,53 @@ def test_a_forged_commit_of_the_attempt_itself_fails_it_clearly(local_default: D
     assert type(caught.value).__name__ == "StepFailedError"
     assert work.launched == 0
     assert records.find_record(_srid(1), local_default) is None
+
+
+# -- listings ---------------------------------------------------------------------------------------------------
+def _summary_path(store: Datastore, srid: str) -> str:
+    """The run's summary in the listing of all runs (once the index holds every record)."""
+    run_index.ensure_indexed(store)
+    (path,) = [p for p in store.list(run_index.scope_folder(), recursive=True) if srid in p]
+    return str(path)
+
+
+def test_a_listing_shows_a_changed_summary_as_a_row_with_its_error(local_default: Datastore) -> None:
+    for n in (1, 2):
+        records.write_record({**_record(_srid(n)), "created_at": f"2026-01-0{n}T00:00:00.000+00:00"}, local_default)
+    run_index.ensure_indexed(local_default)
+    path = _summary_path(local_default, _srid(2))
+    _write_raw(local_default, path, {**_stored(local_default, path), "status": records.COMPLETED})
+
+    rows = run_index.list_runs(local_default, limit=10).rows
+    assert [r["step_run_id"] for r in rows] == [_srid(2), _srid(1)]
+    assert rows[0]["status"] is None and f"run summary {path} failed its seal" in rows[0]["error"]
+    assert rows[1]["status"] == records.FAILED and rows[1]["error"] is None
+    with pytest.raises(NotFound, match="failed its seal"):  # the record behind a row, opened in the UI
+        _write_raw(local_default, records.record_path(_srid(1)), _record(_srid(1), records.COMPLETED))
+        step_run(local_default, _srid(1))
+
+
+def test_an_unsealed_summary_from_before_the_marker_is_listed(local_default: Datastore) -> None:
+    records.write_record(_record(_srid(1)), local_default)
+    path = _summary_path(local_default, _srid(1))
+    legacy = {k: v for k, v in _stored(local_default, path).items() if k != SEAL_FIELD}
+    local_default.delete(record_seals.SEALED_MARKER)
+    seal_dates._SINCE.clear()
+    local_default.write_json(path, legacy)  # as older code wrote it
+    time.sleep(0.05)
+    records.write_record(_record(_srid(3)), local_default)  # the first sealed write
+    assert [r.get("error") for r in run_index.list_runs(local_default).rows if r["step_run_id"] == _srid(1)] == [None]
+    local_default.write_json(path, {**legacy, "status": records.COMPLETED})  # changed after the marker
+    (row,) = [r for r in run_index.list_runs(local_default).rows if r["step_run_id"] == _srid(1)]
+    assert "carries no seal" in row["error"]
+
+
+def test_runs_show_prints_a_record_that_failed_its_seal_in_one_line(mlpipe: Any) -> None:  # noqa: F811
+    store = Datastore.get_default()
+    records.write_record(_record(_srid(1)), store)
+    path = records.record_path(_srid(1))
+    _write_raw(store, path, {**_stored(store, path), "status": records.COMPLETED})
+    shown = mlpipe("runs", "show", _srid(1))
+    assert shown.code == 1 and shown.out == "" and shown.err.count("\n") == 1
+    assert shown.err.startswith(f"error: step run {_srid(1)}: its record '{path}' in datastore")
+    assert "failed its seal" in shown.err
