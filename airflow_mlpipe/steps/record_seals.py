@@ -31,7 +31,7 @@ RECORD_SALT = b"airflow-mlpipe step run record\n"
 COMMIT_SALT = b"airflow-mlpipe step run commit\n"
 SEALED_MARKER = "_mlpipe/seals/runs.json"
 # Records only a worker writes: a plain seal on one of these is never a keyless runner's.
-_WORKER_STATUSES = ("Completed", "Reused")
+WORKER_STATUSES = ("Completed", "Reused")
 _UNSEALED = (
     "it carries no seal and the store dates it after this datastore's step run records began to be sealed "
     f"({SEALED_MARKER}): a step script, a person, or an airflow-mlpipe older than the workers' (a step image not "
@@ -68,7 +68,7 @@ def refusal(
         written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path, written)
         return None if written_before else _UNSEALED
     keyless = (
-        is_plain(data) and keyed_seal_is_set() and data.get("status") not in _WORKER_STATUSES and runs_on_container()
+        is_plain(data) and keyed_seal_is_set() and data.get("status") not in WORKER_STATUSES and runs_on_container()
     )
     return seal_problem(data, salt, keyless_writer=keyless)
 

@@ -11,6 +11,7 @@ Records written before this index existed are indexed once, by the first listing
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of, seal_problem
+from airflow_mlpipe.steps.record_seals import WORKER_STATUSES
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of, write_listed
 
@@ -139,9 +141,11 @@ def summary_rows(store: Datastore, summaries: Sequence[tuple[str, Any]]) -> list
     sealed as records are (``steps.record_seals``); one without a seal is older code's when the store dates it
     before records were sealed (a request each, made together, and remembered)."""
     unsealed = [(p, data) for p, data in summaries if isinstance(data, dict) and SEAL_FIELD not in data]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        found = pool.map(lambda item: _written_before_seals(store, *item), unsealed)
-        legacy = dict(zip((p for p, _ in unsealed), found, strict=True))
+    legacy: dict[str, bool] = {}
+    if unsealed:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = pool.map(lambda item: _written_before_seals(store, *item), unsealed)
+            legacy = dict(zip((p for p, _ in unsealed), found, strict=True))
     return [_row(path, data, legacy.get(path, False)) for path, data in summaries]
 
 
@@ -164,28 +168,29 @@ def _seal_problem(data: Mapping[str, Any], step_run_id: str, legacy: bool) -> st
     if SEAL_FIELD not in data:
         return None if legacy else "it carries no seal and the store dates it after records began to be sealed"
     # A container step's runner seals without the key; a listing does not read each run's spec to tell.
-    return seal_problem(data, SUMMARY_SALT, keyless_writer=data.get("status") not in ("Completed", "Reused"))
+    return seal_problem(data, SUMMARY_SALT, keyless_writer=data.get("status") not in WORKER_STATUSES)
 
 
 def _error_row(step_run_id: str, error: str) -> dict[str, Any]:
     return {"step_run_id": step_run_id, "status": None, "error": error}
 
 
-_LEGACY: set[tuple[str, str, str]] = set()  # (datastore URL, path, content): unsealed summaries of older code
+_LEGACY: set[tuple[str, str, str]] = set()  # (datastore URL, path, content digest): older code's unsealed summaries
 
 
 def _written_before_seals(store: Datastore, path: str, data: Mapping[str, Any]) -> bool:
     from airflow_mlpipe.datasets.seal_dates import SealedSince
     from airflow_mlpipe.steps.record_seals import SEALED_MARKER
 
-    known = (store.url, path, json.dumps(data, sort_keys=True, default=str))
+    content = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    known = (store.url, path, content)
     if known in _LEGACY:
         return True
     try:
         legacy = SealedSince(store, SEALED_MARKER, "step run records").written_before(path)
     except OSError:
         return False
-    if legacy and len(_LEGACY) < 100_000:
+    if legacy and len(_LEGACY) < 20_000:
         _LEGACY.add(known)
     return legacy
 
