@@ -171,6 +171,16 @@ def test_with_the_key_a_plain_seal_is_read_only_where_the_writer_had_no_key(
     assert records.find_record(_srid(1), local_default) is not None
 
 
+def test_with_the_key_a_container_runners_commit_is_read(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod's runner never holds the key: the commit it seals plainly is the attempt's result, and is handed on."""
+    records.write_spec(_spec(1, compute="kubernetes"), local_default)
+    assert records.write_commit(_srid(1), [], local_default)  # the runner, without the key
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    assert records.read_commit(_srid(1), local_default) is not None
+
+
 def test_with_the_key_a_forged_commit_of_a_local_step_is_refused(
     local_default: Datastore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
