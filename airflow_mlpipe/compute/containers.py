@@ -17,7 +17,7 @@ from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.environment import Environment, check_environment_fits
 from airflow_mlpipe.compute.keyed import DEFAULT_CONTAINER_PYTHON
 from airflow_mlpipe.compute.validation import check_env, check_image, safe_label_value
-from airflow_mlpipe.core.secrets import is_secret_key
+from airflow_mlpipe.core.secrets import holds_secret_value, is_secret_key
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, env_var_name
 
@@ -39,7 +39,6 @@ SECRET_ENV_FIXES = {
         "private_environment (neither rendered nor logged)"
     ),
 }
-_SWITCHES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 
 
 def container_image(default_image: str | None, environment: Environment | None, *, what: str) -> str:
@@ -147,10 +146,7 @@ def secret_variables(value: object, *, env_map: bool = False) -> Iterator[str]:
             yield from secret_variables(item)
 
 
-def _holds_secret(value: object) -> bool:
-    """A plain value that may be a credential: not empty, a switch or a number (``HF_HUB_DISABLE_TOKEN=1``)."""
-    text = str(value).strip() if value is not None else ""
-    return bool(text) and text.lower() not in _SWITCHES and not text.replace(".", "", 1).isdigit()
+_holds_secret = holds_secret_value
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,20 @@ Records (``scrub(record, names=False)``) use names only for maps of environment 
 a name such as ``key`` is mlpipe's own (the reuse key), and only credentials inside texts are replaced.
 ``connection_secrets(environ)`` lists the credentials of the connections a process was given
 (``AIRFLOW_CONN_*``): what a step runner must keep out of what it writes.
+
+What a step spec stores instead of a credential: ``private_digest(name, value)`` for an environment variable that
+holds one (``is_private_variable``), the value itself travelling only in the runner's environment; and
+``argument_credential`` finds a step argument that would put one into the spec, to refuse it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 MASK = "***"
@@ -188,3 +193,86 @@ def _connection_fields(text: str) -> Any:
         with contextlib.suppress(ValueError):
             fields = {**fields, "extra": json.loads(fields["extra"])}
     return fields
+
+
+# -- what a step's spec may hold ------------------------------------------------------------------------------------
+PRIVATE_PREFIX = "***sha256:"
+_PRIVATE_SALT = b"airflow-mlpipe private environment variable\n"
+_SWITCHES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
+# Option names that announce a credential as the next argument (``--password hunter2``) or after ``=``; not
+# ``--key`` alone, which names a sort or lookup key as often as a credential.
+_SECRET_FLAGS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "accountkey",
+        "secretaccesskey",
+        "sas",
+        "sastoken",
+        "connectionstring",
+        "connstr",
+        "credential",
+        "credentials",
+        "clientsecret",
+        "authtoken",
+        "accesstoken",
+        "bearertoken",
+        "privatekey",
+    }
+)
+
+
+def holds_secret_value(value: object) -> bool:
+    """A plain value that may be a credential: not empty, a switch or a number (``HF_HUB_DISABLE_TOKEN=1``)."""
+    text = str(value).strip() if value is not None else ""
+    return bool(text) and text.lower() not in _SWITCHES and not text.replace(".", "", 1).isdigit()
+
+
+def is_private_variable(name: str, value: object, known: Iterable[str] = ()) -> bool:
+    """Whether environment variable ``name=value`` holds a credential: its name says so (``HF_TOKEN``) and its
+    value is not a switch or a number, or its value shows one (a URL password, a signature, a datastore's key)."""
+    if is_secret_key(name) and holds_secret_value(value):
+        return True
+    text = str(value)
+    return scrub_text(text, known) != text
+
+
+def private_digest(name: str, value: str) -> str:
+    """What a spec (and the reuse key) holds for a private variable: a digest that changes with the value, so that
+    a new value computes anew, and that never shows it."""
+    return PRIVATE_PREFIX + hashlib.sha256(_PRIVATE_SALT + f"{name}={value}".encode()).hexdigest()
+
+
+def is_private_digest(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PRIVATE_PREFIX)
+
+
+def _flag_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def argument_credential(arguments: Sequence[str], known: Iterable[str] = ()) -> tuple[int, str] | None:
+    """The first argument that shows a credential, and how (None: none does): a datastore's credential, a URL
+    password, a signature or key parameter, or the value of a credential option (``--password hunter2``,
+    ``--token=...``)."""
+    prepared = _prepared(known)
+    for n, text in enumerate(arguments):
+        if any(secret in text for secret in prepared):
+            return n, "a datastore's credential"
+        if _scrub_text(text, ()) != text:
+            return n, "a credential (a URL password, a signature or a key parameter)"
+        if text.startswith("-") and "=" in text:
+            flag, _, value = text.partition("=")
+            if _flag_name(flag) in _SECRET_FLAGS and holds_secret_value(value):
+                return n, f"the value of option {flag!r}"
+        following = arguments[n + 1] if n + 1 < len(arguments) else ""
+        secret_flag = text.startswith("-") and _flag_name(text) in _SECRET_FLAGS
+        if secret_flag and holds_secret_value(following) and not following.startswith("-"):
+            return n + 1, f"the value of option {text!r}"
+    return None

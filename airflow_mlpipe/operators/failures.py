@@ -56,7 +56,7 @@ def _push_empty_links(operator: Any, args: tuple[Any, ...]) -> None:
     context = next((a for a in args if isinstance(a, Mapping) and "ti" in a), None)
     if context is None:
         return
-    done = getattr(operator, PUSHED_ATTR, set())
+    done: set[str] = getattr(operator, PUSHED_ATTR, set())
     for link in getattr(operator, "operator_extra_links", ()):
         key = getattr(link, "record_key", None)
         if key and key not in done:

@@ -19,6 +19,7 @@ from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.keyed import step_environment
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.core.secrets import argument_credential, is_private_digest, is_private_variable
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
@@ -62,7 +63,9 @@ class ScriptWork:
         arguments = op.argument_specs(params)
         inputs = [pin_input(spec) for spec in op.input_specs(attempt.context)]
         outputs = op.output_specs(attempt.srid)
-        environment = step_environment(op.environment, op.compute_target)
+        known = self._known_secrets(inputs, outputs)
+        check_no_plain_credentials(op.task_id, op.compute_target, arguments, op.environment, known)
+        environment = step_environment(op.environment, op.compute_target, known)
         fingerprint = fingerprint_step(
             script_name=op.script_name,
             source=tree,
@@ -100,6 +103,11 @@ class ScriptWork:
             },
             created_at=records.now_iso(),
         )
+
+    def _known_secrets(self, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> list[str]:
+        """The credentials of the datastores the step reads and writes (and the default one)."""
+        names = self.op.datastore_names(inputs, outputs)
+        return [secret for name in names for secret in DatastoreHook.get_datastore(name).config.secret_values]
 
     def _source(self) -> str:
         source = self.op.resolve_source_directory()
@@ -157,9 +165,16 @@ class ScriptWork:
         return StepLaunch(
             step_name=self.op.task_id,
             args=tuple(args),
-            env={"PYTHONUNBUFFERED": "1"},
+            env={"PYTHONUNBUFFERED": "1", **self._private_env(spec)},
             datastores=tuple(self._datastore_names(spec)),
         )
+
+    def _private_env(self, spec: StepSpec) -> dict[str, str]:
+        """The values of the variables the spec holds as digests (``LocalCompute`` credentials): for the runner's
+        process only, which checks each against its digest."""
+        given = dict(self.op.environment.env_vars) if self.op.environment is not None else {}
+        digested = [k for k, v in (spec.environment.get("env_vars") or {}).items() if is_private_digest(v)]
+        return {name: given[name] for name in digested if name in given}
 
     def _datastore_names(self, spec: StepSpec) -> list[str]:
         return self.op.datastore_names([dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs])
@@ -267,3 +282,42 @@ def _logger(attempt: StepAttempt) -> Callable[[str], None]:
         attempt.log.info("%s", line)
 
     return log_line
+
+
+def check_no_plain_credentials(
+    task_id: str,
+    compute: Any,
+    arguments: list[dict[str, Any]],
+    environment: Any,
+    known: list[str],
+) -> None:
+    """Refuse, before the step's spec is written, an argument that shows a credential (every compute target: the
+    spec, records and process listings show arguments), and on a container target an environment variable whose
+    value holds one (a ``LocalCompute`` variable is kept out of the spec as a digest instead)."""
+    from airflow_mlpipe.compute.containers import SECRET_ENV_FIXES
+
+    texts = [
+        str(a.get("v") if a["t"] == "str" else a.get("value")) if a["t"] in ("str", "param") else "" for a in arguments
+    ]
+    found = argument_credential(texts, known)
+    if found is not None:
+        index, how = found
+        raise ConfigError(
+            f"step {task_id!r}: argument {index + 1} shows {how}; arguments "
+            "are written into the step's spec and run record: pass the credential through a datastore connection, "
+            + (
+                "or Environment(env_vars={'NAME': ...}) on LocalCompute (kept out of the spec)"
+                if compute.kind == "local"
+                else SECRET_ENV_FIXES.get(compute.kind, "the compute target's secret mechanism").format(name="NAME")
+            )
+        )
+    if compute.kind == "local":
+        return
+    plain = {**dict(getattr(compute, "env", None) or {}), **(dict(environment.env_vars) if environment else {})}
+    for name, value in plain.items():
+        if is_private_variable(name, value, known):
+            fix = SECRET_ENV_FIXES.get(compute.kind, "use the compute target's secret mechanism")
+            raise ConfigError(
+                f"step {task_id!r}: environment variable {name!r} holds a credential, and a {compute.kind} step's "
+                f"plain variables are written into its spec and container definition: {fix.format(name=name)}"
+            )

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
-from airflow_mlpipe.core.secrets import scrub_file, scrub_text
+from airflow_mlpipe.core.secrets import is_private_digest, private_digest, scrub_file, scrub_text
 from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
 from airflow_mlpipe.exceptions import MlpipeError
 from airflow_mlpipe.runner.inputs import materialize_inputs
@@ -103,10 +103,12 @@ def _execute(
     context_file = _write_run_context(spec, workdir, inputs, plans)
     # The registry key seals what registrations write; a script that held it could forge registry records.
     inherited = {k: v for k, v in os.environ.items() if k != SEAL_KEY_ENV}
-    env = {**inherited, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}}
+    private = _private_values(spec, inherited)
+    env = {**inherited, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}, **private}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})
     python = python or spec.python or sys.executable
     env = azureml_compat_env(env, python, enabled=bool(spec.extra.get("azureml_compat", True)))
+    records.keep_secret(private.values())  # out of the log, its tail in the record, and the echoed output
     known = records.known_secrets(store)
     _say(scrub_text(f"running {spec.script_name} {' '.join(argv)}", known))
     command = [python, *_driver(spec), script, *argv]
@@ -121,6 +123,25 @@ def _execute(
     record["outputs"] = _commit(spec, plans, store, process)
     record["committed_at"] = records.now_iso()
     return 0
+
+
+def _private_values(spec: StepSpec, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The variables the spec holds as digests (credentials of a ``LocalCompute`` step), from the runner's own
+    environment, each checked against its digest: the script gets exactly the values its reuse key was made of."""
+    found: dict[str, str] = {}
+    for name, value in (spec.environment.get("env_vars") or {}).items():
+        if not is_private_digest(value):
+            continue
+        given = inherited.get(str(name))
+        if given is None or private_digest(str(name), given) != value:
+            state = "was not given it" if given is None else "was given another value than the step's reuse key holds"
+            raise StepError(
+                f"environment variable {name!r} holds a credential, so the step's spec keeps only its digest and "
+                f"the launching worker passes its value; this runner {state}: start the runner the way the "
+                "operator does (python -m airflow_mlpipe.runner, with the step's Environment(env_vars=...))"
+            )
+        found[str(name)] = given
+    return found
 
 
 def _driver(spec: StepSpec) -> list[str]:

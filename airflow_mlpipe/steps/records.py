@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from airflow_mlpipe.core.secrets import connection_secrets, scrub
@@ -136,10 +136,20 @@ def scrub_record(record: Mapping[str, Any], store: Datastore) -> dict[str, Any]:
     return dict(scrub(dict(record), known_secrets(store), names=False))
 
 
+# Credentials this process was given otherwise (a LocalCompute step's private variables, for its runner).
+_KEPT_SECRETS: list[str] = []
+
+
+def keep_secret(values: Iterable[str]) -> None:
+    """Add ``values`` to what this process's records and logs must not show (``known_secrets``)."""
+    _KEPT_SECRETS.extend(v for v in values if v)
+
+
 def known_secrets(store: Datastore) -> list[str]:
-    """The credentials a record or log written to ``store`` must not show wherever they appear: the store's own
-    and those of every connection this process was given (a step runner's datastores)."""
-    known = (*store.config.secret_values, *connection_secrets(os.environ))
+    """The credentials a record or log written to ``store`` must not show wherever they appear: the store's own,
+    those of every connection this process was given (a step runner's datastores) and those kept by
+    ``keep_secret``."""
+    known = (*store.config.secret_values, *connection_secrets(os.environ), *_KEPT_SECRETS)
     # A short value (a test store's "testing") would mask innocent words all over a record.
     return [k for k in dict.fromkeys(known) if len(k) >= _MIN_KNOWN]
 
