@@ -62,9 +62,10 @@ class Environment:
     :param pip_packages: pip requirements (``"pandas==2.2.3"``). ``LocalCompute`` installs them into a virtualenv
         created once per package set and Python version; container targets need them in the image. Kept
         sorted and without duplicates: pip installs a set, so the order does not change the environment.
-    :param env_vars: plain environment variables for the step's process (never credentials: they are written
-        into the step's spec, pod specs and logs; a container target refuses a name that says it holds one, such
-        as ``HF_TOKEN``, and run records show such values as ``***``).
+    :param env_vars: environment variables for the step's process. A container target refuses one that holds a
+        credential (its name says so, ``HF_TOKEN``, or its value shows one): pass those through the target's
+        secret mechanism. On ``LocalCompute`` such a variable's value never reaches the step's spec or records
+        (a digest of it is keyed instead; see docs/security.md).
     :param python: the interpreter to run: a name on ``PATH`` or a path. Default: the Airflow worker's own
         interpreter on ``LocalCompute``, ``python`` in a container.
     """

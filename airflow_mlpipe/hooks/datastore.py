@@ -8,6 +8,7 @@ and its credentials masked in task logs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -58,7 +59,7 @@ class DatastoreHook(BaseHook):
         from airflow_mlpipe.storage.resolve import resolve_datastore
 
         store = resolve_datastore(self.datastore_conn_id)
-        _mask(store.config.secret_values)
+        mask_in_task_log(store.config.secret_values)
         return store
 
     def _datastore(self, name: str) -> Datastore:
@@ -103,9 +104,9 @@ class DatastoreHook(BaseHook):
         return True, f"The datastore {label} is reachable: its root can be listed"
 
 
-def _mask(secrets: tuple[str, ...]) -> None:
-    """Keep the datastore's credentials out of task logs (connections from the environment are not masked by
-    Airflow's lookup)."""
+def mask_in_task_log(secrets: Iterable[str]) -> None:
+    """Keep credentials out of task logs, whoever logs them: a datastore's (with its URL password and SAS
+    signature: connections from the environment are not masked by Airflow's lookup), a step's private variables."""
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:

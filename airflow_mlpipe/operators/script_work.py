@@ -24,7 +24,7 @@ from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
 from airflow_mlpipe.fingerprint.tree import Tree
-from airflow_mlpipe.hooks.datastore import DatastoreHook
+from airflow_mlpipe.hooks.datastore import DatastoreHook, mask_in_task_log
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.reuse.step_key import fingerprint_step
@@ -174,7 +174,9 @@ class ScriptWork:
         process only, which checks each against its digest."""
         given = dict(self.op.environment.env_vars) if self.op.environment is not None else {}
         digested = [k for k, v in (spec.environment.get("env_vars") or {}).items() if is_private_digest(v)]
-        return {name: given[name] for name in digested if name in given}
+        private = {name: given[name] for name in digested if name in given}
+        mask_in_task_log(private.values())  # whatever else logs them (a provider, a library) shows ***
+        return private
 
     def _datastore_names(self, spec: StepSpec) -> list[str]:
         return self.op.datastore_names([dict(i) for i in spec.inputs], [dict(o) for o in spec.outputs])

@@ -149,3 +149,22 @@ def test_a_runner_not_given_a_private_value_or_given_another_refuses_to_run() ->
     with pytest.raises(StepError, match="was given another value than the step's reuse key holds") as caught:
         _private_values(spec, {"HF_TOKEN": TOKEN_TWO})
     assert TOKEN_TWO not in str(caught.value) and TOKEN_ONE not in str(caught.value)
+
+
+def test_the_worker_tells_airflows_masker_of_the_private_values() -> None:
+    """Whatever else logs them in the task (a provider, a library) shows ``***``."""
+    from types import SimpleNamespace
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from airflow_mlpipe.core.attempt import AttemptId
+    from airflow_mlpipe.operators.script_work import ScriptWork
+    from airflow_mlpipe.steps.spec import StepSpec
+
+    token = "hf_masked_in_task_log_42"
+    work = ScriptWork.__new__(ScriptWork)
+    work.op = SimpleNamespace(environment=Environment(env_vars={"HF_TOKEN": token, "MODE": "x"}))  # type: ignore[assignment]
+    keyed = {"HF_TOKEN": private_digest("HF_TOKEN", token), "MODE": "x"}
+    spec = StepSpec(attempt=AttemptId("d", "r", "t"), environment={"env_vars": keyed})
+    assert work._private_env(spec) == {"HF_TOKEN": token}
+    assert redact(f"a provider says {token}") == "a provider says ***"
