@@ -26,12 +26,19 @@ def _check_requirement(text: object, *, what: str) -> str:
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
-        Requirement(text.strip())
+        requirement = Requirement(text.strip())
     except InvalidRequirement as exc:
         raise ConfigError(
             f"{what}: {text!r} is not a pip requirement ({exc}); write 'name', 'name==1.2', 'name>=1,<2' or "
             "'name @ https://host/name-1.2-py3-none-any.whl'"
         ) from None
+    for spec in requirement.specifier:
+        # "pandas====" parses as arbitrary equality (===) with the version "=", which no release has
+        if spec.operator == "===" and not any(c.isalnum() for c in spec.version):
+            raise ConfigError(
+                f"{what}: {text!r} asks for version {spec.version!r} by arbitrary equality (===), which no release "
+                f"has; write e.g. '{requirement.name}==1.2'"
+            )
     return text.strip()
 
 

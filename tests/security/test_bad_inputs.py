@@ -643,6 +643,14 @@ def _file() -> Any:
         ),
         bad(lambda: Environment(pip_packages=[3]), ConfigError, "pip_packages: 3 is not a pip requirement", id="pip-3"),
         bad(
+            lambda: Environment(pip_packages=["pandas===="]),
+            ConfigError,
+            "'pandas====' asks for version '=' by arbitrary equality (===), which no release has; write e.g. "
+            "'pandas==1.2'",
+            id="pip-arbitrary-equality-empty",
+        ),
+        bad(lambda: Environment(pip_packages=["x==="]), ConfigError, "asks for version '' by arbitrary", id="pip-==="),
+        bad(
             lambda: Environment(env_vars=["A=1"]),
             ConfigError,
             "env_vars ['A=1'] must be a mapping of variable names to string values",
