@@ -1,6 +1,6 @@
 """Step run records and commit records are sealed: one a step script wrote or changed, or one copied under another
 step run, is refused and never acted on (no forged commit is handed on, no claim taken over on a forged status);
-records older code wrote are still read. On the local store (and moto for the dated upgrade)."""
+records older code wrote are still read. On the local store (and Azurite and moto for the dated upgrade)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.ui.views import NotFound, step_run
-from tests.conftest import make_s3_datastore
+from tests.conftest import make_azurite_datastore, make_s3_datastore
 from tests.security.test_cli_inputs import mlpipe  # noqa: F401 (the fixture: mlpipe ARGS in this process)
 
 DAG_ID, TASK = "seals", "train"
@@ -120,11 +120,16 @@ def test_a_record_seal_is_no_commit_seal(local_default: Datastore) -> None:
 
 
 # -- records older code wrote -----------------------------------------------------------------------------------
-@pytest.fixture(params=["local", "moto"])
+@pytest.fixture(params=["local", "azurite", "moto"])
 def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Datastore]:
     monkeypatch.setenv("MLPIPE_HOME", str(tmp_path / "mlpipe"))
     resolve.clear_cache()
-    yield Datastore.get_default() if request.param == "local" else make_s3_datastore(request.getfixturevalue("moto_s3"))
+    if request.param == "azurite":
+        yield make_azurite_datastore(request.getfixturevalue("azurite"))
+    elif request.param == "moto":
+        yield make_s3_datastore(request.getfixturevalue("moto_s3"))
+    else:
+        yield Datastore.get_default()
 
 
 def test_unsealed_records_from_before_the_marker_are_read_and_ones_from_after_are_not(store: Datastore) -> None:
