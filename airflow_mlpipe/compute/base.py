@@ -20,12 +20,16 @@ class StepLaunch:
     :param env: plain, non-secret environment variables for the process.
     :param datastores: names of the datastores the step reads or writes; each needs its connection
         (``AIRFLOW_CONN_<NAME>``) inside the process, delivered by the target's secret mechanism.
+    :param seal_key: the key a container's runner seals this step run's records with (``MLPIPE_ATTEMPT_KEY``,
+        ``datasets.seal.attempt_seal_key``; None where no registry key is set): Docker gets it in its private
+        environment; a pod as a plain variable, good for this one step run only.
     """
 
     step_name: str
     args: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     datastores: tuple[str, ...] = ()
+    seal_key: str | None = field(default=None, repr=False)
 
 
 class ComputeTarget:

@@ -43,6 +43,7 @@ from airflow_mlpipe.compute.validation import (
     check_labels,
     description_hash,
 )
+from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
@@ -347,6 +348,7 @@ def build_docker_operator(
         "private_environment": {
             **dict(compute.private_env or {}),
             **{env_var_name(c.name): config_to_env_value(c) for c in step.datastores},
+            **({ATTEMPT_KEY_ENV: launch.seal_key} if launch.seal_key else {}),
         },
         "mounts": mounts,
         "network_mode": compute.network_mode,

@@ -85,6 +85,8 @@ from airflow_mlpipe.compute.validation import (
     description_hash,
 )
 from airflow_mlpipe.core.checks import check_list
+from airflow_mlpipe.core.secrets import mask_in_task_log
+from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
 
@@ -489,6 +491,10 @@ def build_pod_operator(
     annotations = dict(compute.annotations or {})
     plain = {**compute._plain_parts(), "command": step.command, ENV_PART: env, "labels": step.labels}
     assert_no_credentials(step.datastores, plain, what="KubernetesCompute", secret_fix=SECRET_ENV_FIXES["kubernetes"])
+    if launch.seal_key:
+        # Seals this one step run's records (datasets.seal): plain in the pod's spec, kept out of task logs.
+        env[ATTEMPT_KEY_ENV] = launch.seal_key
+        mask_in_task_log([launch.seal_key])
     kwargs: dict[str, Any] = {
         "task_id": task_id,
         "namespace": compute.namespace,

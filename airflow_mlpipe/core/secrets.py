@@ -276,3 +276,14 @@ def argument_credential(arguments: Sequence[str], known: Iterable[str] = ()) -> 
         if secret_flag and holds_secret_value(following) and not following.startswith("-"):
             return n + 1, f"the value of option {text!r}"
     return None
+
+
+def mask_in_task_log(secrets: Iterable[str]) -> None:
+    """Keep credentials out of task logs, whoever logs them: a datastore's (with its URL password and SAS
+    signature: connections from the environment are not masked by Airflow's lookup), a step's private variables."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        return
+    for secret in secrets:
+        mask_secret(secret)

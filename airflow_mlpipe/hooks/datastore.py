@@ -8,12 +8,12 @@ and its credentials masked in task logs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_mlpipe.core.secrets import mask_in_task_log
 from airflow_mlpipe.provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_mlpipe.storage.config import CONN_TYPE, DEFAULT_DATASTORE, config_from_fields
 from airflow_mlpipe.storage.datastore import Datastore
@@ -102,14 +102,3 @@ class DatastoreHook(BaseHook):
             return False, scrub_text(str(exc))
         label = f"{tested!r} ({where})" if tested else f"at {where}"
         return True, f"The datastore {label} is reachable: its root can be listed"
-
-
-def mask_in_task_log(secrets: Iterable[str]) -> None:
-    """Keep credentials out of task logs, whoever logs them: a datastore's (with its URL password and SAS
-    signature: connections from the environment are not masked by Airflow's lookup), a step's private variables."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:
-        return
-    for secret in secrets:
-        mask_secret(secret)

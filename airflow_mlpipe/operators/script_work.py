@@ -19,12 +19,13 @@ from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.keyed import step_environment
 from airflow_mlpipe.compute.local import LocalCompute
 from airflow_mlpipe.core.faults import fault_point
-from airflow_mlpipe.core.secrets import argument_credential, is_private_digest, is_private_variable
+from airflow_mlpipe.core.secrets import argument_credential, is_private_digest, is_private_variable, mask_in_task_log
+from airflow_mlpipe.datasets.seal import attempt_seal_key
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.fingerprint.hash_paths import scan_hash_paths
 from airflow_mlpipe.fingerprint.secret_files import SecretFileFilter
 from airflow_mlpipe.fingerprint.tree import Tree
-from airflow_mlpipe.hooks.datastore import DatastoreHook, mask_in_task_log
+from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.reuse.step_key import fingerprint_step
@@ -167,6 +168,8 @@ class ScriptWork:
             args=tuple(args),
             env={"PYTHONUNBUFFERED": "1", **self._private_env(spec)},
             datastores=tuple(self._datastore_names(spec)),
+            # A container's runner holds no registry key: it seals this step run's records with a key of its own.
+            seal_key=None if isinstance(self.op.compute_target, LocalCompute) else attempt_seal_key(spec.step_run_id),
         )
 
     def _private_env(self, spec: StepSpec) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 from airflow_mlpipe.compat.shim import azureml_compat_env
 from airflow_mlpipe.core.faults import fault_point
 from airflow_mlpipe.core.secrets import is_private_digest, private_digest, scrub_file, scrub_text
-from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV
+from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV, SEAL_KEY_ENV, use_attempt_key
 from airflow_mlpipe.exceptions import MlpipeError
 from airflow_mlpipe.runner.inputs import materialize_inputs
 from airflow_mlpipe.runner.outputs import (
@@ -48,6 +48,9 @@ class StepError(Exception):
 def run_step(spec_path: str, *, python: str | None = None) -> int:
     store = Datastore.get_default()
     spec = StepSpec.from_dict(store.read_json(spec_path))
+    attempt_key = os.environ.get(ATTEMPT_KEY_ENV)
+    if attempt_key:  # a container's runner: it seals this step run's records with the key its worker derived
+        use_attempt_key(spec.step_run_id, attempt_key)
     fault_point("runner_started", spec.dag_id, spec.run_id)
     record: dict[str, Any] = {**records.record_base(spec), "status": records.RUNNING, "started_at": records.now_iso()}
     records.write_record(record, store)
@@ -101,8 +104,9 @@ def _execute(
     argv = [_argument(a, inputs, plans) for a in spec.arguments]
     record["arguments"] = [_argument_for_record(a, argv[n], plans) for n, a in enumerate(spec.arguments)]
     context_file = _write_run_context(spec, workdir, inputs, plans)
-    # The registry key seals what registrations write; a script that held it could forge registry records.
-    inherited = {k: v for k, v in os.environ.items() if k != SEAL_KEY_ENV}
+    # The registry key seals what registrations write, the attempt key this step run's records: a script that
+    # held them could forge those.
+    inherited = {k: v for k, v in os.environ.items() if k not in (SEAL_KEY_ENV, ATTEMPT_KEY_ENV)}
     private = _private_values(spec, inherited)
     env = {**inherited, **{str(k): str(v) for k, v in (spec.environment.get("env_vars") or {}).items()}, **private}
     env.update({RUN_CONTEXT_ENV: context_file, "PYTHONUNBUFFERED": "1", **airflow_env(spec)})

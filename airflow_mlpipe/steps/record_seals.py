@@ -7,9 +7,9 @@ store's credentials) is refused, never acted on.
 
 Who seals with the key: the Airflow workers (the finish path, transfers, gathers) and the runner of a
 ``LocalCompute`` step (a subprocess of the worker; its script does not get the key). The runner of a container
-step never holds the key, so its records carry a plain seal: a reader holding the key accepts a plain seal only
-on the records such a runner writes (a step run whose spec runs on a container, and never a ``Completed`` or
-``Reused`` record, which only a worker writes).
+step never holds the key: it seals its step run's records with that step run's attempt key, which the launching
+worker derived from the registry key (``datasets.seal.attempt_seal_key``), so a reader holding the key refuses a
+plain seal on any record, and a script that holds one step run's attempt key cannot seal another's.
 
 Stores written before records were sealed hold unsealed ones: one the store dates before the marker
 ``_mlpipe/seals/runs.json`` (created by the first sealed write) is older code's and read as before; one dated after
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from airflow_mlpipe.datasets.seal import SEAL_FIELD, is_plain, keyed_seal_is_set, seal_problem, sealed_bytes
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
 from airflow_mlpipe.datasets.seal_dates import SealedSince
 from airflow_mlpipe.storage.datastore import Datastore
 
 RECORD_SALT = b"airflow-mlpipe step run record\n"
 COMMIT_SALT = b"airflow-mlpipe step run commit\n"
 SEALED_MARKER = "_mlpipe/seals/runs.json"
-# Records only a worker writes: a plain seal on one of these is never a keyless runner's.
-WORKER_STATUSES = ("Completed", "Reused")
 _UNSEALED = (
     "it carries no seal and the store dates it after this datastore's step run records began to be sealed "
     f"({SEALED_MARKER}): a step script, a person, or an airflow-mlpipe older than the workers' (a step image not "
@@ -52,13 +50,10 @@ def refusal(
     step_run_id: str,
     path: str,
     store: Datastore,
-    runs_on_container: Callable[[], bool],
     written: dt.datetime | None = None,
 ) -> str | None:
     """Why the stored record ``data`` at ``path`` is refused (None: it is read).
 
-    :param runs_on_container: whether the step run's spec runs it on a container (asked only where this process
-        holds the key and the record carries a plain seal).
     :param written: when the store wrote it, from a listing (else asked of the store for an unsealed one)."""
     if not isinstance(data, Mapping):
         return f"it holds {type(data).__name__}, not a record"
@@ -67,10 +62,7 @@ def refusal(
     if SEAL_FIELD not in data:
         written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path, written)
         return None if written_before else _UNSEALED
-    keyless = (
-        is_plain(data) and keyed_seal_is_set() and data.get("status") not in WORKER_STATUSES and runs_on_container()
-    )
-    return seal_problem(data, salt, keyless_writer=keyless)
+    return seal_problem(data, salt, attempt_sealed=True)
 
 
 def without_seal(data: Mapping[str, Any]) -> dict[str, Any]:

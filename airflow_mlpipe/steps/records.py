@@ -218,7 +218,6 @@ def _refusal(
         step_run_id=step_run_id,
         path=path,
         store=store,
-        runs_on_container=lambda: _runs_on_container(step_run_id, store),
         written=written,
     )
     if not refused:
@@ -238,15 +237,6 @@ def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path
     if refused:
         raise TamperedRecordError(refused)
     return record_seals.without_seal(data)
-
-
-def _runs_on_container(step_run_id: str, store: Datastore) -> bool:
-    """Whether the step run's runner ran on a container (it holds no registry key there), as its spec says."""
-    try:
-        spec = read_spec(step_run_id, store)
-    except (SpecError, ValueError, KeyError, TypeError):
-        return False
-    return spec is not None and str(spec.compute.get("kind") or "local") != "local"
 
 
 # -- listing ----------------------------------------------------------------------------------------------------

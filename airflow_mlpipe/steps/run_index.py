@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of, seal_problem
-from airflow_mlpipe.steps.record_seals import WORKER_STATUSES
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.paged import list_page, newest_first_name, unique_of, write_listed
 
@@ -167,8 +166,8 @@ def _seal_problem(data: Mapping[str, Any], step_run_id: str, legacy: bool) -> st
         return f"it is the summary of step run {data.get('step_run_id')!r}, copied under another name"
     if SEAL_FIELD not in data:
         return None if legacy else "it carries no seal and the store dates it after records began to be sealed"
-    # A container step's runner seals without the key; a listing does not read each run's spec to tell.
-    return seal_problem(data, SUMMARY_SALT, keyless_writer=data.get("status") not in WORKER_STATUSES)
+    # A container step's runner seals with its step run's attempt key (datasets.seal.attempt_seal_key).
+    return seal_problem(data, SUMMARY_SALT, attempt_sealed=True)
 
 
 def _error_row(step_run_id: str, error: str) -> dict[str, Any]:

@@ -410,3 +410,47 @@ def test_secret_named_environment_variables_of_a_container_step_are_refused_at_p
         return
     with pytest.raises(ConfigError, match=f"{refused}: the container's environment sets '(HF_TOKEN|API_KEY)'"):
         make(tmp_path)
+
+
+def test_a_containers_attempt_seal_key_travels_privately_to_docker_and_masked_in_a_pod(names: list[str]) -> None:
+    """The key a container's runner seals its step run's records with: Docker's private environment; a pod's plain
+    env (it seals that one step run only), registered with Airflow's masker; never where no registry key is set."""
+    import dataclasses
+
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV
+
+    keyed = dataclasses.replace(launch(names), seal_key="attempt-key-0123456789abcdef")
+    docker = build_docker_operator(
+        DockerCompute(image="team/ml:1"), task_id="train", launch=keyed, datastores=configs(names)
+    )
+    assert docker._private_environment[ATTEMPT_KEY_ENV] == keyed.seal_key
+    assert ATTEMPT_KEY_ENV not in (docker.environment or {})
+    target = KubernetesCompute(image="team/ml:1", secrets=[SECRET], datastore_secrets=SECRET)
+    operator = build_pod_operator(target, task_id="train", launch=keyed, datastores=configs(names))
+    env = {e["name"]: e.get("value") for e in pod_manifest(operator)["spec"]["containers"][0]["env"]}
+    assert env[ATTEMPT_KEY_ENV] == keyed.seal_key
+    assert redact(f"pod env {keyed.seal_key}") == "pod env ***"
+    assert "attempt-key" not in repr(keyed)
+    plain = build_pod_operator(target, task_id="train", launch=launch(names), datastores=configs(names))
+    assert ATTEMPT_KEY_ENV not in {e["name"] for e in pod_manifest(plain)["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize(("compute", "keyed"), [(DockerCompute(image="i:1"), True), (LocalCompute(), False)], ids=str)
+def test_the_worker_derives_an_attempt_key_for_a_container_runner_only(
+    compute: Any, keyed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_mlpipe.datasets.seal import SEAL_KEY_ENV, attempt_seal_key
+    from airflow_mlpipe.operators.script_work import ScriptWork
+
+    work = ScriptWork.__new__(ScriptWork)
+    work.op = SimpleNamespace(  # type: ignore[assignment]
+        task_id="train", compute_target=compute, environment=None, datastore_names=lambda i, o: ["mlpipe_default"]
+    )
+    spec = StepSpec(attempt=AttemptId("d", "r", "train"))
+    assert work._launch(spec).seal_key is None  # no registry key: nothing is keyed
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    assert work._launch(spec).seal_key == (attempt_seal_key(spec.step_run_id) if keyed else None)

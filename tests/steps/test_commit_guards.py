@@ -49,7 +49,7 @@ def _runner_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execute, "install_signal_handlers", lambda process: None)
 
 
-def _spec(store: Datastore, tmp_path: Path, run: str) -> StepSpec:
+def _spec(store: Datastore, tmp_path: Path, run: str, script: str = SCRIPT) -> StepSpec:
     """A step with two outputs, ``model`` registered as dataset ``guarded``, ``extra`` not."""
     outputs = tuple(
         {"name": name, "datastore": store.name, "path": f"out/{run}/{name}", "path_template": "out/{run-id}",
@@ -58,7 +58,7 @@ def _spec(store: Datastore, tmp_path: Path, run: str) -> StepSpec:
         for name in ("model", "extra")
     )  # fmt: skip
     arguments = ({"t": "output", "name": "model"}, {"t": "output", "name": "extra"}, {"t": "str", "v": run})
-    return _step(store, tmp_path, run, SCRIPT, outputs=outputs, arguments=arguments)
+    return _step(store, tmp_path, run, script, outputs=outputs, arguments=arguments)
 
 
 def _step(
@@ -342,3 +342,38 @@ def test_a_claim_passes_from_a_killed_holder_whose_lease_ended(local_default: Da
     lease.release()
     claim("model", local_default, FIXED, other_run)  # released without a commit: the holder stopped
     check_claim("model", local_default, FIXED, other_run)
+
+
+ATTEMPT_SCRIPT = """
+import os, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+with open(os.path.join(sys.argv[1], "weights.txt"), "w") as fh:
+    fh.write(os.environ.get("MLPIPE_ATTEMPT_KEY", "no key") + " " + os.environ.get("MLPIPE_REGISTRY_KEY", "no key"))
+os.makedirs(sys.argv[2], exist_ok=True)
+"""
+
+
+def test_a_container_runner_seals_with_its_attempt_key_which_its_script_never_sees(
+    local_default: Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a pod: the runner holds no registry key, only the attempt key its worker derived for this step run;
+    what it writes is read by a worker holding the registry key, and the outputs are registered."""
+    from airflow_mlpipe.datasets import seal
+
+    monkeypatch.setattr(seal, "_attempt", None)
+    spec = _spec(local_default, tmp_path, "pod", ATTEMPT_SCRIPT)
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    key = seal.attempt_seal_key(spec.step_run_id)
+    assert key
+    monkeypatch.delenv(SEAL_KEY_ENV)
+    monkeypatch.setenv(seal.ATTEMPT_KEY_ENV, key)
+    code = execute.run_step(records.spec_path(spec.step_run_id))
+    assert code == 0
+    monkeypatch.delenv(seal.ATTEMPT_KEY_ENV)
+    for path in (records.record_path(spec.step_run_id), records.commit_path(spec.step_run_id)):
+        assert local_default.read_json(path)["seal"]["alg"] == "hmac-sha256-attempt"
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")  # the worker finishes the attempt
+    assert records.read_commit(spec.step_run_id, local_default) is not None
+    finish_committed(spec, local_default)
+    assert records.read_record(spec.step_run_id, local_default)["status"] == records.COMPLETED
+    assert local_default.read_text("out/pod/model/weights.txt") == "no key no key"

@@ -4,6 +4,8 @@ records older code wrote are still read. On the local store (and Azurite and mot
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ from airflow.sdk import DAG
 
 from airflow_mlpipe import PythonScriptOperator
 from airflow_mlpipe.core.attempt import AttemptId
-from airflow_mlpipe.datasets import seal_dates
+from airflow_mlpipe.datasets import seal, seal_dates
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, SEAL_KEY_ENV, sealed_bytes
 from airflow_mlpipe.exceptions import TamperedRecordError
@@ -154,36 +156,65 @@ def test_unsealed_records_from_before_the_marker_are_read_and_ones_from_after_ar
 
 
 # -- with MLPIPE_REGISTRY_KEY -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("compute", "status", "accepted"),
-    [
-        pytest.param("kubernetes", records.FAILED, True, id="a container runner's record"),
-        pytest.param("local", records.FAILED, False, id="a local runner holds the key"),
-        pytest.param("docker", records.COMPLETED, False, id="only a worker writes Completed"),
-    ],
-)
-def test_with_the_key_a_plain_seal_is_read_only_where_the_writer_had_no_key(
-    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, compute: str, status: str, accepted: bool
+@pytest.mark.parametrize("compute", ["kubernetes", "local"])
+def test_with_the_key_a_plain_seal_is_refused_whoever_wrote_it(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, compute: str
 ) -> None:
+    """Every writer holds a key where the registry key is set (a container's runner its step run's own)."""
     records.write_spec(_spec(1, compute=compute), local_default)
-    records.write_record(_record(_srid(1), status), local_default)  # no key here: a plain seal
+    records.write_record(_record(_srid(1), records.FAILED), local_default)  # no key here: a plain seal
     monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
     found, refused = records.record_or_refusal(_srid(1), local_default)
-    assert (found is not None) is accepted
-    assert accepted or "sealed without the registry key" in str(refused)
-    records.write_record(_record(_srid(1), status), local_default)
+    assert found is None and "sealed without the registry key" in str(refused)
+    records.write_record(_record(_srid(1), records.FAILED), local_default)
     assert _stored(local_default, records.record_path(_srid(1)))[SEAL_FIELD]["alg"] == "hmac-sha256"
     assert records.find_record(_srid(1), local_default) is not None
 
 
-def test_with_the_key_a_container_runners_commit_is_read(
-    local_default: Datastore, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def attempt_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process as a container's runner would be: no registry key, its step run's attempt key in use."""
+    monkeypatch.setattr(seal, "_attempt", None)  # and back to None after the test
+    yield
+
+
+def test_with_the_key_a_container_runners_records_sealed_with_its_attempt_key_are_read(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, attempt_key: None
 ) -> None:
-    """A pod's runner never holds the key: the commit it seals plainly is the attempt's result, and is handed on."""
+    """A pod's runner never holds the key: the worker derives one for its step run, which the runner seals its
+    record and commit with; a reader with the key reads them (the commit is handed on)."""
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    given = seal.attempt_seal_key(_srid(1))
+    assert given is not None and given != seal.attempt_seal_key(_srid(2))
+    monkeypatch.delenv(SEAL_KEY_ENV)
+    seal.use_attempt_key(_srid(1), given)  # the runner, without the registry key
     records.write_spec(_spec(1, compute="kubernetes"), local_default)
-    assert records.write_commit(_srid(1), [], local_default)  # the runner, without the key
+    assert records.write_commit(_srid(1), [], local_default)
+    records.write_record(_record(_srid(1), records.COMMITTED), local_default)
+    assert _stored(local_default, records.commit_path(_srid(1)))[SEAL_FIELD]["alg"] == "hmac-sha256-attempt"
+    # another step run's records, written by that runner (its script holds the same key), get no attempt seal
+    records.write_record(_record(_srid(2), records.FAILED), local_default)
+    assert _stored(local_default, records.record_path(_srid(2)))[SEAL_FIELD]["alg"] == "sha256"
+
     monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
     assert records.read_commit(_srid(1), local_default) is not None
+    assert records.read_record(_srid(1), local_default)["status"] == records.COMMITTED
+    with pytest.raises(TamperedRecordError, match="sealed without the registry key"):
+        records.read_record(_srid(2), local_default)
+    # one step run's attempt key cannot seal another's record: its seal is checked with the other's key
+    body = {**_record(_srid(2), records.FAILED)}
+    forged = hmac.new(given.encode(), seal._canonical(body, record_seals.RECORD_SALT), hashlib.sha256).hexdigest()
+    _write_raw(
+        local_default,
+        records.record_path(_srid(2)),
+        {**body, SEAL_FIELD: {"alg": "hmac-sha256-attempt", "value": forged}},
+    )
+    with pytest.raises(TamperedRecordError, match="does not match its seal"):
+        records.read_record(_srid(2), local_default)
+    # and a registry record never takes an attempt seal
+    assert "unknown algorithm" in str(
+        seal.seal_problem({"a": 1, SEAL_FIELD: {"alg": "hmac-sha256-attempt", "value": forged}})
+    )
 
 
 def test_with_the_key_a_forged_commit_of_a_local_step_is_refused(
