@@ -178,7 +178,7 @@ def datasets_show(
 @datasets_app.command("reseal")
 def datasets_reseal(
     runs: Annotated[
-        bool, typer.Option("--runs", help="Also step run and commit records (lists every step run folder).")
+        bool, typer.Option("--runs", help="Also step run records, commits and specs (lists every step run folder).")
     ] = False,
     datastore: DatastoreOpt = None,
     as_json: JsonOpt = False,

@@ -6,8 +6,8 @@ each one whose plain seal holds (and that agrees with its file's name) under the
 or that disagrees with its name, is left as it is and reported. A record a step script forged before the key was
 set holds a plain seal too: run it right after setting the key.
 
-It lists the whole registry and reuse index (and with ``runs``, every step run folder): an admin command, never
-part of a step.
+It lists the whole registry and reuse index (and with ``runs``, every step run folder: its record, commit and
+spec): an admin command, never part of a step.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from airflow_mlpipe.exceptions import ConfigError, DatasetError
 from airflow_mlpipe.reuse.index import ENTRY_SALT, INDEX_ROOT
 from airflow_mlpipe.steps.record_seals import COMMIT_SALT, RECORD_SALT
 from airflow_mlpipe.steps.records import RUNS_ROOT
+from airflow_mlpipe.steps.spec_seals import SPEC_SALT
 from airflow_mlpipe.storage.datastore import Datastore
 
 _BATCH = 500
@@ -53,8 +54,8 @@ class ResealReport:
 
 
 def reseal(store: Datastore, *, runs: bool = False) -> ResealReport:
-    """Reseal the registry and the reuse index of ``store`` (and with ``runs`` its step run and commit records)
-    under the registry key; ``ConfigError`` when this process has no key."""
+    """Reseal the registry and the reuse index of ``store`` (and with ``runs`` its step run records, commit
+    records and specs) under the registry key; ``ConfigError`` when this process has no key."""
     if not keyed_seal_is_set():
         raise ConfigError(
             f"{SEAL_KEY_ENV} is not set: reseal seals records under that key, so run it where the key is set (as on "
@@ -67,7 +68,7 @@ def reseal(store: Datastore, *, runs: bool = False) -> ResealReport:
     index = (p for p in _listed(store, INDEX_ROOT) if p.endswith(".json"))
     _reseal(store, index, report, lambda p: ENTRY_SALT, _named("key", lambda p: p.rsplit("/", 1)[-1][:-5]))
     if runs:
-        salts = {"record.json": RECORD_SALT, "commit.json": COMMIT_SALT}
+        salts = {"record.json": RECORD_SALT, "commit.json": COMMIT_SALT, "spec.json": SPEC_SALT}
         found = (f"{folder}/{name}" for folder in _listed(store, RUNS_ROOT, recursive=False) for name in salts)
         _reseal(store, found, report, lambda p: salts[p.rsplit("/", 1)[-1]],
                 _named("step_run_id", lambda p: p.split("/")[2]))  # fmt: skip

@@ -50,6 +50,7 @@ class RunFacts:
     snapshot: str | None = None
     reused_from: str | None = None
     outputs: list[Mapping[str, Any]] = field(default_factory=list)  # as the record has them
+    spec_written: dt.datetime | None = None  # when the store wrote its spec (dates an unsealed one)
     named: set[Place] = field(default_factory=set)  # output and input folders the record names
     named_outputs: set[Place] = field(default_factory=set)  # the output folders alone
 
@@ -184,6 +185,8 @@ def scan_runs(store: Datastore) -> dict[str, RunFacts]:
             run.newest_file = item.modified
         if item.path.endswith("/record.json"):
             written[item.path] = item.modified
+        elif item.path == records.spec_path(srid):
+            run.spec_written = item.modified
     with_record = [records.record_path(s) for s, r in runs.items() if records.record_path(s) in r.files]
     for path, data in read_json_batches(store, with_record):
         srid = path[len(prefix) :].split("/", 1)[0]
@@ -194,22 +197,34 @@ def scan_runs(store: Datastore) -> dict[str, RunFacts]:
             log.warning("gc: %s", refused)
             continue
         runs[srid].take(data)
-    specs = [records.spec_path(s) for s, r in runs.items() if r.created is None and records.spec_path(s) in r.files]
-    for path, data in read_json_batches(store, specs):
-        if isinstance(data, Mapping):
-            runs[path[len(prefix) :].split("/", 1)[0]].take(data)
+    without_record = [r for r in runs.values() if r.created is None]
+    for run, spec in _verified_specs(store, without_record):
+        run.take(spec)  # one that failed its seal is not: the run stays, as one with an unreadable record
     return runs
 
 
 def read_specs(store: Datastore, runs: Iterable[RunFacts]) -> dict[str, list[Mapping[str, Any]]]:
-    """The outputs each run's spec declares (where its attempt writes, committed or not)."""
-    wanted = [records.spec_path(r.step_run_id) for r in runs if records.spec_path(r.step_run_id) in r.files]
+    """The outputs each run's spec declares (where its attempt writes, committed or not); a spec that failed its
+    seal names none (gc deletes no folder a forged spec names)."""
     found: dict[str, list[Mapping[str, Any]]] = {}
-    for path, data in read_json_batches(store, wanted):
-        srid = path[len(RUNS_ROOT) + 1 :].split("/", 1)[0]
-        outputs = data.get("outputs") if isinstance(data, Mapping) else None
-        found[srid] = [o for o in outputs or () if isinstance(o, Mapping) and o.get("path")]
+    for run, spec in _verified_specs(store, runs):
+        outputs = spec.get("outputs")
+        found[run.step_run_id] = [o for o in outputs or () if isinstance(o, Mapping) and o.get("path")]
     return found
+
+
+def _verified_specs(store: Datastore, runs: Iterable[RunFacts]) -> Iterator[tuple[RunFacts, Mapping[str, Any]]]:
+    """Each run's spec (read in batches) whose seal holds; a warning names each one refused."""
+    by_path = {records.spec_path(r.step_run_id): r for r in runs if records.spec_path(r.step_run_id) in r.files}
+    for path, data in read_json_batches(store, by_path):
+        run = by_path[path]
+        if not isinstance(data, Mapping):
+            continue
+        refused = records.spec_refusal(run.step_run_id, data, store, written=run.spec_written)
+        if refused:
+            log.warning("gc: %s", refused)
+            continue
+        yield run, data
 
 
 # -- the other records ------------------------------------------------------------------------------------------

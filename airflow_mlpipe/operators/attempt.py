@@ -173,8 +173,8 @@ class StepAttempt:
 
     def write_spec(self, spec: StepSpec) -> StepSpec:
         """Write the spec (put-if-absent: an attempt has one spec; the one found wins)."""
-        if not records.write_spec(spec, self.store):
-            spec = records.read_spec(self.srid, self.store) or spec
+        if not records.write_spec(spec, self.store):  # the one found wins, once its seal holds
+            spec = self._or_fail(records.read_spec, self.srid, self.store) or spec
         fault_point("planned", self.attempt.dag_id, self.attempt.run_id)
         return spec
 
@@ -205,8 +205,8 @@ class StepAttempt:
         previous = self.attempt.previous()
         while previous is not None:
             earlier = previous.step_run_id
-            spec = self._or_fail(records.read_spec, earlier, self.store)
-            if spec is None:  # died before planning: nothing of it to settle
+            spec = self._or_fail(self._earlier_spec, earlier, previous.try_number)
+            if spec is None:  # died before planning (or its spec failed its seal): nothing of it to settle
                 previous = previous.previous()
                 continue
             record = records.find_record(earlier, self.store) or {}
@@ -247,6 +247,15 @@ class StepAttempt:
                 self.log.info("Try %d was a rerun of step run %s: so is this try", previous.try_number, rerun_of)
             return (str(rerun_of) if rerun_of else None), False
         return None, False
+
+    def _earlier_spec(self, earlier: str, try_number: int) -> StepSpec | None:
+        """An earlier try's spec; one that failed its seal says nothing of that try (a script may have written it
+        before the try planned, which then failed on it): nothing of it is settled, finished or rerun."""
+        try:
+            return records.read_spec(earlier, self.store)
+        except TamperedRecordError as exc:
+            self.log.warning("Try %d: %s; nothing of that try is settled", try_number, exc)
+            return None
 
     def _earlier_commit(self, earlier: str) -> dict[str, Any] | None:
         """An earlier try's commit record; one that failed its seal is neither finished nor handed on: this try

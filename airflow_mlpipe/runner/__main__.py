@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from airflow_mlpipe.exceptions import DatastoreAccessError
+from airflow_mlpipe.exceptions import DatastoreAccessError, TamperedRecordError
 from airflow_mlpipe.runner.execute import run_step
 
 
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_step(args.spec, python=args.python)
-    except DatastoreAccessError as exc:  # the message names the datastore and the fix: a traceback adds nothing
+    except (DatastoreAccessError, TamperedRecordError) as exc:  # the message names the file or store and the fix
         print(f"step runner: {exc}", file=sys.stderr)
         return 2
 

@@ -161,7 +161,7 @@ def _writer_leases(step_run_id: str) -> Iterator[tuple[str, str]]:
     yield writer_lease_key(step_run_id), f"step run {step_run_id} itself"
     try:
         spec = records.read_spec(step_run_id)
-    except MlpipeError:  # an unreadable spec tells nothing of the holder's life
+    except MlpipeError:  # an unreadable spec, or one that failed its seal, tells nothing of the holder's life
         return
     if spec is not None and spec.key:
         yield spec.key, f"reuse key {spec.key}"

@@ -47,7 +47,7 @@ class StepError(Exception):
 
 def run_step(spec_path: str, *, python: str | None = None) -> int:
     store = Datastore.get_default()
-    spec = StepSpec.from_dict(store.read_json(spec_path))
+    spec = records.read_spec_at(spec_path, store)  # refused (TamperedRecordError) when its seal fails
     attempt_key = os.environ.get(ATTEMPT_KEY_ENV)
     if attempt_key:  # a container's runner: it seals this step run's records with the key its worker derived
         use_attempt_key(spec.step_run_id, attempt_key)

@@ -5,8 +5,8 @@ point), ``record.json`` (what happened, for people and the UI), ``logs/`` and ``
 Statuses of ``record.json``: ``Running`` (the runner started), ``Committed`` (the outputs are committed; the
 finish path has not yet registered and marked them), ``Completed``, ``Reused``, ``Failed``.
 
-``record.json`` and ``commit.json`` are sealed when written and checked when read (``steps.record_seals``): one
-that fails its seal is refused, never acted on.
+``record.json`` and ``commit.json`` are sealed when written and checked when read (``steps.record_seals``), and
+so is ``spec.json`` (``steps.spec_seals``): one that fails its seal is refused, never acted on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_mlpipe.core.secrets import connection_secrets, scrub
 from airflow_mlpipe.exceptions import TamperedRecordError
-from airflow_mlpipe.steps import record_seals
+from airflow_mlpipe.steps import record_seals, spec_seals
 from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -74,16 +74,53 @@ def _store(store: Datastore | None) -> Datastore:
 
 # -- spec -------------------------------------------------------------------------------------------------------
 def write_spec(spec: StepSpec, store: Datastore | None = None) -> bool:
-    """Write the attempt's spec unless it exists (a spec is never replaced); True when this call wrote it."""
-    return _store(store).create_json_if_absent(spec_path(spec.step_run_id), spec.to_dict())
+    """Write the attempt's spec, sealed (``steps.spec_seals``), unless it exists (a spec is never replaced); True
+    when this call wrote it."""
+    store = _store(store)
+    return store.create_if_absent(spec_path(spec.step_run_id), spec_seals.sealed_spec(spec.to_dict(), store))
 
 
 def read_spec(step_run_id: str, store: Datastore | None = None) -> StepSpec | None:
+    """The attempt's spec (None: it was not planned yet), once its seal holds; ``TamperedRecordError`` (a
+    ``ValueError``) naming it when refused: a spec that failed its seal is never run or finished from."""
+    store = _store(store)
     try:
-        data = _store(store).read_json(spec_path(step_run_id))
+        body = store.read_bytes(spec_path(step_run_id))
     except FileNotFoundError:
         return None
-    return StepSpec.from_dict(data)
+    return _verified_spec(step_run_id, body, store)
+
+
+def read_spec_at(path: str, store: Datastore | None = None) -> StepSpec:
+    """The spec at ``path`` (the runner's ``--spec``), once its seal holds for the step run its folder names."""
+    parts = path.strip("/").split("/")
+    step_run_id = parts[-2] if len(parts) >= 2 else ""
+    if not step_run_id or path.strip("/") != spec_path(step_run_id):
+        raise SpecError(f"{path!r} is not the path of a step spec ({spec_path('<step_run_id>')})")
+    store = _store(store)
+    return _verified_spec(step_run_id, store.read_bytes(path), store)
+
+
+def spec_refusal(step_run_id: str, data: Any, store: Datastore, *, written: dt.datetime | None = None) -> str | None:
+    """Why the spec ``data`` (read in a batch from the folder of ``step_run_id``) is refused, in one line naming
+    it; None when its seal holds. ``written``: its time from a listing, when the caller has it."""
+    path = spec_path(step_run_id)
+    refused = spec_seals.refusal(data, step_run_id=step_run_id, path=path, store=store, written=written)
+    if not refused:
+        return None
+    return (
+        f"step run {step_run_id}: its spec {path!r} in datastore {store.name!r} failed its seal and is refused, as "
+        f"{refused}. Nothing is run or finished from it: if a step script or a person wrote or changed it, delete "
+        "it, then clear the task (its next try plans a spec of its own)"
+    )
+
+
+def _verified_spec(step_run_id: str, body: bytes, store: Datastore) -> StepSpec:
+    data = json.loads(body)
+    refused = spec_refusal(step_run_id, data, store)
+    if refused:
+        raise TamperedRecordError(refused)
+    return StepSpec.from_dict(spec_seals.without_seal(data))
 
 
 # -- record -----------------------------------------------------------------------------------------------------

@@ -250,9 +250,13 @@ def reindex(store: Datastore) -> int:
 
 
 def _spec_time(store: Datastore, step_run_id: str) -> str | None:
-    from airflow_mlpipe.steps.records import spec_path
+    """When the spec of a record without a time was written (None: none, unreadable, or refused by its seal)."""
+    from airflow_mlpipe.steps.records import spec_path, spec_refusal
 
     try:
-        return str(store.read_json(spec_path(step_run_id)).get("created_at") or "") or None
+        spec = store.read_json(spec_path(step_run_id))
+        if spec_refusal(step_run_id, spec, store):
+            return None
+        return str(spec.get("created_at") or "") or None
     except (FileNotFoundError, ValueError, AttributeError):
         return None
