@@ -29,7 +29,7 @@ from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.reuse.decide import ReusePolicy
 from airflow_mlpipe.reuse.inputs import pin_input
 from airflow_mlpipe.reuse.step_key import fingerprint_step
-from airflow_mlpipe.steps import records
+from airflow_mlpipe.steps import records, spec_seals
 from airflow_mlpipe.steps.snapshot import Snapshot, git_info, scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
 
@@ -166,7 +166,12 @@ class ScriptWork:
         return StepLaunch(
             step_name=self.op.task_id,
             args=tuple(args),
-            env={"PYTHONUNBUFFERED": "1", **self._private_env(spec)},
+            # The runner runs the spec it reads only when it is this one (a container's runner cannot check its seal).
+            env={
+                "PYTHONUNBUFFERED": "1",
+                spec_seals.SPEC_DIGEST_ENV: spec_seals.digest(spec),
+                **self._private_env(spec),
+            },
             datastores=tuple(self._datastore_names(spec)),
             # A container's runner holds no registry key: it seals this step run's records with a key of its own.
             seal_key=None if isinstance(self.op.compute_target, LocalCompute) else attempt_seal_key(spec.step_run_id),

@@ -35,6 +35,7 @@ from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.params import format_value
 from airflow_mlpipe.steps.snapshot import fetch_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.steps.spec_seals import SPEC_DIGEST_ENV
 from airflow_mlpipe.storage.datastore import Datastore
 
 RUN_CONTEXT_ENV = "MLPIPE_RUN_CONTEXT"
@@ -47,7 +48,8 @@ class StepError(Exception):
 
 def run_step(spec_path: str, *, python: str | None = None) -> int:
     store = Datastore.get_default()
-    spec = records.read_spec_at(spec_path, store)  # refused (TamperedRecordError) when its seal fails
+    # Refused (TamperedRecordError) when its seal fails, or when it is not the spec its worker launched.
+    spec = records.read_spec_at(spec_path, store, launched=os.environ.get(SPEC_DIGEST_ENV))
     attempt_key = os.environ.get(ATTEMPT_KEY_ENV)
     if attempt_key:  # a container's runner: it seals this step run's records with the key its worker derived
         use_attempt_key(spec.step_run_id, attempt_key)

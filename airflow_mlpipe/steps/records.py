@@ -73,6 +73,12 @@ def _store(store: Datastore | None) -> Datastore:
 
 
 # -- spec -------------------------------------------------------------------------------------------------------
+_SPEC_FIX = (
+    "Nothing is run or finished from it: if a step script or a person wrote or changed it, delete it, then clear the "
+    "task (its next try plans a spec of its own)"
+)
+
+
 def write_spec(spec: StepSpec, store: Datastore | None = None) -> bool:
     """Write the attempt's spec, sealed (``steps.spec_seals``), unless it exists (a spec is never replaced); True
     when this call wrote it."""
@@ -91,14 +97,23 @@ def read_spec(step_run_id: str, store: Datastore | None = None) -> StepSpec | No
     return _verified_spec(step_run_id, body, store)
 
 
-def read_spec_at(path: str, store: Datastore | None = None) -> StepSpec:
-    """The spec at ``path`` (the runner's ``--spec``), once its seal holds for the step run its folder names."""
+def read_spec_at(path: str, store: Datastore | None = None, *, launched: str | None = None) -> StepSpec:
+    """The spec at ``path`` (the runner's ``--spec``), once its seal holds for the step run its folder names.
+
+    :param launched: the digest of the spec its worker launched (``spec_seals.digest``): a spec replaced since
+        is refused, whatever its seal (a runner without the registry key cannot check a keyed one)."""
     parts = path.strip("/").split("/")
     step_run_id = parts[-2] if len(parts) >= 2 else ""
     if not step_run_id or path.strip("/") != spec_path(step_run_id):
         raise SpecError(f"{path!r} is not the path of a step spec ({spec_path('<step_run_id>')})")
     store = _store(store)
-    return _verified_spec(step_run_id, store.read_bytes(path), store)
+    spec = _verified_spec(step_run_id, store.read_bytes(path), store)
+    if launched and spec_seals.digest(spec) != launched:
+        raise TamperedRecordError(
+            f"step run {step_run_id}: its spec {path!r} in datastore {store.name!r} is not the one its worker "
+            f"launched (it was replaced since) and is refused. {_SPEC_FIX}"
+        )
+    return spec
 
 
 def spec_refusal(step_run_id: str, data: Any, store: Datastore, *, written: dt.datetime | None = None) -> str | None:
@@ -110,8 +125,7 @@ def spec_refusal(step_run_id: str, data: Any, store: Datastore, *, written: dt.d
         return None
     return (
         f"step run {step_run_id}: its spec {path!r} in datastore {store.name!r} failed its seal and is refused, as "
-        f"{refused}. Nothing is run or finished from it: if a step script or a person wrote or changed it, delete "
-        "it, then clear the task (its next try plans a spec of its own)"
+        f"{refused}. {_SPEC_FIX}"
     )
 
 

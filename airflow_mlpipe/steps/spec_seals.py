@@ -8,8 +8,10 @@ attempt would find it and run what the script chose: a spec that fails its seal,
 carries no seal and is dated after the marker is refused, never run or finished from.
 
 Only a worker writes specs, so where the key is set a spec carries the keyed seal: a reader holding the key refuses
-a plain one (and never takes a step run's attempt seal on a spec); a container step's runner, which never holds
-the key, checks everything but the HMAC.
+a plain one (and never takes a step run's attempt seal on a spec). A container step's runner never holds the key:
+it checks everything but the HMAC, and the worker pins the spec it launches: the runner gets the spec's digest
+(``MLPIPE_SPEC_DIGEST``, not a secret) and runs the spec it reads only when it is that one, so a spec replaced
+between launch and the runner's start (a pod still being scheduled) is refused there too.
 
 Specs older code wrote carry no seal: one the store dates before the marker ``_mlpipe/seals/specs.json`` (created
 by the first sealed spec; a marker of its own, so that specs written after records began to be sealed but before
@@ -19,16 +21,21 @@ specs were still read after an upgrade) is read as before; one dated after is re
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
 from airflow_mlpipe.datasets.seal_dates import SealedSince
 from airflow_mlpipe.storage.datastore import Datastore
 
+if TYPE_CHECKING:
+    from airflow_mlpipe.steps.spec import StepSpec
+
 SPEC_SALT = b"airflow-mlpipe step spec\n"
 SPEC_MARKER = "_mlpipe/seals/specs.json"
+SPEC_DIGEST_ENV = "MLPIPE_SPEC_DIGEST"
 _NOTE = "step specs"
 _UNSEALED = (
     "it carries no seal and the store dates it after this datastore's step specs began to be sealed "
@@ -55,6 +62,12 @@ def refusal(
     if SEAL_FIELD not in data:
         return None if SealedSince(store, SPEC_MARKER, _NOTE).written_before(path, written) else _UNSEALED
     return seal_problem(data, SPEC_SALT)
+
+
+def digest(spec: StepSpec) -> str:
+    """The digest of ``spec`` as launched (the same for the spec a worker holds and the one a runner reads)."""
+    body = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(SPEC_SALT + body.encode("utf-8")).hexdigest()
 
 
 def without_seal(data: Mapping[str, Any]) -> dict[str, Any]:

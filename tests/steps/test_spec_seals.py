@@ -190,6 +190,28 @@ def test_the_runner_refuses_a_forged_spec_in_one_line(
         records.read_spec_at("_mlpipe/runs/x/record.json", local_default)
 
 
+def test_a_container_runner_runs_only_the_spec_its_worker_launched(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A runner without the registry key cannot check a keyed seal: a spec a script put in place of the launched
+    one (deleted, then written under a made-up keyed seal) before the runner started is refused by its digest."""
+    monkeypatch.setenv(SEAL_KEY_ENV, KEY)
+    records.write_spec(_spec(1), local_default)
+    launched = spec_seals.digest(_spec(1))
+    assert spec_seals.digest(records.read_spec(_srid(1), local_default)) == launched  # type: ignore[arg-type]
+    monkeypatch.delenv(SEAL_KEY_ENV)  # the container's runner
+    path = records.spec_path(_srid(1))
+    local_default.delete(path)
+    made_up = {"alg": "hmac-sha256", "value": "0" * 64}
+    _write_raw(local_default, path, {**_spec(1, script="evil.py").to_dict(), SEAL_FIELD: made_up})
+    assert records.read_spec_at(path, local_default).script_name == "evil.py"  # all but the HMAC holds
+    monkeypatch.setenv(spec_seals.SPEC_DIGEST_ENV, launched)
+    assert runner_main(["--spec", path]) == 2
+    err = capsys.readouterr().err
+    assert f"its spec '{path}' in datastore" in err and "is not the one its worker launched" in err
+    assert not local_default.exists(records.record_path(_srid(1)))  # nothing ran
+
+
 def test_gc_takes_nothing_from_a_forged_spec(local_default: Datastore) -> None:
     """A forged spec neither dates its run (which stays, as one with an unreadable record) nor names folders
     to delete."""
