@@ -33,6 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of  # noqa: E402
 from airflow_mlpipe.reuse.history import LEGACY_ROOT, HistoryEntry, StepHistory  # noqa: E402
 from airflow_mlpipe.steps import records, run_index  # noqa: E402
 from airflow_mlpipe.storage.datastore import Datastore  # noqa: E402
@@ -72,7 +73,8 @@ def fill_runs(store: Datastore, start: int, stop: int, *, with_records: bool) ->
     summaries: dict[str, bytes] = {}
     for i in range(start, stop):
         record = _record(i)
-        body = json.dumps(run_index.summary_of(record), sort_keys=True).encode()
+        summary = run_index.summary_of(record)  # sealed, as write_summaries writes it
+        body = json.dumps({**summary, SEAL_FIELD: seal_of(summary, run_index.SUMMARY_SALT)}, sort_keys=True).encode()
         summaries[run_index.summary_paths(record)[0]] = body
         if with_records:
             objects[records.record_path(record["step_run_id"])] = json.dumps(record).encode()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_mlpipe import Dataset
+from airflow_mlpipe.datasets import seal
 from airflow_mlpipe.datasets.registry import REGISTRY_ROOT, DatasetRegistry
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, SEAL_KEY_ENV
 from airflow_mlpipe.exceptions import TamperedRecordError
@@ -37,6 +38,14 @@ def test_reseal_seals_again_under_the_key_what_was_sealed_before_it(
     ReuseIndex(local_default).put(entry_for(KEY))
     srid = "d.r.t.t1.000000000000"
     records.write_record({"step_run_id": srid, "status": records.COMPLETED}, local_default)
+    pod = "d.r.pod.t1.000000000001"  # a pod's runner, whose worker held the key: its commit has an attempt seal
+    monkeypatch.setenv(SEAL_KEY_ENV, "worker-secret")
+    attempt = seal.attempt_seal_key(pod)
+    monkeypatch.delenv(SEAL_KEY_ENV)
+    assert attempt is not None
+    monkeypatch.setattr(seal, "_attempt", (pod, attempt.encode()))
+    assert records.write_commit(pod, [], local_default)
+    monkeypatch.setattr(seal, "_attempt", None)
     changed = f"{REGISTRY_ROOT}/changed/1.json"
     stored = json.loads(local_default.read_bytes(changed))
     local_default.write_bytes(changed, json.dumps({**stored, "description": "rewritten"}).encode())
@@ -47,7 +56,7 @@ def test_reseal_seals_again_under_the_key_what_was_sealed_before_it(
     shown: Result = mlpipe("datasets", "reseal", "--runs", "--json")
     report = json.loads(shown.out)
     assert shown.code == 1 and shown.err == ""
-    assert (report["resealed"], report["keyed"]) == (3, 0)  # kept's record, the index entry, the run record
+    assert (report["resealed"], report["keyed"]) == (3, 1)  # kept's record, the index entry, the run record
     assert [r["path"] for r in report["refused"]] == [changed]
     assert "does not match its seal" in report["refused"][0]["error"]
 
@@ -55,6 +64,7 @@ def test_reseal_seals_again_under_the_key_what_was_sealed_before_it(
     assert _alg(local_default, f"{REGISTRY_ROOT}/kept/1.json") == "hmac-sha256"
     assert ReuseIndex(local_default).get(KEY) is not None
     assert records.read_record(srid, local_default)["status"] == records.COMPLETED
+    assert records.read_commit(pod, local_default) is not None
     assert json.loads(local_default.read_bytes(changed))[SEAL_FIELD]["alg"] == "sha256"  # left as it was
     with pytest.raises(TamperedRecordError):
         DatasetRegistry(local_default).get("changed")
