@@ -55,14 +55,34 @@ def refusal(
     """Why the stored record ``data`` at ``path`` is refused (None: it is read).
 
     :param written: when the store wrote it, from a listing (else asked of the store for an unsealed one)."""
+    since = SealedSince(store, SEALED_MARKER, "step run records")
+    return sealed_refusal(
+        data, kind="record", salt=salt, step_run_id=step_run_id, path=path, since=since, unsealed=_UNSEALED,
+        attempt_sealed=True, written=written,
+    )  # fmt: skip
+
+
+def sealed_refusal(
+    data: Any,
+    *,
+    kind: str,
+    salt: bytes,
+    step_run_id: str,
+    path: str,
+    since: SealedSince,
+    unsealed: str,
+    attempt_sealed: bool,
+    written: dt.datetime | None = None,
+) -> str | None:
+    """Why a stored ``kind`` (a record, a spec) of ``step_run_id`` is refused: not an object, another step run's,
+    unsealed and dated after ``since``'s marker (``unsealed`` says so), or failing its seal."""
     if not isinstance(data, Mapping):
-        return f"it holds {type(data).__name__}, not a record"
+        return f"it holds {type(data).__name__}, not a {kind}"
     if data.get("step_run_id") != step_run_id:
-        return f"it is the record of step run {data.get('step_run_id')!r}, copied under another name"
+        return f"it is the {kind} of step run {data.get('step_run_id')!r}, copied under another name"
     if SEAL_FIELD not in data:
-        written_before = SealedSince(store, SEALED_MARKER, "step run records").written_before(path, written)
-        return None if written_before else _UNSEALED
-    return seal_problem(data, salt, attempt_sealed=True)
+        return None if since.written_before(path, written) else unsealed
+    return seal_problem(data, salt, attempt_sealed=attempt_sealed)
 
 
 def without_seal(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def _verified_spec(step_run_id: str, body: bytes, store: Datastore) -> StepSpec:
     refused = spec_refusal(step_run_id, data, store)
     if refused:
         raise TamperedRecordError(refused)
-    return StepSpec.from_dict(spec_seals.without_seal(data))
+    return StepSpec.from_dict(record_seals.without_seal(data))
 
 
 # -- record -----------------------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_problem, sealed_bytes
+from airflow_mlpipe.datasets.seal import sealed_bytes
 from airflow_mlpipe.datasets.seal_dates import SealedSince
+from airflow_mlpipe.steps.record_seals import sealed_refusal
 from airflow_mlpipe.storage.datastore import Datastore
 
 if TYPE_CHECKING:
@@ -55,20 +56,14 @@ def refusal(
     """Why the stored spec ``data`` at ``path`` is refused (None: it is read).
 
     :param written: when the store wrote it, from a listing (else asked of the store for an unsealed one)."""
-    if not isinstance(data, Mapping):
-        return f"it holds {type(data).__name__}, not a spec"
-    if data.get("step_run_id") != step_run_id:
-        return f"it is the spec of step run {data.get('step_run_id')!r}, copied under another name"
-    if SEAL_FIELD not in data:
-        return None if SealedSince(store, SPEC_MARKER, _NOTE).written_before(path, written) else _UNSEALED
-    return seal_problem(data, SPEC_SALT)
+    since = SealedSince(store, SPEC_MARKER, _NOTE)
+    return sealed_refusal(
+        data, kind="spec", salt=SPEC_SALT, step_run_id=step_run_id, path=path, since=since, unsealed=_UNSEALED,
+        attempt_sealed=False, written=written,
+    )  # fmt: skip
 
 
 def digest(spec: StepSpec) -> str:
     """The digest of ``spec`` as launched (the same for the spec a worker holds and the one a runner reads)."""
     body = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(SPEC_SALT + body.encode("utf-8")).hexdigest()
-
-
-def without_seal(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k != SEAL_FIELD}
