@@ -22,19 +22,42 @@ SECRET_FILE_PATTERNS = (
     "id_dsa*",
     "id_ecdsa*",
     "id_ed25519*",
+    "credentials",
     "credentials*.json",
+    "service-account*.json",
     "secrets*.json",
+    "secrets*.yaml",
+    "secrets*.yml",
+    "secrets*.toml",
     ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".npmrc",
     ".pypirc",
     "*.p12",
     "*.pfx",
+    "*.jks",
+    "*.keystore",
 )
-_PREFIXES = (".env", "id_", "credentials", "secrets", ".netrc", ".pypirc")
-_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+_PREFIXES = (
+    ".env",
+    "id_",
+    "credentials",
+    "service-account",
+    "secrets",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+)
+_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore")
 
 
 def is_secret_file_name(name: str) -> bool:
-    """Whether a file's name (not its path) is one of ``SECRET_FILE_PATTERNS``."""
+    """Whether a file's name (not its path) is one of ``SECRET_FILE_PATTERNS``, in any case (``.ENV``,
+    ``Server.PEM``: some filesystems fold case, and a name's case says nothing of what it holds)."""
+    name = name.lower()
     if not (name.startswith(_PREFIXES) or name.endswith(_SUFFIXES)):
         return False
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_FILE_PATTERNS)
@@ -60,7 +83,7 @@ class SecretFileFilter:
     @property
     def salt(self) -> str:
         """What a cached tree digest depends on besides the files (a changed filter is a changed tree)."""
-        return "secret-files-v1:" + "\0".join(self.include)
+        return "secret-files-v2:" + "\0".join(self.include)
 
 
 def check_include_secret_files(task_id: str, value: object) -> tuple[str, ...]:

@@ -28,8 +28,40 @@ SECRETS = [
     ".pypirc",
     "cert.p12",
     "cert.pfx",
+    # any case: some filesystems fold it, and it says nothing of what a file holds
+    ".ENV",
+    "Server.PEM",
+    "tls.KEY",
+    "ID_RSA",
+    "Credentials.json",
+    # cloud, tool and keystore credentials
+    "credentials",
+    ".git-credentials",
+    ".pgpass",
+    ".npmrc",
+    "secrets.yaml",
+    "secrets.yml",
+    "secrets.prod.toml",
+    "service-account.json",
+    "service-account-prod.json",
+    "store.jks",
+    "cert.P12",
+    "release.keystore",
 ]
-ORDINARY = ["train.py", "environment.yml", "keys.py", "secrets.py", "credentials.md", "env.txt", "monkey.json"]
+ORDINARY = [
+    "train.py",
+    "environment.yml",
+    "keys.py",
+    "secrets.py",
+    "credentials.md",
+    "credentials.py",
+    "env.txt",
+    "monkey.json",
+    "service_account.md",
+    "keystore.py",
+    "npmrc.md",
+    "secrets_test.txt",
+]
 
 
 @pytest.mark.parametrize("name", SECRETS)
