@@ -8,6 +8,8 @@ from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathErr
 
 # mlpipe's own records (registry, reuse index, runs, snapshots, leases) live below this folder of every datastore.
 RESERVED_ROOT = "_mlpipe"
+# The files mlpipe writes into a folder it filled: its completion marker and a transfer's journal.
+RESERVED_NAMES = ("_MLPIPE_COMPLETE", "_MLPIPE_TRANSFER")
 
 
 def normalize_relpath(path: str, *, datastore: str = "?") -> str:
@@ -70,10 +72,22 @@ def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
     >>> check_user_path("data/x.csv", argument="path")
     'data/x.csv'
     """
+    if isinstance(path, str) and "\\" in path:
+        raise PathOutsideDatastoreError(
+            f"{argument}: datastore {datastore!r}: path {path!r} contains a backslash, which some stores take as a "
+            "folder separator and others as part of a name; separate folders with '/'"
+        )
     rel = normalize_relpath(path, datastore=datastore)
     if is_reserved(rel):
         raise ReservedPathError(
             f"{argument}: datastore {datastore!r}: path {path!r} is inside {RESERVED_ROOT + '/'!r}, which mlpipe "
             f"reserves for its registry, reuse index and run records; choose a path outside it, e.g. 'data/...'"
+        )
+    reserved = {name.casefold() for name in RESERVED_NAMES}
+    named = [part for part in rel.split("/") if part.casefold() in reserved]
+    if named:
+        raise ReservedPathError(
+            f"{argument}: datastore {datastore!r}: path {path!r} names {named[0]!r}, a file mlpipe writes to mark a "
+            "folder complete or to journal a transfer; choose another name"
         )
     return rel
