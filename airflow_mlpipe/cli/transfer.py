@@ -12,6 +12,9 @@ from airflow_mlpipe.cli.options import OptionValueError, check_datastore
 from airflow_mlpipe.cli.output import emit_json, emit_line, error_text
 from airflow_mlpipe.core.checks import shown
 
+# The fixes the copy engine's errors suggest, in this command's options.
+OPTION_WORDS = {"file": "pass --file", "directory": "leave out --file", "overwrite": "pass --overwrite"}
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -62,7 +65,7 @@ def transfer_command(
     result = transfer(
         Datastore.get(source.datastore), source.path, Datastore.get(destination.datastore), destination.path,
         kind="file" if file else "directory", overwrite=overwrite, verify=not no_verify,
-        progress=progress, progress_interval=5.0,
+        progress=progress, progress_interval=5.0, option_words=OPTION_WORDS,
     )  # fmt: skip
     if as_json:
         emit_json(result.to_dict(include_files=False))

@@ -13,6 +13,7 @@ from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import Datastore as _Datastore
+from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 
 if TYPE_CHECKING:
     from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
@@ -48,8 +49,12 @@ class V1Datastore(_Datastore):
         """v1's ``upload(src_dir, target_path)``: every file below ``src_dir`` to ``target_path``; returns a
         reference to ``target_path``, as v1 does."""
         target = confined_path(self, target_path or "", argument="target_path")
+        local = os.fspath(src_dir)
+        rels = _local_files(local) if os.path.isdir(local) else [""]
+        dests = [_joined(target, rel) for rel in rels]
+        refuse_links_on_the_way(self, dests, argument="target_path")
         if not overwrite:
-            _refuse_existing(self, [os.path.join(target, rel) for rel in _local_files(os.fspath(src_dir))])
+            _refuse_existing(self, dests)
         super().upload(src_dir, target)
         return self.path(target)
 
@@ -70,7 +75,8 @@ class V1Datastore(_Datastore):
             rel = os.path.relpath(local, relative_root) if relative_root else os.path.basename(local)
             if rel.startswith(".."):
                 raise ConfigError(f"upload_files: {local!r} is not below relative_root {relative_root!r}")
-            pairs.append((local, "/".join(p for p in (target, rel.replace(os.sep, "/")) if p)))
+            pairs.append((local, _joined(target, rel.replace(os.sep, "/"))))
+        refuse_links_on_the_way(self, [dest for _, dest in pairs], argument="target_path")
         if not overwrite:
             _refuse_existing(self, [dest for _, dest in pairs])
         for local, dest in pairs:
@@ -81,8 +87,12 @@ class V1Datastore(_Datastore):
 def _local_files(folder: str) -> builtins.list[str]:
     found = []
     for dirpath, _, filenames in os.walk(folder):
-        found += [os.path.relpath(os.path.join(dirpath, f), folder) for f in filenames]
+        found += [os.path.relpath(os.path.join(dirpath, f), folder).replace(os.sep, "/") for f in filenames]
     return found
+
+
+def _joined(target: str, rel: str) -> str:
+    return "/".join(p for p in (target, rel) if p)
 
 
 def _refuse_existing(store: _Datastore, paths: builtins.list[str]) -> None:

@@ -27,6 +27,7 @@ from airflow_mlpipe.reuse.step_key import StepFingerprint, fingerprint_step
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.spec import StepSpec
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.listing import JOURNAL_NAME
 
 if TYPE_CHECKING:
     from airflow_mlpipe.operators.attempt import StepAttempt
@@ -34,6 +35,12 @@ if TYPE_CHECKING:
     from airflow_mlpipe.reuse.lease import Lease
 
 TRANSFER_SCRIPT = "(data transfer)"
+# The fixes the copy engine's errors suggest, in the operator's arguments.
+_OPTION_WORDS = {
+    "file": "pass source_reference_type='file'",
+    "directory": "pass source_reference_type='directory'",
+    "overwrite": "pass overwrite=True",
+}
 # Keys of a completion marker that describe the files; the rest (the copy engine's own section) is kept as is.
 _MANIFEST_KEYS = ("entries", "files", "bytes", "digest", "step_output", "step_run_id")
 
@@ -128,8 +135,8 @@ class TransferWork:
         records.write_record(record, attempt.store)
         attempt.log.info("Copying %s to %s", src.uri(src_path), dst.uri(dst_path))
         try:
-            committed = self._committed_by(dst, dst_path) if copy["kind"] == "directory" else None
-            result = self._copy(attempt, spec, src, dst, committed)
+            kept = _kept_output(dst, dst_path, src.uri(src_path)) if copy["kind"] == "directory" else None
+            result = self._copy(attempt, spec, src, dst, kept)
             summary = result.to_dict(include_files=len(result.files) <= 100)
             if copy["kind"] == "directory":
                 manifest = self._sealed(spec, src, dst, dst_path)
@@ -150,11 +157,12 @@ class TransferWork:
         record.update(status=records.COMMITTED, transfer=summary, committed_at=records.now_iso())
         records.write_record(record, attempt.store)
 
-    def _copy(self, attempt: StepAttempt, spec: StepSpec, src: Datastore, dst: Datastore, committed: str | None) -> Any:
-        """Copy exactly the pinned files. Into a folder that holds a committed output, files are only added, never
-        replaced: a registered version may name the ones there. A destination folder that holds files the source
-        does not is refused before anything is copied: the folder, handed on or registered whole, would not be
-        the copy of the source its reuse key says it is."""
+    def _copy(self, attempt: StepAttempt, spec: StepSpec, src: Datastore, dst: Datastore, kept: str | None) -> Any:
+        """Copy exactly the pinned files. A folder that is this transfer's own (nothing there, an earlier run's
+        unfinished copy, or its unregistered committed copy of this source) is mirrored: files the source lacks are
+        removed first. A folder whose files are ``kept`` (a registered committed output, or a committed output of
+        something else) only gets files added: one the source lacks, or one that differs, is refused before
+        anything is copied, since the folder would not be the copy of the source its reuse key says it is."""
         from airflow_mlpipe.storage.transfer import transfer
         from airflow_mlpipe.storage.transfer_errors import TransferDestinationExistsError
 
@@ -163,32 +171,17 @@ class TransferWork:
         if copy["kind"] == "directory" and files is None:
             base = str(copy["source_path"]).rstrip("/")
             files = [e.path[len(base) + 1 :] if base else e.path for e in pinned_manifest(spec.inputs[0]).entries]
-        if copy["kind"] == "directory":
-            _refuse_files_not_in_source(dst, dst_path, set(files or ()))
         try:
             return transfer(
                 src, str(copy["source_path"]), dst, dst_path,
-                kind=copy["kind"], overwrite=bool(copy["overwrite"]) and committed is None,
-                verify=bool(copy["verify"]), files=files, mark_complete=False,
+                kind=copy["kind"], overwrite=bool(copy["overwrite"]) and kept is None, mirror=kept is None,
+                verify=bool(copy["verify"]), files=files, mark_complete=False, option_words=_OPTION_WORDS,
                 progress=lambda p: attempt.log.info("Progress: %s", p), progress_interval=self.op.progress_interval,
             )  # fmt: skip
         except TransferDestinationExistsError as exc:
-            if committed is None:
+            if kept is None:
                 raise
-            raise ConfigError(
-                f"{exc}. The destination holds the committed output of step run {committed}, whose files are never "
-                "replaced (a registered dataset version may name them): copy into a folder of its own, e.g. an "
-                "OutputFileDatasetConfig whose destination has {run-id}"
-            ) from None
-
-    @staticmethod
-    def _committed_by(dst: Datastore, path: str) -> str | None:
-        if not dst.is_complete(path):
-            return None
-        try:
-            return str(dst.read_marker(path).get("step_run_id") or "an earlier step run")
-        except (MlpipeError, ValueError, TypeError):
-            return "an earlier step run"
+            raise ConfigError(_kept_refusal(exc, kept, overwrite=bool(copy["overwrite"]))) from None
 
     def _sealed(self, spec: StepSpec, src: Datastore, dst: Datastore, dst_path: str) -> Manifest:
         """The destination folder's manifest, checked to hold every pinned source file, and the source checked to
@@ -197,11 +190,12 @@ class TransferWork:
         infos = {
             p: i
             for p, i in dst.list(dst_path, recursive=True, detail=True).items()
-            if not p.endswith("/" + COMPLETE_MARKER)
+            if p.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME)
         }
         manifest = Manifest.of(ManifestEntry(dst.name, ident) for ident in identities(dst, infos).values())
         pinned = pinned_manifest(spec.inputs[0])
         problem = _missing_from(pinned, str(spec.extra["transfer"]["source_path"]), manifest, dst_path)
+        problem = problem or _not_from(pinned, str(spec.extra["transfer"]["source_path"]), manifest, dst_path)
         problem = problem or _changed_at_source(pinned, src, str(spec.extra["transfer"]["source_path"]))
         if problem:
             raise ConfigError(
@@ -223,29 +217,54 @@ class TransferWork:
         return {**summary, "registered": outputs[0].get("registered")}
 
 
-def _refuse_files_not_in_source(dst: Datastore, dst_path: str, wanted: set[str]) -> None:
-    """Refuse a destination folder holding files that are not among the source's (one listing)."""
-    from airflow_mlpipe.storage.listing import JOURNAL_NAME, TEMP_SUFFIX
+def _kept_output(dst: Datastore, path: str, source_uri: str) -> str | None:
+    """Whose files a folder keeps, in words, when it holds a committed output that a transfer may only add to: a
+    registered one (a dataset version names its files), or one that is no copy of this source. None: the folder
+    is this transfer's to mirror (no marker, or the unregistered committed copy of this same source)."""
+    if not dst.is_complete(path):
+        return None
+    try:
+        marker = dst.read_marker(path)
+    except (MlpipeError, ValueError, TypeError):
+        marker = {}
+    who = f"step run {marker['step_run_id']}" if marker.get("step_run_id") else "an earlier step run"
+    registered = marker.get("registered")
+    if isinstance(registered, Mapping) and registered.get("name"):
+        return f"{who}, registered as dataset {registered['name']!r} version {registered.get('version')}"
+    section = marker.get("transfer")
+    if isinstance(section, Mapping) and section.get("source") == source_uri:
+        return None
+    return f"{who}, which is not a copy of this source"
 
-    if not dst.isdir(dst_path):
-        return
-    prefix = dst_path.rstrip("/") + "/" if dst_path.strip("/") else ""
-    there = [p[len(prefix) :] for p in dst.list(dst_path, recursive=True)]
-    extra = sorted(
-        rel
-        for rel in there
-        if rel not in wanted
-        and rel.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME)
-        and not rel.endswith(TEMP_SUFFIX)
+
+def _kept_refusal(exc: Any, kept: str, *, overwrite: bool) -> str:
+    """The refusal of a copy into a folder whose files are kept (``_kept_output``): which files, why, the fix."""
+    from airflow_mlpipe.storage.transfer_errors import TransferExtraFilesError, some_files
+
+    if isinstance(exc, TransferExtraFilesError):
+        found = f"holds {len(exc.files)} file(s) that the source does not have ({some_files(exc.files)})"
+        rule = "they are never removed"
+    else:
+        found = f"already holds {len(exc.files)} file(s) that differ from the source ({some_files(exc.files)})"
+        rule = "they are never replaced" + (", and overwrite=True does not apply to them" if overwrite else "")
+    return (
+        f"transfer destination: {exc.where} {found}, and it holds the committed output of {kept}: {rule}, so that "
+        "the bytes a registered dataset version names never change, and a version registered from the folder "
+        "would not be a copy of the source. Copy into a folder of its own, e.g. an OutputFileDatasetConfig whose "
+        "destination has {run-id}; nothing was copied"
     )
-    if extra:
-        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        raise ConfigError(
-            f"destination {dst.uri(dst_path)!r} holds {len(extra)} file(s) that the source does not have ({shown}): "
-            "the folder would not be a copy of the source, and a dataset version registered from it would name "
-            "them. Copy into a folder of its own (an OutputFileDatasetConfig whose destination has {run-id}), or "
-            "remove those files; nothing was copied"
-        )
+
+
+def _not_from(source: Manifest, src_path: str, destination: Manifest, dst_path: str) -> str | None:
+    """A file at the destination that is not among the pinned source files (written there during the copy)."""
+    base = src_path.rstrip("/") + "/" if src_path.strip("/") else ""
+    prefix = dst_path.rstrip("/") + "/" if dst_path.strip("/") else ""
+    wanted = {e.path[len(base) :] for e in source.entries}
+    for entry in destination.entries:
+        rel = entry.path[len(prefix) :]
+        if rel not in wanted:
+            return f"{rel} appeared at the destination, and the source does not have it"
+    return None
 
 
 def _missing_from(source: Manifest, src_path: str, destination: Manifest, dst_path: str) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from airflow_mlpipe.storage.confine import check_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing_azure import list_azure
+from airflow_mlpipe.storage.transfer_links import link_refusal
 
 # Written into a destination folder while a transfer fills it; removed once the folder is marked complete.
 JOURNAL_NAME = "_MLPIPE_TRANSFER"
@@ -78,17 +79,24 @@ def local_meta(st: os.stat_result) -> FileMeta:
     return FileMeta(st.st_size, f"mtime:{st.st_mtime_ns}")
 
 
-def _walk_local(store: Datastore, top: str) -> dict[str, FileMeta]:
+def _walk_local(store: Datastore, top: str, *, argument: str, shown: str, refuse_links: bool) -> dict[str, FileMeta]:
+    """``shown``: the walked folder as the user named it, for errors; ``refuse_links``: any link at all is an error
+    (a destination, which is written), not only one leading out of the datastore (a source, which is read)."""
     out: dict[str, FileMeta] = {}
+    base = f"{shown.strip('/')}/" if shown.strip("/") else ""
     pending = [("", top)]
     while pending:
         prefix, folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_symlink() and os.path.exists(entry.path):
-                    # A transfer never reads or writes through a link that leads out of the datastore (a link
-                    # to nothing holds no data and is skipped below).
-                    check_resolved(store, entry.path, argument="transfer", shown=prefix + entry.name)
+                if entry.is_symlink():
+                    named = base + prefix + entry.name
+                    if refuse_links:
+                        raise link_refusal(store, entry.path, argument=argument, shown=named)
+                    if os.path.exists(entry.path):
+                        # Never read through a link that leads out of the datastore (a link to nothing holds no
+                        # data and is skipped below).
+                        check_resolved(store, entry.path, argument=argument, shown=named)
                 if entry.is_dir():
                     # Like os.walk: do not follow links to folders (a link cycle would never end).
                     if not entry.is_symlink():
@@ -101,10 +109,17 @@ def _walk_local(store: Datastore, top: str) -> dict[str, FileMeta]:
     return out
 
 
-def list_tree(store: Datastore, full: str) -> dict[str, FileMeta]:
-    """Every data file below the backend folder ``full``, keyed by its path relative to ``full``."""
+def list_tree(
+    store: Datastore, full: str, *, argument: str = "transfer", shown: str = "", refuse_links: bool = False
+) -> dict[str, FileMeta]:
+    """Every data file below the backend folder ``full``, keyed by its path relative to ``full``.
+
+    On a local store, links are checked as they are met (see ``_walk_local``); errors name ``argument`` and the
+    path below ``shown`` (the folder as the user named it)."""
     if store.protocol == "file":
-        return _walk_local(store, full) if os.path.isdir(full) else {}
+        if not os.path.isdir(full):
+            return {}
+        return _walk_local(store, full, argument=argument, shown=shown, refuse_links=refuse_links)
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
     if store.protocol == "abfs":

@@ -5,9 +5,13 @@
 
 1. check the request: the source exists and is what ``kind`` says, source and destination do not overlap;
 2. list both sides and decide per file what to copy (``transfer_plan``); a file that differs at the destination
-   is an error unless ``overwrite`` (or it was left by an unfinished run of this same transfer);
-3. withdraw the destination folder's completion marker and leave a journal naming the source, then copy
-   (``copiers`` picks local, upload, download, stream or server-side), each file with retries;
+   is an error unless ``overwrite`` (or it was left by an unfinished run of this same transfer); files the
+   source lacks are removed when the folder is this transfer's own (its marker or journal names this source),
+   and an error otherwise; a link in the destination (local stores) is an error. Nothing is written before all
+   of these checks pass;
+3. withdraw the destination folder's completion marker, leave a journal naming the source, remove the files the
+   source lacks, then copy (``copiers`` picks local, upload, download, stream or server-side), each file with
+   retries;
 4. list the destination again and compare sizes and, where both stores keep one, MD5s;
 5. mark the folder complete with a manifest of both sides' identities, which lets the next run skip every
    unchanged file without reading it.
@@ -15,7 +19,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import os
 import posixpath
 import time
@@ -24,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
+from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, PathOutsideDatastoreError
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
 from airflow_mlpipe.storage.copy_common import CopyContext, CopyFailure
@@ -36,12 +42,15 @@ from airflow_mlpipe.storage.retry import RetryPolicy, call_with_retry
 from airflow_mlpipe.storage.transfer_errors import (
     TransferDestinationExistsError,
     TransferError,
+    TransferExtraFilesError,
     TransferFailedError,
     TransferKindError,
     TransferOverlapError,
     TransferSourceNotFoundError,
     TransferVerificationError,
+    some_files,
 )
+from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 from airflow_mlpipe.storage.transfer_manifest import (
     file_records,
     manifest_section,
@@ -56,6 +65,7 @@ __all__ = [
     "RetryPolicy",
     "TransferDestinationExistsError",
     "TransferError",
+    "TransferExtraFilesError",
     "TransferFailedError",
     "TransferKindError",
     "TransferOverlapError",
@@ -68,6 +78,13 @@ __all__ = [
 ]
 
 _MiB = 1024 * 1024
+# How a caller of ``transfer()`` asks for each choice, as error messages tell its user to (the command line and
+# the operator pass their own words).
+DEFAULT_OPTION_WORDS: Mapping[str, str] = {
+    "file": "pass kind='file'",
+    "directory": "pass kind='directory'",
+    "overwrite": "pass overwrite=True",
+}
 
 
 def transfer(
@@ -89,6 +106,8 @@ def transfer(
     memory_limit: int = 256 * _MiB,
     marker_extra: Mapping[str, Any] | None = None,
     mark_complete: bool = True,
+    mirror: bool = True,
+    option_words: Mapping[str, str] | None = None,
 ) -> TransferResult:
     """Copy ``source_path`` of ``source`` to ``destination_path`` of ``destination``.
 
@@ -110,6 +129,12 @@ def transfer(
     :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
     :param mark_complete: False to leave the folder without a completion marker (a step's output staged at its
         destination, which its attempt's commit and finish path mark later).
+    :param mirror: remove destination files the source lacks when the folder is this transfer's own (its marker
+        or journal names this source). Files the source lacks in a folder that is not its own, or with
+        ``mirror=False``, are an error (raised before anything is written): the folder would not be a copy of
+        the source.
+    :param option_words: how the caller's user asks for ``"file"``, ``"directory"`` and ``"overwrite"``, for the
+        fixes error messages suggest (default ``DEFAULT_OPTION_WORDS``).
     """
     job = _Transfer(
         source,
@@ -121,6 +146,8 @@ def transfer(
         verify=verify,
         files=files,
         retry=retry or RetryPolicy(),
+        mirror=mirror,
+        option_words={**DEFAULT_OPTION_WORDS, **(option_words or {})},
     )
     settings = _CopySettings(progress, progress_interval, max_workers, chunk_size, block_parallel, memory_limit)
     return job.run(settings, marker_extra or {}, mark_complete=mark_complete)
@@ -167,18 +194,24 @@ class _Transfer:
         verify: bool,
         files: Collection[str] | None,
         retry: RetryPolicy,
+        mirror: bool,
+        option_words: Mapping[str, str],
     ) -> None:
         if kind not in ("file", "directory"):
             raise ConfigError(f"transfer(kind={kind!r}): use 'file' (one file) or 'directory' (a folder of files)")
         if files is not None and kind != "directory":
             raise ConfigError("transfer(files=...): a list of files needs kind='directory'")
         self.src, self.dst = src, dst
-        self.src_path = confined_path(src, src_path, argument="transfer source")
-        self.dst_path = confined_path(dst, dst_path, argument="transfer destination")
-        self.src_full, self.dst_full = src.full_path(src_path), dst.full_path(dst_path)
+        self.src_path = _confined(src, src_path, argument="transfer source")
+        self.dst_path = _confined(dst, dst_path, argument="transfer destination")
+        self.src_full, self.dst_full = src.full_path(self.src_path), dst.full_path(self.dst_path)
         self.kind, self.overwrite, self.verify, self.files, self.retry = kind, overwrite, verify, files, retry
+        self.mirror, self.words = mirror, option_words
         self.started = time.monotonic()
         self.journal_found = False
+        self.own = False  # the destination's marker or journal names this transfer's source
+        self.marker_withdrawn = False
+        self.prepared = False
 
     # -- labels and guarded storage calls -----------------------------------------------------------------------
     def _where(self, side: str) -> str:
@@ -220,21 +253,24 @@ class _Transfer:
         found, meta = self._call(self.src, "check", self.src_path, lambda: path_kind(self.src, self.src_full))
         if found is None:
             raise TransferSourceNotFoundError(
-                f"transfer source {self._where('source')} does not exist; check the path and the datastore, or "
+                f"transfer source: {self._where('source')} does not exist; check the path and the datastore, or "
                 "write the data there before the transfer runs"
             )
         if self.kind == "file":
             if found == "directory":
                 raise TransferKindError(
-                    f"transfer source {self._where('source')} is a folder; pass kind='directory' to copy a folder"
+                    f"transfer source: {self._where('source')} is a folder; {self.words['directory']} to copy a folder"
                 )
             return {posixpath.basename(self.src_full.rstrip("/")): meta}
         if found == "file":
             raise TransferKindError(
-                f"transfer source {self._where('source')} is a file; pass kind='file' to copy one file"
+                f"transfer source: {self._where('source')} is a file; {self.words['file']} to copy one file"
             )
         listed: dict[str, FileMeta] = self._call(
-            self.src, "list", self.src_path, lambda: list_tree(self.src, self.src_full)
+            self.src,
+            "list",
+            self.src_path,
+            lambda: list_tree(self.src, self.src_full, argument="transfer source", shown=self.src_path),
         )
         if self.files is None:
             return listed
@@ -242,29 +278,39 @@ class _Transfer:
         missing = sorted(wanted - listed.keys())
         if missing:
             raise TransferSourceNotFoundError(
-                f"transfer source {self._where('source')} lacks {len(missing)} of the {len(wanted)} files asked "
+                f"transfer source: {self._where('source')} lacks {len(missing)} of the {len(wanted)} files asked "
                 f"for ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''}); the data changed "
                 "since the list was made: register a new dataset version, or correct the list"
             )
         return {rel: listed[rel] for rel in sorted(wanted)}
 
     def _destination_files(self, names: Iterable[str]) -> dict[str, FileMeta]:
+        refuse_links_on_the_way(self.dst, [self.dst_path], argument="transfer destination")
         found, meta = self._call(self.dst, "check", self.dst_path, lambda: path_kind(self.dst, self.dst_full))
         if self.kind == "file":
             if found == "directory":
                 raise TransferKindError(
-                    f"transfer destination {self._where('destination')} is a folder; for kind='file' give the "
+                    f"transfer destination: {self._where('destination')} is a folder; to copy one file, give the "
                     "path of the file to write (for example 'folder/name.csv')"
                 )
             return {name: meta for name in names if meta is not None}
         if found == "file":
             raise TransferKindError(
-                f"transfer destination {self._where('destination')} is a file; give a folder path for kind='directory'"
+                f"transfer destination: {self._where('destination')} is a file; to copy a folder, give a folder path"
             )
         if found is None:
             return {}
+        return self._list_destination()
+
+    def _list_destination(self) -> dict[str, FileMeta]:
+        """The destination folder's files; on a local store any link below it is an error (it is written)."""
         listed: dict[str, FileMeta] = self._call(
-            self.dst, "list", self.dst_path, lambda: list_tree(self.dst, self.dst_full)
+            self.dst,
+            "list",
+            self.dst_path,
+            lambda: list_tree(
+                self.dst, self.dst_full, argument="transfer destination", shown=self.dst_path, refuse_links=True
+            ),
         )
         return listed
 
@@ -295,7 +341,9 @@ class _Transfer:
     ) -> Plan:
         journal = self._read_json(self.journal_path) if self.kind == "directory" and dst_files else None
         self.journal_found = journal is not None
-        unfinished_run_of_ours = bool(journal and journal.get("source") == self.src.uri(self.src_path))
+        source = self.src.uri(self.src_path)
+        unfinished_run_of_ours = bool(journal and journal.get("source") == source)
+        self.own = unfinished_run_of_ours or _marker_source(marker) == source
         plan = plan_transfer(
             src_files,
             dst_files,
@@ -305,17 +353,38 @@ class _Transfer:
             replace_different=self.overwrite or unfinished_run_of_ours,
             same_content=self._same_content(src_files, dst_files),
         )
+        where = self._where("destination")
         if plan.conflicts:
-            shown = ", ".join(map(repr, plan.conflicts[:5])) + (", ..." if len(plan.conflicts) > 5 else "")
             raise TransferDestinationExistsError(
-                f"transfer destination {self._where('destination')} already holds {len(plan.conflicts)} file(s) "
-                f"that differ from the source ({shown}); nothing was copied. Pass overwrite=True to replace them, "
-                "or choose another destination path"
+                f"transfer destination: {where} already holds {len(plan.conflicts)} file(s) that differ from the "
+                f"source ({some_files(plan.conflicts)}); nothing was copied. {_sentence(self.words['overwrite'])} "
+                "to replace them, or choose another destination path",
+                files=plan.conflicts,
+                where=where,
+            )
+        if plan.extra and not (self.mirror and self.own):
+            whose = (
+                "this folder's files are kept (mirror=False)"
+                if self.own
+                else f"no transfer of {source} wrote this folder (its marker and journal do not name that source), "
+                "so they belong to something else and are not removed"
+            )
+            raise TransferExtraFilesError(
+                f"transfer destination: {where} holds {len(plan.extra)} file(s) that the source does not have "
+                f"({some_files(plan.extra)}): a transfer's destination holds exactly the source's files, and "
+                f"{whose}. Copy into an empty folder (or one this transfer wrote), or remove those files first; "
+                "nothing was copied",
+                files=plan.extra,
+                where=where,
             )
         return plan
 
     # -- steps 3 to 5 -----------------------------------------------------------------------------------------------
     def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any], *, mark_complete: bool) -> TransferResult:
+        # Every check comes before the first write: the stores' settings (their clients are built now), the
+        # overlap, both listings (links), the plan (conflicts, files the source lacks).
+        for store in (self.src, self.dst):
+            _ = store.fs
         self._check_overlap()
         src_files = self._source_files()
         dst_files = self._destination_files(src_files)
@@ -338,13 +407,14 @@ class _Transfer:
             memory_limit=settings.memory_limit,
             atomic=self.kind == "file",
         )
+        if plan.copy or plan.extra:
+            self._prepare_destination(marker is not None, plan)
         if plan.copy:
-            self._prepare_destination(marker is not None, len(plan.copy))
             tracker.start()
             self._copy(copier, plan, ctx)
             after = self._destination_after_copy(src_files)
         else:
-            after = dict(dst_files)
+            after = {rel: meta for rel, meta in dst_files.items() if rel not in plan.extra}
         if self.verify:
             self._verify(src_files, after, ctx)
         records = file_records(plan, src_files, after, ctx.md5s)
@@ -352,8 +422,8 @@ class _Transfer:
         if self.kind == "directory":
             section = {**manifest_section(self.src.uri(self.src_path), records), "finished": _now()}
         if self.kind == "directory" and mark_complete:
-            self._finish_folder(marker, records, marker_extra)
-        elif self.kind == "directory" and plan.copy:
+            self._finish_folder(None if self.marker_withdrawn else marker, records, marker_extra)
+        elif self.kind == "directory" and (self.prepared or self.journal_found):
             self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
         tracker.finish()
         return TransferResult(
@@ -370,19 +440,39 @@ class _Transfer:
             complete=True,
             retries=tracker.retries,
             extra_files=len(plan.extra),
+            files_removed=len(plan.extra),
             files=tuple(records[rel] for rel in sorted(records)),
             marker_section=section,
         )
 
-    def _prepare_destination(self, has_marker: bool, count: int) -> None:
+    def _prepare_destination(self, has_marker: bool, plan: Plan) -> None:
+        """Withdraw the marker, write the journal, then remove the files the source lacks (the folder is ours)."""
         if self.kind != "directory":
             return
         if has_marker:
             self._call(
                 self.dst, "withdraw the marker of", self.dst_path, lambda: self.dst.clear_complete(self.dst_path)
             )
-        journal = {"source": self.src.uri(self.src_path), "started": _now(), "files": count}
+            self.marker_withdrawn = True
+        journal = {"source": self.src.uri(self.src_path), "started": _now(), "files": len(plan.copy)}
         self._call(self.dst, "write", self.journal_path, lambda: self.dst.write_json(self.journal_path, journal))
+        self.prepared = True
+        if plan.extra:
+            self._remove(plan.extra)
+
+    def _remove(self, rels: Iterable[str]) -> None:
+        """Delete these destination files (a mirror's stale files), and local folders they leave empty."""
+        fulls = [self._dst_file(rel) for rel in rels]
+        if self.dst.protocol != "file":
+            self._call(self.dst, "delete files in", self.dst_path, lambda: self.dst.fs.rm(fulls))
+            return
+        top = self.dst_full.rstrip("/")
+        for full in fulls:
+            self._call(self.dst, "delete", self.dst.relpath(full), functools.partial(_unlink, full))
+        for folder in sorted({os.path.dirname(f) for f in fulls}, key=len, reverse=True):
+            while folder.startswith(top + "/") and not os.listdir(folder):
+                os.rmdir(folder)
+                folder = os.path.dirname(folder)
 
     def _copy(self, copier: Any, plan: Plan, ctx: CopyContext) -> None:
         try:
@@ -406,10 +496,7 @@ class _Transfer:
         if self.kind == "file":
             _, meta = self._call(self.dst, "check", self.dst_path, lambda: path_kind(self.dst, self.dst_full))
             return {name: meta for name in src_files if meta is not None}
-        listed: dict[str, FileMeta] = self._call(
-            self.dst, "list", self.dst_path, lambda: list_tree(self.dst, self.dst_full)
-        )
-        return listed
+        return self._list_destination()
 
     def _verify(self, src_files: Mapping[str, FileMeta], after: Mapping[str, FileMeta], ctx: CopyContext) -> None:
         problems = mismatches(src_files, after, ctx.md5s)
@@ -435,6 +522,30 @@ class _Transfer:
         manifest = {**marker_extra, "transfer": {**section, "finished": _now()}}
         self._call(self.dst, "mark complete", self.dst_path, lambda: self.dst.mark_complete(self.dst_path, manifest))
         self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
+
+
+def _confined(store: Datastore, path: str, *, argument: str) -> str:
+    """``confined_path``, its errors always starting with ``argument`` (the path checks below it name none)."""
+    try:
+        return confined_path(store, path, argument=argument)
+    except PathOutsideDatastoreError as exc:
+        if str(exc).startswith(f"{argument}:"):
+            raise
+        raise type(exc)(f"{argument}: {exc}") from None
+
+
+def _sentence(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
+def _marker_source(marker: Mapping[str, Any] | None) -> Any:
+    section = (marker or {}).get("transfer")
+    return section.get("source") if isinstance(section, Mapping) else None
+
+
+def _unlink(full: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(full)
 
 
 def _describe(store: Datastore, action: str, path: str, cause: BaseException) -> str:

@@ -6,6 +6,8 @@ exception a caller would naturally catch (``FileNotFoundError``, ``FileExistsErr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from airflow_mlpipe.exceptions import ConfigError, MlpipeError
 
 
@@ -26,7 +28,19 @@ class TransferOverlapError(TransferError, ConfigError):
 
 
 class TransferDestinationExistsError(TransferError, FileExistsError):
-    """The destination holds files that differ from the source, and ``overwrite`` is off."""
+    """The destination holds files that differ from the source, and ``overwrite`` is off.
+
+    ``files``: those files, relative to the destination folder; ``where``: the destination, in words."""
+
+    def __init__(self, message: str, *, files: Sequence[str] = (), where: str = "") -> None:
+        super().__init__(message)
+        self.files = tuple(files)
+        self.where = where
+
+
+class TransferExtraFilesError(TransferDestinationExistsError):
+    """The destination folder holds files the source does not have, and it is not the transfer's own to mirror
+    (or its caller forbade removing them): the folder would not be a copy of the source."""
 
 
 class TransferFailedError(TransferError):
@@ -43,3 +57,9 @@ class TransferFailedError(TransferError):
 
 class TransferVerificationError(TransferError):
     """A copied file's size or checksum at the destination does not match the source."""
+
+
+def some_files(files: Sequence[str], shown: int = 5) -> str:
+    """A few of ``files``, then a count of the rest: ``'a.csv', 'b.csv' and 3 more``."""
+    head = ", ".join(map(repr, files[:shown]))
+    return head + (f" and {len(files) - shown} more" if len(files) > shown else "")

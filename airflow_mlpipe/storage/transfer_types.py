@@ -88,11 +88,12 @@ class TransferResult:
     verified: bool
     complete: bool
     retries: int
-    extra_files: int
+    extra_files: int  # destination files the source lacks: removed (a mirror), else the transfer was refused
     files: tuple[TransferredFile, ...]
     # The destination marker's ``transfer`` section (a folder copy): what a later copy into the folder compares
     # with to skip unchanged files. Written by the copy itself unless ``mark_complete=False`` left it to the caller.
     marker_section: Mapping[str, Any] | None = None
+    files_removed: int = 0
 
     @property
     def files_total(self) -> int:
@@ -108,6 +109,7 @@ class TransferResult:
         return (
             f"{self.source} -> {self.destination}: {self.files_copied} copied, {self.files_skipped} up to date, "
             f"{_human_bytes(self.bytes_copied)} in {self.seconds:.1f} s ({_human_bytes(rate)}/s, {self.method})"
+            + (f", {self.files_removed} the source lacks removed" if self.files_removed else "")
             + (", verified" if self.verified else "")
         )
 
@@ -128,6 +130,7 @@ class TransferResult:
             "complete": self.complete,
             "retries": self.retries,
             "extra_files": self.extra_files,
+            "files_removed": self.files_removed,
         }
         if include_files:
             out["files"] = [f.to_dict() for f in self.files]

@@ -293,7 +293,7 @@ def test_kind_mismatch_is_explained(make_store: MakeStore) -> None:
     with pytest.raises(TransferKindError, match="is a folder; pass kind='directory'"):
         transfer(src, "folder", dst, "out", kind="file")
     dst.write_bytes("taken/x", b"x")
-    with pytest.raises(TransferKindError, match="destination .* is a folder"):
+    with pytest.raises(TransferKindError, match="destination: .* is a folder"):
         transfer(src, "folder/a.csv", dst, "taken", kind="file")
 
 
