@@ -168,3 +168,116 @@ def test_dataset_below_a_folder_link_out_of_the_store_is_refused(store: Datastor
     os.symlink(tmp_path / "outside", Path(store.root) / "data/linked")
     with pytest.raises(PathOutsideDatastoreError, match="dataset path.*'data/linked'.*symbolic link.*outside"):
         Dataset.File.from_files((store, "data/linked/*.txt")).register("leaky")
+
+
+def _entries(root: Path) -> dict[str, str | bytes]:
+    """Every name below ``root``: a link as its target (dangling or not, never followed), a file as its bytes."""
+    found: dict[str, str | bytes] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = f"-> {os.readlink(path)}"
+            elif path.is_file():
+                found[rel] = path.read_bytes()
+            else:
+                found[rel] = "dir"
+    return found
+
+
+# (link below the datastore root, its target: "@x" is outside/x, anything else a path below the root)
+DESTINATION_LINKS = [
+    pytest.param("out4/a.txt", "@w.txt", "out4", "directory", "outside the datastore", id="dangling-file-link-out"),
+    pytest.param("out4/a.txt", "nothing.txt", "out4", "directory", "is a symbolic link", id="dangling-file-link-in"),
+    pytest.param("out4/a.txt", "data/a.csv", "out4", "directory", "is a symbolic link", id="file-link-in"),
+    pytest.param("out4/sub", "data", "out4", "directory", "is a symbolic link", id="folder-link-in"),
+    pytest.param("out4/sub", "gone", "out4", "directory", "is a symbolic link", id="dangling-folder-link"),
+    pytest.param("out4", "data", "out4", "directory", "is a symbolic link", id="destination-is-a-link"),
+    pytest.param("deep", "real", "deep/out4", "directory", "is a symbolic link", id="folder-on-the-way"),
+    pytest.param("out4/a.txt", "nothing.txt", "out4/a.txt", "file", "is a symbolic link", id="file-destination"),
+]
+
+
+@pytest.mark.parametrize(("link", "target", "destination", "kind", "message"), DESTINATION_LINKS)
+def test_transfer_refuses_any_link_in_its_destination_before_writing(
+    store: Datastore, tmp_path: Path, link: str, target: str, destination: str, kind: str, message: str
+) -> None:
+    root = Path(store.root)
+    (root / "in").mkdir()
+    (root / "in/a.txt").write_text("source bytes")
+    (root / "real").mkdir()
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(tmp_path / "outside" / target[1:] if target.startswith("@") else root / target, root / link)
+    before, outside = _entries(root), _entries(tmp_path / "outside")
+
+    with pytest.raises(ConfigError, match=rf"^transfer destination: datastore 'lake': path '{link}'.*{message}"):
+        transfer(store, "in/a.txt" if kind == "file" else "in", store, destination, kind=kind)  # type: ignore[arg-type]
+
+    assert (_entries(root), _entries(tmp_path / "outside")) == (before, outside), "nothing may be written"
+
+
+def test_cli_transfer_through_a_dangling_link_writes_nothing(
+    store: Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reviewer's case: a dangling file link in the destination used to be written through, then refused."""
+    from airflow_mlpipe.cli.main import main
+
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    root = Path(store.root)
+    (root / "in").mkdir()
+    (root / "in/a.txt").write_text("source bytes")
+    (root / "out4").mkdir()
+    os.symlink(tmp_path / "outside/w.txt", root / "out4/a.txt")
+    with pytest.raises(SystemExit) as info:
+        main(["transfer", "lake:in", "lake:out4"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "error: transfer destination: datastore 'lake': path 'out4/a.txt'" in err
+    assert not (tmp_path / "outside/w.txt").exists() and sorted(os.listdir(root / "out4")) == ["a.txt"]
+
+
+def test_transfer_with_a_bad_store_setting_writes_nothing(store: Datastore, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {"url": store.config.url, "store_timeout": "abc"}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    before = _entries(Path(store.root))
+    with pytest.raises(ConfigError, match="store_timeout' 'abc' must be a positive number"):
+        transfer(Datastore.get("lake"), "data", Datastore.get("lake"), "copy")
+    assert _entries(Path(store.root)) == before
+
+
+@pytest.mark.parametrize(
+    ("target", "overwrite", "error", "message"),
+    [
+        pytest.param("@x.txt", True, PathOutsideDatastoreError, "outside the datastore root", id="file-link-out"),
+        pytest.param("@gone.txt", False, PathOutsideDatastoreError, "outside the datastore root", id="dangling-out"),
+        pytest.param("data/a.csv", True, ConfigError, "is a symbolic link", id="file-link-in"),
+        pytest.param("nothing.txt", False, ConfigError, "is a symbolic link.*which does not exist", id="dangling-in"),
+    ],
+)
+@pytest.mark.parametrize("method", ["upload", "upload_files"])
+def test_v1_upload_never_writes_through_a_link(
+    store: Datastore,
+    tmp_path: Path,
+    target: str,
+    overwrite: bool,
+    error: type[Exception],
+    message: str,
+    method: str,
+) -> None:
+    from airflow_mlpipe.compat.data import V1Datastore
+
+    root = Path(store.root)
+    (tmp_path / "outside/x.txt").write_text("outside, unchanged")
+    (tmp_path / "upsrc").mkdir()
+    (tmp_path / "upsrc/u.txt").write_text("uploaded")
+    (root / "updst2").mkdir()
+    os.symlink(tmp_path / "outside" / target[1:] if target.startswith("@") else root / target, root / "updst2/u.txt")
+    before, outside = _entries(root), _entries(tmp_path / "outside")
+    v1 = V1Datastore.of(store)
+    with pytest.raises(error, match=rf"target_path: datastore 'lake': path 'updst2/u.txt'.*{message}"):
+        if method == "upload":
+            v1.upload(str(tmp_path / "upsrc"), target_path="updst2", overwrite=overwrite)
+        else:
+            v1.upload_files([str(tmp_path / "upsrc/u.txt")], target_path="updst2", overwrite=overwrite)
+    assert (_entries(root), _entries(tmp_path / "outside")) == (before, outside)
