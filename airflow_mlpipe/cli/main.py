@@ -11,8 +11,11 @@ import typer
 from airflow_mlpipe.cli.connections import broken_db_datastores, broken_env_datastores
 from airflow_mlpipe.cli.options import (
     OptionValueError,
+    airflow_id,
+    check_runs_token,
     dataset_name,
     dataset_version,
+    datasets_token,
     datastore_name,
     duration,
     whole_number,
@@ -74,7 +77,8 @@ def datasets_list(
         ),
     ] = 100,
     after: Annotated[
-        str | None, typer.Option("--after", help="The next page: the token the previous page printed.")
+        str | None,
+        typer.Option("--after", parser=datasets_token, help="The next page: the token the previous page printed."),
     ] = None,
     datastore: DatastoreOpt = None,
     as_json: JsonOpt = False,
@@ -247,8 +251,22 @@ def datastores_list(as_json: JsonOpt = False) -> None:
 
 @runs_app.command("list")
 def runs_list(
-    dag: Annotated[str | None, typer.Option("--dag", help="Only runs of this DAG.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Only runs of this task (with --dag).")] = None,
+    dag: Annotated[
+        str | None,
+        typer.Option(
+            "--dag",
+            parser=airflow_id("--dag", kind="DAG id", example="--dag train_iris"),
+            help="Only runs of this DAG.",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            parser=airflow_id("--task", kind="task id", example="--task train"),
+            help="Only runs of this task (with --dag).",
+        ),
+    ] = None,
     limit: Annotated[
         int,
         typer.Option(
@@ -268,7 +286,10 @@ def runs_list(
 
     if task is not None and dag is None:
         raise OptionValueError("--task needs --dag: a task id is unique only within its DAG; add --dag DAG_ID")
-    page = list_runs(_store(datastore), dag_id=dag, task_id=task, limit=limit, token=after)
+    store = _store(datastore)
+    if after is not None:
+        check_runs_token(store, dag, task, after)
+    page = list_runs(store, dag_id=dag, task_id=task, limit=limit, token=after)
     rows = [{**row, "reused": bool(row.get("reused_from"))} for row in page.rows]
     if as_json:
         emit_json({"runs": rows, "next": page.next_token})
@@ -385,7 +406,14 @@ def gc_command(
             help="Also keep each task's successful runs in its N newest DAG runs.",
         ),
     ] = 0,
-    dag: Annotated[str | None, typer.Option("--dag", help="Collect only what this DAG's step runs left.")] = None,
+    dag: Annotated[
+        str | None,
+        typer.Option(
+            "--dag",
+            parser=airflow_id("--dag", kind="DAG id", example="--dag train_iris"),
+            help="Collect only what this DAG's step runs left.",
+        ),
+    ] = None,
     grace: Annotated[
         str,
         typer.Option(

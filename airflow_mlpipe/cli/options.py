@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from airflow_mlpipe.cli.output import error_text
 from airflow_mlpipe.core.checks import shown
+
+if TYPE_CHECKING:
+    from airflow_mlpipe.storage.datastore import Datastore
 
 
 class OptionValueError(typer.BadParameter):
@@ -47,9 +51,9 @@ def duration(option: str, *, example: str) -> Callable[[str], str]:
         try:
             parse_duration(text, option=option)
         except ConfigError:
+            what = "has no unit (seconds? days?)" if text.strip().replace(".", "", 1).isdigit() else "is not a duration"
             raise OptionValueError(
-                f"{option} {shown(text)} is not a duration; write a number with a unit s, m, h, d or w, e.g. "
-                f"{option} {example}"
+                f"{option} {shown(text)} {what}; write a number with a unit s, m, h, d or w, e.g. {option} {example}"
             ) from None
         return text
 
@@ -95,3 +99,46 @@ def dataset_name(text: str) -> str:
         return check_name(text)
     except ConfigError as exc:
         raise OptionValueError(f"NAME: {error_text(str(exc))}") from None
+
+
+def airflow_id(option: str, *, kind: str, example: str) -> Callable[[str], str]:
+    """A parser of DAG and task ids as Airflow allows them (letters, digits, ``_``, ``.``, ``-``; at most 250)."""
+
+    def parse(text: str) -> str:
+        from airflow_mlpipe.core.checks import check_airflow_id
+        from airflow_mlpipe.exceptions import ConfigError
+
+        try:
+            return check_airflow_id(option, text, kind=kind, example=example)
+        except ConfigError as exc:
+            raise OptionValueError(error_text(str(exc))) from None
+
+    return parse
+
+
+def datasets_token(text: str) -> str:
+    """``mlpipe datasets list --after``: the token a page printed, the name of its last dataset."""
+    from airflow_mlpipe.datasets.names import check_name
+    from airflow_mlpipe.exceptions import ConfigError
+
+    try:
+        return check_name(text)
+    except ConfigError:
+        raise OptionValueError(
+            f"--after {shown(text)} is not a token a page printed (the name of the last dataset listed); copy it "
+            "from the line 'next page: mlpipe datasets list ... --after TOKEN', or leave --after out for the first page"
+        ) from None
+
+
+def check_runs_token(store: Datastore, dag_id: str | None, task_id: str | None, token: str) -> None:
+    """``mlpipe runs list --after``: the token a page of the same listing printed."""
+    from airflow_mlpipe.steps.run_index import scope_folder
+    from airflow_mlpipe.storage.paged import page_token_problem
+
+    problem = page_token_problem(store, scope_folder(dag_id, task_id), token)
+    if problem:
+        raise OptionValueError(
+            f"--after {shown(token)} is not a token a page of this listing printed ({problem}); copy it from the "
+            "line 'next page: mlpipe runs list ... --after TOKEN' with the same --dag and --task, or leave --after "
+            "out for the first page"
+        )

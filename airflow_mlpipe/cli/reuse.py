@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airflow_mlpipe.cli.options import whole_number
+from airflow_mlpipe.cli.options import airflow_id, whole_number
 from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line
 
 reuse_app = typer.Typer(no_args_is_help=True, help="Step reuse: why a step ran again or took earlier outputs.")
@@ -16,8 +16,13 @@ reuse_app = typer.Typer(no_args_is_help=True, help="Step reuse: why a step ran a
 
 @reuse_app.command("explain")
 def explain(
-    dag_id: str,
-    task_id: str,
+    dag_id: Annotated[
+        str, typer.Argument(parser=airflow_id("DAG_ID", kind="DAG id", example="mlpipe reuse explain train_iris train"))
+    ],
+    task_id: Annotated[
+        str,
+        typer.Argument(parser=airflow_id("TASK_ID", kind="task id", example="mlpipe reuse explain train_iris train")),
+    ],
     run: Annotated[
         str | None,
         typer.Option("--run", help="A DAG run id (its last try) or a step run id (default: the latest step run)."),

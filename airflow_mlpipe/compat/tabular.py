@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_mlpipe.compat.data import to_any_data_path
+from airflow_mlpipe.core.checks import check_bool
 from airflow_mlpipe.datasets.dataset import AbstractDataset, FileDataset, TabularDataset
 from airflow_mlpipe.datasets.dataset import Dataset as _Dataset
 
@@ -20,6 +21,7 @@ class _File:
     def from_files(
         path: Any, validate: bool = False, partition_format: str | None = None, is_file: bool = False
     ) -> FileDataset:
+        check_bool("Dataset.File.from_files", "is_file", is_file)
         return _Dataset.File.from_files(to_any_data_path(path), validate=validate)
 
 
@@ -38,6 +40,9 @@ class _Tabular:
         empty_as_string: bool = False,
         encoding: str = "utf8",
     ) -> TabularDataset:
+        owner = "Dataset.Tabular.from_delimited_files"
+        check_bool(owner, "support_multi_line", support_multi_line)
+        check_bool(owner, "empty_as_string", empty_as_string)
         return _Dataset.Tabular.from_delimited_files(
             to_any_data_path(path),
             validate=validate,
@@ -85,4 +90,6 @@ class Dataset:
 def _header(header: Any) -> bool:
     """v1's ``PromoteHeadersBehavior`` (NO_HEADERS = 0, the others promote the first line) or a bool."""
     value = getattr(header, "value", header)
-    return bool(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1, 2, 3):
+        return value != 0
+    return check_bool("Dataset.Tabular.from_delimited_files", "header", value)

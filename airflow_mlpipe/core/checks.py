@@ -7,6 +7,7 @@ and its length, so the error stays one readable line (and a log line of sane siz
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sized
 from typing import Any, Literal, overload
@@ -154,10 +155,51 @@ def check_instance(owner: str, argument: str, value: object, kind: type, *, fix:
 
 
 def check_list(owner: str, argument: str, value: object, *, example: str) -> list[Any]:
-    """A list (or tuple, or other iterable) of anything; None for none. A string or a mapping is refused: it would
-    be taken as a list of its characters or keys."""
+    """A list or tuple of anything; None for none. Anything else is refused: a string would be taken as a list of
+    its characters, a mapping as its keys alone, a set in no fixed order."""
     if value is None:
         return []
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
-        raise ConfigError(f"{owner}: {argument} {shown(value)} must be a list, e.g. {argument}={example}")
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a list, e.g. {argument}={example}{not_a_list_note(value)}"
+        )
     return list(value)
+
+
+def not_a_list_note(value: object) -> str:
+    """Why a value that can be iterated is still not taken as a list (empty for other values)."""
+    if isinstance(value, Mapping):
+        return "; a dict gives its keys alone and its values would be lost: write its items out in a list"
+    if isinstance(value, (set, frozenset)):
+        return "; a set keeps no order (and drops repeats): write a list"
+    if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
+        return f"; a {type(value).__name__} is not taken as one: write a list (or a tuple)"
+    return ""
+
+
+def check_relative_file(owner: str, argument: str, value: object, *, inside: str, example: str) -> str:
+    """A file's path relative to the folder ``inside`` names, that stays inside it: not absolute, no ``..``
+    segment, folders separated by ``/`` (a backslash is a folder separator on Windows and part of a name on POSIX,
+    so the same text names two files)."""
+    if isinstance(value, str) and value.strip():
+        parts = value.split("/")
+        if not (value.startswith("/") or "\\" in value or ".." in parts or os.path.isabs(value) or "\0" in value):
+            return value
+    raise ConfigError(
+        f"{owner}: {argument} {shown(value)} must be a path relative to {inside} and inside it (not absolute, no "
+        f"'..', folders separated by '/'), e.g. {argument}={example!r}"
+    )
+
+
+_AIRFLOW_ID = re.compile(r"[\w.-]{1,250}")  # Airflow's KEY_REGEX and length limit for DAG and task ids
+
+
+def check_airflow_id(argument: str, value: object, *, kind: str, example: str) -> str:
+    """A DAG or task id (``kind``) as Airflow allows it; also not ``.`` or ``..``, which would name folders in
+    the paths made from it. ``example``: the fix as the user writes it (``--dag train`` or ``dag_id='train'``)."""
+    if isinstance(value, str) and _AIRFLOW_ID.fullmatch(value) and value.strip(".") != "":
+        return value
+    raise ConfigError(
+        f"{argument} {shown(value)} is not a valid {kind}: Airflow allows letters, digits, '_', '.' and '-' (at "
+        f"most 250 characters); write e.g. {example}"
+    )

@@ -432,7 +432,7 @@ class _TabularFactory:
             "skip_rows": skip_rows,
         }
         dataset = TabularDataset(to_data_paths(path), options=options)
-        if validate:
+        if check_bool(owner, "validate", validate):
             dataset.current_manifest()
         return dataset
 
@@ -450,7 +450,7 @@ class _TabularFactory:
             "set_column_types": check_column_types(owner, set_column_types),
         }
         dataset = TabularDataset(to_data_paths(path), options=options)
-        if validate:
+        if check_bool(owner, "validate", validate):
             dataset.current_manifest()
         return dataset
 

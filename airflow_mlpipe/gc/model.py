@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.checks import shown
 from airflow_mlpipe.exceptions import ConfigError
 
 DAY = 86_400.0
@@ -32,22 +33,29 @@ KINDS = (
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3_600.0, "d": DAY, "w": 7 * DAY}
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": DAY, "w": 7 * DAY}
+DURATION_FORMS = "a number with a unit s, m, h, d or w (45s, 90m, 12h, 30d, 2w)"
 
 
 def parse_duration(value: str | float | int, *, option: str = "duration") -> float:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``, ``"2w"`` or a number of seconds, as seconds."""
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``, ``"2w"``, or a Python number of seconds, as seconds. A text
+    without a unit (``"30"``) is refused: for an age it could mean seconds as well as days."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         match = _DURATION.match(str(value).lower())
         if match is None:
+            raise ConfigError(f"{option} {shown(value)} is not a duration: give {DURATION_FORMS}, such as '30d'")
+        if not match.group(2):
             raise ConfigError(
-                f"{option} {value!r} is not a duration: give a number with a unit s, m, h, d or w, such as '30d'"
+                f"{option} {shown(value)} has no unit, and a bare number could mean seconds as well as days: give "
+                f"{DURATION_FORMS}, e.g. '{match.group(1)}d' or '{match.group(1)}s'"
             )
         seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds != seconds:  # NaN
+        raise ConfigError(f"{option} {shown(value)} is not a duration: give {DURATION_FORMS}, such as '30d'")
     if seconds < 0:
-        raise ConfigError(f"{option} {value!r} is negative: give a duration such as '30d'")
+        raise ConfigError(f"{option} {shown(value)} is negative: give a duration such as '30d'")
     return seconds
 
 

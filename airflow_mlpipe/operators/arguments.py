@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.checks import not_a_list_note, shown
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
@@ -51,8 +52,11 @@ _LIST_EXAMPLES = {
 def collect(task_id: str, arguments: Iterable[Any], inputs: Iterable[Any], outputs: Iterable[Any]) -> StepIO:
     io = StepIO()
     for what, value in (("arguments", arguments), ("inputs", inputs), ("outputs", outputs)):
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise ConfigError(f"step {task_id!r}: {what} {value!r} must be a list, e.g. {_LIST_EXAMPLES[what]}")
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"step {task_id!r}: {what} {shown(value)} must be a list, e.g. {_LIST_EXAMPLES[what]}"
+                f"{not_a_list_note(value)}"
+            )
     arguments, inputs, outputs = list(arguments), list(inputs), list(outputs)
     io.raw_arguments, io.raw_inputs, io.raw_outputs = list(arguments), list(inputs), list(outputs)
     for item in outputs:

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_mlpipe.core.checks import check_bool, check_text, check_whole_number
+from airflow_mlpipe.core.checks import check_airflow_id, check_bool, check_text, check_whole_number
 from airflow_mlpipe.gc.model import GcSettings
 from airflow_mlpipe.operators.failures import fails_cleanly
 
@@ -17,7 +17,8 @@ class DatastoreCleanupOperator(BaseOperator):
     entries, snapshots and stale leases. Registered dataset versions, recent and running step runs, held leases
     and whatever a kept run uses always stay. The same function as ``mlpipe gc``.
 
-    :param older_than: keep step runs made more recently than this (``"30d"``, ``"12h"`` or seconds).
+    :param older_than: keep step runs made more recently than this: ``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``,
+        ``"2w"``, or a Python number of seconds (``3600``); a text without a unit (``"30"``) is refused.
     :param keep_last: also keep each task's successful runs in its ``keep_last`` newest DAG runs.
     :param only_dag_id: collect only what the step runs of this DAG left.
     :param grace: never delete anything made more recently than this.
@@ -45,6 +46,10 @@ class DatastoreCleanupOperator(BaseOperator):
         self.only_dag_id = check_text(
             "DatastoreCleanupOperator", "only_dag_id", only_dag_id, example="train", optional=True
         )
+        if self.only_dag_id is not None and "{{" not in self.only_dag_id:
+            check_airflow_id(
+                "DatastoreCleanupOperator: only_dag_id", self.only_dag_id, kind="DAG id", example="only_dag_id='train'"
+            )
         self.grace = grace
         # (BaseOperator.dry_run is a method of its own)
         self.report_only = check_bool("DatastoreCleanupOperator", "dry_run", dry_run)

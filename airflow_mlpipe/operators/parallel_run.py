@@ -19,14 +19,16 @@ costs an index read and a record, computing one a runner process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, TaskGroup
 
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.core.checks import check_list
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig
 from airflow_mlpipe.exceptions import ConfigError, step_failed_error
 from airflow_mlpipe.operators.arguments import StepIO, collect, register_producer
@@ -69,6 +71,8 @@ def ParallelRunStep(
         raise ConfigError(f"step {name!r}: parallel_run_config must be a ParallelRunConfig, not {config!r}")
     if not isinstance(inputs, Sequence) or isinstance(inputs, str) or not inputs:
         raise ConfigError(f"step {name!r}: inputs must list the datasets to score, e.g. [ds.as_named_input('x')]")
+    arguments = check_list(f"step {name!r}", "arguments", arguments, example="['--batch-size', 32]")
+    side_inputs = check_list(f"step {name!r}", "side_inputs", side_inputs, example="[model.as_named_input('model')]")
     output = output if output is not None else OutputFileDatasetConfig(name=f"{name}_output")
     source = config.source_directory if config.source_directory is not None else "."
     environment = _environment(config)
@@ -81,7 +85,7 @@ def ParallelRunStep(
         "allow_reuse": allow_reuse,
         **task_kwargs,
     }
-    with TaskGroup(group_id=name) as group:
+    with TaskGroup(group_id=name) as group, _errors_name_the_step(name):
         plan = PlanMiniBatchesOperator(
             task_id=PLAN_TASK,
             config=config,
@@ -113,6 +117,22 @@ def ParallelRunStep(
 
 
 ParallelRunOperator = ParallelRunStep
+
+
+@contextlib.contextmanager
+def _errors_name_the_step(name: str) -> Iterator[None]:
+    """A bad value refused by one of the step's tasks names the step the user wrote (``ParallelRunStep(name=...)``),
+    not the task ('plan', 'mini_batch', 'gather') that checked it."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        for task in (PLAN_TASK, BATCH_TASK, GATHER_TASK):
+            for prefix in (f"step {task!r}: ", f"{task}: "):
+                if message.startswith(prefix):
+                    exc.args = (f"step {name!r}: {message.removeprefix(prefix)}", *exc.args[1:])
+                    raise
+        raise
 
 
 def _environment(config: ParallelRunConfig) -> Environment | None:

@@ -20,7 +20,13 @@ from airflow.sdk import BaseOperator, Context
 from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.environment import Environment, RunConfiguration, check_no_secret_variables
 from airflow_mlpipe.compute.local import LocalCompute
-from airflow_mlpipe.core.checks import check_bool, check_instance, check_positive_number, check_str_list
+from airflow_mlpipe.core.checks import (
+    check_bool,
+    check_instance,
+    check_positive_number,
+    check_relative_file,
+    check_str_list,
+)
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter
@@ -101,10 +107,7 @@ class PythonScriptOperator(BaseOperator):
         check_instance(
             owner, "environment", environment, Environment, fix="give Environment(name=..., pip_packages=[...])"
         )
-        if not isinstance(script_name, str) or not script_name.strip() or os.path.isabs(script_name):
-            raise ConfigError(
-                f"step {task_id!r}: script_name {script_name!r} must be a path relative to source_directory"
-            )
+        check_script_name(task_id, script_name)
         self._io: StepIO = collect(task_id, arguments, inputs, outputs)
         registered = [o.registration.name for o in self._io.outputs if o.registration]
         if registered:
@@ -193,6 +196,7 @@ class PythonScriptOperator(BaseOperator):
     def _use_rendered(self) -> None:
         """After Airflow rendered the templated fields: the step's inputs and outputs from the rendered values,
         and its environment with the rendered variables."""
+        check_script_name(self.task_id, self.script_name)  # a template may have rendered to '../x.py'
         self._io = collect(self.task_id, self.arguments, self.inputs, self.outputs)
         for output in self._io.outputs:
             output.check_rendered(self.task_id)
@@ -303,3 +307,10 @@ def _check_ttl(task_id: str, ttl: object) -> float | None:
 
 
 __all__ = ["METRICS_KEY", "OUTPUTS_KEY", "RECORD_URI_KEY", "PythonScriptOperator", "StepLaunch"]
+
+
+def check_script_name(task_id: str, script_name: object) -> str:
+    """``script_name``: a file inside ``source_directory``, the only folder the step's snapshot holds."""
+    return check_relative_file(
+        f"step {task_id!r}", "script_name", script_name, inside="source_directory", example="train.py"
+    )

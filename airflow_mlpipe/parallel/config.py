@@ -10,7 +10,13 @@ from typing import Any
 
 from airflow_mlpipe.compute.base import ComputeTarget
 from airflow_mlpipe.compute.environment import Environment
-from airflow_mlpipe.core.checks import check_choice, check_str_mapping, check_text
+from airflow_mlpipe.core.checks import (
+    check_choice,
+    check_instance,
+    check_relative_file,
+    check_str_mapping,
+    check_text,
+)
 from airflow_mlpipe.exceptions import ConfigError
 
 APPEND_ROW = "append_row"
@@ -61,6 +67,10 @@ class ParallelRunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.entry_script, str) or not self.entry_script.strip():
             raise ConfigError(f"ParallelRunConfig: entry_script {self.entry_script!r} must name a Python file")
+        check_relative_file(
+            "ParallelRunConfig", "entry_script", self.entry_script, inside="source_directory", example="score.py"
+        )
+        self._check_targets()
         source = self.source_directory
         if source is not None and (not isinstance(source, (str, os.PathLike)) or not os.fspath(source).strip()):
             raise ConfigError(
@@ -96,6 +106,23 @@ class ParallelRunConfig:
         check_text("ParallelRunConfig", "description", self.description, example="score the images", optional=True)
         check_str_mapping(
             "ParallelRunConfig", "environment_variables", self.environment_variables, example="{'OMP_NUM_THREADS': '1'}"
+        )
+
+    def _check_targets(self) -> None:
+        """``environment`` and ``compute_target``: refused here rather than by the step's planning task."""
+        check_instance(
+            "ParallelRunConfig",
+            "environment",
+            self.environment,
+            Environment,
+            fix="give Environment(name=..., pip_packages=[...])",
+        )
+        check_instance(
+            "ParallelRunConfig",
+            "compute_target",
+            self.compute_target,
+            ComputeTarget,
+            fix="give LocalCompute(), DockerCompute(image=...) or KubernetesCompute(image=...)",
         )
 
     @property

@@ -43,6 +43,13 @@ class Datastore:
         description: str = "",
     ) -> None:
         _check_arguments(name, storage_options, description)
+        if url is not None and not isinstance(url, str):
+            from airflow_mlpipe.core.checks import shown
+
+            raise ConfigError(
+                f"Datastore {name!r}: url {shown(url)} must be one URL string, not {type(url).__name__}, e.g. "
+                "Datastore('lake', 'az://container/path') or Datastore('lake', Path('/data/lake').as_uri())"
+            )
         extra = {"url": url, **dict(storage_options or {})}
         if description:
             extra["description"] = description

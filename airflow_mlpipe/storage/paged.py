@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.checks import shown
+from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.errors import translate_errors
 
@@ -86,6 +88,9 @@ def list_page(store: Datastore, folder: str, *, limit: int, token: str | None = 
     """Up to ``limit`` files below ``folder`` in key order, starting after ``token`` (from the previous page)."""
     if limit < 1:
         raise ValueError(f"a page holds at least one entry, not {limit}")
+    problem = page_token_problem(store, folder, token) if token is not None else None
+    if problem:
+        raise ConfigError(f"page token {shown(token)} is not one a page of {folder!r} gave: {problem}")
     prefix = store.full_path(folder).rstrip("/") + "/"
     protocol = store.protocol
     if protocol == "file":
@@ -108,6 +113,22 @@ def list_page(store: Datastore, folder: str, *, limit: int, token: str | None = 
         every = []
     after = [p for p in every if token is None or p > token]
     return Page(tuple(after[:limit]), after[limit - 1] if len(after) > limit else None)
+
+
+def page_token_problem(store: Datastore, folder: str, token: str) -> str | None:
+    """Why ``token`` cannot be the next-page token of a listing of ``folder`` (None: it can be). Checked before
+    listing: a made-up token would list from wherever it sorts, or from the start, and say nothing."""
+    if store.protocol in ("abfs", "az"):  # Azure's continuation marker: opaque, printable, no spaces
+        if token and len(token) <= 4096 and token.isascii() and token.isprintable() and " " not in token:
+            return None
+        return "an Azure continuation marker is printable text without spaces"
+    prefix = folder.rstrip("/") + "/"
+    rest = token.removeprefix(prefix)
+    if rest == token or not rest:
+        return f"a token is the path of the last entry listed, below {prefix!r}"
+    if ".." in rest.split("/") or "\\" in rest or "\0" in rest or rest.startswith("/"):
+        return "a token is a path below the listed folder, without '..' or backslashes"
+    return None
 
 
 def _local_page(folder: str, limit: int, after: str | None) -> tuple[list[str], bool]:

@@ -61,6 +61,10 @@ def create_app() -> FastAPI:
     async def not_found(request: Request, exc: views.NotFound) -> Response:
         return await refused(request, HTTPException(status.HTTP_404_NOT_FOUND, str(exc)))
 
+    @app.exception_handler(views.BadRequest)
+    async def bad_request(request: Request, exc: views.BadRequest) -> Response:
+        return await refused(request, HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)))
+
     # -- step runs --------------------------------------------------------------------------------------------
     def runs_data(
         user: Any,

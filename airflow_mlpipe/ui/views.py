@@ -19,7 +19,7 @@ from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.readers import readers_page
 from airflow_mlpipe.steps.run_index import ensure_indexed, scope_folder, summary_rows
 from airflow_mlpipe.storage.datastore import Datastore
-from airflow_mlpipe.storage.paged import list_page
+from airflow_mlpipe.storage.paged import list_page, page_token_problem
 from airflow_mlpipe.ui import cache
 from airflow_mlpipe.ui.metrics import metrics_view
 
@@ -35,6 +35,10 @@ _HIDDEN = ("metric_log", "log_tail")
 
 class NotFound(LookupError):
     """What a page asks for does not exist (or its name is not one that could)."""
+
+
+class BadRequest(ValueError):
+    """A query value no page gave (a made-up page token)."""
 
 
 def check_step_run_id(step_run_id: str) -> str:
@@ -113,7 +117,11 @@ def _runs_page(
     the final ones kept in memory, then one batch of reads for the rest."""
     if token is None:
         ensure_indexed(store)
-    page = list_page(store, scope_folder(dag_id, task_id or None), limit=limit, token=token)
+    folder = scope_folder(dag_id, task_id or None)
+    problem = page_token_problem(store, folder, token) if token is not None else None
+    if problem:
+        raise BadRequest(f"the page token is not one this listing gave ({problem}); open the first page")
+    page = list_page(store, folder, limit=limit, token=token)
     bodies: dict[str, Any] = {path: _parsed(body) for path, body in page.inline.items()}
     rest = [p for p in page.paths if p not in bodies]
     bodies.update(cache.read_json_many(store, rest, final=cache.final_summary))

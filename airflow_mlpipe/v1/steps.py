@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from airflow_mlpipe.compat.data import DataPath
-from airflow_mlpipe.core.checks import check_bool, check_list, check_str_list
+from airflow_mlpipe.core.checks import check_bool, check_list, check_relative_file, check_str_list, shown
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig as _DatasetConsumptionConfig
 from airflow_mlpipe.datasets.dataset import AbstractDataset, TabularDataset
 from airflow_mlpipe.datasets.names import check_name
@@ -20,6 +20,7 @@ from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter, parameter_text
 from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.parallel.config import ParallelRunConfig as _CoreParallelRunConfig
 from airflow_mlpipe.steps.params import PipelineParameter as _PipelineParameter
 from airflow_mlpipe.storage.datastore import Datastore
 
@@ -208,7 +209,9 @@ class PythonScriptStep(_Step):
                 f"step {self.name!r}: runconfig_pipeline_params is not supported; node counts belong to the compute "
                 "target (KubernetesCompute resources)"
             )
-        self.script_name = script_name
+        self.script_name = check_relative_file(
+            f"step {self.name!r}", "script_name", script_name, inside="source_directory", example="train.py"
+        )
         self.arguments = check_list(f"step {self.name!r}", "arguments", arguments, example="['--lr', 0.1]")
         self.compute_target = compute_target
         self.runconfig = runconfig
@@ -300,14 +303,12 @@ def ParallelRunConfig(
 ) -> Any:
     """v1's ``ParallelRunConfig`` with v1's argument order; ``environment`` and ``compute_target`` may be v1's
     objects (converted when the pipeline is submitted)."""
-    from airflow_mlpipe.parallel.config import ParallelRunConfig as _ParallelRunConfig
-
     if partition_keys:
         raise ConfigError(
             f"ParallelRunConfig({entry_script!r}): partition_keys is not supported; mini-batches are cut by "
             "mini_batch_size"
         )
-    return _ParallelRunConfig(
+    return _V1ParallelRunConfig(
         entry_script=entry_script,
         error_threshold=error_threshold,
         output_action=output_action,
@@ -326,6 +327,30 @@ def ParallelRunConfig(
         allowed_failed_percent=allowed_failed_percent,
         environment_variables=dict(environment_variables or {}),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _V1ParallelRunConfig(_CoreParallelRunConfig):
+    """The config v1's ``ParallelRunConfig`` makes: its ``environment`` and ``compute_target`` may also be v1's
+    (a v1 ``Environment``, a compute target's name), converted when the pipeline is submitted."""
+
+    def _check_targets(self) -> None:
+        from airflow_mlpipe.compute.base import ComputeTarget as _CoreTarget
+        from airflow_mlpipe.compute.environment import Environment as _CoreEnvironment
+        from airflow_mlpipe.v1.environment import ComputeTarget as _V1Target
+        from airflow_mlpipe.v1.environment import Environment as _V1Environment
+
+        if self.environment is not None and not isinstance(self.environment, (_CoreEnvironment, _V1Environment)):
+            raise ConfigError(
+                f"ParallelRunConfig: environment {shown(self.environment)} must be an Environment, not "
+                f"{type(self.environment).__name__}; give Environment(name=...)"
+            )
+        target = self.compute_target
+        if target is not None and not isinstance(target, (_CoreTarget, _V1Target, str, tuple)):
+            raise ConfigError(
+                f"ParallelRunConfig: compute_target {shown(target)} must be a compute target or its name, not "
+                f"{type(target).__name__}; give e.g. compute_target='cpu-cluster'"
+            )
 
 
 class ParallelRunStep(_Step):

@@ -172,11 +172,20 @@ def test_unreferenced_snapshots_and_content_objects(store: Datastore, runs: Runs
         pytest.param("12h", 12 * 3600, id="hours"),
         pytest.param("90m", 5400, id="minutes"),
         pytest.param("2w", 14 * 86400, id="weeks"),
-        pytest.param("45", 45, id="seconds"),
+        pytest.param("45s", 45, id="seconds"),
+        pytest.param(45, 45, id="python-number-is-seconds"),
+        pytest.param(1.5, 1.5, id="python-float-is-seconds"),
     ],
 )
-def test_durations(text: str, seconds: float) -> None:
+def test_durations(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "1.5", " 7 "])
+def test_a_text_without_a_unit_is_refused(text: str) -> None:
+    """A bare number in a text could be seconds or days: which one is never guessed."""
+    with pytest.raises(ValueError, match=f"older_than '{text}' has no unit, and a bare number could mean seconds"):
+        GcSettings.of(older_than=text)
 
 
 def test_a_bad_duration_names_the_fix() -> None:

@@ -3,6 +3,8 @@ argument, the value and the fix, and nothing is written."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,14 @@ from airflow_mlpipe import (
     KubernetesCompute,
     OutputFileDatasetConfig,
     ParallelRunConfig,
+    ParallelRunStep,
     PipelineParameter,
     PythonScriptOperator,
     RegisterDatasetOperator,
     ReuseSensor,
     RunConfiguration,
 )
+from airflow_mlpipe.compat.tabular import Dataset as V1Dataset
 from airflow_mlpipe.exceptions import (
     ConfigError,
     DatasetError,
@@ -33,10 +37,30 @@ from airflow_mlpipe.exceptions import (
     ReservedPathError,
     UnsupportedSchemeError,
 )
+from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.v1 import DataTransferStep, PythonScriptStep
 from airflow_mlpipe.v1 import ParallelRunConfig as V1ParallelRunConfig
 
 SCRIPT = {"task_id": "train", "script_name": "train.py"}
+
+
+@pytest.fixture
+def nothing_written(
+    local_home: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """The default datastore (MLPIPE_HOME) and the datastore 'lake' the tables name are local folders: a refused
+    call leaves both as they were (no record, no snapshot, no claim, no output folder)."""
+    lake = tmp_path_factory.mktemp("lake")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": lake.as_uri()}})
+    )
+    resolve.clear_cache()
+    roots = [Path(local_home["MLPIPE_HOME"]), lake]
+    before = [sorted(root.rglob("*")) for root in roots]
+    yield
+    assert [sorted(root.rglob("*")) for root in roots] == before
+
+
 COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination_data_reference": ("lake", "out")}
 
 
@@ -117,8 +141,36 @@ COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination
         pytest.param(
             {"source_directory": ["steps"]}, r"source_directory \['steps'\] must be the folder", id="source-dir-list"
         ),
+        pytest.param(
+            {"arguments": {"--a", "b"}},
+            r"arguments \{'--a', 'b'\}|arguments \{'b', '--a'\}",
+            id="arguments-set",
+        ),
+        pytest.param({"arguments": {"--a", "b"}}, "; a set keeps no order .and drops repeats.: write a list", id="set"),
+        pytest.param(
+            {"arguments": {"--a": 1}},
+            r"arguments \{'--a': 1\} must be a list, e\.g\. arguments=\['--lr', 0\.1\] .*; a dict gives its keys alone",
+            id="arguments-dict",
+        ),
+        pytest.param({"inputs": {"a"}}, r"inputs \{'a'\} must be a list, e\.g\. inputs=\[", id="inputs-set"),
+        pytest.param({"outputs": {"o": 1}}, r"outputs \{'o': 1\} must be a list", id="outputs-dict"),
+        pytest.param(
+            {"arguments": (a for a in ["x"])}, "arguments <generator .* a generator is not taken as one", id="args-gen"
+        ),
+        pytest.param(
+            {"script_name": "../../scripts_outside/evil.py"},
+            r"script_name '../../scripts_outside/evil.py' must be a path relative to source_directory and inside it "
+            r"\(not absolute, no '\.\.', folders separated by '/'\), e\.g\. script_name='train\.py'",
+            id="script-dotdot",
+        ),
+        pytest.param(
+            {"script_name": "a/../../b.py"}, "script_name 'a/../../b.py' must be a path", id="script-inner-dots"
+        ),
+        pytest.param({"script_name": "/abs/train.py"}, "script_name '/abs/train.py' must be a path", id="script-abs"),
+        pytest.param({"script_name": "src\\train.py"}, r"script_name 'src\\\\train\.py' must be", id="script-bslash"),
     ],
 )
+@pytest.mark.usefixtures("nothing_written")
 def test_python_script_operator(given: dict[str, Any], message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         PythonScriptOperator(**{**SCRIPT, "source_directory": str(tmp_path), **given})
@@ -206,6 +258,7 @@ def test_python_script_operator(given: dict[str, Any], message: str, tmp_path: P
         ),
     ],
 )
+@pytest.mark.usefixtures("nothing_written")
 def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         DataTransferOperator(**{**COPY, **given})
@@ -258,6 +311,7 @@ def test_data_transfer_operator(given: dict[str, Any], message: str) -> None:
         ),
     ],
 )
+@pytest.mark.usefixtures("nothing_written")
 def test_dataset_arguments(make: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make()
@@ -271,6 +325,14 @@ def bad(make: Any, error: type[Exception], *parts: str, id: str) -> Any:
 
 def _file() -> Any:
     return Dataset.File.from_files(("lake", "x"))
+
+
+def _parallel_step(**kwargs: Any) -> Any:
+    from airflow.sdk import DAG
+
+    config = ParallelRunConfig(entry_script="score.py", source_directory=".")
+    with DAG("bad_inputs_parallel", schedule=None):
+        return ParallelRunStep(name="score", parallel_run_config=config, inputs=[_file().as_named_input("x")], **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -402,6 +464,37 @@ def _file() -> Any:
             id="pp-description-int",
         ),
         # ParallelRunConfig
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", environment="x"),
+            ConfigError,
+            "ParallelRunConfig: environment 'x' must be an Environment, not str; give Environment(name=...",
+            id="prc-environment-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="s.py", compute_target="cpu"),
+            ConfigError,
+            "ParallelRunConfig: compute_target 'cpu' must be a ComputeTarget, not str; give LocalCompute(), "
+            "DockerCompute(image=...) or KubernetesCompute(image=...)",
+            id="prc-compute-string",
+        ),
+        bad(
+            lambda: ParallelRunConfig(entry_script="../score.py"),
+            ConfigError,
+            "ParallelRunConfig: entry_script '../score.py' must be a path relative to source_directory and inside it",
+            id="prc-entry-dotdot",
+        ),
+        bad(
+            lambda: _parallel_step(hash_paths="x.py"),
+            ConfigError,
+            "step 'score': hash_paths 'x.py' must be a list of strings",
+            id="parallel-step-names-the-step",
+        ),
+        bad(
+            lambda: _parallel_step(arguments={"--a": 1}),
+            ConfigError,
+            "step 'score': arguments {'--a': 1} must be a list",
+            id="parallel-step-arguments-dict",
+        ),
         bad(lambda: ParallelRunConfig(entry_script=None), ConfigError, "entry_script None must name", id="prc-none"),
         bad(lambda: ParallelRunConfig(entry_script=""), ConfigError, "entry_script '' must name", id="prc-empty"),
         bad(lambda: ParallelRunConfig(entry_script=3), ConfigError, "entry_script 3 must name", id="prc-int"),
@@ -615,7 +708,18 @@ def _file() -> Any:
         ),
         bad(lambda: Datastore("d", None), ConfigError, "datastore 'd': the connection has no url", id="store-url-none"),
         bad(lambda: Datastore("d", ""), ConfigError, "datastore 'd': the connection has no url", id="store-url-empty"),
-        bad(lambda: Datastore("d", 3), UnsupportedSchemeError, "url '3' has scheme '(none)'", id="store-url-int"),
+        bad(
+            lambda: Datastore("d", 3),
+            ConfigError,
+            "Datastore 'd': url 3 must be one URL string, not int, e.g. Datastore('lake', 'az://container/path')",
+            id="store-url-int",
+        ),
+        bad(
+            lambda: Datastore("d", ["file:///tmp"]),
+            ConfigError,
+            "Datastore 'd': url ['file:///tmp'] must be one URL string, not list",
+            id="store-url-list",
+        ),
         bad(
             lambda: Datastore("d", "ftp://host/x"),
             UnsupportedSchemeError,
@@ -809,6 +913,18 @@ def _file() -> Any:
             id="k8s-datastore-secrets-int",
         ),
         # v1 steps
+        bad(
+            lambda: PythonScriptStep("../outside/t.py"),
+            ConfigError,
+            "step '../outside/t.py': script_name '../outside/t.py' must be a path relative to source_directory",
+            id="v1-script-dotdot",
+        ),
+        bad(
+            lambda: PythonScriptStep("t.py", arguments={"--a", "b"}),
+            ConfigError,
+            "; a set keeps no order (and drops repeats): write a list",
+            id="v1-arguments-set",
+        ),
         bad(lambda: PythonScriptStep(None), ConfigError, "step name None must be a non-empty", id="v1-script-none"),
         bad(lambda: PythonScriptStep(3), ConfigError, "step name 3 must be a non-empty string", id="v1-script-int"),
         bad(lambda: PythonScriptStep("t.py", name=3), ConfigError, "step name 3 must be", id="v1-name-int"),
@@ -991,7 +1107,63 @@ def _file() -> Any:
             "tags {'a': 1} must map strings to strings",
             id="register-on-complete-tags-int",
         ),
+        bad(
+            lambda: Dataset.Tabular.from_parquet_files(("lake", "a.parquet"), validate="no"),
+            ConfigError,
+            "Dataset.Tabular.from_parquet_files: validate 'no' must be True or False, not str",
+            id="parquet-validate-string",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_parquet_files(("lake", "a.parquet"), include_path="no"),
+            ConfigError,
+            "from_parquet_files: include_path 'no' must be True or False",
+            id="parquet-include-path-string",
+        ),
+        bad(
+            lambda: Dataset.Tabular.from_delimited_files(("lake", "a.csv"), validate=1),
+            ConfigError,
+            "Dataset.Tabular.from_delimited_files: validate 1 must be True or False, not int",
+            id="delimited-validate-int",
+        ),
+        bad(
+            lambda: V1Dataset.Tabular.from_delimited_files(("lake", "a.csv"), header="no"),
+            ConfigError,
+            "from_delimited_files: header 'no' must be True or False",
+            id="compat-header-string",
+        ),
+        bad(
+            lambda: V1Dataset.Tabular.from_delimited_files(("lake", "a.csv"), support_multi_line="yes"),
+            ConfigError,
+            "from_delimited_files: support_multi_line 'yes' must be True or False",
+            id="compat-multi-line-string",
+        ),
+        bad(
+            lambda: V1Dataset.File.from_files(("lake", "a"), is_file="yes"),
+            ConfigError,
+            "Dataset.File.from_files: is_file 'yes' must be True or False",
+            id="compat-is-file-string",
+        ),
         # Operators and sensors beyond the steps
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", older_than="30"),
+            ConfigError,
+            "older_than '30' has no unit, and a bare number could mean seconds as well as days: give a number "
+            "with a unit s, m, h, d or w (45s, 90m, 12h, 30d, 2w), e.g. '30d' or '30s'",
+            id="cleanup-older-than-no-unit",
+        ),
+        bad(lambda: DatastoreCleanupOperator(task_id="gc", grace="60"), ConfigError, "grace '60' has no", id="gc-g60"),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", only_dag_id=""),
+            ConfigError,
+            "DatastoreCleanupOperator: only_dag_id '' must be a non-empty string or None",
+            id="cleanup-only-dag-id-empty",
+        ),
+        bad(
+            lambda: DatastoreCleanupOperator(task_id="gc", only_dag_id="../x"),
+            ConfigError,
+            "DatastoreCleanupOperator: only_dag_id '../x' is not a valid DAG id: Airflow allows letters, digits",
+            id="cleanup-only-dag-id-dots",
+        ),
         bad(
             lambda: DatastoreCleanupOperator(task_id="gc", older_than="xyz"),
             ConfigError,
@@ -1079,6 +1251,7 @@ def _file() -> Any:
         ),
     ],
 )
+@pytest.mark.usefixtures("nothing_written")
 def test_constructor_refuses(make: Any, error: type[Exception], parts: tuple[str, ...]) -> None:
     with pytest.raises(error) as info:
         make()
@@ -1099,6 +1272,7 @@ def test_constructor_refuses(make: Any, error: type[Exception], parts: tuple[str
         pytest.param(lambda value: PythonScriptStep("t.py", allow_reuse=value), id="allow-reuse"),
     ],
 )
+@pytest.mark.usefixtures("nothing_written")
 def test_a_long_value_is_cut_in_the_message(make: Any) -> None:
     with pytest.raises(ConfigError) as info:
         make("a" * 100_000)

@@ -110,6 +110,52 @@ def assert_usage_error(result: Result, *parts: str) -> None:
         pytest.param(["gc", "--older-than", "3y"], ["--older-than '3y' is not a duration"], id="gc-older-years"),
         pytest.param(["gc", "--grace", "soon"], ["--grace 'soon' is not a duration", "--grace 1h"], id="gc-grace"),
         pytest.param(
+            ["gc", "--older-than", "30", "--dry-run"],
+            ["--older-than '30' has no unit (seconds? days?)", "unit s, m, h, d or w", "--older-than 30d"],
+            id="gc-older-than-no-unit",
+        ),
+        pytest.param(["gc", "--grace", "60"], ["--grace '60' has no unit", "--grace 1h"], id="gc-grace-no-unit"),
+        pytest.param(
+            ["gc", "--dag", "", "--dry-run"],
+            ["--dag '' is not a valid DAG id", "letters, digits, '_', '.' and '-'", "--dag train_iris"],
+            id="gc-dag-empty",
+        ),
+        pytest.param(["gc", "--dag", "../x"], ["--dag '../x' is not a valid DAG id"], id="gc-dag-dots"),
+        pytest.param(
+            ["runs", "list", "--dag", "../x"],
+            ["--dag '../x' is not a valid DAG id", "--dag train_iris"],
+            id="runs-dag-dots",
+        ),
+        pytest.param(["runs", "list", "--dag", ".."], ["--dag '..' is not a valid DAG id"], id="runs-dag-dotdot"),
+        pytest.param(["runs", "list", "--dag", "d", "--task", "a/b"], ["--task 'a/b' is not"], id="runs-task-slash"),
+        pytest.param(
+            ["runs", "list", "--after", "garbage"],
+            ["--after 'garbage' is not a token a page of this listing printed", "leave --after out"],
+            id="runs-after-garbage",
+        ),
+        pytest.param(
+            ["runs", "list", "--after", "_mlpipe/index/runs/all/../../../x.json"],
+            ["--after '_mlpipe/index/runs/all/../../../x.json' is not a token", "without '..'"],
+            id="runs-after-dotdot",
+        ),
+        pytest.param(
+            ["runs", "list", "--dag", "d", "--after", "_mlpipe/index/runs/all/000001/1_x.json"],
+            ["is not a token a page of this listing printed", "with the same --dag and --task"],
+            id="runs-after-other-listing",
+        ),
+        pytest.param(
+            ["datasets", "list", "--after", "!!!"],
+            ["--after '!!!' is not a token a page printed (the name of the last dataset listed)"],
+            id="datasets-after-garbage",
+        ),
+        pytest.param(
+            ["reuse", "explain", "../x", "s"],
+            ["DAG_ID '../x' is not a valid DAG id", "mlpipe reuse explain train_iris train"],
+            id="reuse-explain-dag-dots",
+        ),
+        pytest.param(["reuse", "explain", "d", "a b"], ["TASK_ID 'a b' is not a valid task id"], id="reuse-task"),
+        pytest.param(["reuse", "explain", "d", LONG], ["TASK_ID 'aaaa", CUT, "is not a valid task id"], id="reuse-long"),
+        pytest.param(
             ["gc", "--keep-last", "-1"],
             ["--keep-last '-1' must be a whole number of at least 0", "--keep-last 3"],
             id="gc-keep-last-neg",
@@ -185,7 +231,6 @@ def test_json_mode_gives_the_usage_error_as_json(mlpipe: object) -> None:
     [
         pytest.param(["runs", "show", LONG], id="runs-show"),
         pytest.param(["runs", "show", LONG, "--json"], id="runs-show-json"),
-        pytest.param(["reuse", "explain", "d", LONG], id="reuse-explain"),
     ],
 )
 def test_long_value_in_a_library_error_is_cut(mlpipe: object, args: list[str]) -> None:

@@ -97,6 +97,9 @@ def test_step_runs_newest_first_with_filters_and_pages(client: Any, store: Datas
     assert [r["step_run_id"] for r in first["rows"]] == [reused.step_run_id, made[4].step_run_id]
     following = client.get("/mlpipe/api/runs", params={"limit": 2, "token": first["next_token"]}).json()
     assert [r["step_run_id"] for r in following["rows"]] == [made[3].step_run_id, made[2].step_run_id]
+    for forged in ("+0:garbage", "+0:_mlpipe/index/runs/all/../../../x.json"):  # a made-up token: 400, not a page
+        refused = client.get("/mlpipe/api/runs", params={"token": forged})
+        assert refused.status_code == 400 and "the page token is not one this listing gave" in refused.json()["detail"]
 
     def ids(**params: str) -> list[str]:
         return [r["step_run_id"] for r in client.get("/mlpipe/api/runs", params=params).json()["rows"]]
