@@ -75,7 +75,7 @@ def test_azure_to_s3_copy_is_verified_and_incremental(airflow_db: Path, azurite,
     src.delete("in/sub/f4.bin")
     proc = airflow_dags_test("transfer_cloud", env=env, check=False)
     assert last_run_states("transfer_cloud")[1]["copy"] == "failed"
-    assert "holds 1 file(s) that the source does not have (sub/f4.bin)" in proc.stdout + proc.stderr
+    assert "holds 1 file(s) that the source does not have ('sub/f4.bin')" in proc.stdout + proc.stderr
     assert DatasetRegistry().versions("copied") == [1, 2]
     assert dst.read_bytes("out/sub/f4.bin") == bytes([4]) * 1004  # what version 1 and 2 name is untouched
 
@@ -135,3 +135,60 @@ def test_cli_transfer(tmp_path: Path, local_home: dict[str, str]) -> None:
     bad_cmd = [*cmd[:4], "mlpipe_default:nope", "mlpipe_default:x", "--json"]
     bad = subprocess.run(bad_cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
     assert bad.returncode == 1 and "does not exist" in json.loads(bad.stdout)["error"]
+
+
+def _local_pair(tmp_path: Path, local_home: dict[str, str], **env: str) -> tuple[Datastore, dict[str, str]]:
+    """The test DAG's two datastores as one local folder: fast, and links can be made in it."""
+    root = tmp_path / "lake"
+    root.mkdir(exist_ok=True)
+    conn = json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": root.as_uri()}})
+    return Datastore("s3_dst", root.as_uri()), {
+        **local_home, "AIRFLOW_CONN_AZ_SRC": conn, "AIRFLOW_CONN_S3_DST": conn, **env
+    }  # fmt: skip
+
+
+def test_own_unregistered_destination_is_mirrored(airflow_db: Path, tmp_path: Path, local_home) -> None:
+    store, env = _local_pair(tmp_path, local_home)
+    store.write_bytes("in/a.txt", b"a")
+    store.write_bytes("in/b.txt", b"b")
+    airflow_dags_test("transfer_cloud", env=env)
+    store.delete("in/b.txt")
+    store.write_bytes("in/c.txt", b"c")
+    airflow_dags_test("transfer_cloud", env=env)
+    assert last_run_states("transfer_cloud")[1]["copy"] == "success"
+    assert set(store.list("out", recursive=True)) == {"out/a.txt", "out/c.txt", "out/_MLPIPE_COMPLETE"}
+    marker = store.read_marker("out")
+    assert {e["path"] for e in marker["entries"]} == {"out/a.txt", "out/c.txt"}
+    assert set(marker["transfer"]["files"]) == {"a.txt", "c.txt"}
+
+
+def test_registered_destination_is_never_changed(airflow_db: Path, tmp_path: Path, local_home) -> None:
+    store, env = _local_pair(tmp_path, local_home, TRANSFER_REGISTER="copied", TRANSFER_OVERWRITE="1")
+    store.write_bytes("in/a.txt", b"a")
+    store.write_bytes("in/b.txt", b"b")
+    airflow_dags_test("transfer_cloud", env=env)
+    store.write_bytes("in/a.txt", b"changed")
+    proc = airflow_dags_test("transfer_cloud", env=env, check=False)
+    out = proc.stdout + proc.stderr
+    assert last_run_states("transfer_cloud")[1]["copy"] == "failed"
+    assert "already holds 1 file(s) that differ from the source ('a.txt')" in out
+    assert "registered as dataset 'copied' version 1: they are never replaced, and overwrite=True does not" in out
+    assert "Pass overwrite=True" not in out
+    store.write_bytes("in/a.txt", b"a")
+    store.delete("in/b.txt")
+    proc = airflow_dags_test("transfer_cloud", env=env, check=False)
+    assert "holds 1 file(s) that the source does not have ('b.txt')" in proc.stdout + proc.stderr
+    assert "they are never removed" in proc.stdout + proc.stderr
+    assert store.read_bytes("out/b.txt") == b"b" and store.read_bytes("out/a.txt") == b"a"
+    assert DatasetRegistry().versions("copied") == [1]
+
+
+def test_operator_refuses_a_link_in_its_destination(airflow_db: Path, tmp_path: Path, local_home) -> None:
+    store, env = _local_pair(tmp_path, local_home)
+    store.write_bytes("in/a.txt", b"source bytes")
+    Path(store.full_path("out")).mkdir()
+    os.symlink(tmp_path / "w.txt", store.full_path("out/a.txt"))
+    proc = airflow_dags_test("transfer_cloud", env=env, check=False)
+    assert last_run_states("transfer_cloud")[1]["copy"] == "failed"
+    assert "transfer destination: datastore 's3_dst': path 'out/a.txt'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "w.txt").exists() and os.listdir(store.full_path("out")) == ["a.txt"]
