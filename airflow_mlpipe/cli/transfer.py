@@ -57,7 +57,10 @@ def transfer_command(
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip checksum verification.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
-    """Copy between datastores: streaming, parallel, verified, incremental (files already there are skipped)."""
+    """Copy between datastores: streaming, parallel, verified, incremental (files already there are skipped).
+
+    A folder it copied this source into before is mirrored: files the source dropped are removed.
+    Files of anything else in the destination folder are refused, and nothing is written."""
     from airflow_mlpipe.storage.datastore import Datastore
     from airflow_mlpipe.storage.transfer import transfer
 

@@ -38,7 +38,10 @@ class DataTransferOperator(BaseOperator):
         can then read it with ``.as_input()``).
     :param source_reference_type: ``"file"`` or ``"directory"``.
     :param overwrite: replace destination files that differ from the source (off: such files are an error,
-        raised before anything is written). Files already identical are skipped either way.
+        raised before anything is written). Files already identical are skipped either way. It never applies to a
+        folder holding a registered committed output, whose files are never replaced or removed. Files the source
+        lacks are removed from the transfer's own folder and refused in anyone else's (docs/transfer.md, "The
+        mirror rule").
     :param register_on_complete: a dataset name to register the copied folder under, as a new version.
     :param allow_reuse: skip copying when the destination already holds identical files (incremental copy).
     :param deferrable: wait in the triggerer for another run copying the same thing; False waits in the worker.
