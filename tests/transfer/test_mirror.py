@@ -17,7 +17,7 @@ from airflow_mlpipe.storage.listing import JOURNAL_NAME
 from airflow_mlpipe.storage.transfer import TransferExtraFilesError, TransferKindError, transfer
 from tests.storage.conftest import MakeStore
 
-BACKENDS = ["local", "memory", "moto"]
+BACKENDS = ["local", "memory", "azurite", "moto"]
 
 
 def _files(store: Datastore, folder: str) -> dict[str, bytes]:
