@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.checks import check_bool, check_str_list, check_str_mapping, check_text
+from airflow_mlpipe.core.checks import check_bool, check_str_list, check_str_mapping, check_text, shown
 from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
@@ -64,6 +64,7 @@ class OutputFileDatasetConfig:
             self.path_template = _check_template(template, self.datastore)
         # Rendered by Airflow with the step's own fields (``{{ ds }}`` ...); checked again once rendered.
         self.template_fields: tuple[str, ...] = ("path_template",)
+        self.given_template = self.path_template  # as written, to tell what rendering put in
         self.mode = "mount"
         self.overwrite = False
         self.source_globs: tuple[str, ...] = ()
@@ -104,9 +105,7 @@ class OutputFileDatasetConfig:
         matches, when given)."""
         self.mode = "upload"
         self.overwrite = check_bool(f"output {self._name!r}: as_upload", "overwrite", overwrite)
-        self.source_globs = check_str_list(
-            f"output {self._name!r}: as_upload", "source_globs", source_globs, example="*.csv"
-        )
+        self.source_globs = _check_globs(self._name, source_globs)
         return self
 
     def as_mount(self) -> OutputFileDatasetConfig:
@@ -124,6 +123,14 @@ class OutputFileDatasetConfig:
             raise DatasetError(
                 f"step {step!r}: output {self.name!r}: its destination rendered to {self.path_template!r}, not a path; "
                 "make the template render text, e.g. 'features/{{ ds }}/{run-id}'"
+            )
+        given = getattr(self, "given_template", self.path_template)
+        if _NONE_WORD.search(self.path_template) and not _NONE_WORD.search(given):
+            raise DatasetError(
+                f"step {step!r}: output {self.name!r}: its destination {given!r} rendered to {self.path_template!r}: "
+                "a value the template reads was None (a param or XCom without a value), and the output would go to "
+                "a folder named 'None'; give it a value, or a default in the template, e.g. "
+                "'features/{{ params.day or ds }}/{run-id}'"
             )
         try:
             _check_template(self.path_template, self.datastore)
@@ -192,6 +199,25 @@ class OutputInput:
 def fill_placeholders(template: str, *, run_id: str, output_name: str) -> str:
     values = {"run-id": run_id, "output-name": output_name}
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+_NONE_WORD = re.compile(r"(?<![A-Za-z0-9])None(?![A-Za-z0-9])")
+
+
+def _check_globs(output: str | None, value: object) -> tuple[str, ...]:
+    """``as_upload(source_globs=...)``: patterns relative to the folder the script writes the output to, where the
+    upload looks for them; a pattern that leads out of it would match nothing, and the output would be uploaded
+    without the files the user named."""
+    owner = f"output {output!r}: as_upload"
+    globs = check_str_list(owner, "source_globs", value, example="*.csv")
+    for glob in globs:
+        if glob.startswith("/") or "\\" in glob or ".." in glob.split("/"):
+            raise ConfigError(
+                f"{owner}: source_globs entry {shown(glob)} must be a pattern relative to the output's folder on the "
+                "compute (the folder the script writes the output to), without a leading '/', '..' or '\\', e.g. "
+                "source_globs=['*.csv', 'model/*']"
+            )
+    return globs
 
 
 def _check_template(template: str, datastore: str) -> str:

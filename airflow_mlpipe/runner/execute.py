@@ -28,6 +28,7 @@ from airflow_mlpipe.runner.outputs import (
     discard,
     prepare_outputs,
     refuse_empty_registrations,
+    refuse_unmatched_globs,
     stage,
 )
 from airflow_mlpipe.runner.process import ScriptProcess, install_signal_handlers, stdout_bytes
@@ -198,6 +199,7 @@ def _commit(
     """Stage every output at its destination (verified), then write the attempt's commit record: the outputs
     become the attempt's result together, or not at all."""
     refuse_empty_registrations(spec.outputs, plans)
+    refuse_unmatched_globs(plans)
     committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]

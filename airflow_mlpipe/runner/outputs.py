@@ -9,6 +9,7 @@ registered dataset version or read by a later step. On a local store the committ
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import shutil
@@ -104,6 +105,26 @@ def refuse_empty_registrations(outputs: Iterable[Mapping[str, Any]], plans: Mapp
                 f"output {plan.name!r} is empty: the script wrote no files into the folder given for it, so there "
                 f"is nothing to register as dataset {registration['name']!r}; nothing was committed or registered "
                 "(write the files into the path the output's argument or run.output_datasets names)"
+            )
+
+
+def refuse_unmatched_globs(plans: Mapping[str, OutputPlan]) -> None:
+    """Each of an upload's ``source_globs`` must match a file the script wrote: the user named files, and an
+    output uploaded without them would be committed (and registered) as if complete. Checked before anything is
+    staged, so the attempt commits nothing."""
+    for plan in plans.values():
+        if plan.in_place or not plan.source_globs:
+            continue
+        written = sorted(_staged_files(dataclasses.replace(plan, source_globs=())))
+        unmatched = [g for g in plan.source_globs if not any(fnmatch.fnmatch(rel, g) for rel in written)]
+        if unmatched:
+            count = f"{len(written)} file{'s' if len(written) != 1 else ''}"
+            there = f"it holds {count}, e.g. {written[:3]}" if written else "it is empty"
+            raise StagingError(
+                f"output {plan.name!r}: source_globs {unmatched} match no file in the folder the script wrote for it "
+                f"({there}); nothing was committed: write the files there (the path the output's argument or "
+                "run.output_datasets names), or fix the globs, which are relative to that folder (e.g. '*.csv', "
+                "'model/*')"
             )
 
 

@@ -421,6 +421,26 @@ def _parallel_step(**kwargs: Any) -> Any:
             id="upload-globs-int",
         ),
         bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(source_globs=["/tmp/outside/*"]),
+            ConfigError,
+            "output 'o': as_upload: source_globs entry '/tmp/outside/*' must be a pattern relative to the output's "
+            "folder on the compute (the folder the script writes the output to), without a leading '/', '..' or "
+            "'\\', e.g. source_globs=['*.csv', 'model/*']",
+            id="upload-globs-absolute",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(source_globs=["../../x"]),
+            ConfigError,
+            "source_globs entry '../../x' must be a pattern relative to the output's folder",
+            id="upload-globs-dotdot",
+        ),
+        bad(
+            lambda: OutputFileDatasetConfig("o").as_upload(source_globs=["models\\*.pt"]),
+            ConfigError,
+            "source_globs entry 'models\\\\*.pt' must be a pattern relative",
+            id="upload-globs-backslash",
+        ),
+        bad(
             lambda: OutputFileDatasetConfig("o").register_on_complete(3),  # type: ignore[arg-type]
             DatasetError,
             "dataset name 3 cannot be used",

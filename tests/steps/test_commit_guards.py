@@ -105,6 +105,25 @@ def test_an_empty_output_to_register_commits_nothing(local_default: Datastore, t
     assert not _markers(local_default) and not local_default.exists(f"{REGISTRY_ROOT}/guarded")
 
 
+def test_an_upload_glob_that_matches_nothing_commits_nothing(local_default: Datastore, tmp_path: Path) -> None:
+    """The user named the files to upload: an output without them is never committed as if complete."""
+    outputs = tuple(
+        {"name": name, "datastore": local_default.name, "path": f"out/globs/{name}", "path_template": "out/{run-id}",
+         "mode": "upload", "source_globs": globs, "registration": None}
+        for name, globs in (("model", ["*.txt"]), ("extra", ["*.txt", "*.csv"]))
+    )  # fmt: skip
+    arguments = ({"t": "output", "name": "model"}, {"t": "output", "name": "extra"}, {"t": "str", "v": "write"})
+    spec = _step(local_default, tmp_path, "globs", SCRIPT, outputs=outputs, arguments=arguments)
+    code, record = _run(local_default, spec)
+    assert code == 1 and record["status"] == records.FAILED
+    assert record["error"].startswith(
+        "StagingError: output 'extra': source_globs ['*.csv'] match no file in the folder the script wrote for it "
+        "(it holds 1 file, e.g. ['notes.txt']); nothing was committed: write the files there"
+    ), record["error"]
+    assert records.read_commit(spec.step_run_id, local_default) is None
+    assert not _markers(local_default) and not local_default.exists("out/globs")
+
+
 def test_a_failed_registration_leaves_every_output_unmarked(
     local_default: Datastore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -92,6 +92,31 @@ def test_a_destination_rendered_to_nothing_is_refused() -> None:
         out.check_rendered("s")
 
 
+def test_a_destination_rendered_with_none_is_refused(tmp_path: Path) -> None:
+    """A param without a value renders as 'None': the output would go to <store>/x/None/<run> unnoticed."""
+    out = OutputFileDatasetConfig(name="o", destination=("mlpipe_default", "x/{{ params.day }}/{run-id}"))
+    with _dag("tpl_none"):
+        op = PythonScriptOperator(task_id="s", script_name="s.py", source_directory=str(tmp_path), outputs=[out])
+    op.render_template_fields(_context(params={"day": None}))
+    with pytest.raises(
+        DatasetError,
+        match=r"^step 's': output 'o': its destination 'x/\{\{ params.day \}\}/\{run-id\}' rendered to "
+        r"'x/None/\{run-id\}': a value the template reads was None .*give it a value, or a default in the template",
+    ):
+        op._use_rendered()
+    kept = OutputFileDatasetConfig(name="k", destination=("mlpipe_default", "None/{{ ds }}/{run-id}"))
+    kept.path_template = "None/2026-01-02/{run-id}"  # 'None' written in the template itself is a folder name
+    kept.check_rendered("s")
+
+
+def test_a_script_name_rendered_out_of_the_source_directory_is_refused(tmp_path: Path) -> None:
+    with _dag("tpl_script"):
+        op = PythonScriptOperator(task_id="s", script_name="{{ params.script }}", source_directory=str(tmp_path))
+    op.render_template_fields(_context(params={"script": "../outside/evil.py"}))
+    with pytest.raises(ConfigError, match="^step 's': script_name '../outside/evil.py' must be a path relative to"):
+        op._use_rendered()
+
+
 def test_transfer_paths_are_rendered(tmp_path: Path) -> None:
     with _dag("tpl_transfer"):
         op = DataTransferOperator(
