@@ -470,7 +470,7 @@ class _Transfer:
         for full in fulls:
             self._call(self.dst, "delete", self.dst.relpath(full), functools.partial(_unlink, full))
         for folder in sorted({os.path.dirname(f) for f in fulls}, key=len, reverse=True):
-            while folder.startswith(top + "/") and not os.listdir(folder):
+            while folder.startswith(top + "/") and os.path.isdir(folder) and not os.listdir(folder):
                 os.rmdir(folder)
                 folder = os.path.dirname(folder)
 

@@ -28,15 +28,15 @@ def _files(store: Datastore, folder: str) -> dict[str, bytes]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_own_destination_is_mirrored(make_store: MakeStore, backend: str) -> None:
     store = make_store(backend, "lake")
-    for name in ("a.txt", "b.txt", "sub/c.txt"):
+    for name in ("a.txt", "b.txt", "sub/c.txt", "sub/deeper/d.txt"):
         store.write_bytes(f"src1/{name}", name.encode())
     transfer(store, "src1", store, "m1")
-    store.delete("src1/b.txt")
-    store.delete("src1/sub/c.txt")
+    for name in ("b.txt", "sub/c.txt", "sub/deeper/d.txt"):
+        store.delete(f"src1/{name}")
 
     result = transfer(store, "src1", store, "m1")
 
-    assert (result.files_removed, result.extra_files, result.files_copied) == (2, 2, 0)
+    assert (result.files_removed, result.extra_files, result.files_copied) == (3, 3, 0)
     assert set(_files(store, "m1")) == {"a.txt", COMPLETE_MARKER}
     assert set(store.read_marker("m1")["transfer"]["files"]) == {"a.txt"}
     if backend == "local":
