@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.compute.base import ComputeTarget, StepLaunch
 from airflow_mlpipe.compute.environment import Environment, check_environment_fits
 from airflow_mlpipe.compute.keyed import DEFAULT_CONTAINER_PYTHON
 from airflow_mlpipe.compute.validation import check_env, check_image, safe_label_value
@@ -50,6 +50,22 @@ def container_image(default_image: str | None, environment: Environment | None, 
             "with Python and airflow-mlpipe installed"
         )
     return check_image(image, what=what)
+
+
+def check_step_image(step: str, compute: ComputeTarget, environment: Environment | None) -> None:
+    """When a step is defined: a container target with ``image=None`` runs the image of the step's environment,
+    so one of the two must name an image (the same rule as :func:`container_image`, told before the DAG runs)."""
+    if compute.kind not in ("docker", "kubernetes") or getattr(compute, "image", None) is not None:
+        return
+    if environment is not None and environment.image:
+        return
+    what = type(compute).__name__
+    has = "no Environment" if environment is None else "an Environment without an image"
+    raise ConfigError(
+        f"step {step!r}: {what}(image=None) runs the image of the step's Environment, and the step has {has}: set "
+        f"{what}(image=...) or Environment(image=...), an image with Python and airflow-mlpipe installed (e.g. "
+        "built from docker/Dockerfile)"
+    )
 
 
 def container_command(environment: Environment | None, launch: StepLaunch) -> list[str]:

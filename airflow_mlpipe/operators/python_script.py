@@ -144,7 +144,10 @@ class PythonScriptOperator(BaseOperator):
         self.deferrable = check_deferrable(self.task_id, deferrable)
         add_step_params(self, self._io.parameters)
         if not isinstance(self.compute_target, LocalCompute):
+            from airflow_mlpipe.compute.containers import check_step_image
             from airflow_mlpipe.operators.parse_checks import check_reachable_at_parse
+
+            check_step_image(self.task_id, self.compute_target, self.environment)
 
             dag_file = self.dag.fileloc if self.has_dag() else None
             outputs = [o.datastore for o in self._io.outputs]

@@ -139,6 +139,18 @@ COPY = {"task_id": "copy", "source_data_reference": ("lake", "in"), "destination
         pytest.param({"reuse_ttl": float("inf")}, "reuse_ttl inf must be a positive number", id="ttl-inf"),
         pytest.param({"azureml_compat": None}, "azureml_compat None must be True or False", id="compat-none"),
         pytest.param(
+            {"compute_target": DockerCompute()},
+            r"^step 'train': DockerCompute\(image=None\) runs the image of the step's Environment, and the step has "
+            r"no Environment: set DockerCompute\(image=\.\.\.\) or Environment\(image=\.\.\.\), an image with Python",
+            id="docker-no-image-anywhere",
+        ),
+        pytest.param(
+            {"compute_target": KubernetesCompute(), "environment": Environment(name="e")},
+            r"KubernetesCompute\(image=None\) runs the image of the step's Environment, and the step has an "
+            r"Environment without an image",
+            id="k8s-no-image-anywhere",
+        ),
+        pytest.param(
             {"source_directory": ["steps"]}, r"source_directory \['steps'\] must be the folder", id="source-dir-list"
         ),
         pytest.param(
@@ -176,6 +188,15 @@ def test_python_script_operator(given: dict[str, Any], message: str, tmp_path: P
         PythonScriptOperator(**{**SCRIPT, "source_directory": str(tmp_path), **given})
     assert str(info.value).startswith("step 'train': ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_container_target_without_an_image_runs_the_environments(tmp_path: Path) -> None:
+    """``image=None`` is allowed: it means the image of the step's Environment."""
+    for target in (DockerCompute(), KubernetesCompute()):
+        op = PythonScriptOperator(
+            **SCRIPT, source_directory=str(tmp_path), compute_target=target, environment=Environment(image="ml:1")
+        )
+        assert op.compute_target is target
 
 
 @pytest.mark.parametrize(
