@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_mlpipe.core.checks import shown
+from airflow_mlpipe.core.checks import check_airflow_id, shown
 from airflow_mlpipe.exceptions import ConfigError
 
 DAY = 86_400.0
@@ -104,7 +104,7 @@ class GcSettings:
         return cls(
             older_than=parse_duration(older_than, option="older_than"),
             keep_last=int(keep_last),
-            dag_id=dag_id or None,
+            dag_id=None if dag_id is None else check_airflow_id("dag_id", dag_id, kind="DAG id", example="'train'"),
             grace=parse_duration(grace, option="grace"),
             unfinished_for=parse_duration(unfinished_for, option="unfinished_for"),
             dry_run=dry_run,

@@ -188,6 +188,13 @@ def test_a_text_without_a_unit_is_refused(text: str) -> None:
         GcSettings.of(older_than=text)
 
 
+@pytest.mark.parametrize("dag_id", ["", "../x", "a b"])
+def test_a_dag_id_that_airflow_does_not_allow_is_refused(dag_id: str) -> None:
+    """'' never means every DAG: collecting everything is dag_id=None."""
+    with pytest.raises(ValueError, match=f"dag_id '{dag_id}' is not a valid DAG id"):
+        GcSettings.of(dag_id=dag_id)
+
+
 def test_a_bad_duration_names_the_fix() -> None:
     with pytest.raises(ValueError, match="'30 days' is not a duration"):
         GcSettings.of(older_than="30 days")
