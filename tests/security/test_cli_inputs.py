@@ -154,7 +154,9 @@ def assert_usage_error(result: Result, *parts: str) -> None:
             id="reuse-explain-dag-dots",
         ),
         pytest.param(["reuse", "explain", "d", "a b"], ["TASK_ID 'a b' is not a valid task id"], id="reuse-task"),
-        pytest.param(["reuse", "explain", "d", LONG], ["TASK_ID 'aaaa", CUT, "is not a valid task id"], id="reuse-long"),
+        pytest.param(
+            ["reuse", "explain", "d", LONG], ["TASK_ID 'aaaa", CUT, "is not a valid task id"], id="reuse-long"
+        ),
         pytest.param(
             ["gc", "--keep-last", "-1"],
             ["--keep-last '-1' must be a whole number of at least 0", "--keep-last 3"],
@@ -323,6 +325,28 @@ def test_a_corrupt_run_record_is_one_line(mlpipe: object, body: str, error: str)
     assert shown.err.count("\n") == 1 and "Traceback" not in shown.err
     explained = mlpipe("reuse", "explain", "d", "t", "--run", "d.r.t")  # type: ignore[operator]
     assert explained.code == 1 and explained.err.startswith("error: no reuse decision for step run 'd.r.t'")
+
+
+def test_the_tokens_pages_print_are_taken(mlpipe: object) -> None:
+    """What the --after checks let through: the token the previous page printed, in either listing."""
+    from airflow_mlpipe.steps import records
+
+    store = Datastore.get_default()
+    for task in ("one", "two", "three"):
+        records.write_record(
+            {"step_run_id": f"d.r.{task}", "dag_id": "d", "run_id": "r", "task_id": task, "status": "Completed",
+             "created_at": "2026-01-01T00:00:00+00:00"},
+            store,
+        )  # fmt: skip
+    for name in ("alpha", "beta", "gamma"):
+        _register(store, name)
+    for listing, key in ((["runs", "list", "--dag", "d"], "runs"), (["datasets", "list"], "datasets")):
+        first = mlpipe(*listing, "--limit", "2", "--json")  # type: ignore[operator]
+        token = json.loads(first.out)["next"]
+        assert first.code == 0 and token, first.err
+        rest = mlpipe(*listing, "--limit", "2", "--after", token, "--json")  # type: ignore[operator]
+        assert rest.code == 0, rest.err
+        assert len(json.loads(first.out)[key]) == 2 and len(json.loads(rest.out)[key]) == 1
 
 
 # -- a connection that cannot be read is a row -------------------------------------------------------------------
