@@ -9,7 +9,14 @@ from __future__ import annotations
 
 
 class MlpipeError(Exception):
-    """Base class of every airflow-mlpipe error."""
+    """Base class of every airflow-mlpipe error. Its message is scrubbed of credentials (``core.secrets``) when
+    the error is made, so that no log, task failure or CLI line that shows it can show one: a URL's password, a
+    SAS signature, a secret-named option, a bearer token."""
+
+    def __init__(self, *args: object) -> None:
+        from airflow_mlpipe.core.secrets import scrub_text
+
+        super().__init__(*(scrub_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(MlpipeError, ValueError):

@@ -43,6 +43,7 @@ from airflow_mlpipe.compute.validation import (
     check_labels,
     description_hash,
 )
+from airflow_mlpipe.core.secrets import scrubbed_repr
 from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
@@ -63,6 +64,7 @@ _MEMORY_RE = re.compile(r"^\d+[bkmg]?$", re.IGNORECASE)
 _DOCKER_URL_SCHEMES = ("unix://", "tcp://", "http://", "https://", "ssh://", "npipe://")
 
 
+@scrubbed_repr
 @dataclass(frozen=True)
 class DockerCompute(ComputeTarget):
     """Run steps in Docker containers on a Docker engine the Airflow worker can reach.

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from airflow_mlpipe.compute.base import ComputeTarget
 from airflow_mlpipe.compute.validation import check_env, check_image, description_hash
+from airflow_mlpipe.core.secrets import scrub_text, scrubbed_repr
 from airflow_mlpipe.exceptions import ConfigError
 
 
@@ -32,6 +33,12 @@ def _check_requirement(text: object, *, what: str) -> str:
             f"{what}: {text!r} is not a pip requirement ({exc}); write 'name', 'name==1.2', 'name>=1,<2' or "
             "'name @ https://host/name-1.2-py3-none-any.whl'"
         ) from None
+    if scrub_text(text) != text:
+        raise ConfigError(
+            f"{what}: {text!r} holds a credential in its URL, which would be written into the step's spec, records "
+            "and logs; give pip its credentials where it looks for them on the worker or in the image (a netrc "
+            "file, PIP_INDEX_URL / PIP_EXTRA_INDEX_URL in the environment, or a keyring)"
+        )
     for spec in requirement.specifier:
         # "pandas====" parses as arbitrary equality (===) with the version "=", which no release has
         if spec.operator == "===" and not any(c.isalnum() for c in spec.version):
@@ -59,6 +66,7 @@ class HasKind(Protocol):
     kind: str
 
 
+@scrubbed_repr
 @dataclass(frozen=True)
 class Environment:
     """The software a step runs with (Azure ML's ``Environment``).
@@ -90,7 +98,7 @@ class Environment:
         if self.image is not None:
             check_image(self.image, what=what)
         packages: Iterable[object] = self.pip_packages
-        if isinstance(packages, str) or not isinstance(packages, Iterable):
+        if isinstance(packages, (str, Mapping)) or not isinstance(packages, Iterable):
             raise ConfigError(
                 f"{what}: pip_packages {packages!r} must be a list of requirements, e.g. ['pandas==2.2.3']"
             )
@@ -128,6 +136,7 @@ class Environment:
         )
 
 
+@scrubbed_repr
 @dataclass(frozen=True)
 class RunConfiguration:
     """An environment and a compute target for a step (Azure ML's ``RunConfiguration``).

@@ -85,7 +85,7 @@ from airflow_mlpipe.compute.validation import (
     description_hash,
 )
 from airflow_mlpipe.core.checks import check_list
-from airflow_mlpipe.core.secrets import mask_in_task_log
+from airflow_mlpipe.core.secrets import mask_in_task_log, scrubbed_repr
 from airflow_mlpipe.datasets.seal import ATTEMPT_KEY_ENV
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.config import DatastoreConfig, config_to_env_value, env_var_name
@@ -103,6 +103,7 @@ __all__ = [
 ]
 
 
+@scrubbed_repr
 @dataclass(frozen=True)
 class KubernetesCompute(ComputeTarget):
     """Run steps as Kubernetes pods (Azure ML's AmlCompute cluster, here any cluster with GPU nodes).

@@ -27,7 +27,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 MASK = "***"
 
@@ -48,6 +48,7 @@ _SECRET_WORDS = frozenset(
         "apikey",
         "passphrase",
         "connectionstring",
+        "authorization",
     }
 )
 # Names of options that hold no credential although a word says so (the S3 ``key`` is the access key id: secret
@@ -67,6 +68,17 @@ _SECRET_PARAM = re.compile(
     r"sas_token)=)(?P<secret>[^&;\s#'\"]+)",
     re.IGNORECASE,
 )
+# Any ``name=value`` whose name says it holds a credential (``aws_secret_access_key=...`` in a string of options);
+# a name whose only credential word is ``key`` counts when another word says which (``access_key``, ``api_key``),
+# not ``key`` alone nor ``sort_key``.
+_NAMED_PARAM = re.compile(
+    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)=)(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)"
+)
+_KEY_QUALIFIERS = frozenset(
+    {"access", "account", "secret", "api", "private", "master", "shared", "storage", "client", "sas", "signing", "auth"}
+)
+# An HTTP authorization value: ``Bearer <token>``, ``Basic <base64>``.
+_AUTH_VALUE = re.compile(r"(?P<head>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)")
 _QUOTED_KEY = re.compile(r"(?P<head>(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*)(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v)")
 
 
@@ -100,9 +112,29 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
     if "=" in text:
         text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
+        text = _NAMED_PARAM.sub(_mask_named, text)
+    if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
+        text = _AUTH_VALUE.sub(lambda m: m["head"] + MASK, text)
     if ":" in text:
         text = _QUOTED_KEY.sub(_mask_quoted, text)
     return text
+
+
+def _is_credential_param(name: str) -> bool:
+    """Whether ``name=value`` in a text holds a credential (stricter than ``is_secret_key`` about ``key``)."""
+    if not is_secret_key(name):
+        return False
+    words = [word.lower() for word in _WORD.findall(name)]
+    pairs = [a + b for a, b in itertools.pairwise(words)]
+    if (_SECRET_WORDS - {"key"}).intersection(words + pairs):
+        return True
+    return any(words[n - 1] in _KEY_QUALIFIERS for n in range(1, len(words)) if words[n] == "key")
+
+
+def _mask_named(match: re.Match[str]) -> str:
+    if match["secret"] == MASK or not _is_credential_param(match["name"]):
+        return match[0]
+    return match["head"] + MASK
 
 
 def _mask_quoted(match: re.Match[str]) -> str:
@@ -139,8 +171,11 @@ def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> An
 def secret_values(value: Any) -> Iterator[str]:
     """Every credential in ``value`` (nested options, URLs): what a log masker should hide wherever it appears."""
     if isinstance(value, str):
-        for pattern in (_URL_USERINFO, _SECRET_PARAM):
+        for pattern in (_URL_USERINFO, _SECRET_PARAM, _AUTH_VALUE):
             for match in pattern.finditer(value):
+                yield match["secret"]
+        for match in _NAMED_PARAM.finditer(value):
+            if _is_credential_param(match["name"]):
                 yield match["secret"]
     elif isinstance(value, Mapping):
         for key, item in value.items():
@@ -287,3 +322,18 @@ def mask_in_task_log(secrets: Iterable[str]) -> None:
         return
     for secret in secrets:
         mask_secret(secret)
+
+
+_C = TypeVar("_C", bound=type)
+
+
+def scrubbed_repr(cls: _C) -> _C:
+    """Class decorator (above ``@dataclass``): the class's ``repr()`` with credentials replaced by ``***`` (a URL
+    password in an ``env`` value shows in messages and logs that print the object)."""
+    plain: Any = cls.__repr__
+
+    def __repr__(self: Any) -> str:
+        return scrub_text(str(plain(self)))
+
+    cls.__repr__ = __repr__  # type: ignore[assignment]
+    return cls

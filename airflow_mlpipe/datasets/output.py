@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow_mlpipe.core.checks import check_bool, check_str_list, check_str_mapping, check_text, shown
 from airflow_mlpipe.core.paths import check_user_path
+from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.core.templates import check_jinja, has_jinja
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
@@ -58,6 +59,12 @@ class OutputFileDatasetConfig:
             if not isinstance(store, (Datastore, str)) or not store:
                 raise DatasetError(
                     f"output destination {destination!r}: the datastore {store!r} must be a Datastore or a datastore "
+                    "name, e.g. (Datastore.get('NAME'), 'path/{run-id}')"
+                )
+            if isinstance(store, str) and not re.fullmatch(r"[\w.-]{1,250}", store):
+                raise DatasetError(
+                    f"output destination {destination!r}: the datastore name {store!r} is not the id of a datastore "
+                    "connection (letters, digits, '_', '-', '.'); create a connection for the store and give its "
                     "name, e.g. (Datastore.get('NAME'), 'path/{run-id}')"
                 )
             self.datastore = store.name if isinstance(store, Datastore) else store
@@ -171,7 +178,8 @@ class OutputFileDatasetConfig:
         return out
 
     def __repr__(self) -> str:
-        return f"OutputFileDatasetConfig(name={self.name!r}, destination=({self.datastore!r}, {self.path_template!r}))"
+        shown = f"OutputFileDatasetConfig(name={self.name!r}, destination=({self.datastore!r}, {self.path_template!r}))"
+        return scrub_text(shown)
 
 
 class OutputInput:

@@ -1,0 +1,102 @@
+"""Credentials the scrubber recognises beyond names and URLs: authorization headers and bearer tokens, secret
+options written as ``name=value`` text, and every ``MlpipeError`` message and compute/environment repr scrubbed
+when made; what depends on it (workload identity, ``datastores list``, private variables)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from airflow_mlpipe import Dataset, DataTransferOperator, OutputFileDatasetConfig
+from airflow_mlpipe.compute import Environment, KubernetesCompute
+from airflow_mlpipe.compute.base import StepLaunch
+from airflow_mlpipe.compute.kubernetes import WORKLOAD_IDENTITY, build_pod_operator
+from airflow_mlpipe.core.secrets import argument_credential, is_private_variable, scrub, scrub_text, secret_values
+from airflow_mlpipe.exceptions import ConfigError, MlpipeError
+from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.storage.datastore import Datastore
+from tests.reuse.reuse_helpers import mlpipe_in_process
+
+BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Authorization: Bearer abcdefghijk123", "Authorization: Bearer ***"),
+        ("Basic dXNlcjpwYXNzd29yZA==", "Basic ***"),
+        ("aws_secret_access_key=SoStrPlant2", "aws_secret_access_key=***"),
+        ("access_key=AKIA1234 client_secret=xyz", "access_key=*** client_secret=***"),
+        # not credentials: other keys, prose, ordinary options
+        ("sort_key=name key=customer_id", "sort_key=name key=customer_id"),
+        ("basic auth is not used", "basic auth is not used"),
+        ("x=1,y=2 --lr=0.1", "x=1,y=2 --lr=0.1"),
+    ],
+)
+def test_texts(text: str, shown: str) -> None:
+    assert scrub_text(text) == shown
+
+
+def test_options_and_arguments() -> None:
+    headers = {"client_kwargs": {"headers": {"Authorization": f"Bearer {BEARER}"}}}
+    assert BEARER not in json.dumps(scrub(headers))
+    assert list(secret_values({"client_kwargs": f"aws_secret_access_key={OPTION}"})) == [OPTION]
+    assert BEARER in list(secret_values(headers))
+    assert is_private_variable("MY_AUTH", f"Bearer {BEARER}") and is_private_variable("AUTHORIZATION", "x-token-1")
+    assert argument_credential(["--key=customer_id", "--sort_key", "name"]) is None
+
+
+@pytest.fixture
+def lake(monkeypatch: pytest.MonkeyPatch) -> Datastore:
+    extra = {
+        "url": "s3://bucket/prefix",
+        "client_kwargs": {"headers": {"Authorization": f"Bearer {BEARER}"}, "endpoint_url": "http://127.0.0.1:9"},
+        "config_kwargs": f"aws_secret_access_key={OPTION}",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    return Datastore.get("lake")
+
+
+def test_datastores_list_hides_a_bearer_token_and_an_option_string(lake: Datastore) -> None:
+    for args in (("datastores", "list"), ("datastores", "list", "--json")):
+        code, shown = mlpipe_in_process(*args)
+        assert code == 0 and "lake" in shown and BEARER not in shown and OPTION not in shown, shown
+
+
+def test_workload_identity_is_refused_for_a_connection_with_a_bearer_token(lake: Datastore) -> None:
+    target = KubernetesCompute(image="i:1", service_account="ml", datastore_secrets={"lake": WORKLOAD_IDENTITY})
+    launch = StepLaunch("train", ("-m", "airflow_mlpipe.runner"), {}, ("lake",))
+    with pytest.raises(ConfigError, match="uses WORKLOAD_IDENTITY, but its connection holds credentials") as caught:
+        build_pod_operator(target, task_id="train", launch=launch, datastores={"lake": lake.config})
+    assert BEARER not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "planted"),
+    [
+        (lambda: Dataset.File.from_files("s3://AKID:FilesUrlPlant1@bucket/x"), "FilesUrlPlant1"),
+        (lambda: Dataset.File.from_files("https://acct.blob.core.windows.net/c/x?sv=1&sig=FilesSigPlant2"), "Plant2"),
+        (
+            lambda: DataTransferOperator(
+                task_id="t", source_data_reference="s3://AKID:TrPlant8@b/p", destination_data_reference="x"
+            ),
+            "TrPlant8",
+        ),
+        (lambda: Environment(pip_packages=["pkg @ https://user:PipPlant14@pypi.example/p.whl"]), "PipPlant14"),
+        (lambda: OutputFileDatasetConfig("o", ("s3://AKID:OutPlant4@b/p", "x/{run-id}")), "OutPlant4"),
+    ],
+)
+def test_errors_never_echo_a_credential(make: Callable[[], object], planted: str) -> None:
+    with pytest.raises((MlpipeError, ValueError)) as caught:
+        make()
+    assert planted not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_reprs_never_show_a_credential() -> None:
+    k8s = KubernetesCompute(image="i:1", env={"DB_URL": "postgresql://u:K8sPlant12@h/db"})
+    env = Environment(env_vars={"DB_URL": "postgresql://u:EnvPlant13@h/db"})
+    assert "K8sPlant12" not in repr(k8s) and "EnvPlant13" not in repr(env) and "u:***@h" in repr(env)
+    assert "hunter22" not in str(MlpipeError("connect with password=hunter22"))
