@@ -70,6 +70,7 @@ class DockerCompute(ComputeTarget):
     """Run steps in Docker containers on a Docker engine the Airflow worker can reach.
 
     :param image: the default image (an ``Environment(image=...)`` wins); it needs Python and airflow-mlpipe.
+        None: each step's ``Environment(image=...)`` must give one (checked when the step is defined).
     :param docker_url: the engine, e.g. ``unix:///var/run/docker.sock`` or ``tcp://host:2376`` (default:
         ``DOCKER_HOST`` or the local socket).
     :param docker_conn_id: an Airflow Docker connection for registry login.

@@ -110,7 +110,8 @@ class KubernetesCompute(ComputeTarget):
 
     :param namespace: the pods' namespace.
     :param image: the default image (an ``Environment(image=...)`` wins); it must contain Python and
-        airflow-mlpipe, e.g. an image built from this project's ``docker/Dockerfile``.
+        airflow-mlpipe, e.g. an image built from this project's ``docker/Dockerfile``. None: each step's
+        ``Environment(image=...)`` must give one (checked when the step is defined).
     :param gpu: GPUs per pod: requested and limited as ``gpu_resource``; GPU pods also tolerate the
         ``<gpu_resource>:NoSchedule`` taint of GPU node pools unless ``tolerations`` is given.
     :param gpu_resource: the extended resource name: ``nvidia.com/gpu``, ``amd.com/gpu``...
