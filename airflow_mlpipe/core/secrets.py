@@ -71,9 +71,7 @@ _SECRET_PARAM = re.compile(
 # Any ``name=value`` whose name says it holds a credential (``aws_secret_access_key=...`` in a string of options);
 # a name whose only credential word is ``key`` counts when another word says which (``access_key``, ``api_key``),
 # not ``key`` alone nor ``sort_key``.
-_NAMED_PARAM = re.compile(
-    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)=)(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)"
-)
+_NAMED_PARAM = re.compile(r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)=)(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)")
 _KEY_QUALIFIERS = frozenset(
     {"access", "account", "secret", "api", "private", "master", "shared", "storage", "client", "sas", "signing", "auth"}
 )
