@@ -25,6 +25,7 @@ from airflow_mlpipe.fingerprint.identity import identities
 from airflow_mlpipe.runner.claims import check_claim, claim, is_fixed
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 
 
 class StagingError(Exception):
@@ -59,6 +60,8 @@ def prepare_outputs(
         path = str(spec["path"])
         mode = str(spec.get("mode", "mount"))
         confined_path(store, path, argument=f"output {name!r} destination")
+        # not through a link inside the store either: it would write into another folder (a committed one)
+        refuse_links_on_the_way(store, [path], argument=f"output {name!r} destination")
         refuse_committed(name, store, path)
         claimed_by = attempt if attempt is not None and is_fixed(spec) else None
         if claimed_by is not None:
@@ -138,6 +141,7 @@ def stage(plan: OutputPlan) -> Manifest:
     checking that the destination holds exactly the files staged, with their sizes."""
     store, path = plan.store, plan.path
     confined_path(store, path, argument=f"output {plan.name!r} destination")
+    refuse_links_on_the_way(store, [path], argument=f"output {plan.name!r} destination")
     refuse_committed(plan.name, store, path)
     if plan.claimed_by is not None:
         check_claim(plan.name, store, path, plan.claimed_by)

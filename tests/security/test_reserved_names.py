@@ -77,3 +77,25 @@ def test_marker_names_and_backslashes_are_refused_and_nothing_is_written(
         attempt(store)
     assert str(caught.value).startswith(argument) and "datastore 'lake': path " in str(caught.value)
     assert _everything(store) == before
+
+
+@pytest.mark.parametrize("mode", ["mount", "upload"])
+def test_an_output_never_goes_through_a_link_inside_the_store(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``lo/`` links to a committed folder of the same datastore: a step's output below it would write into that
+    folder (mount mode stages next to the destination)."""
+    from airflow_mlpipe.runner.outputs import prepare_outputs
+    from airflow_mlpipe.storage.transfer_links import DestinationLinkError
+
+    root = tmp_path / "lake"
+    (root / "committed").mkdir(parents=True)
+    (root / "committed" / "_MLPIPE_COMPLETE").write_text("{}")
+    (root / "lo").symlink_to(root / "committed")
+    extra = {"url": root.as_uri()}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    spec = {"name": "o", "datastore": "lake", "path": "lo/new", "mode": mode}
+    with pytest.raises(DestinationLinkError, match="output 'o' destination: datastore 'lake': path 'lo' is a symbolic"):
+        prepare_outputs((spec,), str(tmp_path / "work"))
+    assert sorted(p.name for p in (root / "committed").iterdir()) == ["_MLPIPE_COMPLETE"]
