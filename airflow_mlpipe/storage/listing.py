@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_mlpipe.core.paths import is_reserved
 from airflow_mlpipe.storage.confine import check_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing_azure import list_azure
@@ -79,7 +80,16 @@ def local_meta(st: os.stat_result) -> FileMeta:
     return FileMeta(st.st_size, f"mtime:{st.st_mtime_ns}")
 
 
-def _walk_local(store: Datastore, top: str, *, argument: str, shown: str, refuse_links: bool) -> dict[str, FileMeta]:
+def _walk_local(
+    store: Datastore,
+    top: str,
+    *,
+    argument: str,
+    shown: str,
+    refuse_links: bool,
+    at_root: bool,
+    controls: set[str] | None,
+) -> dict[str, FileMeta]:
     """``shown``: the walked folder as the user named it, for errors; ``refuse_links``: any link at all is an error
     (a destination, which is written), not only one leading out of the datastore (a source, which is read)."""
     out: dict[str, FileMeta] = {}
@@ -89,6 +99,8 @@ def _walk_local(store: Datastore, top: str, *, argument: str, shown: str, refuse
         prefix, folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
+                if at_root and not prefix and is_reserved(entry.name):
+                    continue  # the datastore's own records: never data (and never walked)
                 if entry.is_symlink():
                     named = base + prefix + entry.name
                     if refuse_links:
@@ -101,7 +113,9 @@ def _walk_local(store: Datastore, top: str, *, argument: str, shown: str, refuse
                     # Like os.walk: do not follow links to folders (a link cycle would never end).
                     if not entry.is_symlink():
                         pending.append((f"{prefix}{entry.name}/", entry.path))
-                elif not is_control_name(entry.name):
+                elif is_control_name(entry.name):
+                    _note_control(controls, prefix + entry.name)
+                else:
                     try:
                         out[prefix + entry.name] = local_meta(entry.stat())
                     except FileNotFoundError:
@@ -109,17 +123,35 @@ def _walk_local(store: Datastore, top: str, *, argument: str, shown: str, refuse
     return out
 
 
+def _note_control(controls: set[str] | None, rel: str) -> None:
+    """Collect a marker's or journal's path (not a temporary part's): the folders something else filled."""
+    if controls is not None and rel.rsplit("/", 1)[-1] in _CONTROL_NAMES:
+        controls.add(rel)
+
+
 def list_tree(
-    store: Datastore, full: str, *, argument: str = "transfer", shown: str = "", refuse_links: bool = False
+    store: Datastore,
+    full: str,
+    *,
+    argument: str = "transfer",
+    shown: str = "",
+    refuse_links: bool = False,
+    controls: set[str] | None = None,
 ) -> dict[str, FileMeta]:
     """Every data file below the backend folder ``full``, keyed by its path relative to ``full``.
 
-    On a local store, links are checked as they are met (see ``_walk_local``); errors name ``argument`` and the
-    path below ``shown`` (the folder as the user named it)."""
+    The datastore's own records (``_mlpipe/``) are never listed, as a glob never matches them: listing the
+    datastore root leaves them out. ``controls``, when given, collects the relative paths of the markers and
+    journals met (which ``list_tree`` never counts as data). On a local store, links are checked as they are met
+    (see ``_walk_local``); errors name ``argument`` and the path below ``shown`` (the folder as the user named
+    it)."""
+    at_root = full.rstrip("/") == store.full_path("").rstrip("/")
     if store.protocol == "file":
         if not os.path.isdir(full):
             return {}
-        return _walk_local(store, full, argument=argument, shown=shown, refuse_links=refuse_links)
+        return _walk_local(
+            store, full, argument=argument, shown=shown, refuse_links=refuse_links, at_root=at_root, controls=controls
+        )
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
     if store.protocol == "abfs":
@@ -128,7 +160,11 @@ def list_tree(
             skip = len(base) - len(base.split("/", 1)[0]) - 1  # blob names start below the container
             for name, size, etag, md5 in blobs:
                 rel = name[skip:]
-                if rel and not is_control_name(rel.rsplit("/", 1)[-1]):
+                if not rel or (at_root and is_reserved(rel)):
+                    continue
+                if is_control_name(rel.rsplit("/", 1)[-1]):
+                    _note_control(controls, rel)
+                else:
                     out[rel] = FileMeta(size, f"etag:{etag}", md5)
             return out
     store.fs.invalidate_cache(full)
@@ -138,7 +174,11 @@ def list_tree(
         if info.get("type", "file") != "file" or not name.startswith(base) or name.endswith("/"):
             continue
         rel = name[len(base) :]
-        if not is_control_name(rel.rsplit("/", 1)[-1]):
+        if at_root and is_reserved(rel):
+            continue
+        if is_control_name(rel.rsplit("/", 1)[-1]):
+            _note_control(controls, rel)
+        else:
             out[rel] = meta_from_info(info)
     return out
 

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, PathOutsideDatastoreError
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
@@ -181,6 +182,11 @@ def _join(base: str, rel: str) -> str:
     return f"{base.rstrip('/')}/{rel}" if rel else base
 
 
+def _under(folder: str, rel: str) -> str:
+    """``rel`` below a datastore-relative folder ("" is the root)."""
+    return "/".join(p for p in (folder.strip("/"), rel) if p)
+
+
 class _Transfer:
     def __init__(
         self,
@@ -273,7 +279,7 @@ class _Transfer:
             lambda: list_tree(self.src, self.src_full, argument="transfer source", shown=self.src_path),
         )
         if self.files is None:
-            return listed
+            return self._checked_names(listed)
         wanted = {f.strip("/") for f in self.files}
         missing = sorted(wanted - listed.keys())
         if missing:
@@ -282,7 +288,20 @@ class _Transfer:
                 f"for ({', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''}); the data changed "
                 "since the list was made: register a new dataset version, or correct the list"
             )
-        return {rel: listed[rel] for rel in sorted(wanted)}
+        return self._checked_names({rel: listed[rel] for rel in sorted(wanted)})
+
+    def _checked_names(self, listed: dict[str, FileMeta]) -> dict[str, FileMeta]:
+        """Every file's destination path passes the user-path check (not below the destination datastore's
+        ``_mlpipe/``, no reserved name, no backslash), before anything is written."""
+        for rel in listed:
+            try:
+                check_user_path(_under(self.dst_path, rel), argument="transfer destination", datastore=self.dst.name)
+            except PathOutsideDatastoreError as exc:
+                raise type(exc)(
+                    f"{exc}. It would be the copy of source file {rel!r} of {self._where('source')}: rename or "
+                    "remove that file, or choose another destination folder; nothing was copied"
+                ) from None
+        return listed
 
     def _destination_files(self, names: Iterable[str]) -> dict[str, FileMeta]:
         refuse_links_on_the_way(self.dst, [self.dst_path], argument="transfer destination")

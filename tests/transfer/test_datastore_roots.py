@@ -1,0 +1,73 @@
+"""A transfer from or into a datastore root never reads, writes, mirrors or deletes that datastore's ``_mlpipe/``,
+and never writes a file whose name a user could not give as a destination path."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathError
+from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.transfer import transfer
+from tests.storage.conftest import MakeStore
+
+BACKENDS = ["local", "memory"]
+
+
+def _all(store: Datastore) -> set[str]:
+    return set(store.list("", recursive=True))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_source_folder_named_mlpipe_is_refused_below_a_root_destination(make_store: MakeStore, backend: str) -> None:
+    lake, lake2 = make_store(backend, "lake"), make_store(backend, "lake2")
+    lake.write_bytes("bsrc/a.txt", b"a")
+    lake.write_bytes("bsrc/_mlpipe/registry/evil.json", b"{}")
+
+    with pytest.raises(ReservedPathError, match=r"path '_mlpipe/registry/evil.json' is inside '_mlpipe/'") as info:
+        transfer(lake, "bsrc", lake2, "")
+
+    assert "source file '_mlpipe/registry/evil.json' of datastore 'lake' path 'bsrc'" in str(info.value)
+    assert _all(lake2) == set()
+    transfer(lake, "bsrc", lake2, "x")  # below a folder of the destination it is only a name
+    assert lake2.read_bytes("x/_mlpipe/registry/evil.json") == b"{}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_root_source_leaves_out_its_own_records(make_store: MakeStore, backend: str) -> None:
+    lake4, lake3 = make_store(backend, "lake4"), make_store(backend, "lake3")
+    lake4.write_bytes("d/a.txt", b"a")
+    lake4.write_bytes("_mlpipe/registry/ds.json", b"{}")
+    lake4.write_bytes("_MLPIPE/runs/r.json", b"{}")
+
+    result = transfer(lake4, "", lake3, "y")
+
+    assert result.files_copied == 1
+    assert _all(lake3) == {"y/d/a.txt", f"y/{COMPLETE_MARKER}"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_root_destination_never_mirrors_its_own_records(make_store: MakeStore, backend: str) -> None:
+    lake, lake3 = make_store(backend, "lake"), make_store(backend, "lake3")
+    lake.write_bytes("src/a.txt", b"a")
+    transfer(lake, "src", lake3, "")
+    lake3.write_bytes("_mlpipe/registry/ds.json", b"{}")
+
+    result = transfer(lake, "src", lake3, "")
+
+    assert result.files_removed == 0
+    assert lake3.read_bytes("_mlpipe/registry/ds.json") == b"{}"
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param("_mlpipe\\y.json", id="backslash"), pytest.param("sub/_mlpipe_complete", id="marker")]
+)
+def test_a_source_file_whose_name_is_not_a_destination_path_is_refused(make_store: MakeStore, name: str) -> None:
+    lake = make_store("local", "lake")
+    lake.write_bytes(f"src/{name}", b"x")
+    lake.write_bytes("src/a.txt", b"a")
+
+    with pytest.raises(PathOutsideDatastoreError, match=r"^transfer destination: .*source file") as info:
+        transfer(lake, "src", lake, "out")
+
+    assert repr(name) in str(info.value)
+    assert not lake.exists("out")
