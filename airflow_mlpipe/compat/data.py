@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlpipe.core.paths import normalize_relpath
+from airflow_mlpipe.core.paths import check_user_path, normalize_relpath
 from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.confine import confined_path
@@ -50,8 +50,11 @@ class V1Datastore(_Datastore):
         reference to ``target_path``, as v1 does."""
         target = confined_path(self, target_path or "", argument="target_path")
         local = os.fspath(src_dir)
-        rels = _local_files(local) if os.path.isdir(local) else [""]
-        dests = [_joined(target, rel) for rel in rels]
+        if os.path.isdir(local):
+            dests = _checked(self, [_joined(target, rel) for rel in _local_files(local)])
+        else:  # one file: to target_path, or by its name to the root
+            target = _checked(self, [target or os.path.basename(local)])[0]
+            dests = [target]
         refuse_links_on_the_way(self, dests, argument="target_path")
         if not overwrite:
             _refuse_existing(self, dests)
@@ -76,6 +79,7 @@ class V1Datastore(_Datastore):
             if rel.startswith(".."):
                 raise ConfigError(f"upload_files: {local!r} is not below relative_root {relative_root!r}")
             pairs.append((local, _joined(target, rel.replace(os.sep, "/"))))
+        _checked(self, [dest for _, dest in pairs])
         refuse_links_on_the_way(self, [dest for _, dest in pairs], argument="target_path")
         if not overwrite:
             _refuse_existing(self, [dest for _, dest in pairs])
@@ -89,6 +93,12 @@ def _local_files(folder: str) -> builtins.list[str]:
     for dirpath, _, filenames in os.walk(folder):
         found += [os.path.relpath(os.path.join(dirpath, f), folder).replace(os.sep, "/") for f in filenames]
     return found
+
+
+def _checked(store: _Datastore, dests: builtins.list[str]) -> builtins.list[str]:
+    """Each file's destination (``target_path`` and its name below it) as a user path: not in ``_mlpipe/``, no
+    reserved name (a forged marker or journal), no backslash; checked before any file is written."""
+    return [check_user_path(dest, argument="upload destination", datastore=store.name) for dest in dests]
 
 
 def _joined(target: str, rel: str) -> str:

@@ -344,7 +344,7 @@ class Datastore:
         if os.path.isdir(local):
             pairs = list(_walk_local(local))
             sources = [os.path.join(local, rel) for rel in pairs]
-            targets = [self.full_path(f"{path}/{rel}") for rel in pairs]
+            targets = [self.full_path("/".join(p for p in (path.strip("/"), rel) if p)) for rel in pairs]
         elif os.path.isfile(local):
             pairs = [""]
             sources, targets = [local], [self.full_path(path)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -281,3 +282,60 @@ def test_v1_upload_never_writes_through_a_link(
         else:
             v1.upload_files([str(tmp_path / "upsrc/u.txt")], target_path="updst2", overwrite=overwrite)
     assert (_entries(root), _entries(tmp_path / "outside")) == (before, outside)
+
+
+@pytest.mark.parametrize(
+    ("files", "relative_root", "target", "message"),
+    [
+        pytest.param(["x/_mlpipe/registry/evil.json"], "x", None, r"'_mlpipe/registry/evil.json' is inside", id="root"),
+        pytest.param(["x/_MLPIPE/runs/r.json"], "x", None, r"'_MLPIPE/runs/r.json' is inside", id="root-case"),
+        pytest.param(["f/_MLPIPE_COMPLETE"], None, "mk", r"'mk/_MLPIPE_COMPLETE' names", id="marker"),
+        pytest.param(["f/_MLPIPE_TRANSFER"], None, "victim", r"'victim/_MLPIPE_TRANSFER' names", id="journal"),
+        pytest.param(["f/sub/_mlpipe_complete"], "f", "mk", r"'mk/sub/_mlpipe_complete' names", id="nested-marker"),
+        pytest.param(["f/a\\b.txt"], None, "mk", r"'mk/a\\\\b.txt' contains a backslash", id="backslash"),
+    ],
+)
+def test_v1_upload_files_checks_each_file_below_the_target(
+    store: Datastore, tmp_path: Path, files: list[str], relative_root: str | None, target: str | None, message: str
+) -> None:
+    from airflow_mlpipe.compat.data import V1Datastore
+
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    ok = tmp_path / (relative_root or "f") / "ok.txt"
+    ok.parent.mkdir(exist_ok=True)
+    ok.write_text("ok")
+    before = _snapshot(Path(store.root))
+    paths = [str(ok), *(str(tmp_path / name) for name in files)]
+    root = str(tmp_path / relative_root) if relative_root else None
+    with pytest.raises(ReservedPathError if "backslash" not in message else PathOutsideDatastoreError) as info:
+        V1Datastore.of(store).upload_files(paths, relative_root=root, target_path=target, overwrite=True)
+    assert str(info.value).startswith("upload destination: datastore 'lake': path ")
+    assert re.search(message, str(info.value))
+    assert _snapshot(Path(store.root)) == before
+
+
+def test_v1_upload_checks_each_file_below_the_target(store: Datastore, tmp_path: Path) -> None:
+    from airflow_mlpipe.compat.data import V1Datastore
+
+    (tmp_path / "up/sub").mkdir(parents=True)
+    (tmp_path / "up/a.txt").write_text("a")
+    (tmp_path / "up/sub/_MLPIPE_COMPLETE").write_text("{}")
+    before = _snapshot(Path(store.root))
+    with pytest.raises(ReservedPathError, match=r"^upload destination: .*'mk2/sub/_MLPIPE_COMPLETE' names"):
+        V1Datastore.of(store).upload(str(tmp_path / "up"), target_path="mk2", overwrite=True)
+    assert _snapshot(Path(store.root)) == before
+
+
+def test_v1_upload_without_a_target_writes_to_the_root(store: Datastore, tmp_path: Path) -> None:
+    from airflow_mlpipe.compat.data import V1Datastore
+
+    (tmp_path / "src7/sub").mkdir(parents=True)
+    (tmp_path / "src7/a.txt").write_text("a")
+    (tmp_path / "src7/sub/b.txt").write_text("b")
+    (tmp_path / "one.txt").write_text("1")
+    v1 = V1Datastore.of(store)
+    v1.upload(str(tmp_path / "src7"))
+    v1.upload(str(tmp_path / "one.txt"))
+    assert (store.read_bytes("a.txt"), store.read_bytes("sub/b.txt"), store.read_bytes("one.txt")) == (b"a", b"b", b"1")
