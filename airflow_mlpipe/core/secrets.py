@@ -49,6 +49,7 @@ _SECRET_WORDS = frozenset(
         "passphrase",
         "connectionstring",
         "authorization",
+        "cookie",
     }
 )
 # Names of options that hold no credential although a word says so (the S3 ``key`` is the access key id: secret
@@ -71,7 +72,14 @@ _SECRET_PARAM = re.compile(
 # Any ``name=value`` whose name says it holds a credential (``aws_secret_access_key=...`` in a string of options);
 # a name whose only credential word is ``key`` counts when another word says which (``access_key``, ``api_key``),
 # not ``key`` alone nor ``sort_key``.
-_NAMED_PARAM = re.compile(r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)=)(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)")
+_NAMED_PARAM = re.compile(
+    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)(?:=|:[ \t]*)(?P<q>[\"']?))"
+    r"(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)"
+)
+# A token as a URL's whole user info (``https://ghp_...@github.com``): long, so not a user name.
+_URL_TOKEN_USER = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<secret>[^/\s:@'\"]{20,})@")
+# ``--password hunter2`` in a command line shown as text.
+_FLAG_VALUE = re.compile(r"(?P<head>(?<![\w-])--?(?P<flag>[A-Za-z][\w-]*)[ \t]+)(?P<secret>[^\s\-][^\s]*)")
 _KEY_QUALIFIERS = frozenset(
     {"access", "account", "secret", "api", "private", "master", "shared", "storage", "client", "sas", "signing", "auth"}
 )
@@ -108,14 +116,24 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
     # Each pattern needs a character most texts lack: skipping it keeps scrubbing a large record cheap.
     if "://" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
-    if "=" in text:
-        text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
-        text = _NAMED_PARAM.sub(_mask_named, text)
+        text = _URL_TOKEN_USER.sub(lambda m: f"{m['head']}{MASK}@", text)
     if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text:
         text = _AUTH_VALUE.sub(lambda m: m["head"] + MASK, text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
+    if "=" in text or ":" in text:
+        text = _NAMED_PARAM.sub(_mask_named, text)
     if ":" in text:
         text = _QUOTED_KEY.sub(_mask_quoted, text)
+    if "-" in text:
+        text = _FLAG_VALUE.sub(_mask_flag, text)
     return text
+
+
+def _mask_flag(match: re.Match[str]) -> str:
+    if _flag_name(match["flag"]) not in _SECRET_FLAGS or match["secret"] == MASK:
+        return match[0]
+    return match["head"] + MASK
 
 
 def _is_credential_param(name: str) -> bool:
@@ -169,7 +187,7 @@ def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> An
 def secret_values(value: Any) -> Iterator[str]:
     """Every credential in ``value`` (nested options, URLs): what a log masker should hide wherever it appears."""
     if isinstance(value, str):
-        for pattern in (_URL_USERINFO, _SECRET_PARAM, _AUTH_VALUE):
+        for pattern in (_URL_USERINFO, _URL_TOKEN_USER, _SECRET_PARAM, _AUTH_VALUE):
             for match in pattern.finditer(value):
                 yield match["secret"]
         for match in _NAMED_PARAM.finditer(value):

@@ -38,6 +38,11 @@ SECRET_FILE_PATTERNS = (
     "*.pfx",
     "*.jks",
     "*.keystore",
+    "kubeconfig*",
+    ".dockercfg",
+    ".htpasswd",
+    "client_secret*.json",
+    "token.json",
 )
 _PREFIXES = (
     ".env",
@@ -50,6 +55,11 @@ _PREFIXES = (
     ".pgpass",
     ".npmrc",
     ".pypirc",
+    "kubeconfig",
+    ".dockercfg",
+    ".htpasswd",
+    "client_secret",
+    "token.json",
 )
 _SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore")
 
@@ -83,7 +93,7 @@ class SecretFileFilter:
     @property
     def salt(self) -> str:
         """What a cached tree digest depends on besides the files (a changed filter is a changed tree)."""
-        return "secret-files-v2:" + "\0".join(self.include)
+        return "secret-files-v3:" + "\0".join(self.include)
 
 
 def check_include_secret_files(task_id: str, value: object) -> tuple[str, ...]:

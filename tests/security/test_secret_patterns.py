@@ -25,11 +25,17 @@ BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("Authorization: Bearer abcdefghijk123", "Authorization: Bearer ***"),
+        ("Authorization: Bearer abcdefghijk123", "Authorization: *** ***"),
         ("Basic dXNlcjpwYXNzd29yZA==", "Basic ***"),
         ("aws_secret_access_key=SoStrPlant2", "aws_secret_access_key=***"),
         ("access_key=AKIA1234 client_secret=xyz", "access_key=*** client_secret=***"),
-        # not credentials: other keys, prose, ordinary options
+        ("Authorization=Bearer PlantQ6abcdef", "Authorization=*** ***"),
+        ('aws_secret_access_key: X1234 and password="SoQPlant50"', 'aws_secret_access_key: *** and password="***"'),
+        ("run --password hunter22 --lr 0.1", "run --password *** --lr 0.1"),
+        ("https://ghp_abcdefghijklmnopqrstuv12@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        # not credentials: other keys, prose, ordinary options, a user name, mlpipe's own advice
+        ("https://user@host/x --token-limit 100", "https://user@host/x --token-limit 100"),
+        ("write include_secret_files=['.env']", "write include_secret_files=['.env']"),
         ("sort_key=name key=customer_id", "sort_key=name key=customer_id"),
         ("basic auth is not used", "basic auth is not used"),
         ("x=1,y=2 --lr=0.1", "x=1,y=2 --lr=0.1"),
@@ -100,3 +106,17 @@ def test_reprs_never_show_a_credential() -> None:
     env = Environment(env_vars={"DB_URL": "postgresql://u:EnvPlant13@h/db"})
     assert "K8sPlant12" not in repr(k8s) and "EnvPlant13" not in repr(env) and "u:***@h" in repr(env)
     assert "hunter22" not in str(MlpipeError("connect with password=hunter22"))
+
+
+def test_more_shapes_of_options_and_a_token_in_a_pip_url() -> None:
+    assert "CookiePlant35" not in json.dumps(scrub({"headers": {"Cookie": "AWSALB=CookiePlant35"}}))
+    with pytest.raises(ConfigError, match="holds a credential in its URL") as caught:
+        Environment(pip_packages=["pkg @ git+https://ghp_GitTokPlant21abcdefghij@github.com/o/r.git"])
+    assert "GitTokPlant21" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["kubeconfig", ".dockercfg", ".htpasswd", "client_secret_1.json", "token.json"])
+def test_more_secret_file_names(name: str) -> None:
+    from airflow_mlpipe.fingerprint.secret_files import is_secret_file_name
+
+    assert is_secret_file_name(name) and not is_secret_file_name("tokenizer.json")
