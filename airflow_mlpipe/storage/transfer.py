@@ -59,6 +59,7 @@ from airflow_mlpipe.storage.transfer_manifest import (
     mismatches,
     recorded_files,
 )
+from airflow_mlpipe.storage.transfer_mirror import JOURNAL_OWN_FILES, foreign_files, journal_own_files
 from airflow_mlpipe.storage.transfer_plan import Plan, plan_transfer
 from airflow_mlpipe.storage.transfer_types import TransferKind, TransferProgress, TransferredFile, TransferResult
 
@@ -216,6 +217,7 @@ class _Transfer:
         self.started = time.monotonic()
         self.journal_found = False
         self.own = False  # the destination's marker or journal names this transfer's source
+        self.dst_controls: set[str] = set()  # markers and journals below the destination folder
         self.marker_withdrawn = False
         self.prepared = False
 
@@ -319,16 +321,22 @@ class _Transfer:
             )
         if found is None:
             return {}
-        return self._list_destination()
+        return self._list_destination(self.dst_controls)
 
-    def _list_destination(self) -> dict[str, FileMeta]:
-        """The destination folder's files; on a local store any link below it is an error (it is written)."""
+    def _list_destination(self, controls: set[str] | None = None) -> dict[str, FileMeta]:
+        """The destination folder's files; on a local store any link below it is an error (it is written).
+        ``controls`` collects the markers and journals below it."""
         listed: dict[str, FileMeta] = self._call(
             self.dst,
             "list",
             self.dst_path,
             lambda: list_tree(
-                self.dst, self.dst_full, argument="transfer destination", shown=self.dst_path, refuse_links=True
+                self.dst,
+                self.dst_full,
+                argument="transfer destination",
+                shown=self.dst_path,
+                refuse_links=True,
+                controls=controls,
             ),
         )
         return listed
@@ -396,7 +404,44 @@ class _Transfer:
                 files=plan.extra,
                 where=where,
             )
+        if plan.extra:
+            self._refuse_foreign(plan, dst_files, marker, journal if unfinished_run_of_ours else None)
         return plan
+
+    def _refuse_foreign(
+        self,
+        plan: Plan,
+        dst_files: Mapping[str, FileMeta],
+        marker: Mapping[str, Any] | None,
+        journal: Mapping[str, Any] | None,
+    ) -> None:
+        """The mirror removes only files an earlier transfer of this source wrote here (``transfer_mirror``)."""
+        source = self.src.uri(self.src_path)
+        foreign = foreign_files(
+            plan.extra,
+            dst_files,
+            recorded=recorded_files(marker, source),
+            journal_own=journal_own_files(journal),
+            controls=self.dst_controls,
+        )
+        if not foreign.files:
+            return
+        nested = (
+            f"; {some_files(foreign.folders)} hold(s) a completion marker or journal of its own (another "
+            "transfer's, step's or dataset's folder)"
+            if foreign.folders
+            else ""
+        )
+        where = self._where("destination")
+        raise TransferExtraFilesError(
+            f"transfer destination: {where} holds {len(foreign.files)} file(s) that the source does not have and "
+            f"that no earlier transfer of {source} wrote there ({some_files(foreign.files)}){nested}: a mirror "
+            "removes only the files its own earlier transfers wrote (as their marker or journal lists them, "
+            "unchanged since), so these belong to something else and are not removed. Move or remove them first, "
+            "or copy into a folder of its own; nothing was copied",
+            files=foreign.files,
+            where=where,
+        )
 
     # -- steps 3 to 5 -----------------------------------------------------------------------------------------------
     def run(self, settings: _CopySettings, marker_extra: Mapping[str, Any], *, mark_complete: bool) -> TransferResult:
@@ -473,7 +518,13 @@ class _Transfer:
                 self.dst, "withdraw the marker of", self.dst_path, lambda: self.dst.clear_complete(self.dst_path)
             )
             self.marker_withdrawn = True
-        journal = {"source": self.src.uri(self.src_path), "started": _now(), "files": len(plan.copy)}
+        own = sorted({*(t.rel for t in plan.copy), *plan.same, *plan.extra})
+        journal = {
+            "source": self.src.uri(self.src_path),
+            "started": _now(),
+            "files": len(plan.copy),
+            JOURNAL_OWN_FILES: own,
+        }
         self._call(self.dst, "write", self.journal_path, lambda: self.dst.write_json(self.journal_path, journal))
         self.prepared = True
         if plan.extra:

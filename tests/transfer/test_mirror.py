@@ -48,11 +48,78 @@ def test_unfinished_run_of_the_same_transfer_is_mirrored(make_store: MakeStore) 
     store = make_store("local", "lake")
     store.write_bytes("src1/a.txt", b"a")
     store.write_bytes("m1/b.txt", b"left by a run that died")
-    store.write_json(f"m1/{JOURNAL_NAME}", {"source": store.uri("src1")})
+    store.write_json(f"m1/{JOURNAL_NAME}", {"source": store.uri("src1"), "own_files": ["a.txt", "b.txt"]})
 
     transfer(store, "src1", store, "m1")
 
     assert set(_files(store, "m1")) == {"a.txt", COMPLETE_MARKER}
+
+
+def test_a_journal_that_lists_no_files_removes_none(make_store: MakeStore) -> None:
+    """A journal naming the source (a forged one, or one from before journals listed their files) claims no file."""
+    store = make_store("local", "lake")
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("victim/precious.csv", b"keep me")
+    store.write_json(f"victim/{JOURNAL_NAME}", {"source": store.uri("src1")})
+
+    with pytest.raises(TransferExtraFilesError, match=r"no earlier transfer of .*src1 wrote there \('precious.csv'\)"):
+        transfer(store, "src1", store, "victim")
+
+    assert store.read_bytes("victim/precious.csv") == b"keep me"
+    assert not store.exists("victim/a.txt")
+
+
+@pytest.mark.parametrize("backend", ["local", "memory"])
+def test_a_nested_folder_of_another_transfer_is_not_mirrored(make_store: MakeStore, backend: str) -> None:
+    store = make_store(backend, "lake")
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("src1/sub/q.txt", b"src1's q")
+    store.write_bytes("src2/q.txt", b"src2's q")
+    transfer(store, "src1", store, "m1")
+    store.delete("src1/sub/q.txt")
+    store.write_bytes("src2/q.txt", b"src1's q")  # the same bytes: the nested transfer keeps the file as it is
+    transfer(store, "src2", store, "m1/sub")
+    before = _files(store, "m1")
+
+    with pytest.raises(TransferExtraFilesError) as info:
+        transfer(store, "src1", store, "m1")
+
+    assert info.value.files == ("sub/q.txt",)
+    assert "'sub' hold(s) a completion marker or journal of its own" in str(info.value)
+    assert _files(store, "m1") == before and store.is_complete("m1/sub")
+
+
+def test_a_file_of_another_transfer_into_a_subfolder_is_not_mirrored(make_store: MakeStore) -> None:
+    store = make_store("local", "lake")
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("src2/q.txt", b"q")
+    transfer(store, "src1", store, "m1")
+    transfer(store, "src2", store, "m1/sub")
+
+    with pytest.raises(TransferExtraFilesError, match=r"wrote there \('sub/q.txt'\); 'sub' hold\(s\)"):
+        transfer(store, "src1", store, "m1")
+
+    assert store.read_bytes("m1/sub/q.txt") == b"q" and store.is_complete("m1/sub")
+
+
+def _copied_then_dropped(make_store: MakeStore) -> Datastore:
+    """``src1`` (a.txt, b.txt) copied to ``m1``, then ``b.txt`` dropped from the source."""
+    store = make_store("local", "lake")
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("src1/b.txt", b"b")
+    transfer(store, "src1", store, "m1")
+    store.delete("src1/b.txt")
+    return store
+
+
+def test_a_file_rewritten_since_the_transfer_is_not_removed(make_store: MakeStore) -> None:
+    store = _copied_then_dropped(make_store)
+    store.write_bytes("m1/b.txt", b"edited by hand")
+
+    with pytest.raises(TransferExtraFilesError, match=r"wrote there \('b.txt'\)"):
+        transfer(store, "src1", store, "m1")
+
+    assert store.read_bytes("m1/b.txt") == b"edited by hand"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -85,11 +152,7 @@ def test_a_transfer_of_another_source_is_not_the_transfers_own(make_store: MakeS
 
 
 def test_mirror_off_keeps_the_files_and_refuses(make_store: MakeStore) -> None:
-    store = make_store("local", "lake")
-    store.write_bytes("src1/a.txt", b"a")
-    store.write_bytes("src1/b.txt", b"b")
-    transfer(store, "src1", store, "m1")
-    store.delete("src1/b.txt")
+    store = _copied_then_dropped(make_store)
     with pytest.raises(TransferExtraFilesError, match=r"mirror=False"):
         transfer(store, "src1", store, "m1", mirror=False)
     assert store.read_bytes("m1/b.txt") == b"b" and store.is_complete("m1")
