@@ -6,9 +6,10 @@
 1. check the request: the source exists and is what ``kind`` says, source and destination do not overlap;
 2. list both sides and decide per file what to copy (``transfer_plan``); a file that differs at the destination
    is an error unless ``overwrite`` (or it was left by an unfinished run of this same transfer); files the
-   source lacks are removed when the folder is this transfer's own (its marker or journal names this source),
-   and an error otherwise; a link in the destination (local stores) is an error. Nothing is written before all
-   of these checks pass;
+   source lacks are removed when an earlier transfer of this source wrote them there (``transfer_mirror``), and
+   an error otherwise; a link in the destination (local stores), or a source file whose destination path a user
+   could not give (below the destination root's ``_mlpipe/``, a reserved name, a backslash), is an error. Nothing
+   is written before all of these checks pass;
 3. withdraw the destination folder's completion marker, leave a journal naming the source, remove the files the
    source lacks, then copy (``copiers`` picks local, upload, download, stream or server-side), each file with
    retries;
@@ -131,10 +132,10 @@ def transfer(
     :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
     :param mark_complete: False to leave the folder without a completion marker (a step's output staged at its
         destination, which its attempt's commit and finish path mark later).
-    :param mirror: remove destination files the source lacks when the folder is this transfer's own (its marker
-        or journal names this source). Files the source lacks in a folder that is not its own, or with
-        ``mirror=False``, are an error (raised before anything is written): the folder would not be a copy of
-        the source.
+    :param mirror: remove destination files the source lacks when an earlier transfer of this source wrote them
+        there (its marker lists them, unchanged, or its unfinished run's journal does; never in a sub-folder with
+        a marker or journal of its own). Any other file the source lacks, or any with ``mirror=False``, is an
+        error (raised before anything is written): the folder would not be a copy of the source.
     :param option_words: how the caller's user asks for ``"file"``, ``"directory"`` and ``"overwrite"``, for the
         fixes error messages suggest (default ``DEFAULT_OPTION_WORDS``).
     """
