@@ -10,7 +10,7 @@ from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.transfer import transfer
 from tests.storage.conftest import MakeStore
 
-BACKENDS = ["local", "memory"]
+BACKENDS = ["local", "memory", "azurite", "moto"]
 
 
 def _all(store: Datastore) -> set[str]:
