@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlpipe.core.paths import is_reserved
 from airflow_mlpipe.datasets.dataset import AbstractDataset, FileDataset
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
@@ -190,7 +191,8 @@ class TransferWork:
         infos = {
             p: i
             for p, i in dst.list(dst_path, recursive=True, detail=True).items()
-            if p.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME)
+            # a datastore root as destination: mlpipe's own records there are not the copy's
+            if p.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME) and not is_reserved(p)
         }
         manifest = Manifest.of(ManifestEntry(dst.name, ident) for ident in identities(dst, infos).values())
         pinned = pinned_manifest(spec.inputs[0])

@@ -3,6 +3,8 @@ and never writes a file whose name a user could not give as a destination path."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathError
@@ -71,3 +73,39 @@ def test_a_source_file_whose_name_is_not_a_destination_path_is_refused(make_stor
 
     assert repr(name) in str(info.value)
     assert not lake.exists("out")
+
+
+def test_the_operators_check_after_copying_into_a_root_leaves_mlpipes_records_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DataTransferOperator``'s check after copying lists its destination: at a datastore root, mlpipe's own
+    ``_mlpipe/`` is not part of the copy (it would read as files the source does not have)."""
+    import json as _json
+
+    from airflow_mlpipe.core.attempt import AttemptId
+    from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
+    from airflow_mlpipe.fingerprint.identity import identities
+    from airflow_mlpipe.operators.transfer_work import TransferWork
+    from airflow_mlpipe.steps.spec import StepSpec
+    from airflow_mlpipe.storage import resolve
+
+    for name in ("src", "dst"):
+        url = (tmp_path / name).as_uri()
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{name.upper()}", _json.dumps({"conn_type": "mlpipe_datastore", "extra": {"url": url}})
+        )
+    resolve.clear_cache()
+    src, dst = Datastore.get("src"), Datastore.get("dst")
+    src.write_text("in/a.txt", "a\n")
+    dst.write_text("a.txt", "a\n")  # the copy
+    dst.write_text("_mlpipe/registry/datasets/x/1.json", "{}")  # mlpipe's own records at the root
+    infos = src.list("in", recursive=True, detail=True)
+    pinned = Manifest.of(ManifestEntry(src.name, i) for i in identities(src, infos).values())
+    spec = StepSpec(
+        attempt=AttemptId("d", "r", "t"),
+        kind="transfer",
+        inputs=({"name": "source", "pin": {"manifest": pinned.to_dict()}},),
+        extra={"transfer": {"source_path": "in"}},
+    )
+    manifest = TransferWork.__new__(TransferWork)._sealed(spec, src, dst, "")
+    assert [e.path for e in manifest.entries] == ["a.txt"]
