@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlpipe.core.paths import check_user_path, normalize_relpath
 from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.storage.committed import refuse_committed_for_files
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import Datastore as _Datastore
 from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
@@ -56,6 +57,7 @@ class V1Datastore(_Datastore):
             target = _checked(self, [target or os.path.basename(local)])[0]
             dests = [target]
         refuse_links_on_the_way(self, dests, argument="target_path")
+        refuse_committed_for_files(self, dests, argument="upload destination")
         if not overwrite:
             _refuse_existing(self, dests)
         super().upload(src_dir, target)
@@ -81,6 +83,7 @@ class V1Datastore(_Datastore):
             pairs.append((local, _joined(target, rel.replace(os.sep, "/"))))
         _checked(self, [dest for _, dest in pairs])
         refuse_links_on_the_way(self, [dest for _, dest in pairs], argument="target_path")
+        refuse_committed_for_files(self, [dest for _, dest in pairs], argument="upload destination")
         if not overwrite:
             _refuse_existing(self, [dest for _, dest in pairs])
         for local, dest in pairs:

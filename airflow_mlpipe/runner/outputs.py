@@ -23,6 +23,7 @@ from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.identity import identities
 from airflow_mlpipe.runner.claims import check_claim, claim, is_fixed
+from airflow_mlpipe.storage.committed import refuse_committed_around
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
@@ -63,6 +64,7 @@ def prepare_outputs(
         # not through a link inside the store either: it would write into another folder (a committed one)
         refuse_links_on_the_way(store, [path], argument=f"output {name!r} destination")
         refuse_committed(name, store, path)
+        refuse_committed_around(store, path, argument=f"output {name!r}")
         claimed_by = attempt if attempt is not None and is_fixed(spec) else None
         if claimed_by is not None:
             claim(name, store, path, claimed_by)
@@ -143,6 +145,13 @@ def stage(plan: OutputPlan) -> Manifest:
     confined_path(store, path, argument=f"output {plan.name!r} destination")
     refuse_links_on_the_way(store, [path], argument=f"output {plan.name!r} destination")
     refuse_committed(plan.name, store, path)
+    refuse_committed_around(store, path, argument=f"output {plan.name!r}")
+    if os.path.islink(plan.staging):  # the script replaced its output folder by a link: staging would follow it
+        raise StagingError(
+            f"output {plan.name!r}: the script replaced the folder given for the output by a symbolic link (to "
+            f"{os.readlink(plan.staging)}); an output is the files written into that folder: write them there; "
+            "nothing was committed"
+        )
     if plan.claimed_by is not None:
         check_claim(plan.name, store, path, plan.claimed_by)
     expected = _staged_files(plan)

@@ -33,6 +33,7 @@ from typing import Any
 
 from airflow_mlpipe.core.paths import check_user_path
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, PathOutsideDatastoreError
+from airflow_mlpipe.storage.committed import refuse_committed_around
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
 from airflow_mlpipe.storage.copy_common import CopyContext, CopyFailure
@@ -308,6 +309,22 @@ class _Transfer:
 
     def _destination_files(self, names: Iterable[str]) -> dict[str, FileMeta]:
         refuse_links_on_the_way(self.dst, [self.dst_path], argument="transfer destination")
+        source = self.src.uri(self.src_path)
+
+        def own(folder: str, marker: dict[str, Any]) -> bool:
+            """The destination's own unregistered copy of this source (mirrored, or kept by the operator)."""
+            return (
+                folder == self.dst_path.strip("/") and _marker_source(marker) == source and not marker.get("registered")
+            )
+
+        self._call(
+            self.dst,
+            "check",
+            self.dst_path,
+            lambda: refuse_committed_around(
+                self.dst, self.dst_path, argument="transfer destination", own=own, below=self.kind == "directory"
+            ),
+        )
         found, meta = self._call(self.dst, "check", self.dst_path, lambda: path_kind(self.dst, self.dst_full))
         if self.kind == "file":
             if found == "directory":
