@@ -62,7 +62,8 @@ ENV_MAP_KEYS = frozenset({"env", "env_vars", "environment_variables", "private_e
 CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")  # snake_case, kebab-case and CamelCase words
 
-_URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*):(?P<secret>[^/\s@'\"]+)@")
+# The password may hold '/' (an S3 secret): it runs to the '@' before the host.
+_URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*):(?P<secret>[^\s@'\"]+)@")
 _SECRET_PARAM = re.compile(
     r"(?P<head>(?<![\w-])(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|access_token|"
     r"token|password|passwd|pwd|secret|client_secret|accountkey|account_key|sharedaccesssignature|sharedaccesskey|"

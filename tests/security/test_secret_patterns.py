@@ -120,3 +120,25 @@ def test_more_secret_file_names(name: str) -> None:
     from airflow_mlpipe.fingerprint.secret_files import is_secret_file_name
 
     assert is_secret_file_name(name) and not is_secret_file_name("tokenizer.json")
+
+
+def test_an_s3_secret_holding_a_slash_is_a_credential_never_a_bucket() -> None:
+    from airflow_mlpipe.core.urls import parse_datastore_url
+
+    url = "s3://AKIAEXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bucket/prefix"
+    parsed = parse_datastore_url(url, datastore="s3x")
+    assert parsed.root == "bucket/prefix"
+    assert dict(parsed.url_options) == {"key": "AKIAEXAMPLE", "secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+    assert scrub_text(url) == "s3://AKIAEXAMPLE:***@bucket/prefix"
+    assert parse_datastore_url("s3://bucket/p/a@b.csv", datastore="x").root == "bucket/p/a@b.csv"
+
+
+@pytest.mark.parametrize(
+    "url", ["az://user:PwPlant1@container/p", "file://u:PwPlant1@localhost/tmp", "memory://u:PwPlant1@x"]
+)
+def test_a_password_in_a_url_that_takes_none_is_refused(url: str) -> None:
+    from airflow_mlpipe.core.urls import parse_datastore_url
+
+    with pytest.raises(ConfigError, match="holds a password, which .* urls do not take") as caught:
+        parse_datastore_url(url, datastore="d")
+    assert "PwPlant1" not in str(caught.value)
