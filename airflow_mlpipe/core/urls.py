@@ -79,15 +79,15 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
     # USER:PASSWORD@ before the bucket, found in the text itself: a secret may hold '/' (AWS's own example key
     # does), which urlsplit takes for the start of the path, leaving the secret in the bucket's name.
     after = url.split("://", 1)[1] if "://" in url else ""
-    userinfo = re.match(r"[^:/@]*:[^@]*@(?=[^@]*$)", after)
-    if userinfo and backend.protocol not in ("s3", "gcs"):
+    credentials = re.match(r"[^:/@]*:[^@]*@(?=[^@]*$)", after)
+    if credentials and backend.protocol not in ("s3", "gcs"):
         raise ConfigError(
             f"datastore {datastore!r}: url {shown!r} holds a password, which {scheme}:// urls do not take; put the "
             "credentials in the connection's extra (e.g. account_key, sas_token or connection_string)"
         )
-    if userinfo:
-        user, _, password = userinfo.group(0)[:-1].partition(":")
-        netloc, _, tail = after[userinfo.end() :].partition("/")
+    if credentials:
+        user, _, password = credentials.group(0)[:-1].partition(":")
+        netloc, _, tail = after[credentials.end() :].partition("/")
         if not netloc:
             raise ConfigError(f"datastore {datastore!r}: url {shown!r} has no bucket; write {scheme}://BUCKET/prefix")
         options += [(k, unquote(v)) for k, v in (("key", user), ("secret", password)) if v]
