@@ -312,10 +312,11 @@ class _Transfer:
         source = self.src.uri(self.src_path)
 
         def own(folder: str, marker: dict[str, Any]) -> bool:
-            """The destination's own unregistered copy of this source (mirrored, or kept by the operator)."""
-            return (
-                folder == self.dst_path.strip("/") and _marker_source(marker) == source and not marker.get("registered")
-            )
+            """Markers this transfer's own rules judge: its earlier copy of this source (mirrored, or kept by the
+            operator when registered), and plain copies that no step run committed and no version names."""
+            if folder == self.dst_path.strip("/") and _marker_source(marker) == source:
+                return True
+            return "transfer" in marker and not marker.get("step_run_id") and not marker.get("registered")
 
         self._call(
             self.dst,
