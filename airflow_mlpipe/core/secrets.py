@@ -50,6 +50,9 @@ _SECRET_WORDS = frozenset(
         "connectionstring",
         "authorization",
         "cookie",
+        "auth",
+        "assertion",
+        "bearer",
     }
 )
 # Names of options that hold no credential although a word says so (the S3 ``key`` is the access key id: secret
@@ -86,6 +89,12 @@ _KEY_QUALIFIERS = frozenset(
 )
 # An HTTP authorization value: ``Bearer <token>``, ``Basic <base64>``.
 _AUTH_VALUE = re.compile(r"(?P<head>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)")
+# ``authorization: token ghp_...`` (a scheme word other than Bearer/Basic before the credential).
+_AUTH_HEADER = re.compile(r"(?P<head>\bauthorization[\"']?\s*[:=]\s*[\"']?[A-Za-z]+\s+)(?P<secret>[^\s\"',]{8,})", re.I)
+# ``('secret', 'value')``: a pair in the repr of a list of tuples.
+_QUOTED_PAIR = re.compile(
+    r"(?P<head>\(\s*(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*,\s*)(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v)"
+)
 _QUOTED_KEY = re.compile(r"(?P<head>(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*)(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v)")
 
 
@@ -122,10 +131,13 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         text = _AUTH_VALUE.sub(lambda m: m["head"] + MASK, text)
     if "=" in text:
         text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
-    if "=" in text or ":" in text:
+    if ":" in text or "=" in text:
+        text = _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
         text = _NAMED_PARAM.sub(_mask_named, text)
     if ":" in text:
         text = _QUOTED_KEY.sub(_mask_quoted, text)
+    if "(" in text:
+        text = _QUOTED_PAIR.sub(_mask_quoted, text)
     if "-" in text:
         text = _FLAG_VALUE.sub(_mask_flag, text)
     return text

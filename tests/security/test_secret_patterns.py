@@ -33,6 +33,8 @@ BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
         ('aws_secret_access_key: X1234 and password="SoQPlant50"', 'aws_secret_access_key: *** and password="***"'),
         ("run --password hunter22 --lr 0.1", "run --password *** --lr 0.1"),
         ("https://ghp_abcdefghijklmnopqrstuv12@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        ("authorization: token ghp_abcdefghijklmnop", "authorization: *** ***"),
+        ("[('secret', 'TupPlant1'), ('name', 'x')]", "[('secret', '***'), ('name', 'x')]"),
         # not credentials: other keys, prose, ordinary options, a user name, mlpipe's own advice
         ("https://user@host/x --token-limit 100", "https://user@host/x --token-limit 100"),
         ("write include_secret_files=['.env']", "write include_secret_files=['.env']"),
@@ -52,6 +54,7 @@ def test_options_and_arguments() -> None:
     assert BEARER in list(secret_values(headers))
     assert is_private_variable("MY_AUTH", f"Bearer {BEARER}") and is_private_variable("AUTHORIZATION", "x-token-1")
     assert argument_credential(["--key=customer_id", "--sort_key", "name"]) is None
+    assert scrub({"client_assertion": "jwt-x", "auth": "secret-y"}) == {"client_assertion": "***", "auth": "***"}
 
 
 @pytest.fixture
