@@ -57,7 +57,7 @@ _SECRET_WORDS = frozenset(
 )
 # Names of options that hold no credential although a word says so (the S3 ``key`` is the access key id: secret
 # enough to hide; these are not).
-_PUBLIC_NAMES = frozenset({"key_prefix", "sse_kms_key_id", "token_refresh_interval"})
+_PUBLIC_NAMES = frozenset({"key_prefix", "sse_kms_key_id", "token_refresh_interval", "include_secret_files"})
 # Values of secret-named options that name a way to authenticate rather than hold a credential (gcsfs ``token``).
 _MODE_VALUES = frozenset({"anon", "google_default", "cloud", "browser", "cache"})
 # Keys whose value maps environment variable names to values: scrubbed by name even where names are not used.
@@ -66,7 +66,13 @@ CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")  # snake_case, kebab-case and CamelCase words
 
 # The password may hold '/' (an S3 secret): it runs to the '@' before the host.
-_URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*):(?P<secret>[^\s@'\"]+)@")
+_URL_USERINFO = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@'\"]*):(?P<secret>[^\s'\"]+?)@(?=[^@\s'\"/]*(?:[/\s'\"?#]|$))"
+)
+# ``client_secret VALUE``: an identifier-like credential name (with '_' or '-', so not prose), a space, a value.
+_SPACED_PARAM = re.compile(
+    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z]\w*[_\-][\w\-]*)[ \t]+)(?P<secret>[\w+/~%.][^\s\"',;]{5,})"
+)
 _SECRET_PARAM = re.compile(
     r"(?P<head>(?<![\w-])(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|access_token|"
     r"token|password|passwd|pwd|secret|client_secret|accountkey|account_key|sharedaccesssignature|sharedaccesskey|"
@@ -140,6 +146,8 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         text = _QUOTED_PAIR.sub(_mask_quoted, text)
     if "-" in text:
         text = _FLAG_VALUE.sub(_mask_flag, text)
+    if "_" in text or "-" in text:
+        text = _SPACED_PARAM.sub(_mask_named, text)
     return text
 
 

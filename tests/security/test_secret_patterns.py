@@ -35,7 +35,13 @@ BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
         ("https://ghp_abcdefghijklmnopqrstuv12@github.com/o/r.git", "https://***@github.com/o/r.git"),
         ("authorization: token ghp_abcdefghijklmnop", "authorization: *** ***"),
         ("[('secret', 'TupPlant1'), ('name', 'x')]", "[('secret', '***'), ('name', 'x')]"),
+        ("aws_secret_access_key SoSpacePlant1 and more", "aws_secret_access_key *** and more"),
+        ("s3://AKID:ab@cPlant@bucket/x", "s3://AKID:***@bucket/x"),
         # not credentials: other keys, prose, ordinary options, a user name, mlpipe's own advice
+        (
+            "the secret key is wrong; see include_secret_files config/.env",
+            "the secret key is wrong; see include_secret_files config/.env",
+        ),
         ("https://user@host/x --token-limit 100", "https://user@host/x --token-limit 100"),
         ("write include_secret_files=['.env']", "write include_secret_files=['.env']"),
         ("sort_key=name key=customer_id", "sort_key=name key=customer_id"),
