@@ -150,9 +150,9 @@ def secret_variables(value: object, *, env_map: bool = False) -> Iterator[str]:
     (a container's ``env``), however nested."""
     if isinstance(value, Mapping):
         if env_map:
-            yield from (str(k) for k, v in value.items() if is_secret_key(k) and _holds_secret(v))
+            yield from (str(k) for k, v in value.items() if is_secret_key(k) and holds_secret_value(v))
         elif isinstance(value.get("name"), str) and "value" in value:
-            if is_secret_key(value["name"]) and _holds_secret(value["value"]):
+            if is_secret_key(value["name"]) and holds_secret_value(value["value"]):
                 yield str(value["name"])
         else:
             for item in value.values():
@@ -160,9 +160,6 @@ def secret_variables(value: object, *, env_map: bool = False) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from secret_variables(item)
-
-
-_holds_secret = holds_secret_value
 
 
 @dataclass(frozen=True)
