@@ -33,7 +33,7 @@ from airflow_mlpipe.hooks.datastore import DatastoreHook
 from airflow_mlpipe.operators.failures import pushed
 from airflow_mlpipe.operators.links import METRICS_KEY, OUTPUTS_KEY, RECORD_URI_KEY, REUSED_FROM_KEY
 from airflow_mlpipe.reuse.decide import ReuseDecision, ReusePolicy, decide
-from airflow_mlpipe.reuse.dedup import claim_key
+from airflow_mlpipe.reuse.dedup import DedupSettings, claim_key
 from airflow_mlpipe.reuse.history import HistoryEntry, StepHistory, history_name
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.key import ReuseKey
@@ -376,7 +376,9 @@ class StepAttempt:
                         "Lease on reuse key %s was taken over while computing: another run may compute it too",
                         lease.key,
                     )
-                elif not deferred:
+                elif deferred:
+                    _hand_over(self.log, lease)
+                else:
                     _release(self.log, lease)
 
     def compute(self, spec: StepSpec, lease: Lease | None) -> dict[str, Any]:
@@ -554,6 +556,16 @@ def summarize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
         if len(out) >= XCOM_METRICS_LIMIT:
             break
     return dict(scrub(out, names=False))  # a text metric may quote a URL with its signature
+
+
+def _hand_over(log: Any, lease: Lease) -> None:
+    """The worker's last beat before the triggerer takes the heartbeats over: with the hand-over grace, so that a
+    triggerer slow to pick the trigger up does not let identical steps take the key over meanwhile."""
+    grace = DedupSettings.from_env().handoff  # a bad setting fails the step, as it does for every lease setting
+    try:
+        lease.heartbeat(handoff=grace)
+    except (MlpipeError, LeaseLostError, OSError) as exc:  # the triggerer's first beat tries again
+        log.warning("Could not renew the lease on reuse key %s before deferring: %s", lease.key, exc)
 
 
 def _release(log: Any, lease: Lease) -> None:

@@ -219,11 +219,12 @@ class ScriptWork:
         except TaskDeferred as deferred:
             if lease is None:
                 raise
+            from airflow_mlpipe.reuse.dedup import DedupSettings
             from airflow_mlpipe.triggers.lease import LeaseKeepingTrigger
 
             attempt.log.info("Waiting for the pod in the triggerer; the triggerer keeps lease %s alive", lease.key)
             self.op.defer(
-                trigger=LeaseKeepingTrigger.around(deferred.trigger, lease),
+                trigger=LeaseKeepingTrigger.around(deferred.trigger, lease, handoff=DedupSettings.from_env().handoff),
                 method_name=deferred.method_name,
                 kwargs=deferred.kwargs,
                 timeout=deferred.timeout,

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.reuse.index import ReuseEntry, ReuseIndex
-from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, DEFAULT_TTL, Lease, LeaseRecord, Leases
+from airflow_mlpipe.reuse.lease import DEFAULT_CLOCK_SKEW, DEFAULT_HANDOFF, DEFAULT_TTL, Lease, LeaseRecord, Leases
 from airflow_mlpipe.storage.datastore import Datastore
 
 # A waiter looks every 2 s: one index read and one lease listing, small next to the seconds a step takes.
@@ -34,12 +34,14 @@ class DedupSettings:
     """How long a lease lives without a heartbeat, the clock-skew margin, and how often a waiter looks.
 
     Deployment-wide settings (every run must judge a lease alike): ``MLPIPE_REUSE_LEASE_TTL``,
-    ``MLPIPE_REUSE_CLOCK_SKEW``, ``MLPIPE_REUSE_POLL_INTERVAL`` (seconds).
+    ``MLPIPE_REUSE_CLOCK_SKEW``, ``MLPIPE_REUSE_POLL_INTERVAL``, ``MLPIPE_REUSE_LEASE_HANDOFF`` (the grace a
+    lease gets while its heartbeats move between a worker and the triggerer) (seconds).
     """
 
     lease_ttl: float = DEFAULT_TTL
     clock_skew: float = DEFAULT_CLOCK_SKEW
     poll_interval: float = DEFAULT_POLL_INTERVAL
+    handoff: float = DEFAULT_HANDOFF
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DedupSettings:
@@ -48,6 +50,7 @@ class DedupSettings:
             lease_ttl=_seconds(env, "MLPIPE_REUSE_LEASE_TTL", DEFAULT_TTL, positive=True),
             clock_skew=_seconds(env, "MLPIPE_REUSE_CLOCK_SKEW", DEFAULT_CLOCK_SKEW, positive=False),
             poll_interval=_seconds(env, "MLPIPE_REUSE_POLL_INTERVAL", DEFAULT_POLL_INTERVAL, positive=True),
+            handoff=_seconds(env, "MLPIPE_REUSE_LEASE_HANDOFF", DEFAULT_HANDOFF, positive=False),
         )
 
 

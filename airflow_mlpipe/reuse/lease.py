@@ -28,6 +28,13 @@ time comparing two machines' clocks closely:
    belongs to a holder that stopped beating, whatever the clocks say. This judgement is skew-free and bounds how
    long a waiter waits for a crashed holder to about ``ttl`` plus one poll.
 
+Hand-overs. A deferrable pod step's heartbeats move from its worker to the triggerer, and back to a worker when
+the pod is done. Between the two nobody beats: Airflow must first see the task deferred and the triggerer pick the
+trigger up (or a worker the resumed task), which on a busy deployment can take longer than a short ttl. The last
+beat before a hand-over therefore adds a grace (``handoff``, ``MLPIPE_REUSE_LEASE_HANDOFF``) to the ttl it
+announces, and the next ordinary beat takes it off again. A holder that dies during a hand-over is taken over
+``handoff`` seconds later than one that dies while beating.
+
 Correctness of results never rests on the lease: every step run writes its outputs under its own run id and the
 reuse index entry is written after they are complete, so two runs computing the same key (a holder paused for
 longer than its ttl and then resuming) only cost compute. The lease saves that compute.
@@ -56,6 +63,7 @@ LEASES_ROOT = "_mlpipe/leases"
 RECORD_FORMAT = 1
 DEFAULT_TTL = 120.0
 DEFAULT_CLOCK_SKEW = 60.0
+DEFAULT_HANDOFF = 60.0
 # Heartbeats per ttl: three may be lost to a slow store before a waiter may take the lease over.
 BEATS_PER_TTL = 4
 
@@ -89,10 +97,17 @@ class LeaseRecord(Record):
     beat: int = 0
     released: bool = False
     info: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds added to ``ttl`` by a beat written just before the heartbeats move to another process.
+    handoff: float = 0.0
+
+    @property
+    def silence_allowed(self) -> float:
+        """How long this record may go unchanged before its holder is judged dead: its ttl, plus any hand-over grace."""
+        return self.ttl + self.handoff
 
     @property
     def expires_at(self) -> float:
-        return self.renewed_at + self.ttl
+        return self.renewed_at + self.silence_allowed
 
     @property
     def version(self) -> tuple[int, int, bool]:
@@ -235,7 +250,7 @@ class Leases:
                     "computes it instead",
                     key,
                     earlier,
-                    current.ttl,
+                    current.silence_allowed,
                 )
             return Lease(self, record)
         return None
@@ -297,8 +312,11 @@ class Lease:
         generations = self.leases.generations(self.key)
         return bool(generations) and generations[-1] == self.record.generation and not self.record.released
 
-    def heartbeat(self) -> LeaseRecord:
-        """Push the expiry forward. Raises ``LeaseLostError`` when another run has taken the lease over."""
+    def heartbeat(self, *, handoff: float = 0.0) -> LeaseRecord:
+        """Push the expiry forward. Raises ``LeaseLostError`` when another run has taken the lease over.
+
+        ``handoff``: seconds of grace on top of the ttl, for the last beat before the heartbeats move to another
+        process (see the module's doc); an ordinary beat (0) takes an earlier grace off again."""
         with self._lock:
             if self.record.released:
                 raise LeaseLostError(f"lease {self.key!r} was released by {self.holder!r}; it cannot be renewed")
@@ -307,7 +325,9 @@ class Lease:
                     f"lease {self.key!r}: {self.holder!r} was taken over by another run after its heartbeats "
                     f"stopped for longer than {self.ttl:g} s"
                 )
-            renewed = replace(self.record, renewed_at=self.leases.clock(), beat=self.record.beat + 1)
+            renewed = replace(
+                self.record, renewed_at=self.leases.clock(), beat=self.record.beat + 1, handoff=float(handoff)
+            )
             self.leases.store.write_json(self.leases.path(self.key, renewed.generation), renewed.to_dict())
             self.record = renewed
             return renewed
@@ -405,7 +425,7 @@ class LeaseWatch:
             self._seen, self._since = seen, now
             return False
         ttl = self.ttl if self.ttl is not None else record.ttl
-        return now - self._since > ttl
+        return now - self._since > ttl + record.handoff
 
     def unchanged_for(self) -> float:
         return self.monotonic() - self._since if self._seen is not None else 0.0

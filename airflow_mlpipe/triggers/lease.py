@@ -26,6 +26,7 @@ class LeaseKeepingTrigger(BaseTrigger):
     """:param trigger: the wrapped trigger as its ``serialize()`` gives it: ``(classpath, kwargs)``.
     :param key: the reuse key; ``holder`` and ``generation``: the lease record this step holds.
     :param interval: seconds between heartbeats (default: the lease's ttl / 4, read from its record).
+    :param handoff: the grace the last beat adds, while a worker picks the resumed task up (default: 0).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class LeaseKeepingTrigger(BaseTrigger):
         generation: int,
         datastore: str | None = None,
         interval: float | None = None,
+        handoff: float = 0.0,
     ) -> None:
         super().__init__()
         classpath, kwargs = trigger
@@ -44,17 +46,19 @@ class LeaseKeepingTrigger(BaseTrigger):
         self.key, self.holder, self.generation = key, holder, int(generation)
         self.datastore = datastore
         self.interval = None if interval is None else float(interval)
+        self.handoff = float(handoff)
         module, _, name = self.wrapped[0].rpartition(".")
         self.inner: BaseTrigger = getattr(importlib.import_module(module), name)(**self.wrapped[1])
 
     @classmethod
-    def around(cls, trigger: BaseTrigger, lease: Lease) -> LeaseKeepingTrigger:
+    def around(cls, trigger: BaseTrigger, lease: Lease, *, handoff: float = 0.0) -> LeaseKeepingTrigger:
         return cls(
             trigger=trigger.serialize(),
             key=lease.key,
             holder=lease.holder,
             generation=lease.record.generation,
             datastore=lease.leases.store.name,
+            handoff=handoff,
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -67,6 +71,7 @@ class LeaseKeepingTrigger(BaseTrigger):
                 "generation": self.generation,
                 "datastore": self.datastore,
                 "interval": self.interval,
+                "handoff": self.handoff,
             },
         )
 
@@ -84,9 +89,10 @@ class LeaseKeepingTrigger(BaseTrigger):
         try:
             async for event in self.inner.run():
                 beating.cancel()
-                # A last beat: the lease then lives a full ttl more while a worker picks the task up to finish it.
+                # A last beat, with the hand-over grace: the lease then lives a full ttl and the grace more while a
+                # worker picks the task up to finish it.
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self._beat)
+                    await asyncio.to_thread(self._beat, self.handoff)
                 yield event
                 return
         finally:
@@ -115,9 +121,9 @@ class LeaseKeepingTrigger(BaseTrigger):
                 interval = record.ttl / BEATS_PER_TTL
             await asyncio.sleep(interval or 30.0)
 
-    def _beat(self) -> Any:
+    def _beat(self, handoff: float = 0.0) -> Any:
         store = Datastore.get(self.datastore) if self.datastore else Datastore.get_default()
         lease = Leases(store).adopt(self.key, holder=self.holder)
         if lease is None or lease.record.generation != self.generation:
             raise LeaseLostError(f"lease {self.key!r} is no longer held by {self.holder!r}")
-        return lease.heartbeat()
+        return lease.heartbeat(handoff=handoff)

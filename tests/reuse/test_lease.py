@@ -171,6 +171,40 @@ def test_a_watch_calls_a_record_stale_only_when_it_stops_changing() -> None:
     assert LeaseWatch(ttl=1, monotonic=clock).observe(record) is False  # a first look never judges
 
 
+def test_a_hand_over_beat_grants_its_grace_once_and_the_next_beat_takes_it_off(tmp_path: object) -> None:
+    """The last beat before the heartbeats move to the triggerer (or back to a worker) adds a grace: neither a
+    waiter's watch nor another machine's clock calls the holder dead during it; the next ordinary beat ends it."""
+    clock = FakeClock()
+    leases = Leases(Datastore("local", f"file://{tmp_path}/store"), clock_skew=30, clock=clock)
+    lease = leases.acquire(KEY, "holder", ttl=10)
+    assert lease is not None
+    handed = lease.heartbeat(handoff=60)
+    assert (handed.handoff, handed.silence_allowed, leases.read(KEY).handoff) == (60.0, 70.0, 60.0)  # type: ignore[union-attr]
+
+    watch_clock = FakeClock(0.0)
+    watch = LeaseWatch(monotonic=watch_clock)
+    assert not watch.observe(handed)
+    watch_clock.advance(69)
+    assert not watch.observe(handed)  # past the ttl, within the grace: still alive
+    watch_clock.advance(2)
+    assert watch.observe(handed)  # past both: the holder died during the hand-over
+
+    clock.advance(99)  # renewed_at + ttl + handoff + clock_skew = 100
+    assert leases.acquire(KEY, "waiter", ttl=10) is None
+    clock.advance(0.5)
+    assert leases.read(KEY).handoff == 60.0  # type: ignore[union-attr]
+    ordinary = lease.heartbeat()  # the triggerer's first beat
+    assert (ordinary.handoff, ordinary.silence_allowed) == (0.0, 10.0)
+    clock.advance(40.5)
+    assert leases.acquire(KEY, "waiter", ttl=10) is not None  # judged by the ttl alone again
+
+
+def test_a_record_written_before_hand_overs_existed_reads_with_no_grace() -> None:
+    data = LeaseRecord(KEY, 1, "h", 10.0, 0.0, 0.0).to_dict()
+    del data["handoff"]
+    assert LeaseRecord.from_dict(data).silence_allowed == 10.0
+
+
 def test_the_keeper_beats_in_the_background_stops_cleanly_and_releases(tmp_path: object) -> None:
     leases = Leases(Datastore("local", f"file://{tmp_path}/store"))
     lease = leases.acquire(KEY, "holder", ttl=0.2)
@@ -237,3 +271,21 @@ def _wait_until(condition: object, limit: float = 30.0) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.02)
+
+
+def test_a_deferring_step_hands_its_lease_over_with_the_deployments_grace(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from airflow_mlpipe.operators.attempt import _hand_over
+
+    leases = Leases(Datastore("local", f"file://{tmp_path}/store"))
+    lease = leases.acquire(KEY, "holder", ttl=10)
+    assert lease is not None
+    monkeypatch.setenv("MLPIPE_REUSE_LEASE_HANDOFF", "45")
+    _hand_over(logging.getLogger("test"), lease)
+    assert (leases.read(KEY).handoff, leases.read(KEY).beat) == (45.0, 1)  # type: ignore[union-attr]
+    monkeypatch.setenv("MLPIPE_REUSE_LEASE_HANDOFF", "soon")
+    with pytest.raises(ConfigError, match="MLPIPE_REUSE_LEASE_HANDOFF='soon' is not a non-negative number"):
+        _hand_over(logging.getLogger("test"), lease)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.triggers.base import TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
@@ -162,3 +162,45 @@ def test_serialize_holds_primitives_and_round_trips() -> None:
 
 def _timeless(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k not in ("seen_at", "previous_look_at")}
+
+
+class SleepThenFire(BaseTrigger):
+    """A stand-in for the pod operator's trigger: fires once after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{__name__}.SleepThenFire", {"seconds": self.seconds})
+
+    async def run(self) -> Any:
+        await asyncio.sleep(self.seconds)
+        yield TriggerEvent({"status": "done"})
+
+
+def test_the_triggerer_beats_without_grace_and_hands_back_with_it(leases: Leases) -> None:
+    """The worker's last beat before deferring carries the hand-over grace; the triggerer's beats take it off, and
+    its last beat, before a worker resumes the task, puts it back on."""
+    from airflow_mlpipe.triggers.lease import LeaseKeepingTrigger
+
+    lease = leases.acquire(KEY, "pod-holder", ttl=0.4)
+    assert lease is not None
+    lease.heartbeat(handoff=30)
+    trigger = LeaseKeepingTrigger.around(SleepThenFire(0.6), lease, handoff=30)
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["handoff"] == 30.0
+    trigger = LeaseKeepingTrigger(**kwargs)  # as the triggerer builds it
+    trigger.trigger_id = 1
+    seen: list[float] = []
+
+    def look() -> None:
+        time.sleep(0.35)
+        seen.append(leases.read(KEY).handoff)  # type: ignore[union-attr]
+
+    thread = later(0, look)
+    assert [e.payload for e in run(trigger)] == [{"status": "done"}]
+    thread.join()
+    assert seen == [0.0]  # while the pod ran: ordinary beats
+    last = leases.read(KEY)
+    assert last is not None and last.handoff == 30.0 and not last.released and last.beat >= 3

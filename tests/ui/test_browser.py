@@ -107,7 +107,9 @@ def test_the_ml_pages_in_a_real_browser(services: AirflowServices, example: Exam
         assert "Reused from" in banner.inner_text()
         assert frame.locator("h1 .status-reused").count() == 1
         banner.get_by_role("link").click()
-        frame.locator(f"text={first['data_prep']}").first.wait_for()
+        # the banner itself shows that id: wait for the page of the step run it names, not for the text
+        frame.locator(f"p.step-run-id:text-is('{first['data_prep']}')").wait_for()
+        assert frame.locator("h1 .status-completed").count() == 1
         assert frame.locator(".reused-banner").count() == 0
 
         # the extra link of a task instance (its Details tab) opens its step run page
