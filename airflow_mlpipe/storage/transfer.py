@@ -390,27 +390,37 @@ class _Transfer:
         source = self.src.uri(self.src_path)
         unfinished_run_of_ours = bool(journal and journal.get("source") == source)
         self.own = unfinished_run_of_ours or _marker_source(marker) == source
+        # Its own earlier copy, registered since as a dataset version: that version names these files, so they
+        # are never replaced or removed, whatever overwrite says (files the source added are still copied).
+        registered = _registered_as(marker)
         plan = plan_transfer(
             src_files,
             dst_files,
             src_path=self._src_file,
             dst_path=self._dst_file,
             manifest=recorded_files(marker, self.src.uri(self.src_path)),
-            replace_different=self.overwrite or unfinished_run_of_ours,
+            replace_different=(self.overwrite or unfinished_run_of_ours) and registered is None,
             same_content=self._same_content(src_files, dst_files),
         )
         where = self._where("destination")
         if plan.conflicts:
+            fix = (
+                f"it holds {registered}, whose bytes never change, so they are never replaced, whatever "
+                f"{self.words['overwrite'].removeprefix('pass ')} says: copy into a folder of its own"
+                if registered
+                else f"{_sentence(self.words['overwrite'])} to replace them, or choose another destination path"
+            )
             raise TransferDestinationExistsError(
                 f"transfer destination: {where} already holds {len(plan.conflicts)} file(s) that differ from the "
-                f"source ({some_files(plan.conflicts)}); nothing was copied. {_sentence(self.words['overwrite'])} "
-                "to replace them, or choose another destination path",
+                f"source ({some_files(plan.conflicts)}); nothing was copied. {fix[0].upper() + fix[1:]}",
                 files=plan.conflicts,
                 where=where,
             )
-        if plan.extra and not (self.mirror and self.own):
+        if plan.extra and not (self.mirror and self.own and registered is None):
             whose = (
-                "this folder's files are kept (mirror=False)"
+                f"the folder holds {registered}, which names them: they are never removed"
+                if registered
+                else "this folder's files are kept (mirror=False)"
                 if self.own
                 else f"no transfer of {source} wrote this folder (its marker and journal do not name that source), "
                 "so they belong to something else and are not removed"
@@ -418,8 +428,13 @@ class _Transfer:
             raise TransferExtraFilesError(
                 f"transfer destination: {where} holds {len(plan.extra)} file(s) that the source does not have "
                 f"({some_files(plan.extra)}): a transfer's destination holds exactly the source's files, and "
-                f"{whose}. Copy into an empty folder (or one this transfer wrote), or remove those files first; "
-                "nothing was copied",
+                f"{whose}. "
+                + (
+                    "Copy into a folder of its own"
+                    if registered
+                    else "Copy into an empty folder (or one this transfer wrote), or remove those files first"
+                )
+                + "; nothing was copied",
                 files=plan.extra,
                 where=where,
             )
@@ -625,6 +640,14 @@ def _confined(store: Datastore, path: str, *, argument: str) -> str:
 
 def _sentence(words: str) -> str:
     return words[:1].upper() + words[1:]
+
+
+def _registered_as(marker: Mapping[str, Any] | None) -> str | None:
+    """ "the files of dataset 'x' version 3" when the folder's marker says a version was registered from it."""
+    registered = (marker or {}).get("registered")
+    if isinstance(registered, Mapping) and registered.get("name"):
+        return f"the files of dataset {registered['name']!r} version {registered.get('version')}"
+    return None
 
 
 def _marker_source(marker: Mapping[str, Any] | None) -> Any:

@@ -14,7 +14,12 @@ from airflow_mlpipe.exceptions import PathOutsideDatastoreError
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing import JOURNAL_NAME
-from airflow_mlpipe.storage.transfer import TransferExtraFilesError, TransferKindError, transfer
+from airflow_mlpipe.storage.transfer import (
+    TransferDestinationExistsError,
+    TransferExtraFilesError,
+    TransferKindError,
+    transfer,
+)
 from tests.storage.conftest import MakeStore
 
 BACKENDS = ["local", "memory", "azurite", "moto"]
@@ -158,6 +163,42 @@ def test_mirror_off_keeps_the_files_and_refuses(make_store: MakeStore) -> None:
     assert store.read_bytes("m1/b.txt") == b"b" and store.is_complete("m1")
 
 
+def _registered(store: Datastore, folder: str) -> None:
+    """The folder's marker as the transfer operator leaves it once it registered a version from the copy."""
+    marker = store.read_marker(folder)
+    store.mark_complete(folder, {**marker, "step_run_id": "d.r.copy.t1.x", "registered": {"name": "cp", "version": 1}})
+
+
+@pytest.mark.parametrize("backend", ["local", "azurite", "moto"])
+def test_a_registered_copy_of_the_same_source_is_never_mirrored_or_overwritten(
+    make_store: MakeStore, backend: str
+) -> None:
+    """Its own earlier copy, registered since: a version names those files, so a later transfer of the same
+    source neither removes the one the source dropped nor replaces the one it changed, overwrite or not."""
+    store = make_store(backend, "lake")
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("src1/b.txt", b"b")
+    transfer(store, "src1", store, "m1")
+    _registered(store, "m1")
+    store.delete("src1/b.txt")
+    with pytest.raises(TransferExtraFilesError, match=r"dataset 'cp' version 1, which names them: they are never remo"):
+        transfer(store, "src1", store, "m1")
+    store.write_bytes("src1/b.txt", b"b")
+    store.write_bytes("src1/a.txt", b"changed")
+    with pytest.raises(TransferDestinationExistsError, match=r"never replaced, whatever overwrite=True says") as info:
+        transfer(store, "src1", store, "m1", overwrite=True)
+    assert "Pass overwrite=True" not in str(info.value)
+    assert _files(store, "m1") == {
+        "a.txt": b"a",
+        "b.txt": b"b",
+        COMPLETE_MARKER: store.read_bytes(f"m1/{COMPLETE_MARKER}"),
+    }
+    assert store.read_marker("m1")["registered"] == {"name": "cp", "version": 1}
+    store.write_bytes("src1/a.txt", b"a")
+    store.write_bytes("src1/c.txt", b"c")  # a file the source added: copied, no named byte changes
+    assert transfer(store, "src1", store, "m1").files_copied == 1
+
+
 @pytest.fixture
 def lake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Datastore:
     root = tmp_path / "lake"
@@ -218,3 +259,12 @@ def test_operator_words_in_kind_errors(lake: Datastore) -> None:
     words = {"directory": "pass source_reference_type='directory'"}
     with pytest.raises(TransferKindError, match="is a folder; pass source_reference_type='directory'"):
         transfer(lake, "in", lake, "xx", kind="file", option_words=words)
+
+
+def test_cli_into_a_registered_copy_changes_no_byte(lake: Datastore, capsys: pytest.CaptureFixture[str]) -> None:
+    transfer(lake, "in", lake, "out")
+    _registered(lake, "out")
+    lake.write_bytes("in/a.txt", b"changed")
+    code, err = _cli(capsys, "lake:in", "lake:out", "--overwrite")
+    assert code == 1 and "whatever --overwrite says: copy into a folder of its own" in err and "Traceback" not in err
+    assert lake.read_bytes("out/a.txt") == b"a"
