@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_mlpipe.core.checks import check_bool
+from airflow_mlpipe.datasets.copy_marks import mark_registered_copies
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, match_files, relative_in_dataset, to_data_paths
@@ -175,12 +176,14 @@ class AbstractDataset:
         return type(self)(record=record)
 
     # -- files ----------------------------------------------------------------------------------------------
-    def current_manifest(self) -> Manifest:
-        """The manifest of the files the definition matches now (reads storage)."""
+    def current_manifest(self, *, markers: dict[str, set[str]] | None = None) -> Manifest:
+        """The manifest of the files the definition matches now (reads storage). ``markers`` collects, by
+        datastore, the folders whose completion marker the listings met."""
         entries = []
         for data_path in self.data_paths:
             store = Datastore.get(data_path.datastore)
-            infos = match_files(data_path, store)
+            met = None if markers is None else markers.setdefault(store.name, set())
+            infos = match_files(data_path, store, markers=met)
             for ident in identities(store, infos).values():
                 entries.append(ManifestEntry(store.name, ident))
         unique = {(e.datastore, e.path): e for e in entries}
@@ -248,7 +251,8 @@ class AbstractDataset:
         check ``.is_new_version`` on the result)."""
         check_name(name)
         definition = self.definition()
-        manifest = self.current_manifest()
+        markers: dict[str, set[str]] = {}
+        manifest = self.current_manifest(markers=markers)
         record, created = (registry or DatasetRegistry()).register(
             name=name,
             kind=self.kind,
@@ -259,6 +263,7 @@ class AbstractDataset:
             lineage=lineage,
             create_new_version=create_new_version,
         )
+        mark_registered_copies(record, self.data_paths, markers)
         result = type(self)(record=record)
         result._created = created  # type: ignore[attr-defined]
         return result

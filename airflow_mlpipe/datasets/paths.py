@@ -81,12 +81,26 @@ def to_data_paths(values: object) -> tuple[DataPath, ...]:
     return paths
 
 
-def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, Any]]:
+def fixed_part(data_path: DataPath) -> str:
+    """The path up to its first glob segment (the whole path when it is no glob)."""
+    if not data_path.is_glob:
+        return data_path.path
+    fixed = []
+    for part in data_path.path.split("/"):
+        if any(c in part for c in _GLOB_CHARS):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def match_files(
+    data_path: DataPath, store: Datastore, *, markers: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Files (relative path → fsspec info) that a path matches: a file, every file below a folder, or a glob.
 
     Completion markers are not data and never match, nor does anything in mlpipe's own ``_mlpipe/`` folder (a
     glob like ``*/x.json`` could reach it); on a local store a file reached through a symbolic link that leads out
-    of the datastore is refused.
+    of the datastore is refused. ``markers`` collects the folders whose completion marker the listing met.
     """
     if data_path.is_glob:
         found = store.glob(data_path.path, detail=True)
@@ -94,6 +108,8 @@ def match_files(data_path: DataPath, store: Datastore) -> dict[str, dict[str, An
         found = {data_path.path: store.info(data_path.path)}
     else:
         found = store.list(data_path.path, recursive=True, detail=True) if store.exists(data_path.path) else {}
+    if markers is not None:
+        markers.update(p.rpartition("/")[0] for p in found if p.rsplit("/", 1)[-1] == COMPLETE_MARKER)
     found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER and not is_reserved(p)}
     check_files_resolved(store, found, argument=f"dataset path {str(data_path)!r}")
     if not found:
@@ -110,15 +126,8 @@ def relative_in_dataset(datastore: str, path: str, paths: Iterable[DataPath]) ->
     for data_path in paths:
         if data_path.datastore != datastore:
             continue
-        base = data_path.path
-        if data_path.is_glob:
-            fixed = []
-            for part in base.split("/"):
-                if any(c in part for c in _GLOB_CHARS):
-                    break
-                fixed.append(part)
-            base = "/".join(fixed)
-        elif base == path:
+        base = fixed_part(data_path)
+        if not data_path.is_glob and base == path:
             return path.rsplit("/", 1)[-1]
         prefix = base + "/" if base else ""
         if path.startswith(prefix):

@@ -147,8 +147,8 @@ def _lease_gone(step_run_id: str) -> str | None:
             silent = leases.clock() - lease.renewed_at
             return (
                 f"its record says Running but its lease on {what} expired: no heartbeat for {silent:.0f} s, longer "
-                f"than its ttl ({lease.silence_allowed:g} s) and the clock-skew margin ({leases.clock_skew:g} s), so its process "
-                "was killed"
+                f"than its ttl ({lease.silence_allowed:g} s) and the clock-skew margin ({leases.clock_skew:g} s), so "
+                "its process was killed"
             )
         return None
     return None

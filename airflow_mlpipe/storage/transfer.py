@@ -221,6 +221,7 @@ class _Transfer:
         self.own = False  # the destination's marker or journal names this transfer's source
         self.dst_controls: set[str] = set()  # markers and journals below the destination folder
         self.marker_withdrawn = False
+        self.registered: dict[str, Any] | None = None  # the version registered from the destination, if any
         self.prepared = False
 
     # -- labels and guarded storage calls -----------------------------------------------------------------------
@@ -392,7 +393,10 @@ class _Transfer:
         self.own = unfinished_run_of_ours or _marker_source(marker) == source
         # Its own earlier copy, registered since as a dataset version: that version names these files, so they
         # are never replaced or removed, whatever overwrite says (files the source added are still copied).
-        registered = _registered_as(marker)
+        # (an unfinished run into such a copy withdrew its marker: its journal carries the registration instead)
+        journal_registered = _registered_section(journal) if unfinished_run_of_ours else None
+        self.registered = _registered_section(marker) or journal_registered
+        registered = _registered_as(self.registered)
         plan = plan_transfer(
             src_files,
             dst_files,
@@ -558,6 +562,7 @@ class _Transfer:
             "started": _now(),
             "files": len(plan.copy),
             JOURNAL_OWN_FILES: own,
+            **({"registered": self.registered} if self.registered else {}),
         }
         self._call(self.dst, "write", self.journal_path, lambda: self.dst.write_json(self.journal_path, journal))
         self.prepared = True
@@ -623,7 +628,11 @@ class _Transfer:
             if self.journal_found:  # left by a run that died between marking complete and cleaning up
                 self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
             return  # up to date: the folder is complete as it stands, nothing is written
-        manifest = {**marker_extra, "transfer": {**section, "finished": _now()}}
+        manifest = {
+            **marker_extra,
+            **({"registered": self.registered} if self.registered else {}),  # still names the files it named
+            "transfer": {**section, "finished": _now()},
+        }
         self._call(self.dst, "mark complete", self.dst_path, lambda: self.dst.mark_complete(self.dst_path, manifest))
         self._call(self.dst, "delete", self.journal_path, lambda: self.dst.delete(self.journal_path))
 
@@ -642,10 +651,15 @@ def _sentence(words: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _registered_as(marker: Mapping[str, Any] | None) -> str | None:
-    """ "the files of dataset 'x' version 3" when the folder's marker says a version was registered from it."""
-    registered = (marker or {}).get("registered")
-    if isinstance(registered, Mapping) and registered.get("name"):
+def _registered_section(control: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The ``registered`` section of a marker or journal: the dataset version registered from the folder."""
+    registered = (control or {}).get("registered")
+    return dict(registered) if isinstance(registered, Mapping) and registered.get("name") else None
+
+
+def _registered_as(registered: Mapping[str, Any] | None) -> str | None:
+    """The words for a ``registered`` section: "the files of dataset 'x' version 3"."""
+    if registered:
         return f"the files of dataset {registered['name']!r} version {registered.get('version')}"
     return None
 

@@ -188,7 +188,7 @@ def test_the_triggerer_beats_without_grace_and_hands_back_with_it(leases: Leases
     assert lease is not None
     lease.heartbeat(handoff=30)
     trigger = LeaseKeepingTrigger.around(SleepThenFire(0.6), lease, handoff=30)
-    classpath, kwargs = trigger.serialize()
+    _classpath, kwargs = trigger.serialize()
     assert kwargs["handoff"] == 30.0
     trigger = LeaseKeepingTrigger(**kwargs)  # as the triggerer builds it
     trigger.trigger_id = 1
