@@ -76,8 +76,7 @@ def _mark(store: Datastore, folder: str, record: Any) -> bool:
         return False  # not a plain transfer copy, or one a version already keeps
     store.mark_complete(folder, {**marker, "registered": {"name": record.name, "version": record.version}})
     log.info(
-        "dataset %s version %d names files of the transfer copy %r in datastore %r: later transfers into it keep "
-        "them",
+        "dataset %s version %d names files of the transfer copy %r in datastore %r: later transfers into it keep them",
         record.name,
         record.version,
         folder,

@@ -93,9 +93,7 @@ def fixed_part(data_path: DataPath) -> str:
     return "/".join(fixed)
 
 
-def match_files(
-    data_path: DataPath, store: Datastore, *, markers: set[str] | None = None
-) -> dict[str, dict[str, Any]]:
+def match_files(data_path: DataPath, store: Datastore, *, markers: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """Files (relative path → fsspec info) that a path matches: a file, every file below a folder, or a glob.
 
     Completion markers are not data and never match, nor does anything in mlpipe's own ``_mlpipe/`` folder (a
