@@ -7,30 +7,35 @@ registered by hand, ``Dataset.File.from_files(path=(store, "copies/raw")).regist
 transfer copy holding a file of the new version (at, above or below the dataset's paths) gets ``registered`` in
 its marker. A folder a step committed needs nothing: nothing writes into a committed output.
 
-Cost: one existence check for each folder level above each dataset path, the listing the registration makes
-anyway for folders below (a glob: one glob per folder level of its pattern), and a read and a write for each
-copy found.
+Cost: one GET of the marker path for each folder level above each dataset path and for each marker the
+registration's listing met (all at once), a glob per folder level of a glob's pattern, and, the first time, a
+conditional write for each copy found (``bench/bench_register_files.py``). The write is conditional on the marker
+read: a transfer that rewrites the marker meanwhile makes it read again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_mlpipe.datasets.paths import DataPath, fixed_part
-from airflow_mlpipe.exceptions import MlpipeError
+from airflow_mlpipe.exceptions import DatasetError
+from airflow_mlpipe.storage.conditional import read_tagged, replace_if_unchanged
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 
 log = logging.getLogger(__name__)
 
 
-def marker_folders_above(store: Datastore, data_path: DataPath) -> set[str]:
-    """Folders at and above the fixed part of ``data_path`` that hold a completion marker (one request each)."""
+def marker_folders_above(data_path: DataPath) -> list[str]:
+    """Folders above ``data_path`` (at and above a glob's fixed part) whose marker must be asked for. A folder
+    path's own marker is not: the registration's listing of it met it already."""
     parts = [p for p in fixed_part(data_path).split("/") if p]
-    if parts and not data_path.is_glob and store.isfile(data_path.path):
-        parts = parts[:-1]  # a path naming one file: its folder and those above
-    return {folder for depth in range(len(parts), 0, -1) if store.is_complete(folder := "/".join(parts[:depth]))}
+    if parts and not data_path.is_glob:
+        parts = parts[:-1]  # a file's folder and those above; a folder's own marker is in the listing
+    return ["/".join(parts[:depth]) for depth in range(len(parts), 0, -1)]
 
 
 def marker_folders_in_glob(store: Datastore, data_path: DataPath) -> set[str]:
@@ -53,33 +58,53 @@ def mark_registered_copies(
     files: dict[str, list[str]] = {}
     for entry in record.manifest.entries:
         files.setdefault(entry.datastore, []).append(entry.path)
-    written = []
+    asks: dict[tuple[str, str], Datastore] = {}
     for data_path in data_paths:
         store = Datastore.get(data_path.datastore)
-        folders = marker_folders_above(store, data_path) | below.get(store.name, set())
+        folders = {*marker_folders_above(data_path), *below.get(store.name, ())}
         if data_path.is_glob:
             folders |= marker_folders_in_glob(store, data_path)
-        for folder in sorted(folders):
-            if not any(path.startswith(folder + "/") for path in files.get(store.name, ())):
-                continue
-            if _mark(store, folder, record):
-                written.append((store.name, folder))
-    return written
+        for folder in folders:
+            if any(path.startswith(folder + "/") for path in files.get(store.name, ())):
+                asks[(store.name, folder)] = store
+    if not asks:
+        return []
+    # one GET per folder, all at once: a marker that is absent costs that GET only
+    with ThreadPoolExecutor(max_workers=min(8, len(asks)), thread_name_prefix="mlpipe-marks") as pool:
+        marked = list(pool.map(lambda item: _mark(item[1], item[0][1], record), asks.items()))
+    return [where for where, done in zip(asks, marked, strict=True) if done]
 
 
 def _mark(store: Datastore, folder: str, record: Any) -> bool:
-    try:
-        marker = store.read_marker(folder)
-    except (MlpipeError, ValueError, TypeError, OSError):
-        return False
-    if "transfer" not in marker or marker.get("step_run_id") or marker.get("registered"):
-        return False  # not a plain transfer copy, or one a version already keeps
-    store.mark_complete(folder, {**marker, "registered": {"name": record.name, "version": record.version}})
-    log.info(
-        "dataset %s version %d names files of the transfer copy %r in datastore %r: later transfers into it keep them",
-        record.name,
-        record.version,
-        folder,
-        store.name,
+    """Add ``registered`` to a plain transfer copy's marker, by a conditional write: a transfer that rewrote the
+    marker meanwhile makes it read again."""
+    path = store.marker_path(folder)
+    for _ in range(5):
+        tagged = read_tagged(store, path)
+        if tagged is None:
+            return False
+        try:
+            marker = json.loads(tagged.data)
+        except ValueError:
+            return False
+        if not isinstance(marker, dict) or "transfer" not in marker:
+            return False
+        if marker.get("step_run_id") or marker.get("registered"):
+            return False  # a committed step output, or a copy that a version keeps already
+        updated = {**marker, "registered": {"name": record.name, "version": record.version}}
+        data = json.dumps(updated, sort_keys=True, separators=(",", ":"), default=str).encode()
+        if replace_if_unchanged(store, path, data, tagged.tag):
+            log.info(
+                "dataset %s version %d names files of the transfer copy %r in datastore %r: later transfers into "
+                "it keep them",
+                record.name,
+                record.version,
+                folder,
+                store.name,
+            )
+            return True
+    raise DatasetError(
+        f"dataset {record.name!r} version {record.version}: the marker of the transfer copy {folder!r} in datastore "
+        f"{store.name!r} kept changing while the registration was written into it: a transfer into that folder is "
+        "running; register again once it has finished"
     )
-    return True
