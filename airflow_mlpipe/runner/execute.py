@@ -28,6 +28,7 @@ from airflow_mlpipe.runner.outputs import (
     discard,
     prepare_outputs,
     refuse_empty_registrations,
+    refuse_links,
     refuse_unmatched_globs,
     stage,
 )
@@ -200,6 +201,7 @@ def _commit(
     become the attempt's result together, or not at all."""
     refuse_empty_registrations(spec.outputs, plans)
     refuse_unmatched_globs(plans)
+    refuse_links(plans)
     committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]

@@ -22,10 +22,12 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.fingerprint.identity import identities
-from airflow_mlpipe.runner.claims import check_claim, claim, is_fixed
+from airflow_mlpipe.runner.claims import check_claim, claim, claim_path, is_fixed
 from airflow_mlpipe.storage.committed import refuse_committed_around
+from airflow_mlpipe.storage.conditional import read_tagged
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.listing import JOURNAL_NAME
 from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 
 
@@ -67,6 +69,8 @@ def prepare_outputs(
         refuse_committed_around(store, path, argument=f"output {name!r}")
         claimed_by = attempt if attempt is not None and is_fixed(spec) else None
         if claimed_by is not None:
+            if read_tagged(store, claim_path(path)) is None:  # no step run ever claimed it: nothing there is ours
+                refuse_foreign_files(name, store, path)
             claim(name, store, path, claimed_by)
         if store.is_local and mode == "mount":
             dest = store.full_path(path)
@@ -97,6 +101,56 @@ def refuse_committed(name: str, store: Datastore, path: str) -> None:
         "{run-id} to the destination, e.g. (datastore, 'models/{run-id}'), so that every run writes its own folder "
         "(register_on_complete('NAME') then keeps 'the latest' as the dataset's newest version)"
     )
+
+
+def refuse_foreign_files(name: str, store: Datastore, path: str) -> None:
+    """A fixed destination that no step run has claimed yet holds no file a step run wrote: files there were put
+    by hand, by a transfer or an upload, and a dataset version registered from them may name them. Staging replaces
+    a destination's files, so such a destination is refused before the script runs (one listing; a destination
+    with ``{run-id}`` is the step run's own and is not asked)."""
+    if store.isfile(path):
+        found = [path]
+    else:
+        try:
+            listed = store.list(path, recursive=True) if store.exists(path) else []
+        except (FileNotFoundError, NotADirectoryError):
+            listed = []
+        found = sorted(p for p in listed if p.rsplit("/", 1)[-1] not in (COMPLETE_MARKER, JOURNAL_NAME))
+    if not found:
+        return
+    shown = ", ".join(repr(p) for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    raise ConfigError(
+        f"output {name!r}: {path!r} in datastore {store.name!r} already holds {len(found)} file(s) that no step run "
+        f"wrote ({shown}); writing the output there would replace them, and a dataset version registered from them "
+        "may name them: choose a destination of its own, e.g. (datastore, 'models/{run-id}'), or move those files "
+        "first; nothing was written"
+    )
+
+
+def refuse_links(plans: Mapping[str, OutputPlan]) -> None:
+    """The script wrote files, not symbolic links, into each output's folder: a link would be committed (a
+    local store keeps it as it is) pointing out of the datastore, or staged as the bytes of a file elsewhere that
+    can change. Checked before anything is staged, so the attempt commits nothing."""
+    for plan in plans.values():
+        links = _links_below(plan.staging)
+        if links:
+            shown = ", ".join(f"{rel!r} -> {target!r}" for rel, target in links[:3])
+            more = f" and {len(links) - 3} more" if len(links) > 3 else ""
+            raise StagingError(
+                f"output {plan.name!r}: the script wrote {len(links)} symbolic link(s) into the folder given for the "
+                f"output ({shown}{more}); an output holds files, and a link would point out of the datastore: copy "
+                "the files themselves there; nothing was committed"
+            )
+
+
+def _links_below(folder: str) -> list[tuple[str, str]]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for entry in (*dirnames, *filenames):
+            full = os.path.join(dirpath, entry)
+            if os.path.islink(full):
+                found.append((os.path.relpath(full, folder).replace(os.sep, "/"), os.readlink(full)))
+    return sorted(found)
 
 
 def refuse_empty_registrations(outputs: Iterable[Mapping[str, Any]], plans: Mapping[str, OutputPlan]) -> None:
@@ -152,6 +206,7 @@ def stage(plan: OutputPlan) -> Manifest:
             f"{os.readlink(plan.staging)}); an output is the files written into that folder: write them there; "
             "nothing was committed"
         )
+    refuse_links({plan.name: plan})
     if plan.claimed_by is not None:
         check_claim(plan.name, store, path, plan.claimed_by)
     expected = _staged_files(plan)
