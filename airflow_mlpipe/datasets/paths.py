@@ -109,6 +109,13 @@ def match_files(data_path: DataPath, store: Datastore, *, markers: set[str] | No
     if markers is not None:
         markers.update(p.rpartition("/")[0] for p in found if p.rsplit("/", 1)[-1] == COMPLETE_MARKER)
     found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER and not is_reserved(p)}
+    odd = sorted(p for p in found if any(part in ("", ".", "..") for part in p.split("/")))
+    if odd:  # an object store takes any key; a download or a mount would write such a file out of its folder
+        raise DatasetError(
+            f"dataset path {str(data_path)!r}: datastore {store.name!r} holds {len(odd)} object(s) whose names have "
+            f"empty, '.' or '..' parts ({', '.join(repr(p) for p in odd[:3])}), which no download or mount can "
+            "write inside its folder: rename those objects, or narrow the path so that it leaves them out"
+        )
     check_files_resolved(store, found, argument=f"dataset path {str(data_path)!r}")
     if not found:
         raise DatasetError(
