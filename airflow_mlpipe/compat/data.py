@@ -14,6 +14,7 @@ from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.committed import refuse_committed_for_files
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import Datastore as _Datastore
+from airflow_mlpipe.storage.errors import translate_errors
 from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 
 if TYPE_CHECKING:
@@ -52,15 +53,11 @@ class V1Datastore(_Datastore):
         target = confined_path(self, target_path or "", argument="target_path")
         local = os.fspath(src_dir)
         if os.path.isdir(local):
-            dests = _checked(self, [_joined(target, rel) for rel in _local_files(local)])
+            pairs = _folder_pairs(local, target)
         else:  # one file: to target_path, or by its name to the root
             target = _checked(self, [target or os.path.basename(local)])[0]
-            dests = [target]
-        refuse_links_on_the_way(self, dests, argument="target_path")
-        refuse_committed_for_files(self, dests, argument="upload destination")
-        if not overwrite:
-            _refuse_existing(self, dests)
-        super().upload(src_dir, target)
+            pairs = [(local, target)]
+        _upload_checked(self, pairs, overwrite=overwrite)
         return self.path(target)
 
     def upload_files(
@@ -72,30 +69,69 @@ class V1Datastore(_Datastore):
         show_progress: bool = True,
     ) -> DataReference:
         """v1's ``upload_files``: each file to ``target_path``/(its path relative to ``relative_root``, or its
-        name when no root is given); returns a reference to ``target_path``."""
+        name when no root is given); returns a reference to ``target_path``. A folder among ``files`` goes as
+        every file below it, each checked as ``upload`` checks it."""
         target = confined_path(self, target_path or "", argument="target_path")
-        pairs = []
+        pairs: builtins.list[tuple[str, str]] = []
         for f in files:
             local = os.fspath(f)
             rel = os.path.relpath(local, relative_root) if relative_root else os.path.basename(local)
             if rel.startswith(".."):
-                raise ConfigError(f"upload_files: {local!r} is not below relative_root {relative_root!r}")
-            pairs.append((local, _joined(target, rel.replace(os.sep, "/"))))
-        _checked(self, [dest for _, dest in pairs])
-        refuse_links_on_the_way(self, [dest for _, dest in pairs], argument="target_path")
-        refuse_committed_for_files(self, [dest for _, dest in pairs], argument="upload destination")
-        if not overwrite:
-            _refuse_existing(self, [dest for _, dest in pairs])
-        for local, dest in pairs:
-            super().upload(local, dest)
+                raise ConfigError(
+                    f"upload_files: {local!r} is not below relative_root {relative_root!r}: give a relative_root "
+                    "that holds every file (or none, to upload each by its name)"
+                )
+            dest = _joined(target, "" if rel == "." else rel.replace(os.sep, "/"))
+            if os.path.isdir(local):
+                pairs += _folder_pairs(local, dest)
+            else:
+                pairs.append((local, dest or os.path.basename(local)))
+        _upload_checked(self, pairs, overwrite=overwrite)
         return self.path(target)
 
 
-def _local_files(folder: str) -> builtins.list[str]:
-    found = []
-    for dirpath, _, filenames in os.walk(folder):
-        found += [os.path.relpath(os.path.join(dirpath, f), folder).replace(os.sep, "/") for f in filenames]
-    return found
+def _upload_checked(store: _Datastore, pairs: builtins.list[tuple[str, str]], *, overwrite: bool) -> None:
+    """Write each (local file, destination) pair once every destination passed every check: a user path (not in
+    ``_mlpipe/``, no marker or journal name), no link on the way, not in a committed output, and (without
+    ``overwrite``) not there yet. Exactly the files checked are written, one ``put`` for all."""
+    dests = _checked(store, [dest for _, dest in pairs])
+    refuse_links_on_the_way(store, dests, argument="target_path")
+    refuse_committed_for_files(store, dests, argument="upload destination")
+    if not overwrite:
+        _refuse_existing(store, dests)
+    if not pairs:
+        return
+    targets = [store.full_path(dest) for dest in dests]
+    with translate_errors(store.config, "upload to", dests[0]):
+        if store.protocol == "file":
+            for folder in {os.path.dirname(t) for t in targets}:
+                os.makedirs(folder, exist_ok=True)
+        store.fs.put([local for local, _ in pairs], targets)
+
+
+def _folder_pairs(folder: str, target: str) -> builtins.list[tuple[str, str]]:
+    """(local file, destination) for every file below ``folder``. A symbolic link inside it is refused: followed,
+    it would upload a file from elsewhere (a link to /etc/passwd), and a link to a folder would be left out
+    silently."""
+    pairs, links = [], []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted((*dirnames, *filenames)):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, folder).replace(os.sep, "/")
+            if os.path.islink(full):
+                links.append((rel, os.readlink(full)))
+            elif name in filenames:
+                pairs.append((full, _joined(target, rel)))
+    if links:
+        more = f" (and {len(links) - 1} more: {[rel for rel, _ in links[1:4]]})" if len(links) > 1 else ""
+        raise ConfigError(
+            f"upload source: {links[0][0]!r} in folder {folder!r} is a symbolic link (to {links[0][1]}){more}; "
+            "mlpipe uploads the files a folder holds and never follows a link inside it, which could upload a file "
+            "from elsewhere: copy the file (or folder) it names into the folder in its place, or remove the link; "
+            "nothing was written"
+        )
+    return pairs
 
 
 def _checked(store: _Datastore, dests: builtins.list[str]) -> builtins.list[str]:
