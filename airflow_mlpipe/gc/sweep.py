@@ -1,7 +1,9 @@
 """The sweep: delete what a plan lists, kind by kind in the plan's order, in batches, tolerating what another gc
 deleted first. Reuse index entries go first; then the step runs that started reusing a swept run meanwhile are
 looked up, and that run is spared. A sweep stopped anywhere leaves each swept run's spec and record in place until
-its last step, so the next gc plans it again and finishes.
+its last step, so the next gc plans it again and finishes; so does an output that could not be deleted (its run is
+spared). On a local datastore nothing is deleted through a symbolic link (``storage/local_delete.py``): a link in a
+step run's own folder is removed as a link, one above it is refused, and the files a link names are never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from airflow_mlpipe.gc.scan import CORE_FILES, as_mapping, name_time, read_json_
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.run_index import scope_folder
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
+from airflow_mlpipe.storage.local_delete import link_on_the_way, remove_without_following
 from airflow_mlpipe.storage.paged import list_page, unique_of
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,11 @@ def sweep(plan: GcPlan, store: Datastore) -> GcReport:
         elif kind == "snapshot":
             spared_snapshots |= _delete_snapshots(items, stores, report, batch_size=batch)
         else:
-            _delete_items(items, stores, report, batch_size=batch)
+            kept = _delete_items(items, stores, report, batch_size=batch)
+            if kind == "output":  # a run whose output stays keeps its record (and snapshot) for the next gc
+                left = _runs_left(kept, report, spared)
+                spared |= left
+                spared_snapshots |= {plan.swept_snapshots[s] for s in left if s in plan.swept_snapshots}
         if kind == "reuse index entry":  # from here on no decision can hit a swept run: see who already did
             spared, spared_snapshots = _look_again(store, plan, report, spared_snapshots)
     if store.is_local:
@@ -54,6 +61,15 @@ def sweep(plan: GcPlan, store: Datastore) -> GcReport:
     report.spared = list(dict.fromkeys(report.spared))  # (each look again names what the one before did)
     report.sweep_seconds = time.monotonic() - clock
     return report
+
+
+def _runs_left(kept: list[GcItem], report: GcReport, spared: set[str]) -> set[str]:
+    """The step runs of the outputs not deleted: they are spared, so that the next gc plans them again."""
+    runs = {item.step_run_id for item in kept if item.step_run_id} - spared
+    report.spared += [
+        f"step run {s}: an output of it was not deleted (see the errors); the next gc tries again" for s in sorted(runs)
+    ]
+    return runs
 
 
 def _look_again(store: Datastore, plan: GcPlan, report: GcReport, known: set[str]) -> tuple[set[str], set[str]]:
@@ -156,7 +172,11 @@ def _waves(item: GcItem) -> list[list[str]]:
     return [[p] for p in item.paths]
 
 
-def _delete_items(items: list[GcItem], stores: dict[str, Datastore], report: GcReport, *, batch_size: int) -> None:
+def _delete_items(
+    items: list[GcItem], stores: dict[str, Datastore], report: GcReport, *, batch_size: int
+) -> list[GcItem]:
+    """Delete the items, store by store; returns those not (wholly) deleted."""
+    kept: list[GcItem] = []
     by_store: dict[tuple[str, bool], list[GcItem]] = {}
     for item in items:
         by_store.setdefault((item.datastore, item.recursive), []).append(item)
@@ -165,28 +185,45 @@ def _delete_items(items: list[GcItem], stores: dict[str, Datastore], report: GcR
             stores[name] = Datastore.get(name)
         store = stores[name]
         failed: set[int] = set()
+        unlinked: set[int] = set()
+        owned = [_run_folder_of(item) for item in group]
         waves = [_waves(item) for item in group]
         for wave in range(max((len(w) for w in waves), default=0)):
             paths = [(n, p) for n, w in enumerate(waves) if wave < len(w) and n not in failed for p in w[wave]]
             size = max(1, min(batch_size, -(-len(paths) // _WORKERS)))  # every worker busy, no batch too big
             batches = [paths[start : start + size] for start in range(0, len(paths), size)]
             with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-                delete = partial(_delete_batch, store, recursive=recursive, report=report)
-                for lost in pool.map(delete, batches):
+                delete = partial(_delete_batch, store, recursive=recursive, report=report, owned=owned)
+                for lost, links in pool.map(delete, batches):
                     failed |= lost
+                    unlinked |= links
         for n, item in enumerate(group):
-            if n not in failed:
-                report.deleted += 1
+            if n in failed:
+                kept.append(item)
+                continue
+            report.deleted += 1
+            if n not in unlinked:  # the files a removed link led to were not the store's, and stay
                 report.bytes_reclaimed += item.bytes or 0
+    return kept
 
 
-def _delete_batch(store: Datastore, batch: list[tuple[int, str]], *, recursive: bool, report: GcReport) -> set[int]:
-    """Delete a batch in one call; on a path already gone (another gc), path by path. The items that failed."""
+def _delete_batch(
+    store: Datastore,
+    batch: list[tuple[int, str]],
+    *,
+    recursive: bool,
+    report: GcReport,
+    owned: list[str | None],
+) -> tuple[set[int], set[int]]:
+    """Delete a batch in one call; on a path already gone (another gc), path by path. The items that failed, and
+    (on a local store) those where a link was removed instead of followed."""
+    if store.is_local:
+        return _delete_local(store, batch, recursive=recursive, report=report, owned=owned)
     # adlfs would look up each named file before deleting it (one request each): files need no expanding
     options = {"expand_path": False} if not recursive and store.protocol in ("abfs", "az") else {}
     try:
         store.fs.rm([store.full_path(p) for _, p in batch], recursive=recursive, **options)
-        return set()
+        return set(), set()
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -198,7 +235,48 @@ def _delete_batch(store: Datastore, batch: list[tuple[int, str]], *, recursive: 
         except Exception as exc:  # one path that cannot go must not stop the others
             report.errors.append(f"{store.name}:{path}: {exc}")
             failed.add(n)
-    return failed
+    return failed, set()
+
+
+def _delete_local(
+    store: Datastore,
+    batch: list[tuple[int, str]],
+    *,
+    recursive: bool,
+    report: GcReport,
+    owned: list[str | None],
+) -> tuple[set[int], set[int]]:
+    """Path by path, never through a symbolic link: a link in the item's step run folder goes as a link (the
+    files it leads to are not the datastore's), one above it is an error naming it (nothing deleted)."""
+    failed, unlinked = set(), set()
+    for n, path in batch:
+        try:
+            removed = remove_without_following(store, path, recursive=recursive, owned=owned[n])
+        except Exception as exc:  # one path that cannot go must not stop the others
+            report.errors.append(f"{store.name}:{path}: {exc}")
+            failed.add(n)
+            continue
+        if removed is not None:
+            unlinked.add(n)
+            note = (
+                f"{store.name}:{removed.link}: a symbolic link (to {removed.target}), removed as a link; the files "
+                "it leads to are not the datastore's and were left as they are"
+            )
+            log.warning("gc: %s", note)
+            report.spared.append(note)
+    return failed, unlinked
+
+
+def _run_folder_of(item: GcItem) -> str | None:
+    """The folder a swept step run owns, where a link is removed as a link: its record folder, or, in the default
+    layout ``.../{run-id}/{output-name}``, its output folder ``.../{run-id}``."""
+    if item.kind == "step run" and item.step_run_id:
+        return records.run_folder(item.step_run_id)
+    if item.kind in ("output", "staging leftover") and item.step_run_id and item.paths:
+        parts = item.paths[0].split("/")
+        if item.step_run_id in parts[:-1]:
+            return "/".join(parts[: parts.index(item.step_run_id) + 1])
+    return None
 
 
 def _prune_empty_folders(plan: GcPlan, store: Datastore, spared: Iterable[str]) -> None:
@@ -207,12 +285,11 @@ def _prune_empty_folders(plan: GcPlan, store: Datastore, spared: Iterable[str]) 
     skip = set(spared)
     folders: list[str] = []
     for item in plan.items:
-        if item.step_run_id in skip or item.datastore != store.name:
+        if item.step_run_id in skip or item.datastore != store.name or item.kind not in ("step run", "output"):
             continue
-        if item.kind == "step run":
-            folders.append(store.full_path(f"_mlpipe/runs/{item.step_run_id}"))
-        elif item.kind == "output" and item.step_run_id in (parts := item.paths[0].split("/"))[:-1]:
-            folders.append(store.full_path("/".join(parts[: parts.index(item.step_run_id) + 1])))
+        folder = _run_folder_of(item)
+        if folder is not None and link_on_the_way(store, folder) is None:  # os.walk would follow it
+            folders.append(store.full_path(folder))
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:  # a folder costs a few ms on some filesystems
         list(pool.map(_remove_empty_tree, folders))
 

@@ -98,7 +98,7 @@ def test_an_interrupted_gc_is_finished_by_the_next(
     def killed_after_the_index(items, stores, report, *, batch_size):  # type: ignore[no-untyped-def]
         if items and items[0].kind != "reuse index entry":
             raise KeyboardInterrupt("killed")
-        real(items, stores, report, batch_size=batch_size)
+        return real(items, stores, report, batch_size=batch_size)
 
     monkeypatch.setattr(sweep_module, "_delete_items", killed_after_the_index)
     with pytest.raises(KeyboardInterrupt):
@@ -181,9 +181,10 @@ def test_a_snapshot_stored_again_during_the_sweep_keeps_its_pack(
     real = sweep_module._delete_items
 
     def and_a_step_stores_it(items, stores, report, *, batch_size):  # type: ignore[no-untyped-def]
-        real(items, stores, report, batch_size=batch_size)
+        kept = real(items, stores, report, batch_size=batch_size)
         if items and items[0].kind == "snapshot" and items[0].paths[-1].endswith(".json"):
             runs.snapshot("print('old')")  # finds no record: writes it again (its pack is still there)
+        return kept
 
     monkeypatch.setattr(sweep_module, "_delete_items", and_a_step_stores_it)
     report = sweep(plan, store)
