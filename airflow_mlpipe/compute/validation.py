@@ -165,7 +165,10 @@ def check_env(env: Mapping[str, str] | None, *, what: str) -> dict[str, str]:
     if env is None:
         return {}
     if not isinstance(env, Mapping):
-        raise ConfigError(f"{what} {env!r} must be a mapping of variable names to string values")
+        raise ConfigError(
+            f"{what} must be a mapping of variable names to string values, not {type(env).__name__}, e.g. "
+            "{'MODE': 'train'}"
+        )
     result: dict[str, str] = {}
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
@@ -180,7 +183,11 @@ def check_env(env: Mapping[str, str] | None, *, what: str) -> dict[str, str]:
                 "Kubernetes Secrets or Docker's private environment)"
             )
         if not isinstance(value, str):
-            raise ConfigError(f"{what}[{name!r}] must be a string, not {type(value).__name__}; write {str(value)!r}")
+            # Never the value itself: a variable may hold a credential, whatever its name or type.
+            raise ConfigError(
+                f"{what}[{name!r}] must be a string, not {type(value).__name__}; give the variable's value as a "
+                "string (quoted in the DAG file)"
+            )
         result[name] = value
     return result
 

@@ -117,9 +117,18 @@ def check_str_mapping(owner: str, argument: str, value: object, *, example: str)
     """A mapping of strings to strings; None for none."""
     if value is None:
         return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"{owner}: {argument} {shown(value)} must map strings to strings, e.g. {argument}={example}")
-    return dict(value)
+    # The values are never shown: environment variables may hold credentials, whatever their names say.
+    if not isinstance(value, Mapping):
+        what = f"of type {type(value).__name__}, its content not shown"
+    else:
+        bad_key = next((k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)), None)
+        if bad_key is None:
+            return dict(value)
+        if not isinstance(bad_key, str):
+            what = f"key {shown(bad_key)} is of type {type(bad_key).__name__}"
+        else:
+            what = f"the value of {shown(bad_key)} is of type {type(value[bad_key]).__name__}, not shown"
+    raise ConfigError(f"{owner}: {argument} ({what}) must map strings to strings, e.g. {argument}={example}")
 
 
 def check_str_list(owner: str, argument: str, value: object, *, example: str) -> tuple[str, ...]:

@@ -53,8 +53,21 @@ _SECRET_WORDS = frozenset(
         "auth",
         "assertion",
         "bearer",
+        "creds",
+        "cred",
+        "pass",
+        "pat",
     }
 )
+# Credential words that also count inside a longer word of a name (``PGPASSWORD``, ``SECRETKEY``, ``DBPASSWD``);
+# ``secrets`` alone names where secrets are kept (``SECRETS_DIR``, ``AIRFLOW__SECRETS__BACKEND``), not one.
+_INNER_WORDS = ("password", "passwd", "secret")
+# ... and at the end of a longer word (``HFTOKEN``, ``OPENAIAPIKEY``): not ``tokens`` (``MAX_TOKENS``, a count) nor
+# ``tokenizer`` (``TOKENIZERS_PARALLELISM``).
+_SUFFIX_WORDS = ("token", "apikey", "accesskey", "accountkey", "privatekey")
+# Short words that say "credential" only with a word before them (``DB_PASS``, ``GH_PAT``): ``pass=2`` or ``pat: x``
+# in a text is left alone.
+_QUALIFIED_WORDS = frozenset({"pass", "pat"})
 # Names of options that hold no credential although a word says so (the S3 ``key`` is the access key id: secret
 # enough to hide; these are not).
 _PUBLIC_NAMES = frozenset({"key_prefix", "sse_kms_key_id", "token_refresh_interval", "include_secret_files"})
@@ -83,13 +96,24 @@ _SECRET_PARAM = re.compile(
 # a name whose only credential word is ``key`` counts when another word says which (``access_key``, ``api_key``),
 # not ``key`` alone nor ``sort_key``.
 _NAMED_PARAM = re.compile(
-    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)(?:=|:[ \t]*)(?P<q>[\"']?))"
+    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)(?:[ \t]*=[ \t]*|:[ \t]*)(?P<q>[\"']?))"
     r"(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)"
 )
 # A token as a URL's whole user info (``https://ghp_...@github.com``): long, so not a user name.
 _URL_TOKEN_USER = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<secret>[^/\s:@'\"]{20,})@")
-# ``--password hunter2`` in a command line shown as text.
-_FLAG_VALUE = re.compile(r"(?P<head>(?<![\w-])--?(?P<flag>[A-Za-z][\w-]*)[ \t]+)(?P<secret>[^\s\-][^\s]*)")
+# ``--password hunter2`` and ``--db-password=hunter2`` in a command line shown as text.
+_FLAG_VALUE = re.compile(r"(?P<head>(?<![\w-])--?(?P<flag>[A-Za-z][\w-]*)(?:[ \t]+|=))(?P<secret>[^\s\-'\"][^\s'\"]*)")
+# ``secret<TAB>VALUE``: a credential name and its value in a tab-separated listing (a space would be prose).
+_TAB_PARAM = re.compile(r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)\t+)(?P<secret>[^\s\"',;]+)")
+# ``<Password>VALUE</Password>``: a credential element of an XML text (``<SecretAccessKey>``; not ``<Key>``).
+_XML_ELEMENT = re.compile(r"(?P<head><(?P<name>[A-Za-z][\w.\-:]*)(?:\s[^<>]*)?>)(?P<secret>[^<]+)(?=</(?P=name)\s*>)")
+# A URL-encoded signature or token parameter (``%26sig%3DVALUE``, a SAS URL inside another URL's query).
+_ENCODED_PARAM = re.compile(
+    r"(?P<head>(?:(?<=%26)|(?<=%3F)|(?<=%3f)|(?<![\w-]))(?:sig|signature|x-amz-signature|x-amz-credential|"
+    r"x-amz-security-token|access_token|token|password|secret|client_secret|sas_token)%3D)"
+    r"(?P<secret>(?:[^&;\s#'\"%]|%(?!26)[0-9A-Fa-f]{2})+)",
+    re.IGNORECASE,
+)
 _KEY_QUALIFIERS = frozenset(
     {"access", "account", "secret", "api", "private", "master", "shared", "storage", "client", "sas", "signing", "auth"}
 )
@@ -97,11 +121,14 @@ _KEY_QUALIFIERS = frozenset(
 _AUTH_VALUE = re.compile(r"(?P<head>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)(?P<secret>[A-Za-z0-9\-._~+/]{8,}=*)")
 # ``authorization: token ghp_...`` (a scheme word other than Bearer/Basic before the credential).
 _AUTH_HEADER = re.compile(r"(?P<head>\bauthorization[\"']?\s*[:=]\s*[\"']?[A-Za-z]+\s+)(?P<secret>[^\s\"',]{8,})", re.I)
-# ``('secret', 'value')``: a pair in the repr of a list of tuples.
-_QUOTED_PAIR = re.compile(
-    r"(?P<head>\(\s*(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*,\s*)(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v)"
+# ``('secret', 'value')``, ``['secret', 'value']``: a pair in the repr of a tuple or list (the name first), and
+# ``'--password', 'value'`` anywhere in the repr of a list of arguments. The value is only looked at, not taken,
+# so that it can be the name of the next pair.
+_QUOTED_PAIR = re.compile(r"(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*,\s*(?=(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v))")
+# ``'secret': 'value'`` in the repr of a dict, or ``\"secret\": \"value\"`` in JSON inside a JSON string.
+_QUOTED_KEY = re.compile(
+    r"(?P<head>(?P<q>\\*['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*)(?P<v>\\*['\"])(?P<secret>(?:[^'\"\\]|\\(?!\\*['\"]))*?)(?P=v)"
 )
-_QUOTED_KEY = re.compile(r"(?P<head>(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*)(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v)")
 
 
 def is_secret_key(name: object) -> bool:
@@ -112,7 +139,12 @@ def is_secret_key(name: object) -> bool:
         return False
     words = [word.lower() for word in _WORD.findall(name)]
     pairs = [a + b for a, b in itertools.pairwise(words)]  # "connection_string", "ConnectionString"
-    return bool(_SECRET_WORDS.intersection(words + pairs))
+    return bool(_SECRET_WORDS.intersection(words + pairs)) or any(map(_hides_credential, words))
+
+
+def _hides_credential(word: str) -> bool:
+    """A lowercase word with a credential word inside (``pgpassword``, ``secretkey``) or at its end (``hftoken``)."""
+    return word != "secrets" and (any(inner in word for inner in _INNER_WORDS) or word.endswith(_SUFFIX_WORDS))
 
 
 def scrub_text(text: str, known: Iterable[str] = ()) -> str:
@@ -137,39 +169,64 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         text = _AUTH_VALUE.sub(lambda m: m["head"] + MASK, text)
     if "=" in text:
         text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
+    if "%3D" in text or "%3d" in text:
+        text = _ENCODED_PARAM.sub(lambda m: m["head"] + MASK, text)
     if ":" in text or "=" in text:
         text = _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
         text = _NAMED_PARAM.sub(_mask_named, text)
     if ":" in text:
         text = _QUOTED_KEY.sub(_mask_quoted, text)
-    if "(" in text:
-        text = _QUOTED_PAIR.sub(_mask_quoted, text)
+    if "(" in text or "[" in text:
+        text = _mask_pairs(text)
     if "-" in text:
         text = _FLAG_VALUE.sub(_mask_flag, text)
     if "_" in text or "-" in text:
         text = _SPACED_PARAM.sub(_mask_named, text)
+    if "\t" in text:
+        text = _TAB_PARAM.sub(_mask_named, text)
+    if "</" in text:
+        text = _XML_ELEMENT.sub(_mask_named, text)
     return text
 
 
 def _mask_flag(match: re.Match[str]) -> str:
-    if _flag_name(match["flag"]) not in _SECRET_FLAGS or match["secret"] == MASK:
+    if not is_credential_option(match["flag"]) or match["secret"] == MASK:
         return match[0]
     return match["head"] + MASK
 
 
-def _is_credential_param(name: str) -> bool:
-    """Whether ``name=value`` in a text holds a credential (stricter than ``is_secret_key`` about ``key``)."""
+def _mask_pairs(text: str) -> str:
+    """``text`` with the value of each credential pair (``_QUOTED_PAIR``) masked."""
+    spans: list[tuple[int, int]] = []
+    for match in _QUOTED_PAIR.finditer(text):
+        key, opener = match["key"], text[: match.start()].rstrip()[-1:]
+        if key.startswith("-"):
+            secret = opener in ("(", "[", ",") and is_credential_option(key) and holds_secret_value(match["secret"])
+        else:
+            secret = opener in ("(", "[") and is_secret_key(key)
+        if secret and match["secret"] and match["secret"] != MASK:
+            spans.append((match.start("secret"), match.end("secret")))
+    for start, end in reversed(spans):
+        text = text[:start] + MASK + text[end:]
+    return text
+
+
+def _is_credential_param(name: str, value: str) -> bool:
+    """Whether ``name=value`` in a text holds a credential (stricter than ``is_secret_key`` about ``key``, and about
+    ``pass`` and ``pat``, which count before a value that is not a number or a switch: ``first_pass=2`` is not)."""
     if not is_secret_key(name):
         return False
     words = [word.lower() for word in _WORD.findall(name)]
     pairs = [a + b for a, b in itertools.pairwise(words)]
-    if (_SECRET_WORDS - {"key"}).intersection(words + pairs):
+    if (_SECRET_WORDS - {"key"} - _QUALIFIED_WORDS).intersection(words + pairs) or any(map(_hides_credential, words)):
+        return True
+    if len(words) > 1 and _QUALIFIED_WORDS.intersection(words) and holds_secret_value(value):
         return True
     return any(words[n - 1] in _KEY_QUALIFIERS for n in range(1, len(words)) if words[n] == "key")
 
 
 def _mask_named(match: re.Match[str]) -> str:
-    if match["secret"] == MASK or not _is_credential_param(match["name"]):
+    if match["secret"] == MASK or not _is_credential_param(match["name"], match["secret"]):
         return match[0]
     return match["head"] + MASK
 
@@ -212,7 +269,7 @@ def secret_values(value: Any) -> Iterator[str]:
             for match in pattern.finditer(value):
                 yield match["secret"]
         for match in _NAMED_PARAM.finditer(value):
-            if _is_credential_param(match["name"]):
+            if _is_credential_param(match["name"], match["secret"]):
                 yield match["secret"]
     elif isinstance(value, Mapping):
         for key, item in value.items():
@@ -300,6 +357,37 @@ _SECRET_FLAGS = frozenset(
 )
 
 
+# The last word of a credential option's name (``--db-password``, ``--hf-token``, ``--client-secret``).
+_OPTION_LAST_WORDS = frozenset(
+    {"password", "passwd", "pwd", "passphrase", "secret", "token", "credential", "credentials", "creds", "apikey"}
+)
+# Tokenizer options name a special token, not a credential (``--pad-token '[PAD]'``, ``--eos-token '</s>'``).
+_SPECIAL_TOKENS = frozenset({"pad", "eos", "bos", "unk", "sep", "cls", "mask", "special", "start", "end", "stop"})
+
+
+def is_credential_option(option: str) -> bool:
+    """Whether the value of command-line option ``option`` (``--db-password``, ``db_password``) is a credential:
+    its name, split into words at ``-``, ``_`` and case changes, ends with a credential word (``password``,
+    ``passwd``, ``pwd``, ``passphrase``, ``secret``, ``token``, ``credential(s)``, ``creds``, ``apikey``, or a last
+    word that ends with one of ``_SUFFIX_WORDS`` or holds one of ``_INNER_WORDS``: ``--pgpassword``, ``--hftoken``),
+    ends with ``key`` after ``api``, ``access``, ``account``, ``private``, ``secret`` ... (``--openai-api-key``,
+    ``--aws-secret-access-key``, ``--storage-account-key``; not ``--key`` nor ``--sort-key``), or is one of
+    ``_SECRET_FLAGS`` (``--sas``, ``--connection-string``). A credential word elsewhere in the name says nothing
+    of the value (``--max-tokens``, ``--tokenizer``, ``--token-limit``, ``--password-file``, ``--secret-name``), and
+    nor does the name of a tokenizer's special token (``--pad-token``)."""
+    words = [word.lower() for word in _WORD.findall(option)]
+    if not words:
+        return False
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if "".join(words) in _SECRET_FLAGS or before + last == "connectionstring":
+        return True
+    if last == "key":
+        return before in _KEY_QUALIFIERS
+    if last == "token" and before in _SPECIAL_TOKENS:
+        return False
+    return last in _OPTION_LAST_WORDS or _hides_credential(last)
+
+
 def holds_secret_value(value: object) -> bool:
     """A plain value that may be a credential: not empty, a switch or a number (``HF_HUB_DISABLE_TOKEN=1``)."""
     text = str(value).strip() if value is not None else ""
@@ -325,10 +413,6 @@ def is_private_digest(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PRIVATE_PREFIX)
 
 
-def _flag_name(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
-
-
 def argument_credential(arguments: Sequence[str], known: Iterable[str] = ()) -> tuple[int, str] | None:
     """The first argument that shows a credential, and how (None: none does): a datastore's credential, a URL
     password, a signature or key parameter, or the value of a credential option (``--password hunter2``,
@@ -337,14 +421,16 @@ def argument_credential(arguments: Sequence[str], known: Iterable[str] = ()) -> 
     for n, text in enumerate(arguments):
         if any(secret in text for secret in prepared):
             return n, "a datastore's credential"
-        if _scrub_text(text, ()) != text:
-            return n, "a credential (a URL password, a signature or a key parameter)"
         if text.startswith("-") and "=" in text:
             flag, _, value = text.partition("=")
-            if _flag_name(flag) in _SECRET_FLAGS and holds_secret_value(value):
-                return n, f"the value of option {flag!r}"
+            if is_credential_option(flag):
+                if holds_secret_value(value):
+                    return n, f"the value of option {flag!r}"
+                continue  # ``--token=5``: a number or a switch
+        if _scrub_text(text, ()) != text:
+            return n, "a credential (a URL password, a signature or a key parameter)"
         following = arguments[n + 1] if n + 1 < len(arguments) else ""
-        secret_flag = text.startswith("-") and _flag_name(text) in _SECRET_FLAGS
+        secret_flag = text.startswith("-") and is_credential_option(text)
         if secret_flag and holds_secret_value(following) and not following.startswith("-"):
             return n + 1, f"the value of option {text!r}"
     return None

@@ -61,9 +61,11 @@ class PythonScriptOperator(BaseOperator):
         ``{"regenerate_outputs": true}`` runs every step of that DAG run anyway).
     :param hash_paths: further files or folders whose content counts for reuse.
     :param include_secret_files: paths (or globs) relative to ``source_directory`` of secret-looking files that
-        the snapshot should keep anyway. By default ``.env``, ``.env.*``, ``*.pem``, ``*.key``, ``id_rsa*``,
-        ``credentials*.json``, ``secrets*.json``, ``.netrc``, ``.pypirc``, ``*.p12`` and ``*.pfx`` are left out of
-        the snapshot (the task log names them): pass secrets through connections or the environment instead.
+        the snapshot should keep anyway. By default well-known secret files (``.env``, ``*.env``, ``*.pem``,
+        ``*.key``, ``id_rsa*``, ``credentials``, ``service_account*.json``, ``secret*.json``, ``.netrc``,
+        ``.docker/config.json``, ``.kube/config``, ... : ``fingerprint.secret_files.SECRET_FILE_PATTERNS`` and
+        docs/security.md) are left out of the snapshot (the task log names them): pass secrets through connections
+        or the environment instead. An entry must lie inside ``source_directory``.
     :param reuse_ttl: seconds an earlier run's outputs may be reused for (default: no limit).
     :param azureml_compat: SDK v1 step scripts run unchanged: ``import azureml.core`` finds airflow-mlpipe's
         compatibility package when the step's interpreter has no real Azure ML SDK (never shadows one).

@@ -509,8 +509,9 @@ def _check_arguments(name: object, storage_options: object, description: object)
         )
     if storage_options is not None and not isinstance(storage_options, Mapping):
         raise ConfigError(
-            f"Datastore {name!r}: storage_options {shown(storage_options)} must be a dict of the filesystem's "
-            "options, e.g. {'account_name': 'acct'}"
+            f"Datastore {name!r}: storage_options must be a dict of the filesystem's options, not "
+            f"{type(storage_options).__name__} (its content is not shown: it may hold credentials), e.g. "
+            "{'account_name': 'acct'}"
         )
     if not isinstance(description, str):
         raise ConfigError(f"Datastore {name!r}: description {shown(description)} must be text")

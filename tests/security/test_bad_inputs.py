@@ -722,13 +722,14 @@ def _parallel_step(**kwargs: Any) -> Any:
         bad(
             lambda: ParallelRunConfig(entry_script="s.py", environment_variables=["A=1"]),
             ConfigError,
-            "environment_variables ['A=1'] must map strings to strings, e.g. environment_variables={'OMP_NUM_THREADS'",
+            "environment_variables (of type list, its content not shown) must map strings to strings, e.g. "
+            "environment_variables={'OMP_NUM_THREADS'",
             id="prc-env-vars-list",
         ),
         bad(
             lambda: ParallelRunConfig(entry_script="s.py", environment_variables={"A": 1}),
             ConfigError,
-            "environment_variables {'A': 1} must map strings to strings",
+            "environment_variables (the value of 'A' is of type int, not shown) must map strings to strings",
             id="prc-env-vars-int-value",
         ),
         # Datastore
@@ -738,7 +739,8 @@ def _parallel_step(**kwargs: Any) -> Any:
         bad(
             lambda: Datastore("d", "file:///tmp/d", [("a", 1)]),
             ConfigError,
-            "storage_options [('a', 1)] must be a dict",
+            "Datastore 'd': storage_options must be a dict of the filesystem's options, not list (its content is not "
+            "shown: it may hold credentials)",
             id="store-options-list",
         ),
         bad(
@@ -798,13 +800,13 @@ def _parallel_step(**kwargs: Any) -> Any:
         bad(
             lambda: Environment(env_vars=["A=1"]),
             ConfigError,
-            "env_vars ['A=1'] must be a mapping of variable names to string values",
+            "env_vars must be a mapping of variable names to string values, not list",
             id="env-vars-list",
         ),
         bad(
             lambda: Environment(env_vars={"A": 1}),
             ConfigError,
-            "env_vars['A'] must be a string, not int; write '1'",
+            "env_vars['A'] must be a string, not int; give the variable's value as a string",
             id="env-vars-int",
         ),
         bad(
@@ -854,7 +856,7 @@ def _parallel_step(**kwargs: Any) -> Any:
             "bind mount source 'a' must be an absolute path",
             id="docker-mount-relative",
         ),
-        bad(lambda: DockerCompute(env=["A=1"]), ConfigError, "DockerCompute env ['A=1'] must be a mapping", id="d-env"),
+        bad(lambda: DockerCompute(env=["A=1"]), ConfigError, "DockerCompute env must be a mapping", id="d-env"),
         bad(
             lambda: DockerCompute(auto_remove=True),
             ConfigError,
@@ -925,7 +927,7 @@ def _parallel_step(**kwargs: Any) -> Any:
         ),
         bad(lambda: KubernetesCompute(startup_timeout="60"), ConfigError, "startup_timeout '60' is", id="k8s-startup"),
         bad(lambda: KubernetesCompute(labels=["a"]), ConfigError, "labels ['a'] must be a mapping", id="k8s-labels"),
-        bad(lambda: KubernetesCompute(env=["A=1"]), ConfigError, "env ['A=1'] must be a mapping", id="k8s-env-list"),
+        bad(lambda: KubernetesCompute(env=["A=1"]), ConfigError, "env must be a mapping", id="k8s-env-list"),
         bad(
             lambda: KubernetesCompute(kubernetes_conn_id=3),
             ConfigError,
@@ -1139,13 +1141,13 @@ def _parallel_step(**kwargs: Any) -> Any:
         bad(
             lambda: OutputFileDatasetConfig("o").register_on_complete("d", tags=["a"]),
             ConfigError,
-            "tags ['a'] must map strings to strings, e.g. tags={'stage': 'clean'}",
+            "tags (of type list, its content not shown) must map strings to strings, e.g. tags={'stage': 'clean'}",
             id="register-on-complete-tags-list",
         ),
         bad(
             lambda: OutputFileDatasetConfig("o").register_on_complete("d", tags={"a": 1}),
             ConfigError,
-            "tags {'a': 1} must map strings to strings",
+            "tags (the value of 'a' is of type int, not shown) must map strings to strings",
             id="register-on-complete-tags-int",
         ),
         bad(
@@ -1287,7 +1289,7 @@ def _parallel_step(**kwargs: Any) -> Any:
         bad(
             lambda: RegisterDatasetOperator(task_id="r", dataset=_file(), name="d", tags=["a"]),
             ConfigError,
-            "r: tags ['a'] must map strings to strings",
+            "r: tags (of type list, its content not shown) must map strings to strings",
             id="register-tags-list",
         ),
     ],
