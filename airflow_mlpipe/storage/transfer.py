@@ -42,6 +42,7 @@ from airflow_mlpipe.storage.errors import translate_errors
 from airflow_mlpipe.storage.listing import JOURNAL_NAME, FileMeta, content_md5, list_tree, path_kind
 from airflow_mlpipe.storage.progress import ProgressCallback, ProgressTracker
 from airflow_mlpipe.storage.retry import RetryPolicy, call_with_retry
+from airflow_mlpipe.storage.transfer_checks import check_arguments, check_marker_extra, check_path, store_of
 from airflow_mlpipe.storage.transfer_errors import (
     TransferDestinationExistsError,
     TransferError,
@@ -92,9 +93,9 @@ DEFAULT_OPTION_WORDS: Mapping[str, str] = {
 
 
 def transfer(
-    source: Datastore,
+    source: Datastore | str,
     source_path: str,
-    destination: Datastore,
+    destination: Datastore | str,
     destination_path: str,
     *,
     kind: TransferKind = "directory",
@@ -113,7 +114,8 @@ def transfer(
     mirror: bool = True,
     option_words: Mapping[str, str] | None = None,
 ) -> TransferResult:
-    """Copy ``source_path`` of ``source`` to ``destination_path`` of ``destination``.
+    """Copy ``source_path`` of ``source`` to ``destination_path`` of ``destination`` (each a ``Datastore`` or a
+    datastore name). Every argument is checked before the first storage call: a wrong one writes nothing.
 
     :param kind: ``"directory"`` copies every file below ``source_path`` into the folder ``destination_path`` and
         marks it complete; ``"file"`` copies one file to the file path ``destination_path``.
@@ -130,7 +132,8 @@ def transfer(
     :param block_parallel: blocks of one large file in flight at once (the libraries' ``max_concurrency``).
     :param memory_limit: bytes that large files in flight may hold in blocks together: at most
         ``memory_limit // (chunk_size * block_parallel)`` large files are copied at once.
-    :param marker_extra: further keys for the destination's completion marker (``kind="directory"``).
+    :param marker_extra: further keys for the destination's completion marker (``kind="directory"``): JSON values,
+        and none of the keys mlpipe writes there itself (``transfer_checks.RESERVED_MARKER_KEYS``).
     :param mark_complete: False to leave the folder without a completion marker (a step's output staged at its
         destination, which its attempt's commit and finish path mark later).
     :param mirror: remove destination files the source lacks when an earlier transfer of this source wrote them
@@ -140,10 +143,29 @@ def transfer(
     :param option_words: how the caller's user asks for ``"file"``, ``"directory"`` and ``"overwrite"``, for the
         fixes error messages suggest (default ``DEFAULT_OPTION_WORDS``).
     """
+    files = check_arguments(
+        kind=kind,
+        overwrite=overwrite,
+        verify=verify,
+        files=files,
+        progress=progress,
+        progress_interval=progress_interval,
+        max_workers=max_workers,
+        retry=retry,
+        chunk_size=chunk_size,
+        block_parallel=block_parallel,
+        memory_limit=memory_limit,
+        marker_extra=marker_extra,
+        mark_complete=mark_complete,
+        mirror=mirror,
+        option_words=option_words,
+    )
+    source_path = check_path("source_path", source_path)
+    destination_path = check_path("destination_path", destination_path)
     job = _Transfer(
-        source,
+        store_of("source", source),
         source_path,
-        destination,
+        store_of("destination", destination),
         destination_path,
         kind=kind,
         overwrite=overwrite,
@@ -154,7 +176,7 @@ def transfer(
         option_words={**DEFAULT_OPTION_WORDS, **(option_words or {})},
     )
     settings = _CopySettings(progress, progress_interval, max_workers, chunk_size, block_parallel, memory_limit)
-    return job.run(settings, marker_extra or {}, mark_complete=mark_complete)
+    return job.run(settings, check_marker_extra(marker_extra), mark_complete=mark_complete)
 
 
 @dataclass(frozen=True)

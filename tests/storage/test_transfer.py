@@ -328,9 +328,9 @@ def test_overlap_is_seen_across_two_datastores_on_one_folder(tmp_path: Path) -> 
 def test_bad_arguments_are_config_errors(make_store: MakeStore) -> None:
     src, dst = make_store("local", "src"), make_store("local", "dst")
     src.write_bytes("in/a", b"a")
-    with pytest.raises(ConfigError, match="kind='folder'"):
+    with pytest.raises(ConfigError, match="kind 'folder' must be one of 'directory', 'file'"):
         transfer(src, "in", dst, "out", kind="folder")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="max_workers=0"):
+    with pytest.raises(ConfigError, match="max_workers 0 must be a whole number of at least 1"):
         transfer(src, "in", dst, "out", max_workers=0)
     with pytest.raises(ConfigError, match="attempts=0"):
         RetryPolicy(attempts=0)
@@ -557,6 +557,22 @@ def test_progress_reports_totals_and_ends_done(make_store: MakeStore) -> None:
     assert last.phase == "done" and last.files_done == last.files_total
     assert last.bytes_done == last.bytes_total and last.eta_s == 0
     assert "files" in str(last) and "up to date" in str(last)
+
+
+def test_datastore_names_are_resolved(make_store: MakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like the other public APIs, ``transfer()`` takes a datastore name (an Airflow connection id) for a store."""
+    from airflow_mlpipe.storage import resolve
+
+    src, dst = make_store("local", "src"), make_store("local", "dst")
+    src.write_bytes("in/a.txt", b"a")
+    extra = {"conn_type": "mlpipe_datastore", "extra": {"url": f"file://{src.root}"}}
+    monkeypatch.setenv("AIRFLOW_CONN_NAMED_SRC", json.dumps(extra))
+    resolve.clear_cache()
+    try:
+        transfer("named_src", "in", dst, "out")
+    finally:
+        resolve.clear_cache()
+    assert dst.read_bytes("out/a.txt") == b"a"
 
 
 def test_marker_extra_keys_are_kept(make_store: MakeStore) -> None:
