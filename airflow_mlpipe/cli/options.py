@@ -46,10 +46,12 @@ def duration(option: str, *, example: str) -> Callable[[str], str]:
 
     def parse(text: str) -> str:
         from airflow_mlpipe.exceptions import ConfigError
-        from airflow_mlpipe.gc.model import parse_duration
+        from airflow_mlpipe.gc.model import DurationTooLongError, parse_duration
 
         try:
             parse_duration(text, option=option)
+        except DurationTooLongError as exc:
+            raise OptionValueError(f"{exc}; e.g. {option} {example}") from None
         except ConfigError:
             what = "has no unit (seconds? days?)" if text.strip().replace(".", "", 1).isdigit() else "is not a duration"
             raise OptionValueError(

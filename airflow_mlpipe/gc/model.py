@@ -35,6 +35,14 @@ KINDS = (
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": DAY, "w": 7 * DAY}
 DURATION_FORMS = "a number with a unit s, m, h, d or w (45s, 90m, 12h, 30d, 2w)"
+# The longest duration taken: an age beyond it reaches before any datastore existed, and dates that far back (or
+# forward) are out of Python's range.
+MAX_DURATION_YEARS = 100
+MAX_DURATION = MAX_DURATION_YEARS * 365.25 * DAY
+
+
+class DurationTooLongError(ConfigError):
+    """A duration longer than ``MAX_DURATION``."""
 
 
 def parse_duration(value: str | float | int, *, option: str = "duration") -> float:
@@ -56,6 +64,11 @@ def parse_duration(value: str | float | int, *, option: str = "duration") -> flo
         raise ConfigError(f"{option} {shown(value)} is not a duration: give {DURATION_FORMS}, such as '30d'")
     if seconds < 0:
         raise ConfigError(f"{option} {shown(value)} is negative: give a duration such as '30d'")
+    if seconds > MAX_DURATION:  # also inf, and a text of many digits
+        raise DurationTooLongError(
+            f"{option} {shown(value)} is longer than {MAX_DURATION_YEARS} years, the longest duration taken: give "
+            f"{DURATION_FORMS}, such as '30d' (at most '{int(MAX_DURATION // DAY)}d')"
+        )
     return seconds
 
 
@@ -88,6 +101,8 @@ class GcSettings:
             raise ConfigError(f"keep_last {self.keep_last!r} is negative: give 0 (keep none by count) or more")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size {self.batch_size!r} must be at least 1")
+        for option in ("older_than", "grace", "unfinished_for"):
+            parse_duration(getattr(self, option), option=option)  # seconds given directly: the same limits
 
     @classmethod
     def of(

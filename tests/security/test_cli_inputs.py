@@ -116,6 +116,17 @@ def assert_usage_error(result: Result, *parts: str) -> None:
         ),
         pytest.param(["gc", "--grace", "60"], ["--grace '60' has no unit", "--grace 1h"], id="gc-grace-no-unit"),
         pytest.param(
+            ["gc", "--older-than", "99999999999d", "--dry-run"],
+            ["--older-than '99999999999d' is longer than 100 years", "at most '36525d'", "--older-than 30d"],
+            id="gc-older-than-huge-days",
+        ),
+        pytest.param(
+            ["gc", "--older-than", "1" + "0" * 30 + "s"], ["is longer than 100 years"], id="gc-older-than-huge-s"
+        ),
+        pytest.param(["gc", "--older-than", "100000000w"], ["is longer than 100 years"], id="gc-older-than-huge-w"),
+        pytest.param(["gc", "--grace", "999999999d"], ["--grace '999999999d' is longer than 100"], id="gc-grace-huge"),
+        pytest.param(["gc", "--older-than", "9" * 400 + "d"], ["(401 characters)", "100 years"], id="gc-many-digits"),
+        pytest.param(
             ["gc", "--dag", "", "--dry-run"],
             ["--dag '' is not a valid DAG id", "letters, digits, '_', '.' and '-'", "--dag train_iris"],
             id="gc-dag-empty",
