@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
+from airflow_mlpipe.core.checks import shown
 from airflow_mlpipe.exceptions import PathOutsideDatastoreError, ReservedPathError
 
 # mlpipe's own records (registry, reuse index, runs, snapshots, leases) live below this folder of every datastore.
 RESERVED_ROOT = "_mlpipe"
 # The files mlpipe writes into a folder it filled: its completion marker and a transfer's journal.
 RESERVED_NAMES = ("_MLPIPE_COMPLETE", "_MLPIPE_TRANSFER")
+# The longest name of one folder or file, and of a whole path, that a user path may have: what local file systems
+# allow for a name (255), and the longest key of S3 (1024 bytes), which every store takes.
+MAX_SEGMENT = 255
+MAX_PATH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalize_relpath(path: str, *, datastore: str = "?") -> str:
@@ -77,6 +84,8 @@ def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
             f"{argument}: datastore {datastore!r}: path {path!r} contains a backslash, which some stores take as a "
             "folder separator and others as part of a name; separate folders with '/'"
         )
+    if isinstance(path, str):
+        _check_text_of_path(path, argument=argument, datastore=datastore)
     rel = normalize_relpath(path, datastore=datastore)
     if is_reserved(rel):
         raise ReservedPathError(
@@ -91,3 +100,31 @@ def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
             "folder complete or to journal a transfer; choose another name"
         )
     return rel
+
+
+def _check_text_of_path(path: str, *, argument: str, datastore: str) -> None:
+    """No blank path or name, no control character (a newline or tab is invisible in a listing and breaks log lines
+    and manifests), no name longer than ``MAX_SEGMENT`` and no path longer than ``MAX_PATH`` characters."""
+    where = f"{argument}: datastore {datastore!r}: path {shown(path)}"
+    control = _CONTROL.search(path)
+    if control:
+        raise PathOutsideDatastoreError(
+            f"{where} contains the control character {control[0]!r}; a path holds printable characters only: "
+            "remove it (a pasted newline or tab, often)"
+        )
+    if path and not path.strip():
+        raise PathOutsideDatastoreError(
+            f"{where} is blank; give a folder or file path such as 'data/train', or '' for the datastore root"
+        )
+    if any(part and not part.strip() for part in path.split("/")):
+        raise PathOutsideDatastoreError(f"{where} has a blank folder or file name; remove it, e.g. 'data/train'")
+    long_part = next((part for part in path.split("/") if len(part) > MAX_SEGMENT), None)
+    if long_part is not None:
+        raise PathOutsideDatastoreError(
+            f"{where} has a folder or file name of {len(long_part)} characters; names may have at most "
+            f"{MAX_SEGMENT}: shorten it"
+        )
+    if len(path) > MAX_PATH:
+        raise PathOutsideDatastoreError(
+            f"{where} has {len(path)} characters; a path may have at most {MAX_PATH}: choose a shorter one"
+        )

@@ -80,6 +80,7 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
     # does), which urlsplit takes for the start of the path, leaving the secret in the bucket's name.
     after = url.split("://", 1)[1] if "://" in url else ""
     credentials = re.match(r"[^:/@]*:[^@]*@(?=[^@]*$)", after)
+    _refuse_query(after[credentials.end() :] if credentials else after, scheme, bool(credentials), datastore)
     if credentials and backend.protocol not in ("s3", "gcs"):
         raise ConfigError(
             f"datastore {datastore!r}: url {shown!r} holds a password, which {scheme}:// urls do not take; put the "
@@ -121,6 +122,23 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
             netloc = container
         root = (netloc + path).rstrip("/")
     return ParsedUrl(scheme=scheme, backend=backend, root=root, url_options=tuple(options))
+
+
+def _refuse_query(rest: str, scheme: str, credentials: bool, datastore: str) -> None:
+    """A query string or fragment would be dropped silently (``?sig=...``, a SAS token, never authenticates the
+    store): refused, showing the URL up to it and never the query itself, which may hold a secret. ``rest``: the
+    URL after ``scheme://`` and any user info."""
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=-1)
+    if cut < 0:
+        return
+    what = "a query string ('?...')" if rest[cut] == "?" else "a fragment ('#...')"
+    shown = scrub_text(f"{scheme}://{'***@' if credentials else ''}{rest[:cut]}{rest[cut]}...")
+    raise ConfigError(
+        f"datastore {datastore!r}: url {shown!r} has {what}, which a datastore url does not take (it would be "
+        "dropped); the url names the store and its root folder only: put credentials such as a SAS token or keys in "
+        "the connection's extra (e.g. sas_token, account_key, connection_string) or its storage_options, and write a "
+        "'?' or '#' that is part of a folder name as %3F or %23"
+    )
 
 
 def display_url(parsed: ParsedUrl) -> str:

@@ -20,7 +20,7 @@ from airflow_mlpipe.datasets.copy_marks import mark_registered_copies
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, match_files, relative_in_dataset, to_data_paths
-from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
+from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry, check_register_arguments
 from airflow_mlpipe.datasets.tabular_types import check_column_types
 from airflow_mlpipe.datasets.transforms import TabularTransforms
 from airflow_mlpipe.datasets.verify import verify_copies
@@ -249,7 +249,7 @@ class AbstractDataset:
     ) -> AbstractDataset:
         """Register this dataset as the next version of ``name`` (no new version when the content is unchanged:
         check ``.is_new_version`` on the result)."""
-        check_name(name)
+        description, tags, create_new_version = check_register_arguments(name, description, tags, create_new_version)
         definition = self.definition()
         markers: dict[str, set[str]] = {}
         manifest = self.current_manifest(markers=markers)

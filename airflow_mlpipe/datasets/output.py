@@ -244,6 +244,6 @@ def _check_template(template: str, datastore: str) -> str:
     if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
         raise DatasetError(f"output destination {template!r} has an unbalanced '{{' or '}}'")
     probe = fill_placeholders(template, run_id="run", output_name="out")
-    if not check_user_path(probe, argument=f"output destination {original!r}", datastore=datastore):
+    if not check_user_path(probe, argument=f"output destination {shown(original)}", datastore=datastore):
         raise DatasetError(f"output destination {template!r} is the datastore root; give a folder inside it")
     return original

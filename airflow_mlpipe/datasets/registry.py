@@ -28,12 +28,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_mlpipe.core.checks import check_bool, check_str_mapping, shown
 from airflow_mlpipe.core.model import Record
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
 from airflow_mlpipe.datasets.seal import SEAL_FIELD, seal_of, seal_problem, sealed_bytes
-from airflow_mlpipe.exceptions import DatasetError, DatasetNotFoundError, DatastoreAccessError, TamperedRecordError
+from airflow_mlpipe.exceptions import (
+    ConfigError,
+    DatasetError,
+    DatasetNotFoundError,
+    DatastoreAccessError,
+    TamperedRecordError,
+)
 from airflow_mlpipe.fingerprint.hashing import hash_bytes
 from airflow_mlpipe.storage.conditional import Tagged, list_children, read_tagged, replace_if_unchanged
 from airflow_mlpipe.storage.datastore import Datastore, OnDefaultDatastore
@@ -77,6 +84,22 @@ class DatasetRecord(Record):
         if not (_hashes_content(self.manifest) and _hashes_content(manifest)):
             return False  # an ETag names one object, not its bytes: equal bytes elsewhere need not compare equal
         return content_digest(self.definition, self.manifest) == content_digest(definition, manifest)
+
+
+def check_register_arguments(
+    name: object, description: object, tags: object, create_new_version: object
+) -> tuple[str | None, dict[str, str], bool]:
+    """``register``'s arguments as documented, before any storage call: ``description`` a string or None,
+    ``tags`` a mapping of strings to strings (or None), ``create_new_version`` True or False (``"no"`` is
+    truthy). Returns them checked."""
+    owner = f"dataset {check_name(name)!r}: register"
+    if description is not None and not isinstance(description, str):
+        raise ConfigError(
+            f"{owner}: description {shown(description)} must be a string or None, not {type(description).__name__}; "
+            "e.g. description='sales, cleaned'"
+        )
+    checked_tags = check_str_mapping(owner, "tags", tags, example="{'stage': 'clean'}")
+    return description, checked_tags, check_bool(owner, "create_new_version", create_new_version)
 
 
 class DatasetRegistry(OnDefaultDatastore):
@@ -190,9 +213,7 @@ class DatasetRegistry(OnDefaultDatastore):
 
         Four requests when nothing races: read the pointer, read the latest record, create the next version's
         record (create-if-absent: the one step that decides the version), advance the pointer."""
-        check_name(name)
-        if tags is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-            raise DatasetError(f"dataset {name!r}: tags must map strings to strings, got {tags!r}")
+        description, tags, create_new_version = check_register_arguments(name, description, tags, create_new_version)
         # The first registration by this code seals what older code registered (and marks the registry sealed,
         # so that a record without a seal met later is refused, never sealed): one check a process.
         seal_legacy_records(self.store)

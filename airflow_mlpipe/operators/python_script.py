@@ -26,6 +26,7 @@ from airflow_mlpipe.core.checks import (
     check_positive_number,
     check_relative_file,
     check_str_list,
+    shown,
 )
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
@@ -121,6 +122,7 @@ class PythonScriptOperator(BaseOperator):
         self.inputs = list(self._io.raw_inputs)
         self.outputs = list(self._io.raw_outputs)
         self.source_directory = os.fspath(source_directory)
+        self._check_source_is_a_folder(owner)
         if runconfig is not None and not isinstance(runconfig, RunConfiguration):
             raise ConfigError(f"step {self.task_id!r}: runconfig must be a RunConfiguration, not {runconfig!r}")
         self.environment = environment or (runconfig.environment if runconfig else None)
@@ -215,6 +217,21 @@ class PythonScriptOperator(BaseOperator):
         work = getattr(self, "_work", None)
         if work is not None:
             work.kill()
+
+    def _check_source_is_a_folder(self, owner: str) -> None:
+        """A ``source_directory`` that exists here and is not a folder (a script's path, ``/etc/passwd``) is refused
+        now. One that does not exist yet (made before the run, or on the worker only) is checked when the step
+        runs; so is a relative one without a DAG (relative to the DAG file then, which is not known yet)."""
+        if not (os.path.isabs(self.source_directory) or self.has_dag()):
+            return
+        source = self.resolve_source_directory()
+        if os.path.exists(source) and not os.path.isdir(source):
+            shown_source = "" if source == self.source_directory else f" ({shown(source)})"
+            raise ConfigError(
+                f"{owner}: source_directory {shown(self.source_directory)}{shown_source} is a file, not a folder: "
+                "give the folder holding the script, with script_name the script's path inside it, e.g. "
+                "source_directory='steps/train', script_name='train.py'"
+            )
 
     def resolve_source_directory(self) -> str:
         if os.path.isabs(self.source_directory):

@@ -113,7 +113,8 @@ class ScriptWork:
     def _source(self) -> str:
         source = self.op.resolve_source_directory()
         if not os.path.isdir(source):
-            raise ConfigError(f"source_directory {self.op.source_directory!r} ({source}) does not exist on this worker")
+            what = "is a file, not a folder" if os.path.exists(source) else "does not exist on this worker"
+            raise ConfigError(f"source_directory {self.op.source_directory!r} ({source}) {what}")
         if not os.path.isfile(os.path.join(source, self.op.script_name)):
             raise ConfigError(f"script {self.op.script_name!r} is not in source_directory {source!r}")
         return source
