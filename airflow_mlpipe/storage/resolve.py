@@ -177,24 +177,72 @@ def metadata_db_datastores() -> list[tuple[str, DatastoreConfig | ValueError, li
         from airflow.utils.session import create_session
     except ImportError:
         return []
+    # Columns, not models: Airflow decrypts a model's password as it loads it, and one row that does not decrypt
+    # would fail the whole query; each row is decrypted here, and one that fails is listed with its error.
+    columns = (
+        DbConnection.conn_id,
+        DbConnection.conn_type,
+        DbConnection.host,
+        DbConnection.login,
+        DbConnection._password,
+        DbConnection._extra,
+        DbConnection.is_encrypted,
+        DbConnection.is_extra_encrypted,
+    )
     try:
         with create_session() as session:
-            rows = session.query(DbConnection).filter(DbConnection.conn_type == CONN_TYPE).all()
-            return [_read_row(row) for row in rows]
+            raws = session.query(*columns).filter(DbConnection.conn_type == CONN_TYPE).all()
     except Exception:  # no database configured or reachable: the environment is all we can list
         return []
+    return [_decrypted_row(tuple(raw)) for raw in raws]
+
+
+def _decrypted_row(raw: tuple[Any, ...]) -> tuple[str, DatastoreConfig | ValueError, list[str]]:
+    conn_id, conn_type, host, login, password, extra, is_encrypted, is_extra_encrypted = raw
+    try:
+        if (is_encrypted and password) or (is_extra_encrypted and extra):
+            from airflow.models.crypto import get_fernet
+
+            fernet = get_fernet()
+            if is_encrypted and password:
+                password = fernet.decrypt(password.encode("utf-8")).decode()
+            if is_extra_encrypted and extra:
+                extra = fernet.decrypt(extra.encode("utf-8")).decode()
+    except Exception as exc:
+        return str(conn_id), _unreadable_row(str(conn_id), exc), []
+    return _read_row(metadb.Row(conn_id, conn_type, host, login, password, extra))
 
 
 def _read_row(row: Any) -> tuple[str, DatastoreConfig | ValueError, list[str]]:
     """A connection row (ours or Airflow's model) as (id, config or its error, its credentials)."""
     from airflow_mlpipe.core.secrets import secret_values
 
-    extra: Any = row.extra
+    conn_id = str(row.conn_id)
+    try:  # Airflow's model decrypts password and extra on access: a rotated Fernet key makes that fail
+        password, raw = row.password, row.extra
+    except Exception as exc:
+        return conn_id, _unreadable_row(conn_id, exc), []
+    extra: Any = raw
     with contextlib.suppress(ValueError):  # an extra that is not JSON: its text is searched as it is
         extra = json.loads(extra) if isinstance(extra, str) else extra
-    secrets = list(dict.fromkeys(secret_values({"password": row.password, "extra": extra, "raw": row.extra})))
+    secrets = list(dict.fromkeys(secret_values({"password": password, "extra": extra, "raw": raw})))
     try:
         config = _config_of_row(row)
     except ValueError as exc:
-        return str(row.conn_id), exc, secrets
-    return str(row.conn_id), config, secrets
+        return conn_id, exc, secrets
+    except Exception as exc:  # one connection that cannot be read never hides the others
+        return conn_id, _unreadable_row(conn_id, exc), secrets
+    return conn_id, config, secrets
+
+
+def _unreadable_row(conn_id: str, exc: BaseException) -> ValueError:
+    """Why a metadata DB connection cannot be read, without its content (the exception's type and Airflow's own
+    words, which name no value)."""
+    from airflow_mlpipe.core.secrets import scrub_text
+
+    return ValueError(
+        f"connection {conn_id!r} in the metadata DB cannot be read ({type(exc).__name__}: {scrub_text(str(exc))}); "
+        "if its password "
+        "or extra cannot be decrypted, check [core] fernet_key (a rotated key must list the old one too), or "
+        f"re-create the connection: airflow connections delete {conn_id}, then add it again"
+    )

@@ -51,6 +51,13 @@ def test_airflow_accepts_a_datastore_connection_and_hook_opens_it(airflow_db: Pa
         json.dumps({"url": f"az://{container}/team", "connection_string": azurite.connection_string}),
     )
     assert add.returncode == 0, add.stderr
+    try:
+        _open_through_the_hook(conn_id, container, azurite)
+    finally:  # the metadata DB is the session's: other tests list its datastore connections
+        _airflow("connections", "delete", conn_id)
+
+
+def _open_through_the_hook(conn_id: str, container: str, azurite: Azurite) -> None:
     Datastore(conn_id, f"az://{container}", {"connection_string": azurite.connection_string}).fs.mkdir(container)
     # A server-side process (the CLI, the API server) reads connections from the metadata DB.
     code = (

@@ -430,16 +430,24 @@ def test_datastores_list_shows_a_broken_connection_of_the_metadata_db_as_a_row(
     extra = json.dumps({"url": f"ftp://user:{SECRET}@host/x", "account_key": SECRET})
     with create_session() as session:
         session.add(Connection(conn_id="broken_in_db", conn_type="mlpipe_datastore", extra=extra))
+        # a row written under another Fernet key: Airflow fails to load it, and used to fail the whole query
+        session.add(Connection(conn_id="rotated_in_db", conn_type="mlpipe_datastore", extra='{"url": "file:///x"}'))
+        session.flush()
+        session.query(Connection).filter(Connection.conn_id == "rotated_in_db").update(
+            {Connection._password: "gAAAAAB-not-a-token", Connection.is_encrypted: True}, synchronize_session=False
+        )
     try:
         listed = mlpipe("datastores", "list", "--json")  # type: ignore[operator]
     finally:
         with create_session() as session:
-            session.query(Connection).filter(Connection.conn_id == "broken_in_db").delete()
+            session.query(Connection).filter(Connection.conn_id.in_(["broken_in_db", "rotated_in_db"])).delete()
     assert listed.code == 0, listed.err
     assert SECRET not in listed.out + listed.err
     rows = {row["name"]: row for row in json.loads(listed.out)["datastores"]}
     assert "url 'ftp://user:***@host/x' has scheme 'ftp://'" in rows["broken_in_db"]["error"], rows
     assert rows["broken_in_db"]["url"] is None and rows["mlpipe_default"]["error"] is None
+    assert rows["rotated_in_db"]["error"].startswith("connection 'rotated_in_db' in the metadata DB cannot be read (")
+    assert "check [core] fernet_key" in rows["rotated_in_db"]["error"] and rows["rotated_in_db"]["url"] is None
 
 
 def test_the_installed_entry_point_gives_one_line_and_exit_code_2(local_home: dict[str, str]) -> None:
@@ -455,3 +463,27 @@ def test_the_installed_entry_point_gives_one_line_and_exit_code_2(local_home: di
     assert done.returncode == 2
     assert done.stderr == "error: --limit 'abc' must be a whole number from 1 to 5000; write e.g. --limit 50\n"
     assert done.stdout == ""
+
+
+class _UndecryptableRow:
+    """A metadata DB row as Airflow's model gives it when its Fernet key cannot decrypt the password."""
+
+    conn_id, conn_type, login, host = "rotated", "mlpipe_datastore", None, None
+
+    @property
+    def password(self) -> str:
+        raise ValueError("Can't decrypt encrypted password, FERNET_KEY configuration is missing")
+
+    extra = None
+
+
+def test_a_connection_that_cannot_be_decrypted_is_a_row_with_its_error() -> None:
+    """Before, its error emptied the whole metadata DB part of the listing (every other connection vanished)."""
+    from airflow_mlpipe.storage.resolve import _read_row
+
+    conn_id, read, secrets = _read_row(_UndecryptableRow())
+    assert (conn_id, secrets) == ("rotated", []) and isinstance(read, ValueError)
+    assert str(read).startswith(
+        "connection 'rotated' in the metadata DB cannot be read (ValueError: Can't decrypt encrypted password, "
+        "FERNET_KEY configuration is missing); if its password or extra cannot be decrypted, check [core] fernet_key"
+    )
