@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.exceptions import DatastoreAccessError, MlpipeError
+from airflow_mlpipe.storage.retry import could_not_reach
 
 if TYPE_CHECKING:
     from airflow_mlpipe.storage.config import DatastoreConfig
@@ -41,6 +42,11 @@ _REACH_MARKERS = (
     "Name or service not known",
     "ConnectTimeout",
     "timed out",
+    # A store that took the connection and sent nothing within the read timeout (storage.timeouts).
+    "ServiceResponseTimeoutError",
+    "ReadTimeoutError",
+    "Read timeout on endpoint",
+    "Timeout on reading data",
 )
 
 
@@ -88,9 +94,16 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
         first_line = text.splitlines()[0][:400] if text else type(exc).__name__
         protocol = config.parsed.protocol
         where = f"datastore {config.name!r} ({config.parsed.scheme}://{config.parsed.root})"
-        if isinstance(exc, PermissionError) or any(m in text for m in _AUTH_MARKERS):
+        # The clients' own verdict first: a timed-out request's text (its URL, a port such as 40353) may hold an
+        # auth marker by chance.
+        unreachable = could_not_reach(exc)
+        if not unreachable and (isinstance(exc, PermissionError) or any(m in text for m in _AUTH_MARKERS)):
             msg = f"{where}: access denied while trying to {action} {path or '/'!r} ({first_line}); {hint(protocol)}"
-        elif isinstance(exc, (ConnectionError, TimeoutError, OSError)) or any(m in text for m in _REACH_MARKERS):
+        elif (
+            unreachable
+            or isinstance(exc, (ConnectionError, TimeoutError, OSError))
+            or any(m in text for m in _REACH_MARKERS)
+        ):
             msg = (
                 f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); check "
                 f"the connection's url and extra endpoint settings and that the service is up{_patience(config)}"

@@ -2,10 +2,10 @@
 
 Transient: the store answered 5xx/408/429, a connection dropped, a request timed out. Not transient: auth and
 permission errors, not-found, bad requests: retrying those only delays a clear error; nor a store that could not
-be reached at all (a connect that failed, a ``DatastoreAccessError``): the clients' own tries within the store's
-time budget (``storage.timeouts``) came before it. The rule works on class names and HTTP status codes along the
-exception chain, so it needs no import of azure, botocore or aiohttp (heavy optional packages) and sees through
-wrappers such as s3fs's ``OSError(EIO)`` around a ``ClientError``.
+be reached at all or did not answer (a connect that failed, a read timeout, a ``DatastoreAccessError``): the
+clients' own tries within the store's time budget (``storage.timeouts``) came before it. The rule works on class
+names and HTTP status codes along the exception chain, so it needs no import of azure, botocore or aiohttp (heavy
+optional packages) and sees through wrappers such as s3fs's ``OSError(EIO)`` around a ``ClientError``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ _TRANSIENT_CLASS_NAMES = frozenset(
     {
         # azure-core
         "ServiceResponseError",
-        "ServiceResponseTimeoutError",
         "IncompleteReadError",
         # botocore / aiobotocore
         "ConnectionClosedError",
-        "ReadTimeoutError",
         "ResponseStreamingError",
         "HTTPClientError",
         "ResponseParserError",
@@ -46,14 +44,17 @@ _TRANSIENT_CLASS_NAMES = frozenset(
         "FSTimeoutError",
     }
 )
-# The store could not be reached: the clients already tried again within the store's time budget
-# (``storage.timeouts``); another round of tries here would multiply the time an unreachable store holds a step.
+# The store could not be reached, or took the connection and sent nothing for a read timeout: the clients already
+# tried again within the store's time budget (``storage.timeouts``); another round of tries here would multiply the
+# time such a store holds a step.
 _UNREACHABLE_CLASS_NAMES = frozenset(
     {
         "ServiceRequestError",  # azure-core: no request was sent (connect refused, DNS, connect timeout)
         "EndpointConnectionError",  # botocore: could not connect
         "ConnectTimeoutError",
         "ClientConnectorError",  # aiohttp: could not connect
+        "ServiceResponseTimeoutError",  # azure-core: no byte of the answer within the read timeout
+        "ReadTimeoutError",  # botocore: the same
     }
 )
 _PERMANENT_TYPES = (
@@ -124,6 +125,12 @@ def _http_status(exc: BaseException) -> tuple[int | None, str]:
         status = status or meta.get("HTTPStatusCode")
         code = code or str((response.get("Error") or {}).get("Code") or "")
     return (int(status) if isinstance(status, int) else None), code
+
+
+def could_not_reach(exc: BaseException) -> bool:
+    """Whether the clients gave up on a store that could not be reached or did not answer (by class name along the
+    chain: a connect that failed or timed out, a read timeout)."""
+    return any(_class_names(link) & _UNREACHABLE_CLASS_NAMES for link in _chain(exc))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,15 +1,25 @@
 """How long a datastore may take to answer before a step fails: one budget, spread over the storage clients'
-connect timeouts, retries and backoff.
+connect timeouts, read timeouts, retries and backoff.
 
-The SDKs' own defaults let an unreachable store hold a step for minutes (Azure's blob client waits 15 s, then
-18 s, then 24 s between its retries; a host that drops packets costs five minutes a try). ``MLPIPE_STORE_TIMEOUT``
-(seconds, default 60), or the datastore's extra ``store_timeout``, bounds the time from the first request to the
-error when the store cannot be reached: each try gets a quarter of it to connect and the waits between tries add
-up to about half of it. A reachable store's transfers are not cut: reads wait as long as data keeps coming.
+The SDKs' own defaults let a store that does not answer hold a step for minutes (Azure's blob client waits 15 s,
+then 18 s, then 24 s between its retries; a host that drops packets costs five minutes a try; a server that takes
+the connection and never answers costs a minute a try, tried four times by Azure and again and again by s3fs over
+botocore's own tries; an S3 upload waited for ever for its "100 Continue"). ``MLPIPE_STORE_TIMEOUT`` (seconds,
+default 60), or the datastore's extra ``store_timeout``, bounds the time from the first request to the error:
+
+* a store that cannot be reached: each try gets a quarter of the budget (split over the tries) to connect, and the
+  waits between tries add up to about half of it;
+* a store that takes the connection but sends nothing: each try waits at most ``read_timeout`` for the next byte
+  (Azure tries such a request twice, with one wait between; S3 as often as a connect, with botocore's
+  backoff between), which adds up to about the budget.
+
+The read timeout is time without data, not the time of a request: a reachable store's transfers are not cut,
+however large, while bytes keep coming.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -23,11 +33,14 @@ log = logging.getLogger(__name__)
 TIMEOUT_ENV = "MLPIPE_STORE_TIMEOUT"
 TIMEOUT_OPTION = "store_timeout"
 DEFAULT_TIMEOUT = 60.0
+# Azure: how many times a request whose answer did not come (a read timeout, a dropped response) is tried again.
+AZURE_READ_RETRIES = 1
 
 
 @dataclass(frozen=True)
 class StoreBudget:
-    """The time an unreachable store may take before the error: ``seconds``, as tries, connect timeouts and waits."""
+    """The time a store that does not answer may take before the error: ``seconds``, as tries, connect and read
+    timeouts and waits."""
 
     seconds: float
 
@@ -43,6 +56,21 @@ class StoreBudget:
     def wait(self) -> float:
         """The wait between two tries."""
         return max(0.2, self.seconds / 2 / self.retries)
+
+    def read_timeout(self, tries: int, waits: float = 0.0) -> float:
+        """The longest a try waits for the next byte when ``tries`` tries and ``waits`` seconds of waiting between
+        them share the budget (at least a second: a healthy store's slow answer is not cut)."""
+        return max(1.0, (self.seconds - waits) / max(1, tries))
+
+    @property
+    def azure_read_timeout(self) -> float:
+        return self.read_timeout(AZURE_READ_RETRIES + 1, AZURE_READ_RETRIES * self.wait)
+
+    @property
+    def s3_read_timeout(self) -> float:
+        # botocore's standard mode waits rand(0, 1) * 2 ** (n - 1) s before its n-th retry: on average 2 ** n - 1
+        # halved over n retries.
+        return self.read_timeout(self.retries + 1, (2**self.retries - 1) / 2)
 
 
 def store_budget(name: str, options: Mapping[str, Any]) -> StoreBudget:
@@ -65,25 +93,65 @@ def client_options(protocol: str, budget: StoreBudget, options: Mapping[str, Any
     if protocol == "s3":
         config = dict(options.get("config_kwargs") or {})
         config.setdefault("connect_timeout", budget.connect_timeout)
-        config.setdefault("retries", {"max_attempts": budget.retries + 1, "mode": "standard"})
+        config.setdefault("read_timeout", budget.s3_read_timeout)
+        # total_max_attempts counts the first try (botocore's max_attempts does not).
+        config.setdefault("retries", {"total_max_attempts": budget.retries + 1, "mode": "standard"})
+        session_cls = _s3_http_session_cls()
+        if session_cls is not None:
+            config.setdefault("http_session_cls", session_cls)
         return {"config_kwargs": config}
     if protocol == "abfs":
-        return {"connection_timeout": options.get("connection_timeout", budget.connect_timeout)}
+        # adlfs hands these to its transfers (cat, pipe, get, put); ``hold_to_budget`` sets them for the rest.
+        return {
+            "connection_timeout": options.get("connection_timeout", budget.connect_timeout),
+            "read_timeout": options.get("read_timeout", budget.azure_read_timeout),
+        }
     return {}
 
 
+@functools.cache
+def _s3_http_session_cls() -> type | None:
+    """aiobotocore's HTTP session, less the ``Expect: 100-continue`` header botocore puts on uploads: aiohttp
+    waits for the "100 Continue" with no timeout at all (its read timeout starts once the body is sent), so a store
+    that takes the connection and never answers would hold a write for ever. The header is not signed; without it
+    the body goes at once and the read timeout bounds the wait for the answer. (One class, so that fsspec's cache
+    of filesystems still finds the same options the same.)"""
+    try:
+        from aiobotocore.httpsession import AIOHTTPSession
+    except ImportError:  # another aiobotocore: its own session stands
+        return None
+
+    class StoreSession(AIOHTTPSession):
+        async def send(self, request: Any) -> Any:
+            if "Expect" in request.headers:
+                del request.headers["Expect"]
+            return await super().send(request)
+
+    StoreSession.__qualname__ = StoreSession.__name__ = "MlpipeAIOHTTPSession"
+    return StoreSession
+
+
 def hold_to_budget(fs: Any, protocol: str, budget: StoreBudget) -> None:
-    """What the Azure blob client takes no option for: its retry policy (the waits) and its transport's connect
-    timeout. (s3fs repeats botocore's tries only for errors of a store that answered.)"""
+    """What the clients take no option for. Azure: its retry policy (the waits, how often a connect and a read
+    are tried) and its transport's connect and read timeouts, which every request (a listing too) uses. S3: s3fs
+    tries a read timeout again five times on top of botocore's tries; botocore's tries are the budget's."""
+    if protocol == "s3":
+        if getattr(fs, "retries", 1) > 1:
+            fs.retries = 1
+        return
     if protocol != "abfs":
         return
+    timeouts = getattr(fs, "_timeout_kwargs", None) or {}
     try:
         client = fs.service_client
         policy = client._config.retry_policy
         policy.connect_retries = budget.retries
+        policy.read_retries = min(policy.read_retries, AZURE_READ_RETRIES)
         policy.initial_backoff = max(0.0, budget.wait - 1)
         policy.increment_base = 1  # its wait is initial_backoff + increment_base ** n: plus 1 s, not 3 ** n
         policy.random_jitter_range = min(policy.random_jitter_range, budget.wait / 2)
-        client._pipeline._transport.connection_config.timeout = budget.connect_timeout
+        connection = client._pipeline._transport.connection_config
+        connection.timeout = timeouts.get("connection_timeout", budget.connect_timeout)
+        connection.read_timeout = timeouts.get("read_timeout", budget.azure_read_timeout)
     except AttributeError as exc:  # another azure-storage-blob: its defaults stand
         log.debug("could not hold the Azure client to %.0f s: %s", budget.seconds, exc)

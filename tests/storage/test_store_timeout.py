@@ -1,5 +1,7 @@
 """An unreachable store fails within the time MLPIPE_STORE_TIMEOUT (or the datastore's store_timeout) gives, with
-one message that names the datastore and the fix: Azure and S3 flavours, against a closed port on 127.0.0.1."""
+one message that names the datastore and the fix: Azure and S3 flavours, against a closed port on 127.0.0.1, and
+against a server on 127.0.0.1 that takes the connection and never answers (a stalled store). A store that answers
+slowly but keeps sending is not cut: the read timeout is time without data."""
 
 from __future__ import annotations
 
@@ -8,15 +10,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
 from airflow_mlpipe.storage.datastore import Datastore
+from airflow_mlpipe.storage.errors import translate_errors
 from airflow_mlpipe.storage.retry import is_transient
-from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget
+from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget, client_options
 from airflow_mlpipe.storage.transfer import TransferFailedError, transfer
 
 # Azurite's well-known development key: no secret.
@@ -30,6 +35,45 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class _Server:
+    """A TCP server on 127.0.0.1 (port 0) whose every connection is handed to ``handle`` in a thread of its own;
+    by default it takes the connection and never answers."""
+
+    def __init__(self, handle: Callable[[socket.socket], None] | None = None) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.handle = handle
+        self.connections: list[socket.socket] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            if self.handle is not None:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """The port of a server that takes every connection and never sends a byte."""
+    server = _Server()
+    yield server.port
+    server.close()
 
 
 def _extra(flavour: str, port: int) -> dict[str, object]:
@@ -74,6 +118,112 @@ def test_an_unreachable_store_fails_in_bounded_time_with_one_clear_message(
     assert "check the connection's url and extra endpoint settings and that the service is up" in message
     assert f"given up after about 1 s: {TIMEOUT_ENV}, or the connection's extra 'store_timeout'" in message
     assert "not-a-secret" not in message and _DEV_KEY not in message
+
+
+@pytest.mark.parametrize("action", ["list", "read_bytes", "write_bytes"])
+@pytest.mark.parametrize(
+    ("flavour", "setting"),
+    [
+        pytest.param("azure", "option", id="azure-store_timeout"),
+        pytest.param("azure", "env", id="azure-MLPIPE_STORE_TIMEOUT"),
+        pytest.param("s3", "option", id="s3-store_timeout"),
+        pytest.param("s3", "env", id="s3-MLPIPE_STORE_TIMEOUT"),
+    ],
+)
+def test_a_store_that_takes_the_connection_and_never_answers_fails_in_bounded_time(
+    flavour: str, setting: str, action: str, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, only connects were bounded: against such a server S3's listing took 325 s at a budget of 8 s,
+    Azure's 247 s (with no advice), and an S3 write never ended (aiohttp waits for "100 Continue" with no
+    timeout)."""
+    extra = _extra(flavour, silent_port)
+    if setting == "option":
+        extra["store_timeout"] = 2
+    else:
+        monkeypatch.setenv(TIMEOUT_ENV, "2")
+    store = Datastore("lake", str(extra.pop("url")), extra)
+    calls: dict[str, Callable[[], object]] = {
+        "list": lambda: store.list(""),
+        "read_bytes": lambda: store.read_bytes("_mlpipe/runs/x/spec.json"),
+        "write_bytes": lambda: store.write_bytes("_mlpipe/runs/x/spec.json", b"{}"),
+    }
+    started = time.monotonic()
+    with pytest.raises(DatastoreAccessError) as caught:
+        calls[action]()
+    elapsed = time.monotonic() - started
+    assert elapsed < LOOSE_BOUND_S, elapsed
+    message = str(caught.value)
+    assert message.startswith("datastore 'lake' (") and "the store could not be reached" in message, message
+    assert "check the connection's url and extra endpoint settings and that the service is up" in message
+    assert f"given up after about 2 s: {TIMEOUT_ENV}, or the connection's extra 'store_timeout'" in message
+    assert "not-a-secret" not in message and _DEV_KEY not in message
+
+
+def _dribble(body: bytes, pause: float) -> Callable[[socket.socket], None]:
+    """A handler that answers any request with ``body``, four bytes at a time, ``pause`` s apart."""
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            request = conn.recv(65536)
+            head = (  # a range's answer, as Azure's downloader wants it
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {len(body)}\r\nContent-Range: bytes 0-{len(body) - 1}/{len(body)}\r\n"
+                'x-ms-blob-type: BlockBlob\r\nETag: "1"\r\nConnection: close\r\n\r\n'
+            )
+            conn.sendall(head.encode())
+            if request.startswith(b"HEAD "):  # s3fs asks the size first
+                return
+            for start in range(0, len(body), 4):
+                time.sleep(pause)
+                conn.sendall(body[start : start + 4])
+
+    return handle
+
+
+@pytest.mark.parametrize("flavour", ["azure", "s3"])
+def test_a_slow_answer_that_keeps_coming_is_not_cut(flavour: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read timeout is time without a byte, not the time of a request: an answer that takes three times the
+    budget but never pauses for long arrives whole."""
+    monkeypatch.setenv(TIMEOUT_ENV, "2")  # a read timeout of a second
+    body = b"0123456789abcdef" * 5  # 20 pieces, 0.3 s apart: 6 s in all
+    server = _Server(_dribble(body, 0.3))
+    try:
+        extra = _extra(flavour, server.port)
+        store = Datastore("lake", str(extra.pop("url")), extra)
+        started = time.monotonic()
+        assert store.read_bytes("big.bin") == body
+        assert time.monotonic() - started > 4
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("seconds", [1, 2, 8, 60, 600])
+def test_the_read_timeouts_spread_over_the_budget(seconds: float) -> None:
+    """A stalled store's tries (Azure: two with a wait between; S3: as many as a connect) add up to about the
+    budget, with a floor of a second a try; the options hand them to the clients, unless the connection sets
+    its own."""
+    budget = StoreBudget(seconds)
+    assert 2 * budget.azure_read_timeout + budget.wait <= max(seconds, 3)
+    assert (budget.retries + 1) * budget.s3_read_timeout + (2**budget.retries - 1) / 2 <= max(seconds, 3)
+    s3 = client_options("s3", budget, {})["config_kwargs"]
+    assert s3["read_timeout"] == budget.s3_read_timeout and s3["connect_timeout"] == budget.connect_timeout
+    assert (
+        client_options("s3", budget, {"config_kwargs": {"read_timeout": 300}})["config_kwargs"]["read_timeout"] == 300
+    )
+    assert client_options("abfs", budget, {})["read_timeout"] == budget.azure_read_timeout
+    assert client_options("abfs", budget, {"read_timeout": 300})["read_timeout"] == 300
+
+
+def test_a_timed_out_request_whose_url_holds_403_is_not_called_access_denied() -> None:
+    """The clients' verdict (a read timeout) wins over a marker that the text holds by chance (a port)."""
+    store = Datastore("lake", "s3://bucket/prefix", {"key": "id", "secret": "not-a-secret"})
+    timeout = type("ReadTimeoutError", (Exception,), {})('Read timeout on endpoint URL: "http://127.0.0.1:40353/b"')
+    with (
+        pytest.raises(DatastoreAccessError, match="the store could not be reached") as caught,
+        translate_errors(store.config, "read", "x"),
+    ):
+        raise timeout
+    assert "access denied" not in str(caught.value)
 
 
 def test_a_step_runner_whose_store_is_away_says_so_in_one_line() -> None:
@@ -123,6 +273,8 @@ def _named(name: str) -> Exception:
         pytest.param(_named("EndpointConnectionError"), False, id="botocore-could-not-connect"),
         pytest.param(_named("ServiceRequestError"), False, id="azure-no-request-sent"),
         pytest.param(_named("ClientConnectorError"), False, id="aiohttp-could-not-connect"),
+        pytest.param(_named("ServiceResponseTimeoutError"), False, id="azure-no-answer-within-the-read-timeout"),
+        pytest.param(_named("ReadTimeoutError"), False, id="botocore-no-answer-within-the-read-timeout"),
         pytest.param(DatastoreAccessError("datastore 'x': the store could not be reached"), False, id="translated"),
         pytest.param(_named("ServiceResponseError"), True, id="azure-dropped-mid-response"),
         pytest.param(_named("ConnectionClosedError"), True, id="botocore-connection-closed"),
@@ -135,30 +287,36 @@ def test_a_store_that_cannot_be_reached_is_not_tried_again_on_top_of_the_clients
     assert is_transient(error) is transient
 
 
+@pytest.mark.parametrize("away", ["closed", "silent"])
 @pytest.mark.parametrize("flavour", ["azure", "s3"])
 def test_a_transfer_to_an_unreachable_store_fails_in_bounded_time(
-    flavour: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    flavour: str, away: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    """A read timeout, like a failed connect, is not tried again by the transfer on top of the clients' tries."""
     monkeypatch.setenv(TIMEOUT_ENV, "1")
     (tmp_path / "in").mkdir()
     for n in range(5):
         (tmp_path / "in" / f"{n}.txt").write_text(str(n))
-    extra = _extra(flavour, _closed_port())
-    away = Datastore("lake", str(extra.pop("url")), extra)
+    port = _closed_port() if away == "closed" else request.getfixturevalue("silent_port")
+    extra = _extra(flavour, port)
+    store = Datastore("lake", str(extra.pop("url")), extra)
     started = time.monotonic()
     with pytest.raises((DatastoreAccessError, TransferFailedError), match="datastore 'lake'.*could not be reached"):
-        transfer(Datastore("here", (tmp_path / "in").as_uri()), "", away, "out", kind="directory")
+        transfer(Datastore("here", (tmp_path / "in").as_uri()), "", store, "out", kind="directory")
     assert time.monotonic() - started < LOOSE_BOUND_S
 
 
+@pytest.mark.parametrize("away", ["closed", "silent"])
 def test_a_step_whose_store_is_away_fails_its_task_with_one_line_and_no_traceback(
-    airflow_db: Path, local_home: dict[str, str]
+    away: str, airflow_db: Path, local_home: dict[str, str], request: pytest.FixtureRequest
 ) -> None:
     """The whole task under ``airflow dags test``: its log holds the step's one ERROR line naming the datastore
-    and the setting, then Airflow's "Task exited", and no traceback (Airflow's, mlpipe's or the client's)."""
+    and the setting, then Airflow's "Task exited", and no traceback (Airflow's, mlpipe's or the client's). A store
+    that takes the connection and never answers took 322 s here at a budget of 8 s before reads were bounded."""
     from tests.airflow_utils import airflow_dags_test
 
-    extra = _extra("azure", _closed_port())
+    port = _closed_port() if away == "closed" else request.getfixturevalue("silent_port")
+    extra = _extra("azure", port)
     env = {
         **local_home,
         "AIRFLOW_CONN_MLPIPE_DEFAULT": json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}),
