@@ -49,6 +49,36 @@ _REACH_MARKERS = (
     "Timeout on reading data",
 )
 
+# What a store answers when the container or bucket of the datastore's url is missing (s3fs turns S3's
+# NoSuchBucket into a FileNotFoundError with the first text; Azure answers ContainerNotFound).
+_MISSING_ROOT_MARKERS = (
+    "The specified bucket does not exist",
+    "NoSuchBucket",
+    "The specified container does not exist",
+    "ContainerNotFound",
+)
+# Actions that write: a "not found" answer to one of them on an object store means its container or bucket is
+# missing (a write creates the object, and the folders above it are no objects of their own).
+_WRITE_ACTIONS = frozenset({"write", "create", "upload to", "mark complete", "create the root folder"})
+
+
+def _missing_root(config: DatastoreConfig, action: str, text: str, *, writes: bool = True) -> str | None:
+    """The words for a missing container or bucket, when ``text`` (the store's answer) says so, or (``writes``:
+    ``text`` is a "not found" answer) when a write on an object store was answered so; None otherwise."""
+    parsed = config.parsed
+    if parsed.protocol in ("file", "memory"):
+        return None
+    said = any(m in text for m in _MISSING_ROOT_MARKERS)
+    if not said and not (writes and action in _WRITE_ACTIONS):
+        return None
+    word = "container" if parsed.protocol == "abfs" else "bucket"
+    name = parsed.root.split("/", 1)[0]
+    state = "does not exist" if said else "may not exist (the store answered 'not found' to a write)"
+    return (
+        f"the {word} {name!r} of the datastore's url ({parsed.scheme}://{parsed.root}) {state}: create it, or correct "
+        "the connection's url"
+    )
+
 
 def _patience(config: DatastoreConfig) -> str:
     """How long the clients tried, and the setting that says so (object stores only: a folder does not wait)."""
@@ -81,7 +111,12 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
         yield
     except MlpipeError:
         raise
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        missing_root = _missing_root(config, action, str(exc))
+        if missing_root:
+            raise FileNotFoundError(
+                f"datastore {config.name!r}: cannot {action} {path or '/'!r}: {missing_root}"
+            ) from None
         raise FileNotFoundError(f"datastore {config.name!r}: {path or '/'!r} does not exist") from None
     except FileExistsError:
         raise FileExistsError(f"datastore {config.name!r}: {path or '/'!r} already exists") from None
@@ -108,6 +143,8 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
                 f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); check "
                 f"the connection's url and extra endpoint settings and that the service is up{_patience(config)}"
             )
+        elif missing_root := _missing_root(config, action, text, writes=False):
+            msg = f"{where}: cannot {action} {path or '/'!r}: {missing_root}"
         else:
             msg = f"{where}: failed to {action} {path or '/'!r} ({first_line})"
         raise DatastoreAccessError(msg) from None
