@@ -100,6 +100,12 @@ class LeaseRecord(Record):
     # Seconds added to ``ttl`` by a beat written just before the heartbeats move to another process.
     handoff: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if not self.handoff:  # written only while granted: records stay as they were written before
+            data.pop("handoff", None)
+        return data
+
     @property
     def silence_allowed(self) -> float:
         """How long this record may go unchanged before its holder is judged dead: its ttl, plus any hand-over grace."""
