@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_mlpipe.core.checks import check_airflow_id, shown
+from airflow_mlpipe.core.checks import check_airflow_id, check_bool, check_whole_number, shown
 from airflow_mlpipe.exceptions import ConfigError
 
 DAY = 86_400.0
@@ -97,10 +97,11 @@ class GcSettings:
     batch_size: int = 500
 
     def __post_init__(self) -> None:
-        if self.keep_last < 0:
-            raise ConfigError(f"keep_last {self.keep_last!r} is negative: give 0 (keep none by count) or more")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size {self.batch_size!r} must be at least 1")
+        check_whole_number("GcSettings", "keep_last", self.keep_last, minimum=0, example=3)
+        check_whole_number("GcSettings", "batch_size", self.batch_size, minimum=1, example=500)
+        check_bool("GcSettings", "dry_run", self.dry_run)
+        if self.dag_id is not None:
+            check_airflow_id("dag_id", self.dag_id, kind="DAG id", example="'train'")
         for option in ("older_than", "grace", "unfinished_for"):
             parse_duration(getattr(self, option), option=option)  # seconds given directly: the same limits
 
@@ -118,7 +119,7 @@ class GcSettings:
         """Settings from durations as people write them (``"30d"``, ``"1h"``)."""
         return cls(
             older_than=parse_duration(older_than, option="older_than"),
-            keep_last=int(keep_last),
+            keep_last=keep_last,
             dag_id=None if dag_id is None else check_airflow_id("dag_id", dag_id, kind="DAG id", example="'train'"),
             grace=parse_duration(grace, option="grace"),
             unfinished_for=parse_duration(unfinished_for, option="unfinished_for"),

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from airflow_mlpipe.core.checks import check_positive_number, check_whole_number, shown
 from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, MlpipeError
 
 T = TypeVar("T")
@@ -88,13 +90,17 @@ class RetryPolicy:
     multiplier: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigError(f"RetryPolicy(attempts={self.attempts!r}): give at least 1 (1 means no retry)")
-        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
+        check_whole_number("RetryPolicy", "attempts", self.attempts, minimum=1, example=3)
+        for argument in ("initial_delay", "max_delay"):
+            check_positive_number("RetryPolicy", argument, getattr(self, argument), allow_zero=True)
+        multiplier = self.multiplier
+        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not multiplier >= 1:
             raise ConfigError(
-                f"RetryPolicy(initial_delay={self.initial_delay!r}, max_delay={self.max_delay!r}, "
-                f"multiplier={self.multiplier!r}): delays must be >= 0 and the multiplier >= 1"
+                f"RetryPolicy: multiplier {shown(multiplier)} must be a number of at least 1 (1 waits the same "
+                "before every try), e.g. multiplier=2"
             )
+        if not math.isfinite(multiplier):
+            raise ConfigError(f"RetryPolicy: multiplier {shown(multiplier)} must be finite, e.g. multiplier=2")
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failed try."""

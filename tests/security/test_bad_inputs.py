@@ -37,7 +37,9 @@ from airflow_mlpipe.exceptions import (
     ReservedPathError,
     UnsupportedSchemeError,
 )
+from airflow_mlpipe.gc.model import GcSettings
 from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.storage.retry import RetryPolicy
 from airflow_mlpipe.v1 import DataTransferStep, PythonScriptStep
 from airflow_mlpipe.v1 import ParallelRunConfig as V1ParallelRunConfig
 
@@ -1291,6 +1293,61 @@ def _parallel_step(**kwargs: Any) -> Any:
             ConfigError,
             "r: tags (of type list, its content not shown) must map strings to strings",
             id="register-tags-list",
+        ),
+        bad(
+            lambda: RetryPolicy(attempts="3"),
+            ConfigError,
+            "RetryPolicy: attempts '3' must be a whole number of at least 1, e.g. attempts=3",
+            id="retry-attempts-string",
+        ),
+        bad(lambda: RetryPolicy(attempts=0), ConfigError, "RetryPolicy: attempts 0 must be", id="retry-attempts-0"),
+        bad(
+            lambda: RetryPolicy(initial_delay="1s"),
+            ConfigError,
+            "RetryPolicy: initial_delay '1s' must be a number of seconds (0 or more)",
+            id="retry-initial-delay-string",
+        ),
+        bad(
+            lambda: RetryPolicy(max_delay=float("nan")),
+            ConfigError,
+            "RetryPolicy: max_delay nan must be a number of seconds",
+            id="retry-max-delay-nan",
+        ),
+        bad(
+            lambda: RetryPolicy(multiplier=0.5),
+            ConfigError,
+            "RetryPolicy: multiplier 0.5 must be a number of at least 1",
+            id="retry-multiplier-below-1",
+        ),
+        bad(
+            lambda: RetryPolicy(multiplier=float("inf")),
+            ConfigError,
+            "RetryPolicy: multiplier inf must be finite",
+            id="retry-multiplier-inf",
+        ),
+        bad(
+            lambda: GcSettings.of(keep_last="x"),
+            ConfigError,
+            "GcSettings: keep_last 'x' must be a whole number of at least 0, e.g. keep_last=3",
+            id="gc-settings-keep-last-string",
+        ),
+        bad(
+            lambda: GcSettings(batch_size=0),
+            ConfigError,
+            "GcSettings: batch_size 0 must be a whole number of at least 1",
+            id="gc-settings-batch-size-0",
+        ),
+        bad(
+            lambda: GcSettings.of(dry_run="yes"),
+            ConfigError,
+            "GcSettings: dry_run 'yes' must be True or False",
+            id="gc-settings-dry-run-string",
+        ),
+        bad(
+            lambda: GcSettings(dag_id="../x"),
+            ConfigError,
+            "dag_id '../x' is not a valid DAG id",
+            id="gc-settings-dag-id",
         ),
     ],
 )

@@ -332,7 +332,7 @@ def test_bad_arguments_are_config_errors(make_store: MakeStore) -> None:
         transfer(src, "in", dst, "out", kind="folder")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_workers 0 must be a whole number of at least 1"):
         transfer(src, "in", dst, "out", max_workers=0)
-    with pytest.raises(ConfigError, match="attempts=0"):
+    with pytest.raises(ConfigError, match="attempts 0 must be a whole number of at least 1"):
         RetryPolicy(attempts=0)
 
 
