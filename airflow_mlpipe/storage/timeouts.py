@@ -15,6 +15,12 @@ default 60), or the datastore's extra ``store_timeout``, bounds the time from th
 
 The read timeout is time without data, not the time of a request: a reachable store's transfers are not cut,
 however large, while bytes keep coming.
+
+A store that stops taking an upload's body (or a network that drops every packet once the body flows) is not
+seen by a read timeout, which starts once the body is sent. The clients' sockets carry a TCP user timeout
+(Linux): data the store leaves unacknowledged, or a receive window it keeps closed, for as long as a read may
+wait ends the connection, and the write fails like a read that timed out. A slow link whose data is acknowledged
+as it goes is not cut.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +103,7 @@ def client_options(protocol: str, budget: StoreBudget, options: Mapping[str, Any
         config.setdefault("read_timeout", budget.s3_read_timeout)
         # total_max_attempts counts the first try (botocore's max_attempts does not).
         config.setdefault("retries", {"total_max_attempts": budget.retries + 1, "mode": "standard"})
-        session_cls = _s3_http_session_cls()
+        session_cls = _s3_http_session_cls(_milliseconds(budget.s3_read_timeout))
         if session_cls is not None:
             config.setdefault("http_session_cls", session_cls)
         return {"config_kwargs": config}
@@ -109,19 +116,49 @@ def client_options(protocol: str, budget: StoreBudget, options: Mapping[str, Any
     return {}
 
 
+def _milliseconds(seconds: float) -> int:
+    return max(1000, round(seconds * 1000))
+
+
+def unacknowledged_data_timeout(milliseconds: int) -> Callable[[tuple[Any, ...]], socket.socket]:
+    """An aiohttp ``socket_factory``: TCP sockets whose data may stay unacknowledged (or whose peer's window may
+    stay closed) for ``milliseconds`` at most, where the platform has ``TCP_USER_TIMEOUT``."""
+
+    def make(addr_info: tuple[Any, ...]) -> socket.socket:
+        family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
+        sock = socket.socket(family=family, type=kind, proto=proto)
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None and family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, milliseconds)
+            except OSError as exc:  # a kernel without it: reads stay bounded, a stalled upload is not
+                log.debug("TCP_USER_TIMEOUT not set: %s", exc)
+        return sock
+
+    return make
+
+
 @functools.cache
-def _s3_http_session_cls() -> type | None:
-    """aiobotocore's HTTP session, less the ``Expect: 100-continue`` header botocore puts on uploads: aiohttp
-    waits for the "100 Continue" with no timeout at all (its read timeout starts once the body is sent), so a store
-    that takes the connection and never answers would hold a write for ever. The header is not signed; without it
-    the body goes at once and the read timeout bounds the wait for the answer. (One class, so that fsspec's cache
-    of filesystems still finds the same options the same.)"""
+def _s3_http_session_cls(user_timeout_ms: int) -> type | None:
+    """aiobotocore's HTTP session, less the ``Expect: 100-continue`` header botocore puts on uploads, with sockets
+    that give up on data left unacknowledged for ``user_timeout_ms``. aiohttp waits for the "100 Continue" with no
+    timeout at all (its read timeout starts once the body is sent), so a store that takes the connection and never
+    answers would hold a write for ever. The header is not signed; without it the body goes at once and the read
+    timeout bounds the wait for the answer. (One class a timeout, so that fsspec's cache of filesystems still finds
+    the same options the same.)"""
     try:
         from aiobotocore.httpsession import AIOHTTPSession
     except ImportError:  # another aiobotocore: its own session stands
         return None
 
     class StoreSession(AIOHTTPSession):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            connector_args = getattr(self, "_connector_args", None)
+            if isinstance(connector_args, dict):
+                factory = unacknowledged_data_timeout(user_timeout_ms)
+                self._connector_args = {**connector_args, "socket_factory": factory}
+
         async def send(self, request: Any) -> Any:
             if "Expect" in request.headers:
                 del request.headers["Expect"]
@@ -129,6 +166,38 @@ def _s3_http_session_cls() -> type | None:
 
     StoreSession.__qualname__ = StoreSession.__name__ = "MlpipeAIOHTTPSession"
     return StoreSession
+
+
+def _hold_azure_sockets(transport: Any, user_timeout_ms: int) -> None:
+    """Azure's aiohttp transport opens its own session, with aiohttp's default sockets: make it open one whose
+    sockets give up on data left unacknowledged (a transport given a session by its caller is left as it is)."""
+    if getattr(transport, "session", None) is not None or not getattr(transport, "_session_owner", False):
+        return
+    transport._mlpipe_socket_factory = unacknowledged_data_timeout(user_timeout_ms)
+    if getattr(type(transport), "_mlpipe_held", False):
+        return
+    transport.__class__ = _azure_transport_cls(type(transport))
+
+
+@functools.cache
+def _azure_transport_cls(base: type) -> type:
+    class StoreTransport(base):  # type: ignore[valid-type,misc]
+        _mlpipe_held = True
+
+        async def open(self) -> None:
+            if not self.session and self._session_owner and not self._has_been_opened:
+                import aiohttp
+
+                self.session = aiohttp.ClientSession(
+                    trust_env=self._use_env_settings,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                    connector=aiohttp.TCPConnector(socket_factory=self._mlpipe_socket_factory),
+                )
+            await super().open()
+
+    StoreTransport.__qualname__ = StoreTransport.__name__ = f"Mlpipe{base.__name__}"
+    return StoreTransport
 
 
 def hold_to_budget(fs: Any, protocol: str, budget: StoreBudget) -> None:
@@ -150,8 +219,10 @@ def hold_to_budget(fs: Any, protocol: str, budget: StoreBudget) -> None:
         policy.initial_backoff = max(0.0, budget.wait - 1)
         policy.increment_base = 1  # its wait is initial_backoff + increment_base ** n: plus 1 s, not 3 ** n
         policy.random_jitter_range = min(policy.random_jitter_range, budget.wait / 2)
-        connection = client._pipeline._transport.connection_config
+        transport = client._pipeline._transport
+        connection = transport.connection_config
         connection.timeout = timeouts.get("connection_timeout", budget.connect_timeout)
         connection.read_timeout = timeouts.get("read_timeout", budget.azure_read_timeout)
+        _hold_azure_sockets(transport, _milliseconds(connection.read_timeout))
     except AttributeError as exc:  # another azure-storage-blob: its defaults stand
         log.debug("could not hold the Azure client to %.0f s: %s", budget.seconds, exc)

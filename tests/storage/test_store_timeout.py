@@ -332,3 +332,31 @@ def test_a_step_whose_store_is_away_fails_its_task_with_one_line_and_no_tracebac
     assert errors[0].split("] ", 1)[1].startswith("step 'first'") and "could not be reached" in errors[0]
     assert TIMEOUT_ENV in errors[0] and _DEV_KEY not in output
     assert "Traceback" not in output
+
+
+def _stop_reading(conn: socket.socket) -> None:
+    """A handler that takes the request's first bytes, then reads no more and never answers: a store that stalls
+    mid-upload (or a network that drops every packet once the body flows)."""
+    conn.recv(4096)
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("flavour", ["azure", "s3"])
+def test_an_upload_the_store_stops_reading_fails_in_bounded_time(flavour: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read timeout starts once the body is sent: a store that stops taking the body held the write for ever.
+    The sockets' TCP user timeout (data left unacknowledged, a window left closed) bounds it."""
+    monkeypatch.setenv(TIMEOUT_ENV, "2")
+    server = _Server(_stop_reading)  # 32 MiB outgrow what the two sockets' buffers hold on the way
+    try:
+        extra = _extra(flavour, server.port)
+        store = Datastore("lake", str(extra.pop("url")), extra)
+        started = time.monotonic()
+        with pytest.raises(DatastoreAccessError) as caught:
+            store.write_bytes("data/big.bin", os.urandom(32 * 1024 * 1024))
+        elapsed = time.monotonic() - started
+        assert elapsed < LOOSE_BOUND_S, elapsed
+        message = str(caught.value)
+        assert message.startswith("datastore 'lake' (") and "could not be reached" in message, message
+        assert TIMEOUT_ENV in message and _DEV_KEY not in message and "not-a-secret" not in message
+    finally:
+        server.close()
