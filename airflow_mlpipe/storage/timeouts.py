@@ -170,24 +170,30 @@ def _s3_http_session_cls(user_timeout_ms: int) -> type | None:
 
 def _hold_azure_sockets(transport: Any, user_timeout_ms: int) -> None:
     """Azure's aiohttp transport opens its own session, with aiohttp's default sockets: make it open one whose
-    sockets give up on data left unacknowledged (a transport given a session by its caller is left as it is)."""
-    if getattr(transport, "session", None) is not None or not getattr(transport, "_session_owner", False):
+    sockets give up on data left unacknowledged (another transport, or one given a session by its caller, is
+    left as it is)."""
+    held = _azure_transport_cls()
+    if held is None or type(transport) not in (held, held.__base__):
+        return
+    if transport.session is not None or not transport._session_owner:
         return
     transport._mlpipe_socket_factory = unacknowledged_data_timeout(user_timeout_ms)
-    if getattr(type(transport), "_mlpipe_held", False):
-        return
-    transport.__class__ = _azure_transport_cls(type(transport))
+    transport.__class__ = held
 
 
 @functools.cache
-def _azure_transport_cls(base: type) -> type:
-    class StoreTransport(base):  # type: ignore[valid-type,misc]
-        _mlpipe_held = True
+def _azure_transport_cls() -> type | None:
+    try:
+        import aiohttp
+        from azure.core.pipeline.transport import AioHttpTransport
+    except ImportError:
+        return None
+
+    class StoreTransport(AioHttpTransport):
+        _mlpipe_socket_factory: Callable[[tuple[Any, ...]], socket.socket]
 
         async def open(self) -> None:
-            if not self.session and self._session_owner and not self._has_been_opened:
-                import aiohttp
-
+            if self.session is None and self._session_owner and not self._has_been_opened:  # type: ignore[has-type]
                 self.session = aiohttp.ClientSession(
                     trust_env=self._use_env_settings,
                     cookie_jar=aiohttp.DummyCookieJar(),
@@ -196,7 +202,7 @@ def _azure_transport_cls(base: type) -> type:
                 )
             await super().open()
 
-    StoreTransport.__qualname__ = StoreTransport.__name__ = f"Mlpipe{base.__name__}"
+    StoreTransport.__qualname__ = StoreTransport.__name__ = "MlpipeAioHttpTransport"
     return StoreTransport
 
 
