@@ -7,6 +7,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
+from airflow_mlpipe.core.jsonsafe import strict_json
+
 # Captured before ``main`` points sys.stdout at stderr: only what we print here reaches stdout, so ``--json``
 # output stays parseable whatever libraries log.
 _STDOUT: TextIO = sys.stdout
@@ -17,7 +19,8 @@ def out() -> TextIO:
 
 
 def emit_json(value: Any) -> None:
-    out().write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+    # Strict JSON: a NaN metric is null (``jq`` and browsers parse no NaN); the records keep what was logged.
+    out().write(json.dumps(strict_json(value), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
 
 
 def emit_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, empty: str = "(none)") -> None:

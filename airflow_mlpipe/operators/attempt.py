@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.core.faults import fault_point
+from airflow_mlpipe.core.jsonsafe import strict_json
 from airflow_mlpipe.core.secrets import scrub
 from airflow_mlpipe.exceptions import LeaseLostError, MlpipeError, TamperedRecordError, step_failed_error
 from airflow_mlpipe.hooks.datastore import DatastoreHook
@@ -507,16 +508,18 @@ class StepAttempt:
             from airflow_mlpipe.operators.lineage import locations
 
             self.op._mlpipe_lineage = locations(self.spec, record)
-        return {
-            "step_run_id": self.srid,
-            "status": record["status"],
-            "reused": reused,
-            "reused_from": record.get("reused_from") if reused else None,
-            "outputs": outputs,
-            "metrics": metrics,
-            "registered": [o["registered"] for o in record.get("outputs", []) if o.get("registered")],
-            **self.work.result(record),
-        }
+        return strict_json(
+            {
+                "step_run_id": self.srid,
+                "status": record["status"],
+                "reused": reused,
+                "reused_from": record.get("reused_from") if reused else None,
+                "outputs": outputs,
+                "metrics": metrics,
+                "registered": [o["registered"] for o in record.get("outputs", []) if o.get("registered")],
+                **self.work.result(record),
+            }
+        )
 
 
 def regenerate_requested(context: Mapping[str, Any]) -> bool:
@@ -552,7 +555,7 @@ def summarize_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
             value = value[-1]
         if isinstance(value, (int, float, str, bool)):
-            out[name] = value
+            out[name] = strict_json(value)  # a NaN loss is pushed as null: XCom takes strict JSON only
         if len(out) >= XCOM_METRICS_LIMIT:
             break
     return dict(scrub(out, names=False))  # a text metric may quote a URL with its signature

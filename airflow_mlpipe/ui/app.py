@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from airflow_mlpipe.core.attempt import AttemptId
+from airflow_mlpipe.core.jsonsafe import strict_json
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.ui import urls, views
@@ -30,7 +31,7 @@ CHUNK = 1 << 20
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["url"] = urls.app_path
-templates.env.filters["tojson_attr"] = lambda v: json.dumps(v, default=str)
+templates.env.filters["tojson_attr"] = lambda v: json.dumps(strict_json(v), default=str, allow_nan=False)
 
 
 def _store() -> Datastore:

@@ -125,3 +125,35 @@ def test_failing_script_commits_and_registers_nothing(
     assert not [p for p in store.list("", recursive=True) if p.endswith("_MLPIPE_COMPLETE")]
     assert not [p for p in store.list("", recursive=True) if p.endswith("half.csv")]
     assert os.path.isdir(tmp_path / "mlpipe" / "datastore")
+
+
+def test_metrics_that_are_not_finite_numbers_pass_as_null(
+    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diverged loss (NaN, infinities) is a result, not an error: the step succeeds, its record keeps the
+    values, XCom and ``mlpipe runs show --json`` (strict JSON) carry null, and the rerun reuses it. Before, the
+    XCom push failed the task after its outputs were registered, and every rerun (a reuse hit) failed the same."""
+    from tests.reuse.reuse_helpers import mlpipe_in_process
+
+    env = {"MLPIPE_HOME": str(tmp_path / "mlpipe")}
+    monkeypatch.setenv("MLPIPE_HOME", env["MLPIPE_HOME"])
+    resolve.clear_cache()
+    for _ in range(2):
+        proc = airflow_dags_test("step_nonfinite_metrics", env=env, check=False)
+        _, tasks = last_run_states("step_nonfinite_metrics")
+        assert tasks["diverged"] == "success", (proc.stdout + proc.stderr)[-4000:]
+        assert "Traceback" not in proc.stdout + proc.stderr
+        pushed = last_run_xcom("step_nonfinite_metrics", "diverged")
+        assert pushed["metrics"] == {
+            "loss": None, "grad_norm": None, "floor": None, "losses": None, "accuracy": 0.75
+        }, pushed["metrics"]  # fmt: skip
+    assert pushed["reused"] is True
+    [version] = DatasetRegistry().versions("diverged_model")
+    assert version == 1
+    record = read_record(pushed["reused_from"] or pushed["step_run_id"])
+    loss = record["metrics"]["loss"]
+    assert loss != loss and record["metrics"]["grad_norm"] == float("inf")  # kept as logged
+    code, shown = mlpipe_in_process("runs", "show", record["step_run_id"], "--json")
+    assert code == 0, shown
+    shown_metrics = json.loads(shown, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))["metrics"]
+    assert shown_metrics["loss"] is None and shown_metrics["grad_norm"] is None and shown_metrics["accuracy"] == 0.75
