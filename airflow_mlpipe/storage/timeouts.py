@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_mlpipe.core.checks import shown
 from airflow_mlpipe.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 TIMEOUT_ENV = "MLPIPE_STORE_TIMEOUT"
 TIMEOUT_OPTION = "store_timeout"
 DEFAULT_TIMEOUT = 60.0
+# A bound that still bounds: a store that does not answer is given up on within a day at the most.
+MAX_TIMEOUT = 86400.0
 # Azure: how many times a request whose answer did not come (a read timeout, a dropped response) is tried again.
 AZURE_READ_RETRIES = 1
 
@@ -87,11 +90,13 @@ def store_budget(name: str, options: Mapping[str, Any]) -> StoreBudget:
     if raw is None:
         raw, where = os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT, f"{TIMEOUT_ENV}"
     try:
-        seconds = float(raw)
+        seconds = float("nan") if isinstance(raw, bool) else float(raw)  # ``true`` is not a second
     except (TypeError, ValueError):
         seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigError(f"{where} {raw!r} must be a positive number of seconds, e.g. 60")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ConfigError(
+            f"{where} {shown(raw)} must be a positive number of seconds, at most {MAX_TIMEOUT:.0f} (a day), e.g. 60"
+        )
     return StoreBudget(seconds)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -246,11 +247,20 @@ def test_a_step_runner_whose_store_is_away_says_so_in_one_line() -> None:
     assert "could not be reached" in proc.stderr and TIMEOUT_ENV in proc.stderr
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf"])
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan", "1e9", "86401"])
 def test_a_bad_timeout_setting_is_named(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of 30 years bounds nothing: a day is the most."""
     monkeypatch.setenv(TIMEOUT_ENV, value)
     store = Datastore("lake", "s3://bucket/prefix", {"key": "id", "secret": "s"})
-    with pytest.raises(ConfigError, match=f"{TIMEOUT_ENV} '{value}' must be a positive number of seconds"):
+    with pytest.raises(ConfigError, match=f"{TIMEOUT_ENV} '{value}' must be a positive number of seconds, at most"):
+        store.fs  # noqa: B018 -- building the filesystem reads the setting
+
+
+@pytest.mark.parametrize("value", [True, 1e308, "x", [60]])
+def test_a_bad_store_timeout_option_is_named(value: object) -> None:
+    store = Datastore("lake", "s3://bucket/prefix", {"key": "id", "secret": "s", "store_timeout": value})
+    said = f"datastore 'lake': the connection's extra 'store_timeout' {value!r} must be a positive number"
+    with pytest.raises(ConfigError, match=re.escape(said)):
         store.fs  # noqa: B018 -- building the filesystem reads the setting
 
 
