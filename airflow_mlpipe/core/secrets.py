@@ -89,14 +89,14 @@ _SPACED_PARAM = re.compile(
 _SECRET_PARAM = re.compile(
     r"(?P<head>(?<![\w-])(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|access_token|"
     r"token|password|passwd|pwd|secret|client_secret|accountkey|account_key|sharedaccesssignature|sharedaccesskey|"
-    r"sas_token)=)(?P<secret>[^&;\s#'\"]+)",
+    r"sas_token)=)(?![bB]['\"])(?P<secret>[^&;\s#'\"]+)",  # not ``b'...'``, a bytes repr: see _NAMED_PARAM
     re.IGNORECASE,
 )
 # Any ``name=value`` whose name says it holds a credential (``aws_secret_access_key=...`` in a string of options);
 # a name whose only credential word is ``key`` counts when another word says which (``access_key``, ``api_key``),
 # not ``key`` alone nor ``sort_key``.
 _NAMED_PARAM = re.compile(
-    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)(?:[ \t]*=[ \t]*|:[ \t]*)(?P<q>[\"']?))"
+    r"(?P<head>(?<![\w.\-])(?P<name>[A-Za-z][\w.\-]*)(?:[ \t]*=[ \t]*|:[ \t]*)(?P<q>(?:[bB](?=[\"']))?[\"']?))"
     r"(?P<secret>[\w+/~%\-.][^&;\s#'\",\])}]*)"
 )
 # A token as a URL's whole user info (``https://ghp_...@github.com``): long, so not a user name.
@@ -124,10 +124,20 @@ _AUTH_HEADER = re.compile(r"(?P<head>\bauthorization[\"']?\s*[:=]\s*[\"']?[A-Za-
 # ``('secret', 'value')``, ``['secret', 'value']``: a pair in the repr of a tuple or list (the name first), and
 # ``'--password', 'value'`` anywhere in the repr of a list of arguments. The value is only looked at, not taken,
 # so that it can be the name of the next pair.
-_QUOTED_PAIR = re.compile(r"(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*,\s*(?=(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v))")
-# ``'secret': 'value'`` in the repr of a dict, or ``\"secret\": \"value\"`` in JSON inside a JSON string.
+_QUOTED_PAIR = re.compile(r"(?P<q>['\"])(?P<key>[\w.\-]+)(?P=q)\s*,\s*(?=[bB]?(?P<v>['\"])(?P<secret>[^'\"]*)(?P=v))")
+# ``'secret': 'value'`` in the repr of a dict (``b'value'`` for bytes), or ``\"secret\": \"value\"`` in JSON inside
+# a JSON string.
 _QUOTED_KEY = re.compile(
-    r"(?P<head>(?P<q>\\*['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*)(?P<v>\\*['\"])(?P<secret>(?:[^'\"\\]|\\(?!\\*['\"]))*?)(?P=v)"
+    r"(?P<head>[bB]?(?P<q>\\*['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*[bB]?)"
+    r"(?P<v>\\*['\"])(?P<secret>(?:[^'\"\\]|\\(?!\\*['\"]))*?)(?P=v)"
+)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+# A PEM private key (``-----BEGIN RSA PRIVATE KEY-----``): its body up to the END line, or to the end of a text
+# that holds no END line (a key cut short in a message).
+_PEM_KEY = re.compile(
+    r"(?P<head>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----)(?P<secret>.*?)(?=-----END (?P=kind)-----|\Z)",
+    re.DOTALL,
 )
 
 
@@ -162,6 +172,8 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     # Each pattern needs a character most texts lack: skipping it keeps scrubbing a large record cheap.
+    if "PRIVATE KEY-----" in text:
+        text = _PEM_KEY.sub(lambda m: m["head"] + MASK if m["secret"].strip() else m[0], text)
     if "://" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
         text = _URL_TOKEN_USER.sub(lambda m: f"{m['head']}{MASK}@", text)
@@ -292,13 +304,22 @@ def scrub_line(line: bytes, known: Iterable[str] = ()) -> bytes:
 
 
 def scrub_file(source: str, target: str, known: Iterable[str] = ()) -> None:
-    """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept."""
+    """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept. The
+    lines of a PEM private key printed across lines become ``***`` up to its END line."""
     prepared = _prepared(known)
+    in_key = False
     with (
         open(source, encoding="utf-8", errors="surrogateescape", newline="") as src,
         open(target, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
     ):
         for line in src:
+            if in_key:  # the key's body: nothing of it is kept, up to its END line
+                closed = _PEM_END.search(line)
+                in_key = closed is None
+                line = MASK + line[len(line.rstrip("\r\n")) :] if closed is None else MASK + line[closed.start() :]
+            else:
+                opened = _PEM_BEGIN.search(line)
+                in_key = opened is not None and _PEM_END.search(line, opened.end()) is None
             dst.write(_scrub_text(line, prepared))
 
 

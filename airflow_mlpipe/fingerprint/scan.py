@@ -53,14 +53,17 @@ class FolderResult(NamedTuple):
 class ScanResult:
     folders: list[FolderResult] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # relative path -> link text
+    followed: dict[str, str] = field(default_factory=dict)  # a followed link's relative path -> its target's real path
 
     def signature(self) -> bytes | None:
-        """What the whole tree looked like (every folder's signature, every link), or None when some folder is
-        not held whole by the stat cache: equal signatures mean an unchanged tree."""
+        """What the whole tree looked like (every folder's signature, every link and where each followed link
+        leads), or None when some folder is not held whole by the stat cache: equal signatures mean an unchanged
+        tree."""
         if any(part.signature is None for part in self.folders):
             return None
         folders = sorted((part.rel, part.signature) for part in self.folders)
-        return xxhash.xxh3_128_digest(marshal.dumps((folders, sorted(self.links.items())), 2))
+        links = (sorted(self.links.items()), sorted(self.followed.items()))
+        return xxhash.xxh3_128_digest(marshal.dumps((folders, links), 2))
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ def _scan_in_pool(scan: _Scan, walker: Walker, count: int) -> ScanResult:
             part_result = future.result()
             result.folders += part_result.folders
             result.links.update(part_result.links)
+            result.followed.update(part_result.followed)
     walker.pending.clear()
     return result
 
@@ -142,7 +146,7 @@ def _digest_walk(scan: _Scan, walk: Walk, *, workers: int) -> ScanResult:
     except OSError as exc:
         rel = os.path.relpath(exc.filename or walk.root, walk.root).replace(os.sep, "/")
         raise unreadable_error(scan.shown, rel, exc) from exc
-    result = ScanResult(links=dict(walk.links))
+    result = ScanResult(links=dict(walk.links), followed=dict(walk.followed))
     for folder, ff in walk.folders.items():
         sizes = list(map(_SIZE, ff.keys))
         found = digests[folder]

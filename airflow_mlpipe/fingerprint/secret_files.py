@@ -3,7 +3,7 @@ names them in ``include_secret_files``: a snapshot is kept in the datastore, rea
 
 The check runs once per kept file of a scan, so it first compares the name against a few prefixes and suffixes
 (C string methods) and matches the full patterns only for those candidates. A changed list changes
-``SecretFileFilter.salt`` (cached tree digests depend on it).
+``SecretFileFilter.salt`` (cached tree digests depend on it), as does a change to what the filter looks at.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ SECRET_FILE_PATTERNS = (
     "id_dsa*",
     "id_ecdsa*",
     "id_ed25519*",
+    "ssh_host_*_key",
+    "*.p8",
+    "secring.gpg",
+    "*.kdbx",
     # cloud and service credentials (``credentials`` is the AWS file; not ``credentials.py``, which is code)
     "credentials",
     "*credentials*.json",
@@ -59,8 +63,22 @@ SECRET_FILE_PATTERNS = (
     "secret*.toml",
     ".vault-token",
     ".s3cfg",
+    ".boto",
+    ".passwd-s3fs",
+    "rclone.conf",
+    "credentials.db",  # gcloud's
+    "access_tokens.db",
+    "kaggle.json",
+    ".databrickscfg",
+    # infrastructure state and variables (Terraform keeps every secret it handled in its state)
+    "*.tfstate",
+    "*.tfstate.backup",
+    "*.tfvars",
+    "*.tfvars.json",
     # tool credentials
     ".netrc",
+    "_netrc",
+    ".my.cnf",
     ".git-credentials",
     ".pgpass",
     ".npmrc",
@@ -70,7 +88,14 @@ SECRET_FILE_PATTERNS = (
     "kubeconfig*",
 )
 # Files that are secret in a folder of that name, wherever the folder is (``home/.docker/config.json``).
-SECRET_FILE_PATHS = (".docker/config.json", ".kube/config")
+SECRET_FILE_PATHS = (
+    ".docker/config.json",
+    ".kube/config",
+    ".huggingface/token",
+    "huggingface/token",  # ~/.cache/huggingface/token
+    ".azure/msal_token_cache.json",
+    ".azure/accessTokens.json",
+)
 
 # The check runs once per kept file of a scan: a name is matched against the patterns (one regular expression) only
 # when it equals one, or starts with a pattern's text before its first '*', or ends with its text after the last.
@@ -78,7 +103,8 @@ _EXACT = frozenset(p for p in SECRET_FILE_PATTERNS if "*" not in p)
 _PREFIXES = tuple(sorted({p.partition("*")[0] for p in SECRET_FILE_PATTERNS if "*" in p} - {""}))
 _SUFFIXES = tuple(sorted({p.rpartition("*")[2] for p in SECRET_FILE_PATTERNS if p.startswith("*")}))
 _PATTERN = re.compile("|".join(fnmatch.translate(p) for p in SECRET_FILE_PATTERNS))
-_PATH_NAMES = frozenset(path.rpartition("/")[2] for path in SECRET_FILE_PATHS)
+_PATHS = tuple("/" + path.lower() for path in SECRET_FILE_PATHS)
+_PATH_NAMES = frozenset(path.rpartition("/")[2] for path in _PATHS)
 
 
 def is_secret_file_name(name: str) -> bool:
@@ -98,8 +124,7 @@ def is_secret_file(rel_path: str) -> bool:
         return True
     if name.lower() not in _PATH_NAMES:
         return False
-    path = "/" + rel_path.lower()
-    return any(path.endswith("/" + secret) for secret in SECRET_FILE_PATHS)
+    return ("/" + rel_path.lower()).endswith(_PATHS)
 
 
 @dataclass
@@ -110,18 +135,22 @@ class SecretFileFilter:
     include: tuple[str, ...] = ()
     skipped: list[str] = field(default_factory=list)
 
-    def keeps(self, rel_path: str) -> bool:
-        if not is_secret_file(rel_path):
+    def keeps(self, rel_path: str, target: str | None = None) -> bool:
+        """Whether the file at ``rel_path`` stays in the scan. ``target``: for a link that is followed, the file it
+        points to (relative to the scanned folder, or absolute when outside it), whose name counts too: a link
+        ``notes.txt -> .env`` carries the ``.env``'s bytes. ``include`` may name the link or a target inside."""
+        if not (is_secret_file(rel_path) or (target is not None and is_secret_file(target))):
             return True
-        if any(fnmatch.fnmatchcase(rel_path, pattern) for pattern in self.include):
+        named = (rel_path,) if target is None or target.startswith("/") else (rel_path, target)
+        if any(fnmatch.fnmatchcase(path, pattern) for path in named for pattern in self.include):
             return True
-        self.skipped.append(rel_path)
+        self.skipped.append(rel_path if target is None else f"{rel_path} (a link to {target})")
         return False
 
     @property
     def salt(self) -> str:
         """What a cached tree digest depends on besides the files (a changed filter is a changed tree)."""
-        return "secret-files-v4:" + "\0".join(self.include)
+        return "secret-files-v5:" + "\0".join(self.include)
 
 
 def check_include_secret_files(task_id: str, value: object) -> tuple[str, ...]:

@@ -254,10 +254,13 @@ def scan_tree(
     cache: StatCache | bool = True,
     workers: int | None = None,
     secret_files: SecretFileFilter | None = None,
+    confined: bool = False,
 ) -> Tree:
     """The tree of the local ``folder`` as a snapshot keeps it (see ``ignore`` for the rules, ``walk`` for links).
 
-    ``secret_files``: leaves well-known secret files out (see ``secret_files``), recording which.
+    ``secret_files``: leaves well-known secret files out (see ``secret_files``), recording which; a link counts as
+    secret when the file it leads to does. ``confined``: refuse a link to a file outside ``folder`` (a snapshot
+    holds only what is inside its folder), as a snapshot refuses a link to a folder outside it.
 
     ``cache``: ``True`` for the default stat cache, ``False`` to read every file, or a ``StatCache``. Raises
     ``FingerprintPathNotFoundError`` when the folder does not exist and ``UnreadableFileError`` naming a file or
@@ -282,20 +285,25 @@ def scan_tree(
         )
         config = [TREE_FORMAT, *ignore_file_names]
         if secret_files is not None:
-            scanned = without_secret_files(scanned, secret_files)
+            scanned = without_secret_files(scanned, secret_files, root)
             config.append(secret_files.salt)
+        if confined:
+            _refuse_links_out(scanned, root, shown)
         tree = tree_of(scanned, cache=store, root=root, config="\0".join(config))
         tree.digest  # noqa: B018 -- computed here, where the collector is paused
     return tree
 
 
-def without_secret_files(scanned: ScanResult, secret_files: SecretFileFilter) -> ScanResult:
-    """The scan less the files ``secret_files`` does not keep (a folder's stat-cache signature stays valid: the
-    filter's settings are part of the cached tree's config)."""
+def without_secret_files(scanned: ScanResult, secret_files: SecretFileFilter, root: str = "") -> ScanResult:
+    """The scan less the files ``secret_files`` does not keep, a followed link judged by its target's path too
+    (relative to ``root`` when inside it). A folder's stat-cache signature stays valid: the filter's settings are
+    part of the cached tree's config."""
+    followed = scanned.followed
+    targets = {rel: _shown_target(target, root) for rel, target in followed.items()}
     folders = []
     for part in scanned.folders:
         prefix = f"{part.rel}/" if part.rel else ""
-        kept = [i for i, name in enumerate(part.names) if secret_files.keeps(prefix + name)]
+        kept = [i for i, name in enumerate(part.names) if secret_files.keeps(prefix + name, targets.get(prefix + name))]
         if len(kept) == len(part.names):
             folders.append(part)
             continue
@@ -308,7 +316,30 @@ def without_secret_files(scanned: ScanResult, secret_files: SecretFileFilter) ->
             )
         )
     links = {rel: target for rel, target in scanned.links.items() if secret_files.keeps(rel)}
-    return ScanResult(folders, links)
+    kept_names = {f"{p.rel}/{n}" if p.rel else n for p in folders for n in p.names} if followed else set()
+    return ScanResult(folders, links, {rel: t for rel, t in followed.items() if rel in kept_names})
+
+
+def _shown_target(target: str, root: str) -> str:
+    """A followed link's target: ``/``-separated and relative to ``root`` when inside it, else as it is."""
+    if root and target.startswith(root.rstrip(os.sep) + os.sep):
+        return os.path.relpath(target, root).replace(os.sep, "/")
+    return target
+
+
+def _refuse_links_out(scanned: ScanResult, root: str, shown: str) -> None:
+    """Refuse a kept link whose target (all links resolved) lies outside ``root``."""
+    inside = root.rstrip(os.sep) + os.sep
+    for rel, target in sorted(scanned.followed.items()):
+        if target.startswith(inside):
+            continue
+        link = os.readlink(os.path.join(root, *rel.split("/")))
+        resolved = "" if link == target else f" (which resolves to {target!r})"
+        raise FingerprintError(
+            f"source file {rel!r} in {shown!r} is a link to {link!r}{resolved}, outside the source folder: a step's "
+            "snapshot holds only what is inside source_directory; copy the file in (or point the link inside), "
+            "read it as a dataset, or exclude the link in .amlignore"
+        )
 
 
 def tree_of(scanned: ScanResult, *, cache: StatCache | None = None, root: str = "", config: str = "") -> Tree:

@@ -1,9 +1,10 @@
 """Walk a local folder as a snapshot sees it: ignore rules applied, one stat per file, symlinks handled safely.
 
-Symlinks: a link to a regular file counts as that file (its target's bytes, size and executable bit), wherever the
-target lives, because that is what the step reads. A link to a folder is not followed (it could leave the tree or
-loop back into it), and neither is a dangling link: each is recorded by its link text, as git records links, so
-re-pointing it is still a change. Ignore rules see a link as a file, as git does.
+Symlinks: a link to a regular file counts as that file (its target's bytes, size and executable bit), because that
+is what the step reads; the walk records where each such link leads (``Walk.followed``), so that a snapshot can
+refuse one that leaves the tree and leave out one to a secret file. A link to a folder is not followed (it could
+leave the tree or loop back into it), and neither is a dangling link: each is recorded by its link text, as git
+records links, so re-pointing it is still a change. Ignore rules see a link as a file, as git does.
 
 Folders are listed through a file descriptor (``os.scandir(fd)``), so each stat resolves one name instead of the
 whole path: about 20% less time on a large tree.
@@ -52,6 +53,7 @@ class Walk:
     root: str  # absolute
     folders: dict[str, FolderFiles] = field(default_factory=dict)  # by absolute folder path
     links: dict[str, str] = field(default_factory=dict)  # relative path -> link text (links not followed)
+    followed: dict[str, str] = field(default_factory=dict)  # relative path -> real path of the file it leads to
     files: int = 0
 
 
@@ -134,7 +136,7 @@ class Walker:
                 else:
                     if name == ".git" or (excludes and excludes(prefix + name, is_dir=False)):
                         continue
-                    link_target = self._link_target(fd, entry, prefix + name)
+                    link_target = self._link_target(fd, entry, prefix + name, base + name)
                     if link_target is None:
                         continue  # kept by its link text
                     if read_while_walked:
@@ -152,9 +154,10 @@ class Walker:
             add_key((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
             add_executable(mode & _S_IXUSR != 0)
 
-    def _link_target(self, fd: int, entry: os.DirEntry[str], rel: str) -> os.stat_result | None:
-        """What a symlink points to, when that is a regular file; otherwise the link is kept by its link text.
-        Anything else (a FIFO, socket or device, or a link to one) cannot be fingerprinted."""
+    def _link_target(self, fd: int, entry: os.DirEntry[str], rel: str, full: str) -> os.stat_result | None:
+        """What a symlink points to, when that is a regular file (its real path recorded in ``followed``);
+        otherwise the link is kept by its link text. Anything else (a FIFO, socket or device, or a link to one)
+        cannot be fingerprinted."""
         if not entry.is_symlink():
             raise self._not_regular(rel)
         try:
@@ -168,6 +171,7 @@ class Walker:
             return None
         if not stat.S_ISREG(st.st_mode):
             raise self._not_regular(rel)
+        self.walk.followed[rel] = os.path.realpath(full)
         return st
 
     def _read_file(self, dir_fd: int, here: FolderFiles, name: str, rel: str) -> None:

@@ -75,9 +75,10 @@ def snapshot_limit_bytes() -> int:
 
 
 def scan_source(source_directory: str, secret_files: SecretFileFilter | None = None) -> Tree:
-    """The source tree, refusing one over the snapshot limit (naming the biggest files). Well-known secret files
-    are left out (``secret_files``: which ones a step includes anyway; its ``skipped`` lists those left out)."""
-    tree = scan_tree(source_directory, secret_files=secret_files or SecretFileFilter())
+    """The source tree, refusing one over the snapshot limit (naming the biggest files) or holding a link to a file
+    outside ``source_directory``. Well-known secret files, and links to them, are left out (``secret_files``:
+    which ones a step includes anyway; its ``skipped`` lists those left out)."""
+    tree = scan_tree(source_directory, secret_files=secret_files or SecretFileFilter(), confined=True)
     limit = snapshot_limit_bytes()
     if tree.size > limit:
         biggest = sorted(tree.entries.items(), key=lambda kv: kv[1].size, reverse=True)[:5]

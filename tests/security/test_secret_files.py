@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,42 @@ def test_include_secret_files_is_checked_at_parse_time(value: object, message: s
         PythonScriptOperator(
             task_id="train", script_name="t.py", source_directory=str(tmp_path), include_secret_files=value
         )
+
+
+def test_a_link_to_a_file_outside_the_source_is_refused_and_a_link_to_a_secret_left_out(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("aws_secret_access_key=LinkedPlant1\n")
+    (home / "notes.txt").write_text("LinkedPlant2\n")
+    src = tmp_path / "src"
+    (src / "conf").mkdir(parents=True)
+    (src / "train.py").write_text("pass\n")
+    (src / "conf" / ".env").write_text("TOKEN=LinkedPlant3\n")
+    (src / "aws.txt").symlink_to(home / ".aws" / "credentials")  # the secret-file filter sees the target's name
+    (src / "settings.txt").symlink_to("conf/.env")
+    (src / "also_train.py").symlink_to("train.py")  # inside, not secret: kept as the file
+    secret_files = SecretFileFilter()
+    tree = scan_source(str(src), secret_files)
+    assert sorted(tree.entries) == ["also_train.py", "train.py"]
+    outside = os.path.realpath(home / ".aws" / "credentials")
+    assert sorted(secret_files.skipped) == [
+        f"aws.txt (a link to {outside})",
+        "conf/.env",
+        "settings.txt (a link to conf/.env)",
+    ]
+    store = Datastore("snap", (tmp_path / "store").as_uri())
+    store_snapshot(str(src), tree, store)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
+    assert b"LinkedPlant" not in stored
+    # listed in include_secret_files: the link to a secret inside is kept
+    assert "settings.txt" in scan_source(str(src), SecretFileFilter(("settings.txt",))).entries
+
+    # a link to any other file outside: refused, as a link to a folder outside is, before anything is stored
+    (src / "notes.txt").symlink_to(home / "notes.txt")
+    for _ in range(2):  # a first scan, then one from the stat cache
+        with pytest.raises(ConfigError, match=r"source file 'notes.txt' in '.*src' is a link to '.*/home/notes.txt', "
+                           r"outside the source folder: .* copy the file in \(or point the link inside\)"):  # fmt: skip
+            scan_source(str(src))
+    # listed in include_secret_files, a link out to a secret is still refused
+    with pytest.raises(ConfigError, match=r"'aws.txt' in .* is a link to '.*/\.aws/credentials', outside"):
+        scan_source(str(src), SecretFileFilter(("aws.txt",)))

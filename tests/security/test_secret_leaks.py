@@ -272,6 +272,29 @@ SECRET_FILES = [
     "cert.pfx",
     "release.keystore",
     "store.jks",
+    # ML platforms, keys, cloud and tool credentials, infrastructure state
+    "kaggle.json",
+    ".kaggle/kaggle.json",
+    ".huggingface/token",
+    ".cache/huggingface/token",
+    ".databrickscfg",
+    "rsa_key.p8",
+    "etc/ssh/ssh_host_ed25519_key",
+    "secring.gpg",
+    "passwords.kdbx",
+    ".boto",
+    ".my.cnf",
+    "_netrc",
+    ".passwd-s3fs",
+    "rclone.conf",
+    ".azure/msal_token_cache.json",
+    ".azure/accessTokens.json",
+    ".config/gcloud/credentials.db",
+    ".config/gcloud/access_tokens.db",
+    "infra/terraform.tfstate",
+    "infra/terraform.tfstate.backup",
+    "infra/prod.tfvars",
+    "infra/secrets.auto.tfvars.json",
 ]
 KEPT_FILES = [
     "train.py",
@@ -284,6 +307,10 @@ KEPT_FILES = [
     "monkey.json",
     "environment.yml",
     "keys.py",
+    "models/token",
+    "etc/ssh/ssh_host_ed25519_key.pub",
+    "infra/main.tf",
+    "azure/accessTokens.md",
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +14,21 @@ from airflow_mlpipe import Dataset, DataTransferOperator, OutputFileDatasetConfi
 from airflow_mlpipe.compute import Environment, KubernetesCompute
 from airflow_mlpipe.compute.base import StepLaunch
 from airflow_mlpipe.compute.kubernetes import WORKLOAD_IDENTITY, build_pod_operator
-from airflow_mlpipe.core.secrets import argument_credential, is_private_variable, scrub, scrub_text, secret_values
+from airflow_mlpipe.core.secrets import (
+    argument_credential,
+    is_private_variable,
+    scrub,
+    scrub_file,
+    scrub_text,
+    secret_values,
+)
 from airflow_mlpipe.exceptions import ConfigError, MlpipeError
 from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
 from tests.reuse.reuse_helpers import mlpipe_in_process
 
 BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
+PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMIIBIj\n-----END PUBLIC KEY-----"
 
 
 @pytest.mark.parametrize(
@@ -37,6 +46,15 @@ BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
         ("[('secret', 'TupPlant1'), ('name', 'x')]", "[('secret', '***'), ('name', 'x')]"),
         ("aws_secret_access_key SoSpacePlant1 and more", "aws_secret_access_key *** and more"),
         ("s3://AKID:ab@cPlant@bucket/x", "s3://AKID:***@bucket/x"),
+        # a PEM private key (a whole block, or one cut short), and a password shown as the repr of bytes
+        (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQPemPlant1\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY-----",
+        ),
+        ("key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbPemPlant2", "key: -----BEGIN OPENSSH PRIVATE KEY-----***"),
+        ("{'user': b'ml', 'password': b'BytesPlant3'}", "{'user': b'ml', 'password': b'***'}"),
+        ("password=b'BytesPlant4' token=b\"BytesPlant5\"", "password=b'***' token=b\"***\""),
+        ("[('password', b'BytesPlant6')]", "[('password', b'***')]"),
         # not credentials: other keys, prose, ordinary options, a user name, mlpipe's own advice
         (
             "the secret key is wrong; see include_secret_files config/.env",
@@ -47,10 +65,22 @@ BEARER, OPTION = "LakeBearerPlantLLL", "SoStrPlant2"
         ("sort_key=name key=customer_id", "sort_key=name key=customer_id"),
         ("basic auth is not used", "basic auth is not used"),
         ("x=1,y=2 --lr=0.1", "x=1,y=2 --lr=0.1"),
+        (PUBLIC_KEY, PUBLIC_KEY),
+        ("name=bob label='b'", "name=bob label='b'"),
     ],
 )
 def test_texts(text: str, shown: str) -> None:
     assert scrub_text(text) == shown
+
+
+def test_a_log_file_loses_the_lines_of_a_private_key(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEPemLine1\nPemLine2==\n-----END RSA PRIVATE KEY-----"
+    log.write_text(f"start\n{key}\nend\n")
+    scrub_file(str(log), str(tmp_path / "shown.txt"))
+    assert (tmp_path / "shown.txt").read_text() == (
+        "start\n-----BEGIN RSA PRIVATE KEY-----\n***\n***\n***-----END RSA PRIVATE KEY-----\nend\n"
+    )
 
 
 def test_options_and_arguments() -> None:
