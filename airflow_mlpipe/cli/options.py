@@ -118,13 +118,32 @@ def airflow_id(option: str, *, kind: str, example: str) -> Callable[[str], str]:
     return parse
 
 
+def run_or_step_run(option: str, *, example: str) -> Callable[[str], str]:
+    """A parser of a DAG run id or a step run id: one name, never empty (leaving the option out means "the latest")
+    and never a folder path."""
+
+    def parse(text: str) -> str:
+        if not text.strip() or "/" in text or "\\" in text or not text.strip("."):
+            what = "is empty" if not text.strip() else "is not a DAG run id or a step run id"
+        elif not text.isprintable():
+            what = "holds a control character"
+        else:
+            return text
+        raise OptionValueError(
+            f"{option} {shown(text)} {what}; give a DAG run id or a step run id (mlpipe runs list shows them), e.g. "
+            f"{example}, or leave {option} out for the latest step run"
+        )
+
+    return parse
+
+
 def datasets_token(text: str) -> str:
     """``mlpipe datasets list --after``: the token a page printed, the name of its last dataset."""
     from airflow_mlpipe.datasets.names import check_name
     from airflow_mlpipe.exceptions import ConfigError
 
     try:
-        return check_name(text)
+        return check_name(text, existing=True)
     except ConfigError:
         raise OptionValueError(
             f"--after {shown(text)} is not a token a page printed (the name of the last dataset listed); copy it "

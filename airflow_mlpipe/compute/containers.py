@@ -81,7 +81,7 @@ def plain_env(compute_env: Mapping[str, str], environment: Environment | None, l
     env = dict(compute_env)
     if environment is not None:
         env.update(environment.env_vars)
-    env.update(check_env(launch.env, what=f"step {launch.step_name!r} launch env"))
+    env.update(check_env(launch.env, what=f"step {launch.step_name!r} launch env", own=True))
     return env
 
 

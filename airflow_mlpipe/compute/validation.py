@@ -159,9 +159,29 @@ def check_annotations(annotations: Mapping[str, str] | None, *, what: str) -> di
     return result
 
 
-def check_env(env: Mapping[str, str] | None, *, what: str) -> dict[str, str]:
+# Variables mlpipe itself hands a step's runner or script: a DAG's value would replace the worker's seal key
+# (``MLPIPE_REGISTRY_KEY``), forge the attempt's key or the spec digest the runner checks, or lie to the script
+# about its run. Settings a step may take (``MLPIPE_STORE_TIMEOUT``, ``MLPIPE_HOME``) are not among them.
+RESERVED_ENV = frozenset(
+    {
+        "MLPIPE_REGISTRY_KEY",
+        "MLPIPE_ATTEMPT_KEY",
+        "MLPIPE_SPEC_DIGEST",
+        "MLPIPE_RUN_CONTEXT",
+        "MLPIPE_STEP_RUN_ID",
+        "MLPIPE_PARAMS",
+        "MLPIPE_MAP_INDEX",
+        "MLPIPE_PARALLEL_OUTPUT_DIR",
+        "MLPIPE_PARALLEL_LOG_LEVEL",
+        "MLPIPE_FAULT_DIR",
+    }
+)
+
+
+def check_env(env: Mapping[str, str] | None, *, what: str, own: bool = False) -> dict[str, str]:
     """Plain environment variables. ``AIRFLOW_CONN_*`` are refused: connections carry credentials, which reach a
-    step only through its compute target's secret mechanism (never as plain values that end up in specs and logs)."""
+    step only through its compute target's secret mechanism (never as plain values that end up in specs and logs).
+    So are the variables mlpipe sets itself (:data:`RESERVED_ENV`), unless ``own`` (mlpipe's own launch)."""
     if env is None:
         return {}
     if not isinstance(env, Mapping):
@@ -182,11 +202,22 @@ def check_env(env: Mapping[str, str] | None, *, what: str) -> dict[str, str]:
                 "environment variable: the step receives the connections of its datastores by itself (through "
                 "Kubernetes Secrets or Docker's private environment)"
             )
+        if not own and name.upper() in RESERVED_ENV:
+            raise ConfigError(
+                f"{what}: {name!r} is a variable mlpipe sets itself for the step's runner and script; a value of "
+                "yours would replace it. Remove it (give the step your own variable name)"
+            )
         if not isinstance(value, str):
             # Never the value itself: a variable may hold a credential, whatever its name or type.
             raise ConfigError(
                 f"{what}[{name!r}] must be a string, not {type(value).__name__}; give the variable's value as a "
                 "string (quoted in the DAG file)"
+            )
+        if "\x00" in value:
+            # A process environment cannot hold NUL: the launch would fail later, naming no variable.
+            raise ConfigError(
+                f"{what}[{name!r}] contains a NUL character (the value is not shown), which no process environment "
+                "can hold; remove it from the value"
             )
         result[name] = value
     return result

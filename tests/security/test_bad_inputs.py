@@ -817,6 +817,37 @@ def _parallel_step(**kwargs: Any) -> Any:
             "env_vars: '1A' is not a valid environment variable name",
             id="env-vars-name",
         ),
+        bad(
+            lambda: Environment(env_vars={"MLPIPE_REGISTRY_KEY": "mine"}),
+            ConfigError,
+            "env_vars: 'MLPIPE_REGISTRY_KEY' is a variable mlpipe sets itself for the step's runner and script; "
+            "a value of yours would replace it",
+            id="env-vars-registry-key",
+        ),
+        bad(
+            lambda: Environment(env_vars={"mlpipe_attempt_key": "k"}),
+            ConfigError,
+            "env_vars: 'mlpipe_attempt_key' is a variable mlpipe sets itself",
+            id="env-vars-attempt-key-lower",
+        ),
+        bad(
+            lambda: DockerCompute(image="i:1", env={"MLPIPE_SPEC_DIGEST": "x"}),
+            ConfigError,
+            "env: 'MLPIPE_SPEC_DIGEST' is a variable mlpipe sets itself",
+            id="docker-env-spec-digest",
+        ),
+        bad(
+            lambda: DockerCompute(image="i:1", private_env={"MLPIPE_ATTEMPT_KEY": "x"}),
+            ConfigError,
+            "private_env: 'MLPIPE_ATTEMPT_KEY' is a variable mlpipe sets itself",
+            id="docker-private-env-attempt-key",
+        ),
+        bad(
+            lambda: KubernetesCompute(image="i:1", env={"MLPIPE_RUN_CONTEXT": "{}"}),
+            ConfigError,
+            "env: 'MLPIPE_RUN_CONTEXT' is a variable mlpipe sets itself",
+            id="k8s-env-run-context",
+        ),
         bad(lambda: Environment(image=3), ConfigError, "image 3 is not a non-empty string", id="env-image-int"),
         bad(lambda: Environment(image=""), ConfigError, "image '' is not a non-empty string", id="env-image-empty"),
         bad(lambda: Environment(image="a b"), ConfigError, "image 'a b' is not a valid image", id="env-image-space"),
