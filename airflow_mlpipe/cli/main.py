@@ -310,32 +310,37 @@ def runs_list(
 
 @runs_app.command("reindex")
 def runs_reindex(as_json: JsonOpt = False) -> None:
-    """Rebuild the newest-first listings of step runs from every record (after a restore from a backup)."""
-    from airflow_mlpipe.steps.run_index import reindex
+    """Rebuild the newest-first listings of step runs from every record (after a restore from a backup). A record
+    that cannot be read is reported and listed as a row with its error; the others are indexed."""
+    from airflow_mlpipe.steps.run_index import rebuild
     from airflow_mlpipe.storage.datastore import Datastore
 
-    count = reindex(Datastore.get_default())
+    rebuilt = rebuild(Datastore.get_default())
     if as_json:
-        emit_json({"indexed": count})
+        emit_json({"indexed": rebuilt.indexed, "unreadable": list(rebuilt.unreadable)})
         return
-    emit_line(f"indexed {count} step runs")
+    emit_line(f"indexed {rebuilt.indexed} step runs")
+    if rebuilt.unreadable:
+        emit_line(f"{len(rebuilt.unreadable)} records cannot be read (listed as rows with their errors):")
+        for problem in rebuilt.unreadable:
+            emit_line(f"  - {error_text(problem)}")
 
 
 @runs_app.command("show")
 def runs_show(run: str, as_json: JsonOpt = False) -> None:
     """One step run: status, arguments, inputs, outputs, metrics, reuse, logs."""
     from airflow_mlpipe.exceptions import TamperedRecordError
-    from airflow_mlpipe.steps.records import read_record, record_path
+    from airflow_mlpipe.steps.records import CorruptRecordError, read_record, record_path
 
     try:
         record = read_record(run)
     except FileNotFoundError:
         _fail(f"no step run {run!r}; list them with: mlpipe runs list", as_json)
         return
-    except TamperedRecordError as exc:  # it failed its seal: the message names it and why
+    except (CorruptRecordError, TamperedRecordError) as exc:  # the message names it, why and the fix
         _fail(str(exc), as_json)
         return
-    except (ValueError, TypeError) as exc:  # not JSON, or not an object
+    except ValueError as exc:  # a step run id that names no folder of its own (a bad path)
         _fail(f"step run {run!r}: its record {record_path(run)!r} is unreadable ({type(exc).__name__}: {exc})", as_json)
         return
     if as_json:

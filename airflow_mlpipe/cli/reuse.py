@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from airflow_mlpipe.cli.options import airflow_id, whole_number
+from airflow_mlpipe.cli.options import airflow_id, run_or_step_run, whole_number
 from airflow_mlpipe.cli.output import emit_fields, emit_json, emit_line
 
 reuse_app = typer.Typer(no_args_is_help=True, help="Step reuse: why a step ran again or took earlier outputs.")
@@ -25,7 +25,11 @@ def explain(
     ],
     run: Annotated[
         str | None,
-        typer.Option("--run", help="A DAG run id (its last try) or a step run id (default: the latest step run)."),
+        typer.Option(
+            "--run",
+            parser=run_or_step_run("--run", example="--run manual__2026-01-01T00:00:00+00:00"),
+            help="A DAG run id (its last try) or a step run id (default: the latest step run).",
+        ),
     ] = None,
     map_index: Annotated[
         int | None,

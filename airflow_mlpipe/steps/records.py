@@ -18,8 +18,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from airflow_mlpipe.core.checks import shown
 from airflow_mlpipe.core.secrets import connection_secrets, scrub
-from airflow_mlpipe.exceptions import TamperedRecordError
+from airflow_mlpipe.exceptions import MlpipeError, TamperedRecordError
 from airflow_mlpipe.steps import record_seals, spec_seals
 from airflow_mlpipe.steps.spec import SpecError, StepSpec
 from airflow_mlpipe.storage.datastore import Datastore
@@ -38,6 +39,12 @@ FAILED = "Failed"
 SUCCEEDED = (COMPLETED, REUSED)
 # Known credentials shorter than this are not searched for in records (patterns still find them).
 _MIN_KNOWN = 8
+_CORRUPT_FIX = "restore it from a backup or delete it"
+
+
+class CorruptRecordError(MlpipeError, ValueError):
+    """A stored record that is not JSON, not an object, or lacks the fields every record has: nothing is taken
+    from it (a claim's holder is judged by its lease instead, ``runner.claims``)."""
 
 
 def run_folder(step_run_id: str) -> str:
@@ -146,13 +153,48 @@ def read_record(step_run_id: str, store: Datastore | None = None) -> dict[str, A
 
 
 def verified_record(step_run_id: str, body: bytes, store: Datastore) -> dict[str, Any]:
-    """The record stored as ``body`` in the folder of ``step_run_id`` (read in a batch), once its seal holds."""
-    return _verified(step_run_id, body, store, record_seals.RECORD_SALT, record_path(step_run_id), "record")
+    """The record stored as ``body`` in the folder of ``step_run_id`` (read in a batch), once its seal holds;
+    ``CorruptRecordError`` naming it when it is not a record (``record_problem``)."""
+    path = record_path(step_run_id)
+    record = _verified(step_run_id, body, store, record_seals.RECORD_SALT, path, "record")
+    problem = record_problem(record)
+    if problem:
+        raise CorruptRecordError(_corrupt(step_run_id, store, path, "record", problem))
+    return record
+
+
+# Fields a record may lack (older code's), but which hold these when present: what readers index into.
+_OBJECT_FIELDS = ("metrics", "snapshot_info", "reuse")
+_OBJECT_LIST_FIELDS = ("inputs", "outputs")
+
+
+def record_problem(record: Mapping[str, Any]) -> str | None:
+    """What makes ``record`` (an object) no step run record, in words; None when it is one. A sealed record is
+    always one; this catches older code's unsealed records that were changed or cut short."""
+    status = record.get("status")
+    if not isinstance(status, str) or not status:
+        return f"its status is {shown(status)}, not a status such as {RUNNING!r} or {COMPLETED!r}"
+    for field in _OBJECT_FIELDS:
+        if record.get(field) is not None and not isinstance(record[field], Mapping):
+            return f"its {field!r} is {shown(record[field])}, not an object"
+    for field in _OBJECT_LIST_FIELDS:
+        items = record.get(field)
+        if items is None:
+            continue
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+            return f"its {field!r} is {shown(items)}, not a list of objects"
+        unnamed = [item for item in items if not isinstance(item.get("name"), str)]
+        if unnamed:
+            return f"an entry of its {field!r} has no name: {shown(unnamed[0])}"
+        if any(item.get("manifest") is not None and not isinstance(item["manifest"], Mapping) for item in items):
+            return f"an entry of its {field!r} has a manifest that is not an object"
+    return None
 
 
 def record_or_refusal(step_run_id: str, store: Datastore | None = None) -> tuple[dict[str, Any] | None, str | None]:
-    """The record (None when there is none or it is unreadable), or why it was refused: for decisions that must
-    tell "no record" from "a record that failed its seal" (a claim's holder keeps its claim on the latter)."""
+    """The record (None when there is none or it is unreadable or corrupt), or why it was refused: for decisions
+    that must tell "no record" from "a record that failed its seal" (a claim's holder keeps its claim on the
+    latter)."""
     try:
         return read_record(step_run_id, store), None
     except TamperedRecordError as exc:
@@ -281,13 +323,22 @@ def _refusal(
 
 
 def _verified(step_run_id: str, body: bytes, store: Datastore, salt: bytes, path: str, what: str) -> dict[str, Any]:
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except ValueError as exc:  # not JSON, or not text
+        raise CorruptRecordError(_corrupt(step_run_id, store, path, what, f"it is not JSON: {exc}")) from None
     if not isinstance(data, Mapping):
-        data = dict(data)  # a TypeError, as for any record that is not an object
+        kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(data), "number")
+        raise CorruptRecordError(_corrupt(step_run_id, store, path, what, f"it holds a JSON {kind}, not an object"))
     refused = _refusal(step_run_id, data, store, salt, path, what)
     if refused:
         raise TamperedRecordError(refused)
     return record_seals.without_seal(data)
+
+
+def _corrupt(step_run_id: str, store: Datastore, path: str, what: str, problem: str) -> str:
+    where = f"its {what} {path!r} in datastore {store.name!r}"
+    return f"step run {step_run_id}: {where} is corrupt ({problem}); {_CORRUPT_FIX}"
 
 
 # -- listing ----------------------------------------------------------------------------------------------------

@@ -77,14 +77,17 @@ def write_summaries(record: Mapping[str, Any], store: Datastore) -> None:
     from airflow_mlpipe.steps.readers import note_readers
     from airflow_mlpipe.steps.records import COMPLETED, FAILED, REUSED
 
-    summary = json.loads(json.dumps(summary_of(record), default=str))
-    body = json.dumps({**summary, SEAL_FIELD: seal_of(summary, SUMMARY_SALT)}, sort_keys=True).encode("utf-8")
-    write_listed(store, dict.fromkeys(summary_paths(record), body))
+    write_listed(store, dict.fromkeys(summary_paths(record), _sealed_summary(record)))
     if record.get("status") in (COMPLETED, REUSED, FAILED):
         try:
             note_readers(record, store)
         except Exception as exc:
             log.warning("step run %s: could not index the dataset versions it read: %s", record["step_run_id"], exc)
+
+
+def _sealed_summary(record: Mapping[str, Any]) -> bytes:
+    summary = json.loads(json.dumps(summary_of(record), default=str))
+    return json.dumps({**summary, SEAL_FIELD: seal_of(summary, SUMMARY_SALT)}, sort_keys=True).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,23 @@ def ensure_indexed(store: Datastore) -> int:
 
 
 def reindex(store: Datastore) -> int:
-    """Write the summaries of every record in the datastore (reads them all: a migration, not a listing)."""
+    """Write the summaries of every record in the datastore (reads them all: a migration, not a listing).
+    Returns how many it indexed (``rebuild``: also which it could not)."""
+    return rebuild(store).indexed
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What ``rebuild`` did: how many records it indexed, and one line per record it could not read (each listed
+    as a row with its error instead)."""
+
+    indexed: int
+    unreadable: tuple[str, ...]
+
+
+def rebuild(store: Datastore) -> Rebuilt:
+    """``reindex``, saying which records could not be read: a record that is not JSON, not an object, lacks
+    fields or fails its seal is reported and listed as a row with its error; the others are indexed."""
     from airflow_mlpipe.steps.records import RUNS_ROOT, now_iso, read_record
 
     count = 0
@@ -227,8 +246,9 @@ def reindex(store: Datastore) -> int:
             record: dict[str, Any] | None = read_record(srid, store)
         except FileNotFoundError:
             record = None  # planned, never ran: nothing to list
-        except ValueError as exc:
-            unreadable.append(f"{srid} ({exc})")
+        except ValueError as exc:  # corrupt, or refused by its seal: the message names it and the fix
+            unreadable.append(str(exc))
+            _write_error_summary(store, srid, str(exc).removeprefix(f"step run {srid}: "))
             record = None
         if record is not None and record.get("step_run_id"):
             if not record.get("created_at"):
@@ -237,8 +257,7 @@ def reindex(store: Datastore) -> int:
             count += 1
     if unreadable:
         log.warning(
-            "%d step run records are unreadable and left out of the run index (mlpipe runs show STEP_RUN_ID names "
-            "the fault): %s",
+            "%d step run records cannot be read and are listed as rows with their errors: %s",
             len(unreadable),
             "; ".join(unreadable[:20]) + (" ..." if len(unreadable) > 20 else ""),
         )
@@ -246,7 +265,31 @@ def reindex(store: Datastore) -> int:
     if unreadable:
         marker["unreadable"] = unreadable[:100]
     store.write_json(INDEXED_MARKER, marker)
-    return count
+    return Rebuilt(count, tuple(unreadable))
+
+
+# Where a row without a time of its own sorts (last): the same key at every reindex, never a new row.
+_NO_TIME = "1970-01-01T00:00:00+00:00"
+
+
+def _write_error_summary(store: Datastore, step_run_id: str, error: str) -> None:
+    """A row for a step run whose record cannot be read: its id and the error, where its record's row would be
+    (the time and the DAG and task of its spec, when that reads) so that a record restored later replaces it."""
+    from airflow_mlpipe.steps.records import read_spec
+
+    try:
+        spec = read_spec(step_run_id, store)
+    except ValueError:  # unreadable, or refused by its seal: the row is listed with every DAG's runs only
+        spec = None
+    moment = (spec.created_at if spec is not None else None) or _NO_TIME
+    name = newest_first_name(moment, step_run_id)
+    paths = [f"{scope_folder()}/{name}"]
+    if spec is not None:
+        paths += [f"{scope_folder(spec.dag_id)}/{name}", f"{scope_folder(spec.dag_id, spec.task_id)}/{name}"]
+    row = {"step_run_id": step_run_id, "created_at": spec.created_at if spec is not None else None, "error": error}
+    if spec is not None:
+        row.update(spec.attempt.to_dict())
+    write_listed(store, dict.fromkeys(paths, _sealed_summary(row)))
 
 
 def _spec_time(store: Datastore, step_run_id: str) -> str | None:

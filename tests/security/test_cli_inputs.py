@@ -9,12 +9,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from airflow_mlpipe.cli import output
 from airflow_mlpipe.cli.main import main
+from airflow_mlpipe.datasets import seal_dates
+from airflow_mlpipe.steps import record_seals
 from airflow_mlpipe.storage.datastore import Datastore
 
 LONG = "a" * 100_000
@@ -181,6 +184,25 @@ def assert_usage_error(result: Result, *parts: str) -> None:
         ),
         pytest.param(["reuse", "explain", "d", "t", "--map-index", "x"], ["--map-index 'x' must"], id="map-index"),
         pytest.param(
+            ["reuse", "explain", "d", "t", "--run", ""],
+            ["--run '' is empty", "give a DAG run id or a step run id", "leave --run out for the latest step run"],
+            id="reuse-run-empty",
+        ),
+        pytest.param(["reuse", "explain", "d", "t", "--run", "  "], ["--run '", "' is empty"], id="reuse-run-blank"),
+        pytest.param(
+            ["reuse", "explain", "d", "t", "--run", "../../registry"],
+            ["--run '../../registry' is not a DAG run id or a step run id"],
+            id="reuse-run-path",
+        ),
+        pytest.param(
+            ["reuse", "explain", "d", "t", "--run", ".."], ["--run '..' is not a DAG run"], id="reuse-run-dots"
+        ),
+        pytest.param(
+            ["reuse", "explain", "d", "t", "--run", "a\nb"],
+            ["--run 'a\\nb' holds a control character"],
+            id="reuse-run-nl",
+        ),
+        pytest.param(
             ["transfer", "nocolon", "mlpipe_default:b"],
             ["SOURCE 'nocolon' names no datastore", "write DATASTORE:path"],
             id="transfer-no-datastore",
@@ -319,23 +341,73 @@ def test_runs_list_shows_a_corrupt_summary_as_a_row(mlpipe: object) -> None:
     assert table.code == 0 and "unreadable run summary" in table.out and "d.r.two" in table.out
 
 
+UNSEALED = {"step_run_id": "d.r.t", "status": "Completed", "dag_id": "d", "task_id": "t"}
+
+
 @pytest.mark.parametrize(
-    ("body", "error"),
+    ("body", "problem"),
     [
-        pytest.param("{oops", "JSONDecodeError: Expecting property name", id="not-json"),
-        pytest.param("[1, 2]", "TypeError: cannot convert dictionary update sequence", id="not-an-object"),
+        pytest.param("{oops", "it is not JSON: Expecting property name", id="not-json"),
+        pytest.param("[1, 2]", "it holds a JSON list, not an object", id="not-an-object"),
+        pytest.param('"text"', "it holds a JSON string, not an object", id="a-string"),
+        pytest.param(
+            json.dumps({**UNSEALED, "outputs": [{}]}), "an entry of its 'outputs' has no name: {}", id="output-no-name"
+        ),
+        pytest.param(
+            json.dumps({**UNSEALED, "inputs": ["x"]}), "its 'inputs' is ['x'], not a list of objects", id="input-str"
+        ),
+        pytest.param(json.dumps({**UNSEALED, "metrics": [1]}), "its 'metrics' is [1], not an object", id="metrics"),
+        pytest.param(
+            json.dumps({k: v for k, v in UNSEALED.items() if k != "status"}),
+            "its status is None, not a status such as 'Running'",
+            id="no-status",
+        ),
+        pytest.param(
+            json.dumps({**UNSEALED, "snapshot_info": "x"}), "its 'snapshot_info' is 'x', not an object", id="snapshot"
+        ),
     ],
 )
-def test_a_corrupt_run_record_is_one_line(mlpipe: object, body: str, error: str) -> None:
-    Datastore.get_default().write_text("_mlpipe/runs/d.r.t/record.json", body)
+def test_a_corrupt_run_record_is_one_line_and_a_row_in_the_listings(mlpipe: object, body: str, problem: str) -> None:
+    """Unsealed records (older code's, in a store without the seals marker) too: one line naming the step run,
+    the problem and the fix, never half a record and a traceback; ``runs reindex`` reports it and goes on, and
+    the listings show it as a row with its error."""
+    from airflow_mlpipe.steps import records
+
+    store = Datastore.get_default()
+    seal_dates._SINCE.clear()
+    store.write_text("_mlpipe/runs/d.r.t/record.json", body)  # before the first sealed record: older code's
+    time.sleep(0.05)
+    records.write_record({**UNSEALED, "step_run_id": "d.r.ok", "created_at": "2026-01-01T00:00:00+00:00"}, store)
+    assert store.exists(record_seals.SEALED_MARKER)
+    error = f"its record '_mlpipe/runs/d.r.t/record.json' in datastore 'mlpipe_default' is corrupt ({problem}"
+    fix = "; restore it from a backup or delete it"
+
     shown = mlpipe("runs", "show", "d.r.t")  # type: ignore[operator]
     assert shown.code == 1 and shown.out == ""
-    assert shown.err.startswith(
-        f"error: step run 'd.r.t': its record '_mlpipe/runs/d.r.t/record.json' is unreadable ({error}"
-    )
+    assert shown.err.startswith(f"error: step run d.r.t: {error}") and fix in shown.err
     assert shown.err.count("\n") == 1 and "Traceback" not in shown.err
+    as_json = mlpipe("runs", "show", "d.r.t", "--json")  # type: ignore[operator]
+    assert as_json.code == 1 and json.loads(as_json.out)["error"].startswith(f"step run d.r.t: {error}")
     explained = mlpipe("reuse", "explain", "d", "t", "--run", "d.r.t")  # type: ignore[operator]
     assert explained.code == 1 and explained.err.startswith("error: no reuse decision for step run 'd.r.t'")
+
+    listed = mlpipe("runs", "list", "--json")  # the first listing of a store without a run index builds it
+    assert listed.code == 0, listed.err
+    rows = {row["step_run_id"]: row for row in json.loads(listed.out)["runs"]}
+    assert rows["d.r.ok"]["status"] == "Completed" and rows["d.r.ok"]["error"] is None
+    assert rows["d.r.t"]["status"] is None and rows["d.r.t"]["error"].startswith(error)
+    table = mlpipe("runs", "list")  # type: ignore[operator]
+    assert table.code == 0 and "d.r.ok" in table.out and "is corrupt" in table.out and "Traceback" not in table.err
+
+    reindexed = mlpipe("runs", "reindex", "--json")  # type: ignore[operator]
+    assert reindexed.code == 0, reindexed.err
+    assert json.loads(reindexed.out)["indexed"] == 1
+    assert [u[:90] for u in json.loads(reindexed.out)["unreadable"]] == [f"step run d.r.t: {error}"[:90]]
+    reindexed = mlpipe("runs", "reindex")  # type: ignore[operator]
+    assert reindexed.code == 0 and reindexed.out.startswith("indexed 1 step runs\n1 records cannot be read")
+    assert f"  - step run d.r.t: {error}" in reindexed.out
+    again = json.loads(mlpipe("runs", "list", "--json").out)["runs"]  # type: ignore[operator]
+    assert sorted(row["step_run_id"] for row in again) == ["d.r.ok", "d.r.t"]  # no new row at each reindex
 
 
 def test_the_tokens_pages_print_are_taken(mlpipe: object) -> None:

@@ -160,8 +160,11 @@ def test_an_unreadable_record_met_while_indexing_is_named_not_dropped_silently(
     bad = _record(9)["step_run_id"]
     datastore.write_text(records.record_path(bad), "{not json")
     assert run_index.reindex(datastore) == 3
-    assert "1 step run records are unreadable and left out of the run index" in caplog.text and bad in caplog.text
-    assert datastore.read_json(run_index.INDEXED_MARKER)["unreadable"][0].startswith(f"{bad} (")
+    assert "1 step run records cannot be read and are listed as rows with their errors" in caplog.text
+    assert bad in caplog.text
+    assert datastore.read_json(run_index.INDEXED_MARKER)["unreadable"][0].startswith(f"step run {bad}: its record")
+    rows = {row["step_run_id"]: row for row in run_index.list_runs(datastore).rows}
+    assert len(rows) == 4 and rows[bad]["status"] is None and "is corrupt (it is not JSON" in rows[bad]["error"]
 
 
 def test_a_page_of_sparse_runs_is_one_listing_on_object_stores(datastore: Datastore) -> None:
