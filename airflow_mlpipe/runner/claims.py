@@ -8,10 +8,12 @@ still holds the claim when it stages the files (the commit): the second writer f
 writes nothing.
 
 A claim whose holder can no longer write is taken over (compare-and-swap on the claim): an earlier try of the same
-task instance (Airflow runs one try at a time), a step run recorded as failed, one whose record is gone, or one
-recorded as running whose lease (on its reuse key, or on itself: ``runner.writer_lease``) was released or
-expired (its process was killed). A holder that is running, committed or completed keeps it. Destinations with
-``{run-id}`` are the attempt's own and need no claim.
+task instance (Airflow runs one try at a time), a step run recorded as failed, one whose lease (on its reuse key,
+or on itself: ``runner.writer_lease``) was released or expired (its process was killed) while its record says
+Running, is gone or is corrupt, and one that has neither a readable record nor a lease. A step script can
+overwrite or delete its record, so a record that is gone or corrupt never decides alone: a holder with a live
+lease keeps its claim, and so does one that is running, committed or completed, or whose record failed its
+seal. Destinations with ``{run-id}`` are the attempt's own and need no claim.
 """
 
 from __future__ import annotations
@@ -110,8 +112,10 @@ def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
     record, refused = records.record_or_refusal(holder.attempt.step_run_id)
     if refused:  # a forged record says nothing of the holder: it keeps its claim
         return None
-    if record is None:
-        return "it has no run record"
+    if record is None:  # deleted or overwritten (a step script can): only its lease tells whether it still writes
+        return _lease_gone(
+            holder.attempt.step_run_id, unheld="its run record is missing or corrupt, and it holds no lease"
+        )
     if record.get("status") == records.FAILED:
         return "it failed"
     if record.get("status") == records.RUNNING:
@@ -119,16 +123,17 @@ def _stale(holder: DestinationClaim, attempt: AttemptId) -> str | None:
     return None
 
 
-def _lease_gone(step_run_id: str) -> str | None:
-    """Why a step run whose record still says Running has stopped (None: it may be running): the lease it holds
-    while it may write (``runner.writer_lease``: on itself, or on its reuse key) was released, stopped being
-    renewed (its process was killed), or has passed to another run since (which takes a lease only once it was
-    released or expired). A step run that never held either (written by older code) is judged running: it keeps
-    its claim."""
+def _lease_gone(step_run_id: str, *, unheld: str | None = None) -> str | None:
+    """Why a step run whose record says Running, or cannot be read, has stopped (None: it may be running): the
+    lease it holds while it may write (``runner.writer_lease``: on itself, or on its reuse key) was released,
+    stopped being renewed (its process was killed), or has passed to another run since (which takes a lease only
+    once it was released or expired). ``unheld``: the answer for a step run that never held either (a Running one
+    written by older code is judged running, and keeps its claim)."""
     from airflow_mlpipe.reuse.dedup import DedupSettings
     from airflow_mlpipe.reuse.lease import Leases
 
     leases = Leases(clock_skew=DedupSettings.from_env().clock_skew)
+    said = "its record says Running" if unheld is None else "its run record is missing or corrupt"
     for key, what in _writer_leases(step_run_id):
         history = leases.history(key)
         held = [lease for lease in history if lease.info.get("step_run_id") == step_run_id]
@@ -138,20 +143,20 @@ def _lease_gone(step_run_id: str) -> str | None:
         if lease is not latest:
             taker = latest.info.get("step_run_id") or latest.holder
             return (
-                f"its record says Running but its lease on {what} has since passed to step run {taker} (it released "
-                "it or stopped renewing it)"
+                f"{said} but its lease on {what} has since passed to step run {taker} (it released it or stopped "
+                "renewing it)"
             )
         if lease.released:
-            return f"its record says Running but it released its lease on {what} (it stopped)"
+            return f"{said} but it released its lease on {what} (it stopped)"
         if lease.expired(leases.clock(), leases.clock_skew):
             silent = leases.clock() - lease.renewed_at
             return (
-                f"its record says Running but its lease on {what} expired: no heartbeat for {silent:.0f} s, longer "
-                f"than its ttl ({lease.silence_allowed:g} s) and the clock-skew margin ({leases.clock_skew:g} s), so "
-                "its process was killed"
+                f"{said} but its lease on {what} expired: no heartbeat for {silent:.0f} s, longer than its ttl "
+                f"({lease.silence_allowed:g} s) and the clock-skew margin ({leases.clock_skew:g} s), so its process "
+                "was killed"
             )
         return None
-    return None
+    return unheld
 
 
 def _writer_leases(step_run_id: str) -> Iterator[tuple[str, str]]:
@@ -173,6 +178,8 @@ def _refusal(name: str, store: Datastore, path: str, holder: DestinationClaim) -
     doing = "writes it now" if status == records.RUNNING else f"has written it ({status})"
     if refused:
         doing = f"may write it still: its run record failed its seal ({refused})"
+    elif record is None:
+        doing = "may write it still: its run record is missing or corrupt, but its lease is alive"
     return (
         f"output {name!r}: {path!r} in datastore {store.name!r} is claimed by step run {_id(holder)} "
         f"({holder.attempt.describe()}, since {holder.claimed_at}), which {doing}; nothing was committed; {_FIX}. "

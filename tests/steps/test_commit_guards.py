@@ -363,6 +363,50 @@ def test_a_claim_passes_from_a_killed_holder_whose_lease_ended(local_default: Da
     check_claim("model", local_default, FIXED, other_run)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda store, path: store.write_bytes(path, b"garbage"), id="garbage"),
+        pytest.param(lambda store, path: store.write_bytes(path, b"[1, 2]"), id="not-an-object"),
+        pytest.param(lambda store, path: store.delete(path), id="deleted"),
+    ],
+)
+def test_a_claim_whose_holders_record_is_corrupt_or_gone_passes_only_once_its_lease_ended(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, damage: Any
+) -> None:
+    """A step script can overwrite or delete its record: that says nothing of whether it still writes, so its
+    lease decides. Alive: the claim stays (another run refuses to write); expired: it passes."""
+    from airflow_mlpipe.reuse.lease import Leases
+    from airflow_mlpipe.runner.writer_lease import writer_lease_key
+
+    monkeypatch.setenv("MLPIPE_REUSE_CLOCK_SKEW", "0")
+    holder, other_run = AttemptId("d", "r1", "t"), AttemptId("d", "r2", "t")
+    records.write_record({"step_run_id": holder.step_run_id, "status": records.RUNNING}, local_default)
+    leases = Leases(local_default, clock_skew=0)
+    info = {"step_run_id": holder.step_run_id}
+    lease = leases.acquire(writer_lease_key(holder.step_run_id), "worker-1", ttl=0.5, info=info)
+    assert lease is not None
+    claim("model", local_default, FIXED, holder)
+    damage(local_default, records.record_path(holder.step_run_id))
+
+    with pytest.raises(DestinationClaimedError) as caught:
+        claim("model", local_default, FIXED, other_run)
+    assert f"claimed by step run {holder.step_run_id}" in str(caught.value)
+    assert "may write it still: its run record is missing or corrupt, but its lease is alive" in str(caught.value)
+    check_claim("model", local_default, FIXED, holder)  # still the holder's
+    time.sleep(0.7)  # no heartbeat for longer than the ttl: its process was killed
+    claim("model", local_default, FIXED, other_run)
+    check_claim("model", local_default, FIXED, other_run)
+
+
+def test_a_claim_whose_holders_record_is_corrupt_and_who_holds_no_lease_passes(local_default: Datastore) -> None:
+    holder, other_run = AttemptId("d", "r1", "t"), AttemptId("d", "r2", "t")
+    claim("model", local_default, FIXED, holder)
+    local_default.write_bytes(records.record_path(holder.step_run_id), b"garbage")
+    claim("model", local_default, FIXED, other_run)
+    check_claim("model", local_default, FIXED, other_run)
+
+
 ATTEMPT_SCRIPT = """
 import os, sys
 os.makedirs(sys.argv[1], exist_ok=True)
