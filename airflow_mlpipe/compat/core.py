@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_mlpipe.compat.data import V1Datastore
@@ -15,6 +15,8 @@ from airflow_mlpipe.compat.models import Model, register_model
 from airflow_mlpipe.compat.tabular import Dataset
 from airflow_mlpipe.compat.workspace import Experiment, Workspace
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.core.checks import shown
+from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.run import ParentRun as _ParentRun
 from airflow_mlpipe.run import Run as _Run
 from airflow_mlpipe.storage.datastore import Datastore as _Datastore
@@ -44,8 +46,6 @@ class Datastore:
 
 
 def _refuse_registration() -> V1Datastore:
-    from airflow_mlpipe.exceptions import ConfigError
-
     raise ConfigError(
         "registering a datastore from code is not supported: create an Airflow connection of type "
         '\'mlpipe_datastore\' (its id is the datastore\'s name, its extra {"url": "az://container/prefix", ...}), '
@@ -81,7 +81,7 @@ class PipelineRun(_ParentRun):
         self._write(name, "row", kwargs)
 
     def log_table(self, name: str, value: Mapping[str, list[Any]], description: str = "") -> None:
-        self._write(name, "table", {k: list(v) for k, v in value.items()})
+        self._write(name, "table", table_columns(name, value))
 
     def get_metrics(self) -> dict[str, Any]:
         """Every step's metrics logged to this pipeline run (a name logged more than once: the list of values)."""
@@ -122,6 +122,9 @@ class Run(_Run):
 
     display_name = name
 
+    def log_table(self, name: str, value: Mapping[str, Sequence[Any]], description: str = "") -> None:
+        super().log_table(name, table_columns(name, value), description)
+
     def register_model(
         self,
         model_name: str,
@@ -150,6 +153,19 @@ class Run(_Run):
 
     def fail(self, error_details: Any = None, **kwargs: Any) -> None:
         raise SystemExit(f"run.fail(): {error_details or 'the script marked its run as failed'}")
+
+
+def table_columns(name: str, value: object) -> dict[str, list[Any]]:
+    """``log_table``'s value, a dict of column names to lists of values, checked before anything is logged."""
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, Iterable) and not isinstance(v, (str, bytes, Mapping))
+        for k, v in value.items()
+    ):
+        return {k: list(v) for k, v in value.items()}
+    raise ConfigError(
+        f"log_table({name!r}): value {shown(value)} must be a dict of column names to lists of values, e.g. "
+        "log_table('loss', {'epoch': [1, 2], 'loss': [0.9, 0.5]})"
+    )
 
 
 class _OfflineRun(Run):

@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlpipe.core.paths import check_user_path, normalize_relpath
+from airflow_mlpipe.core.checks import check_bool, shown
+from airflow_mlpipe.core.paths import check_user_path
+from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath as _DataPath
 from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.storage.committed import refuse_committed_for_files
@@ -161,9 +163,9 @@ class DataPath:
     ):
         if datastore is None:
             raise ConfigError("DataPath needs a datastore: DataPath(Datastore.get(ws, 'NAME'), 'folder/file.csv')")
-        self.datastore = datastore
-        self.path_on_datastore = normalize_relpath(path_on_datastore or "", datastore=datastore.name)
-        self.name = name
+        self.datastore = _check_datastore("DataPath", datastore)
+        self.path_on_datastore = _check_path(datastore, path_on_datastore)
+        self.name = _check_reference_name("DataPath", "name", name)
 
     def to_data_path(self) -> _DataPath:
         return _DataPath(self.datastore.name, self.path_on_datastore)
@@ -188,7 +190,8 @@ class DataPathComputeBinding:
     """v1's ``DataPathComputeBinding(mode, path_on_compute, overwrite)``: how a ``DataPath`` reaches the step."""
 
     def __init__(self, mode: str = "mount", path_on_compute: str | None = None, overwrite: bool = False) -> None:
-        self.mode, self.path_on_compute, self.overwrite = _mode(mode), path_on_compute, overwrite
+        self.mode, self.path_on_compute = _mode(mode), path_on_compute
+        self.overwrite = check_bool("DataPathComputeBinding", "overwrite", overwrite)
 
 
 class DataReference:
@@ -204,14 +207,13 @@ class DataReference:
         path_on_compute: str | None = None,
         overwrite: bool = False,
     ) -> None:
-        if not isinstance(datastore, _Datastore):
-            raise ConfigError(f"DataReference needs a Datastore, not {datastore!r}")
-        self.datastore = datastore
-        self.path_on_datastore = normalize_relpath(path_on_datastore or "", datastore=datastore.name)
-        self.data_reference_name = data_reference_name or _default_name(datastore.name, self.path_on_datastore)
+        self.datastore = _check_datastore("DataReference", datastore)
+        self.path_on_datastore = _check_path(datastore, path_on_datastore)
+        name = _check_reference_name("DataReference", "data_reference_name", data_reference_name)
+        self.data_reference_name = name or _default_name(datastore.name, self.path_on_datastore)
         self.mode = _mode(mode)
         self.path_on_compute = path_on_compute
-        self.overwrite = overwrite
+        self.overwrite = check_bool("DataReference", "overwrite", overwrite)
 
     def _with(self, mode: str, path_on_compute: str | None) -> DataReference:
         return DataReference(
@@ -222,6 +224,7 @@ class DataReference:
         return self._with("mount", self.path_on_compute)
 
     def as_download(self, path_on_compute: str | None = None, overwrite: bool = False) -> DataReference:
+        check_bool("DataReference.as_download", "overwrite", overwrite)
         return self._with("download", path_on_compute or self.path_on_compute)
 
     def path(self, path: str | None = None, data_reference_name: str | None = None) -> DataReference:
@@ -242,6 +245,32 @@ class DataReference:
 
     def __repr__(self) -> str:
         return f"DataReference({self.datastore.name!r}, {self.path_on_datastore!r}, mode={self.mode!r})"
+
+
+def _check_datastore(owner: str, datastore: object) -> _Datastore:
+    if not isinstance(datastore, _Datastore):
+        named = f"Datastore.get(ws, {datastore!r})" if isinstance(datastore, str) else "Datastore.get(ws, 'NAME')"
+        raise ConfigError(
+            f"{owner}: datastore {shown(datastore)} must be a Datastore, not {type(datastore).__name__}; give {named}"
+        )
+    return datastore
+
+
+def _check_path(datastore: _Datastore, path: object) -> str:
+    """A user path: inside the datastore and outside mlpipe's own records (``_mlpipe/``), refused now rather than
+    found empty when the step runs."""
+    return check_user_path(
+        "" if path is None else path,  # type: ignore[arg-type]
+        argument="path_on_datastore",
+        datastore=datastore.name,
+    )
+
+
+def _check_reference_name(owner: str, argument: str, name: object) -> str | None:
+    """The input's name in the step (``run.input_datasets[name]``), as a dataset input's name is checked."""
+    if name is None:
+        return None
+    return check_name(name, what=f"{owner}: {argument}")
 
 
 def _mode(mode: str) -> str:

@@ -9,11 +9,13 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_mlpipe.compat.data import V1Datastore
+from airflow_mlpipe.core.checks import check_bool, check_str_mapping, shown
 from airflow_mlpipe.datasets.dataset import FileDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
 from airflow_mlpipe.datasets.registry import DatasetRecord, DatasetRegistry
-from airflow_mlpipe.exceptions import DatasetNotFoundError
+from airflow_mlpipe.exceptions import ConfigError, DatasetNotFoundError
 from airflow_mlpipe.storage.datastore import Datastore
 
 MODEL_REGISTRY_ROOT = "_mlpipe/registry/models"
@@ -97,6 +99,7 @@ class Model:
         return os.path.join(folder, single) if single else folder
 
     def download(self, target_dir: str = ".", exist_ok: bool = False, **kwargs: Any) -> str:
+        check_bool(f"Model({self.name!r}).download", "exist_ok", exist_ok)
         FileDataset(record=self._record).download(target_dir, overwrite=exist_ok)
         single = self._record.definition.get("options", {}).get("file")
         return os.path.join(target_dir, single) if single else target_dir
@@ -121,27 +124,64 @@ def register_model(
     description: str | None = None,
     lineage: Mapping[str, Any] | None = None,
 ) -> Model:
-    check_name(model_name, what="model name")
-    local = os.fspath(model_path)
-    if not os.path.exists(local):
-        raise FileNotFoundError(f"Model.register: model_path {local!r} does not exist on this machine")
-    store = Datastore.get_default()
+    """Upload ``model_path`` as v1's ``Datastore.upload`` does (a link inside a folder is refused, never followed)
+    and register it. Every argument is checked first: a bad one writes nothing."""
+    local, checked = _check_register(model_path, model_name, tags, properties, description)
+    store = V1Datastore.of(Datastore.get_default())
     folder = f"{MODEL_FILES_ROOT}/{model_name}/{uuid.uuid4().hex}"
     single = os.path.basename(local.rstrip(os.sep)) if os.path.isfile(local) else None
     store.upload(local, f"{folder}/{single}" if single else folder)
     dataset = FileDataset((DataPath(store.name, folder),), options={"file": single} if single else {})
-    registered = dataset.register(
-        model_name,
-        description=description,
-        tags=dict(tags or {}),
-        lineage={**dict(lineage or {}), "properties": dict(properties or {})},
-        registry=ModelRegistry(),
-    )
+    try:
+        registered = dataset.register(
+            model_name,
+            description=checked["description"],
+            tags=checked["tags"],
+            lineage={**dict(lineage or {}), "properties": checked["properties"]},
+            registry=ModelRegistry(),
+        )
+    except BaseException:
+        if store.exists(folder):  # nothing registered names the files just uploaded
+            store.delete(folder, recursive=True)
+        raise
     record = registered.record
     assert record is not None
     if not registered.is_new_version:
         store.delete(folder, recursive=True)  # the same bytes are registered already
     return Model._of(record)
+
+
+def _check_register(
+    model_path: object, model_name: object, tags: object, properties: object, description: object
+) -> tuple[str, dict[str, Any]]:
+    """``Model.register``'s arguments, checked before anything is uploaded: the local path and the values the
+    registry keeps."""
+    owner = f"Model.register({shown(model_name)})"
+    check_name(model_name, what="model name")
+    if not isinstance(model_path, (str, os.PathLike)) or not os.fspath(model_path):
+        raise ConfigError(
+            f"{owner}: model_path {shown(model_path)} must be the path of a local file or folder, e.g. "
+            "model_path='outputs/model.pkl'"
+        )
+    local = os.fspath(model_path)
+    if not isinstance(local, str):
+        raise ConfigError(f"{owner}: model_path {shown(model_path)} must be a text path, e.g. 'outputs/model.pkl'")
+    if not os.path.exists(local):
+        raise ConfigError(
+            f"{owner}: model_path {shown(local)} does not exist on this machine; give the file or folder the "
+            "script wrote, e.g. model_path='outputs/model.pkl'"
+        )
+    if description is not None and not isinstance(description, str):
+        raise ConfigError(
+            f"{owner}: description {shown(description)} must be a string or None, not {type(description).__name__}; "
+            "e.g. description='iris classifier'"
+        )
+    checked = {
+        "description": description,
+        "tags": check_str_mapping(owner, "tags", tags, example="{'area': 'iris'}"),
+        "properties": check_str_mapping(owner, "properties", properties, example="{'accuracy': '0.93'}"),
+    }
+    return local, checked
 
 
 def _get(name: str, version: int | None) -> DatasetRecord:

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_mlpipe.core.checks import check_bool
+from airflow_mlpipe.core.checks import check_bool, shown
 from airflow_mlpipe.datasets.copy_marks import mark_registered_copies
 from airflow_mlpipe.datasets.manifest import Manifest, ManifestEntry
 from airflow_mlpipe.datasets.names import check_name
@@ -300,6 +300,14 @@ class FileDataset(AbstractDataset):
 
     def download(self, target_path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> list[str]:
         """Copy the files under ``target_path`` (a new temporary folder by default). Returns the local paths."""
+        check_bool("download", "overwrite", overwrite)
+        if target_path is not None and not (
+            isinstance(target_path, os.PathLike) or (isinstance(target_path, str) and target_path)
+        ):
+            raise DatasetError(
+                f"download: target_path {shown(target_path)} must be a local folder's path, e.g. "
+                "download(target_path='data/raw') (or None for a new temporary folder)"
+            )
         target = os.fspath(target_path) if target_path is not None else tempfile.mkdtemp(prefix="mlpipe-dataset-")
         entries = self.verified_entries()
         plan = [(e, os.path.join(target, *_relative_in_dataset(e, self.data_paths).split("/"))) for e in entries]

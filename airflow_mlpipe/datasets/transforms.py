@@ -8,10 +8,12 @@ dataset and transform it in the step).
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlpipe.core.checks import shown
 from airflow_mlpipe.exceptions import DatasetError
 
 if TYPE_CHECKING:
@@ -31,18 +33,20 @@ class TabularTransforms(ABC):
         return TabularView(self, (step,))
 
     def keep_columns(self, columns: str | Sequence[str], validate: bool = False) -> TabularView:
-        names = [columns] if isinstance(columns, str) else list(columns)
+        names = _columns("keep_columns", columns)
         return self._then(lambda frame: frame[_existing(frame, names)])
 
     def drop_columns(self, columns: str | Sequence[str]) -> TabularView:
-        names = [columns] if isinstance(columns, str) else list(columns)
+        names = _columns("drop_columns", columns)
         return self._then(lambda frame: frame.drop(columns=[c for c in names if c in frame.columns]))
 
     def take(self, count: int) -> TabularView:
-        return self._then(lambda frame: frame.head(int(count)).reset_index(drop=True))
+        rows = _count("take", count)
+        return self._then(lambda frame: frame.head(rows).reset_index(drop=True))
 
     def skip(self, count: int) -> TabularView:
-        return self._then(lambda frame: frame.iloc[int(count) :].reset_index(drop=True))
+        rows = _count("skip", count)
+        return self._then(lambda frame: frame.iloc[rows:].reset_index(drop=True))
 
     def take_sample(self, probability: float, seed: int | None = None) -> TabularView:
         _check_fraction("take_sample: probability", probability)
@@ -94,6 +98,26 @@ def _existing(frame: pd.DataFrame, names: list[str]) -> list[str]:
     if missing:
         raise DatasetError(f"keep_columns: no column {missing[0]!r}; the columns are {list(frame.columns)!r}")
     return names
+
+
+def _columns(method: str, columns: object) -> list[str]:
+    """One column name or a list of them."""
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, (list, tuple)) and all(isinstance(c, str) for c in columns):
+        return list(columns)
+    raise DatasetError(
+        f"{method}: columns {shown(columns)} must be a column name or a list of them, e.g. {method}(['age', 'city'])"
+    )
+
+
+def _count(method: str, count: object) -> int:
+    """A number of rows: a whole number, 0 or more (``"3"``, ``-1`` or NaN would be read in some other way)."""
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+        raise DatasetError(
+            f"{method}: count {shown(count)} must be a whole number of rows (0 or more), e.g. {method}(100)"
+        )
+    return int(count)
 
 
 def _check_fraction(what: str, value: float) -> None:

@@ -7,6 +7,7 @@ steps so that passing an output to one step and its ``as_input()`` to another or
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,6 +110,11 @@ def _argument(task_id: str, item: Any, io: StepIO) -> dict[str, Any]:
         inp = _as_input(task_id, item)
         io.add_input(inp)
         return {"t": "input", "ref": inp}
+    if isinstance(item, float) and not math.isfinite(item):
+        raise ConfigError(
+            f"step {task_id!r}: argument {shown(item)} is not a finite number, and a script would read it as the "
+            f"text {str(item)!r}; give a finite number, or the text itself if the script expects it (e.g. 'inf')"
+        )
     if isinstance(item, (str, int, float, bool)):
         return {"t": "str", "v": str(item)}
     raise ConfigError(

@@ -10,6 +10,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.core.checks import check_bool, check_positive_number
+from airflow_mlpipe.core.templates import has_jinja
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig, OutputInput
@@ -85,6 +86,7 @@ class DataTransferOperator(BaseOperator):
         self.source_path = self.source.path if isinstance(self.source, DataPath) else None
         self.destination_path = self.destination.path if isinstance(self.destination, DataPath) else None
         check_templates(self.task_id, [("source path", self.source_path), ("destination path", self.destination_path)])
+        _refuse_overlap(self.task_id, self.source, self.destination)
         self.source_reference_type = source_reference_type
         owner = f"step {self.task_id!r}"
         self.overwrite = check_bool(owner, "overwrite", overwrite)
@@ -169,6 +171,30 @@ class DataTransferOperator(BaseOperator):
         if isinstance(self.destination, OutputFileDatasetConfig) and self.destination.name:
             return self.destination.name
         return "destination"
+
+
+def _refuse_overlap(task_id: str, source: Any, destination: Any) -> None:
+    """Refuse, at parse time, what the copy would refuse when it runs: two paths of one datastore that are the same
+    or lie one inside the other (a copy would read what it writes). Only for paths known now (no template, no
+    glob); the copy checks again, on the datastores' URLs, when it runs."""
+    if not (isinstance(source, DataPath) and isinstance(destination, DataPath)):
+        return
+    if source.datastore != destination.datastore or any(has_jinja(p.path) or p.is_glob for p in (source, destination)):
+        return
+    a, b = source.path.strip("/"), destination.path.strip("/")
+    if a == b:
+        how = "they are the same path"
+    elif not a or b.startswith(a + "/"):
+        how = "the destination lies inside the source"
+    elif not b or a.startswith(b + "/"):
+        how = "the source lies inside the destination"
+    else:
+        return
+    raise ConfigError(
+        f"step {task_id!r}: source_data_reference {(source.datastore, source.path)!r} and "
+        f"destination_data_reference {(destination.datastore, destination.path)!r} overlap ({how}): a copy would "
+        "read what it writes; choose a destination outside the source (and not a folder that contains it)"
+    )
 
 
 def _rendered(task_id: str, value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ class PipelineParameter:
             raise ConfigError(
                 f"PipelineParameter {self.name!r}: default_value {self.default_value!r} has type "
                 f"{type(self.default_value).__name__}; use a bool, int, float, str, list or dict"
+            )
+        if isinstance(self.default_value, float) and not math.isfinite(self.default_value):
+            raise ConfigError(
+                f"PipelineParameter {self.name!r}: default_value {self.default_value!r} is not a finite number, which "
+                "a DAG param (JSON) cannot hold; give a finite number, e.g. default_value=0.1"
             )
         if self.allowed_values is not None:
             if isinstance(self.allowed_values, (str, bytes)) or not isinstance(self.allowed_values, Sequence):

@@ -19,6 +19,7 @@ from airflow_mlpipe.compute.base import ComputeTarget as _ComputeTarget
 from airflow_mlpipe.compute.environment import Environment as _Environment
 from airflow_mlpipe.compute.environment import RunConfiguration as _RunConfiguration
 from airflow_mlpipe.compute.local import LocalCompute
+from airflow_mlpipe.core.checks import check_list, check_relative_file, check_str_list, check_text, shown
 from airflow_mlpipe.exceptions import ConfigError
 
 # The SDK itself is not installed into a step's environment: the compatibility package stands in for it.
@@ -105,19 +106,22 @@ class CondaDependencies:
         pip_indexurl: str | None = None,
         **kwargs: Any,
     ) -> CondaDependencies:
+        owner = "CondaDependencies.create"
+        pips = check_str_list(owner, "pip_packages", pip_packages, example="numpy")
+        condas = check_str_list(owner, "conda_packages", conda_packages, example="scipy")
         deps = CondaDependencies()
-        deps.python_version = python_version
-        for p in pip_packages or ():
+        deps.python_version = check_text(owner, "python_version", python_version, example="3.11", optional=True)
+        for p in pips:
             deps.add_pip_package(p)
-        for c in conda_packages or ():
+        for c in condas:
             deps.add_conda_package(c)
         return deps
 
     def add_pip_package(self, pip_package: str) -> None:
-        self._pip.append(pip_package)
+        self._pip.append(_package("add_pip_package", "pip_package", pip_package, example="numpy==1.26"))
 
     def add_conda_package(self, conda_package: str) -> None:
-        self._conda.append(conda_package)
+        self._conda.append(_package("add_conda_package", "conda_package", conda_package, example="scipy=1.13"))
 
     def add_channel(self, channel: str) -> None:
         """Accepted and ignored: packages come from pip."""
@@ -142,15 +146,44 @@ class CondaDependencies:
     def _load(self, path: str) -> None:
         import yaml
 
-        with open(path) as fh:
-            spec = yaml.safe_load(fh) or {}
-        for dep in spec.get("dependencies") or ():
+        spec = yaml.safe_load(_read_file("CondaDependencies", "conda_dependencies_file_path", path)) or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                f"CondaDependencies: conda_dependencies_file_path {shown(path)} holds {type(spec).__name__}, not a "
+                "conda environment file (a mapping with 'dependencies:'); give the path of an environment.yml"
+            )
+        owner = f"CondaDependencies({shown(path)})"
+        for dep in check_list(owner, "dependencies", spec.get("dependencies"), example="['numpy', {'pip': [...]}]"):
             if isinstance(dep, dict):
-                self._pip += [str(p) for p in dep.get("pip") or ()]
+                self._pip += check_str_list(owner, "pip", dep.get("pip"), example="numpy")
             elif str(dep).startswith("python="):
                 self.python_version = str(dep).partition("=")[2]
             else:
                 self._conda.append(str(dep))
+
+
+def _package(method: str, argument: str, value: object, *, example: str) -> str:
+    """One package requirement: a string (a number or a list would be taken apart, or fail when installed)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"CondaDependencies.{method}: {argument} {shown(value)} must be a non-empty string, e.g. "
+            f"{method}({example!r})"
+        )
+    return value
+
+
+def _read_file(owner: str, argument: str, path: object) -> str:
+    """The text of a file a DAG file names, or an error naming the argument, the path and the fix."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{owner}: {argument} {shown(path)} must be the path of a file, e.g. 'environment.yml'")
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"{owner}: {argument} {shown(os.fspath(path))} cannot be read ({exc.strerror or exc}); give the path of "
+            "an existing file (a relative path is read from the current folder)"
+        ) from None
 
 
 class PythonSection:
@@ -187,11 +220,10 @@ class Environment:
     @staticmethod
     def from_pip_requirements(name: str, file_path: str, pip_version: str | None = None) -> Environment:
         env = Environment(name)
-        with open(file_path) as fh:
-            for line in fh:
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    env.python.conda_dependencies.add_pip_package(line)
+        for line in _read_file("Environment.from_pip_requirements", "file_path", file_path).splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                env.python.conda_dependencies.add_pip_package(line)
         return env
 
     @staticmethod
@@ -248,7 +280,11 @@ class ScriptRunConfig:
     ) -> None:
         if not script:
             raise ConfigError("ScriptRunConfig: give script='train.py' (command= is not supported)")
-        self.source_directory, self.script, self.arguments = os.fspath(source_directory), script, list(arguments or [])
+        self.source_directory = os.fspath(source_directory)
+        self.script = check_relative_file(
+            "ScriptRunConfig", "script", script, inside="source_directory", example="train.py"
+        )
+        self.arguments = check_list("ScriptRunConfig", "arguments", arguments, example="['--lr', 0.1]")
         self.run_config = run_config or RunConfiguration()
         if environment is not None:
             self.run_config.environment = environment

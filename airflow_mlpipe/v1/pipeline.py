@@ -24,6 +24,7 @@ from airflow_mlpipe.compat.data import DataPath, DataPathComputeBinding, DataRef
 from airflow_mlpipe.compat.workspace import Workspace
 from airflow_mlpipe.compute.base import ComputeTarget as _ComputeTarget
 from airflow_mlpipe.compute.environment import Environment
+from airflow_mlpipe.core.checks import check_bool, check_str_mapping, check_text, shown
 from airflow_mlpipe.datasets.output import OutputFileDatasetConfig as _OutputFileDatasetConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.exceptions import ConfigError
@@ -103,7 +104,7 @@ class Experiment:
 
     def __init__(self, workspace: Workspace, name: str, **kwargs: Any) -> None:
         self.workspace = workspace
-        self.name = name
+        self.name = check_text("Experiment", "name", name, example="train_iris")
 
     def submit(
         self,
@@ -120,6 +121,13 @@ class Experiment:
         """Define the DAG. ``pipeline_parameters``: the parameters' defaults for runs of this DAG;
         ``regenerate_outputs=True``: runs reuse nothing unless their conf says otherwise;
         ``continue_on_step_failure``: ignored (Airflow runs every task whose upstream tasks succeeded)."""
+        owner = f"Experiment({self.name!r}).submit"
+        checked_tags = check_str_mapping(owner, "tags", tags, example="{'team': 'vision'}")
+        parameters = _check_mapping(owner, "pipeline_parameters", pipeline_parameters, example="{'learning_rate': 0.1}")
+        regenerate = check_bool(owner, "regenerate_outputs", regenerate_outputs)
+        check_bool(owner, "continue_on_step_failure", continue_on_step_failure)
+        settings = _check_mapping(owner, "dag_args", dag_args, example="{'schedule': '@daily'}")
+        computes = _check_compute_targets(owner, compute_targets)
         if isinstance(config, ScriptRunConfig):
             step = PythonScriptStep(
                 config.script,
@@ -130,9 +138,41 @@ class Experiment:
             config = Pipeline(self.workspace, [step])
         if not isinstance(config, Pipeline):
             raise ConfigError(f"Experiment.submit: give a Pipeline or a ScriptRunConfig, not {config!r}")
-        builder = _DagBuilder(config, dict(pipeline_parameters or {}), dict(compute_targets or {}))
-        dag = builder.build(self.name, dict(tags or {}), dict(dag_args or {}), regenerate_outputs)
+        builder = _DagBuilder(config, parameters, computes)
+        dag = builder.build(self.name, checked_tags, settings, regenerate)
         return PipelineRun(dag)
+
+
+def _check_mapping(owner: str, argument: str, value: object, *, example: str) -> dict[str, Any]:
+    """A mapping with string keys (None for none): a list of pairs or a number is refused, not taken apart."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{owner}: {argument} {shown(value)} must be a dict, not {type(value).__name__}; e.g. {argument}={example}"
+        )
+    bad = next((key for key in value if not isinstance(key, str)), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{owner}: {argument} key {shown(bad)} must be a string, not {type(bad).__name__}; e.g. "
+            f"{argument}={example}"
+        )
+    return dict(value)
+
+
+def _check_compute_targets(owner: str, value: object) -> dict[str, _ComputeTarget]:
+    """What each v1 compute name means: one of our compute targets (a name or a v1 ``ComputeTarget`` names
+    nothing that can run a step)."""
+    example = "{'cpu-cluster': KubernetesCompute(...)}"
+    targets = _check_mapping(owner, "compute_targets", value, example=example)
+    for name, target in targets.items():
+        if not isinstance(target, _ComputeTarget):
+            raise ConfigError(
+                f"{owner}: compute_targets[{name!r}] {shown(target)} must be a compute target, not "
+                f"{type(target).__name__}; give LocalCompute(), DockerCompute(...) or KubernetesCompute(...), e.g. "
+                f"compute_targets={example}"
+            )
+    return targets
 
 
 class _DagBuilder:

@@ -66,6 +66,17 @@ class PipelineParameter(_PipelineParameter):
         return consumption.as_download(path_on_compute) if mode == "download" else consumption.as_mount(path_on_compute)
 
 
+def _check_params(owner: str, params: object) -> dict[str, Any]:
+    """``params``: names (the ``AML_PARAMETER_<name>`` variables) to values; None for none."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict) or not all(isinstance(k, str) and k for k in params):
+        raise ConfigError(
+            f"{owner}: params {shown(params)} must be a dict of names to values, e.g. params={{'mode': 'train'}}"
+        )
+    return dict(params)
+
+
 def DatasetConsumptionConfig(
     name: str, dataset: Any, mode: str = "direct", path_on_compute: str | None = None
 ) -> _DatasetConsumptionConfig:
@@ -130,6 +141,10 @@ class PipelineData(_OutputFileDatasetConfig):
         super().__init__(
             output_name or name, None if datastore is None else (datastore, "dataset/{run-id}/{output-name}")
         )
+        owner = f"PipelineData({shown(name)})"
+        for argument, value in (("is_directory", is_directory), ("output_overwrite", output_overwrite)):
+            if value is not None:
+                check_bool(owner, argument, value)
         if output_mode == "upload":
             self.as_upload(overwrite=bool(output_overwrite))
         elif output_mode != "mount":
@@ -217,7 +232,7 @@ class PythonScriptStep(_Step):
         self.runconfig = runconfig
         self.inputs = check_list(f"step {self.name!r}", "inputs", inputs, example="[dataset.as_named_input('raw')]")
         self.outputs = check_list(f"step {self.name!r}", "outputs", outputs, example="[OutputFileDatasetConfig('out')]")
-        self.params = dict(params or {})
+        self.params = _check_params(f"step {self.name!r}", params)
         self.source_directory = os.fspath(source_directory) if source_directory is not None else None
         self.hash_paths = list(check_str_list(f"step {self.name!r}", "hash_paths", hash_paths, example="utils/"))
         for value in self.params.values():
@@ -367,11 +382,12 @@ class ParallelRunStep(_Step):
         allow_reuse: bool = True,
     ) -> None:
         super().__init__(name, allow_reuse)
+        owner = f"step {self.name!r}"
         self.config = parallel_run_config
-        self.inputs = list(inputs or [])
+        self.inputs = check_list(owner, "inputs", inputs, example="[dataset.as_named_input('batch')]")
         self.output = output
-        self.side_inputs = list(side_inputs or [])
-        self.arguments = list(arguments or [])
+        self.side_inputs = check_list(owner, "side_inputs", side_inputs, example="[labels.as_named_input('labels')]")
+        self.arguments = check_list(owner, "arguments", arguments, example="['--threshold', 0.5]")
         self._claim_outputs()
 
     def items(self) -> list[Any]:

@@ -132,7 +132,11 @@ def test_accepted_and_ignored() -> None:
         ),
         pytest.param(lambda: v1.set_compute_target("gpu", "k8s"), "KubernetesCompute", id="compute-not-a-target"),
         pytest.param(lambda: v1.DataPath(None, "x"), "needs a datastore", id="datapath-without-datastore"),
-        pytest.param(lambda: v1.DataReference("lake"), "needs a Datastore", id="reference-without-datastore"),
+        pytest.param(
+            lambda: v1.DataReference("lake"),
+            r"DataReference: datastore 'lake' must be a Datastore, not str; give Datastore.get\(ws, 'lake'\)",
+            id="reference-without-datastore",
+        ),
         pytest.param(lambda: v1.DataTransferStep("copy"), "source_data_reference", id="transfer-without-ends"),
         pytest.param(lambda: v1.OutputFileDatasetConfig("o", source="/tmp/x"), "drop source=", id="output-source"),
         pytest.param(lambda: v1.PipelineData("p", output_mode="direct"), "output_mode", id="pipeline-data-mode"),

@@ -1409,3 +1409,333 @@ def test_a_long_value_is_cut_in_the_message(make: Any) -> None:
         make("a" * 100_000)
     assert "...' (100000 characters)" in str(info.value)
     assert len(str(info.value)) < 500
+
+
+# -- SDK v1 compatibility layer (airflow_mlpipe.v1, airflow_mlpipe.compat) and dataset transforms -------------------
+
+
+def _v1_lake() -> Any:
+    from airflow_mlpipe import v1
+
+    return v1.Datastore.get(None, "lake")
+
+
+def _v1_submit(**kwargs: Any) -> Any:
+    from airflow_mlpipe import v1
+
+    ws = v1.Workspace()
+    pipeline = v1.Pipeline(ws, [v1.PythonScriptStep("t.py", source_directory=".")])
+    return v1.Experiment(ws, kwargs.pop("experiment", "v1_bad_inputs")).submit(pipeline, **kwargs)
+
+
+def _conda(**kwargs: Any) -> Any:
+    from airflow_mlpipe import v1
+
+    return v1.CondaDependencies.create(**kwargs)
+
+
+def _table() -> Any:
+    return Dataset.Tabular.from_delimited_files(("lake", "a.csv"))
+
+
+def _v1_parent_run() -> Any:
+    from airflow_mlpipe.compat.core import PipelineRun
+
+    return PipelineRun("v1_dag", "manual__1", "srid1")
+
+
+def _v1(name: str) -> Any:
+    from airflow_mlpipe import v1
+
+    return getattr(v1, name)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "parts"),
+    [
+        # a string where a list of packages is expected would install one package per letter
+        bad(
+            lambda: _conda(pip_packages="numpy"),
+            ConfigError,
+            "CondaDependencies.create: pip_packages 'numpy' must be a list of strings; write pip_packages=['numpy']",
+            id="v1-conda-pip-string",
+        ),
+        bad(
+            lambda: _conda(conda_packages="scipy"),
+            ConfigError,
+            "conda_packages 'scipy' must be a list of strings; write conda_packages=['scipy']",
+            id="v1-conda-conda-string",
+        ),
+        bad(
+            lambda: _conda(pip_packages=3),
+            ConfigError,
+            "CondaDependencies.create: pip_packages 3 must be a list of strings, e.g. pip_packages=['numpy']",
+            id="v1-conda-pip-int",
+        ),
+        bad(lambda: _conda(pip_packages=[3]), ConfigError, "pip_packages entry 3 must be a", id="v1-conda-pip-entry"),
+        bad(
+            lambda: _v1("CondaDependencies")().add_pip_package(3),
+            ConfigError,
+            "CondaDependencies.add_pip_package: pip_package 3 must be a non-empty string",
+            "add_pip_package('numpy==1.26')",
+            id="v1-conda-add-pip-int",
+        ),
+        bad(
+            lambda: _v1("CondaDependencies")().add_conda_package(None),
+            ConfigError,
+            "CondaDependencies.add_conda_package: conda_package None must be a non-empty string",
+            id="v1-conda-add-conda-none",
+        ),
+        bad(
+            lambda: _v1("CondaDependencies")("/nonexistent/environment.yml"),
+            ConfigError,
+            "CondaDependencies: conda_dependencies_file_path '/nonexistent/environment.yml' cannot be read",
+            "give the path of an existing file",
+            id="v1-conda-file-missing",
+        ),
+        bad(
+            lambda: _v1("Environment").from_pip_requirements("e", "/nonexistent/requirements.txt"),
+            ConfigError,
+            "Environment.from_pip_requirements: file_path '/nonexistent/requirements.txt' cannot be read",
+            id="v1-pip-requirements-missing",
+        ),
+        bad(
+            lambda: _v1("ScriptRunConfig")(".", script="t.py", arguments="--lr 1"),
+            ConfigError,
+            "ScriptRunConfig: arguments '--lr 1' must be a list, e.g. arguments=['--lr', 0.1]",
+            id="v1-script-config-arguments-string",
+        ),
+        bad(
+            lambda: _v1("ScriptRunConfig")(".", script="../t.py"),
+            ConfigError,
+            "ScriptRunConfig: script '../t.py' must be a path relative to source_directory",
+            id="v1-script-config-dotdot",
+        ),
+        # "no" is truthy: never taken as yes
+        bad(
+            lambda: _v1_submit(regenerate_outputs="no"),
+            ConfigError,
+            "Experiment('v1_bad_inputs').submit: regenerate_outputs 'no' must be True or False, not str",
+            "write regenerate_outputs=True or regenerate_outputs=False",
+            id="v1-submit-regenerate-string",
+        ),
+        bad(
+            lambda: _v1_submit(continue_on_step_failure="yes"),
+            ConfigError,
+            "continue_on_step_failure 'yes' must be True or False",
+            id="v1-submit-continue-string",
+        ),
+        bad(
+            lambda: _v1("DataReference")(_v1_lake(), path_on_datastore="data", overwrite="no"),
+            ConfigError,
+            "DataReference: overwrite 'no' must be True or False, not str",
+            id="v1-reference-overwrite-string",
+        ),
+        bad(
+            lambda: _v1("DataPathComputeBinding")(overwrite="no"),
+            ConfigError,
+            "DataPathComputeBinding: overwrite 'no' must be True or False",
+            id="v1-binding-overwrite-string",
+        ),
+        bad(
+            lambda: _v1("PipelineData")("p", is_directory="no"),
+            ConfigError,
+            "PipelineData('p'): is_directory 'no' must be True or False, not str",
+            id="v1-pipeline-data-is-directory-string",
+        ),
+        bad(
+            lambda: _file().download(overwrite="no"),
+            ConfigError,
+            "download: overwrite 'no' must be True or False, not str; write overwrite=True or overwrite=False",
+            id="file-download-overwrite-string",
+        ),
+        # raw Python errors before, each now names the argument, the value and the fix
+        bad(
+            lambda: _v1_submit(experiment=3),
+            ConfigError,
+            "Experiment: name 3 must be a non-empty string, e.g. name='train_iris'",
+            id="v1-experiment-name-int",
+        ),
+        bad(
+            lambda: _v1_submit(pipeline_parameters=3),
+            ConfigError,
+            "submit: pipeline_parameters 3 must be a dict, not int; e.g. pipeline_parameters={'learning_rate': 0.1}",
+            id="v1-submit-parameters-int",
+        ),
+        bad(
+            lambda: _v1_submit(tags=["a"]),
+            ConfigError,
+            "submit: tags (of type list, its content not shown) must map strings to strings",
+            id="v1-submit-tags-list",
+        ),
+        bad(
+            lambda: _v1_submit(compute_targets={"x": "cpu"}),
+            ConfigError,
+            "submit: compute_targets['x'] 'cpu' must be a compute target, not str; give LocalCompute()",
+            id="v1-submit-compute-target-name",
+        ),
+        bad(
+            lambda: _v1_submit(dag_args=[("schedule", None)]),
+            ConfigError,
+            "submit: dag_args [('schedule', None)] must be a dict, not list",
+            id="v1-submit-dag-args-list",
+        ),
+        bad(
+            lambda: _v1("DataPath")("lake", "data"),
+            ConfigError,
+            "DataPath: datastore 'lake' must be a Datastore, not str; give Datastore.get(ws, 'lake')",
+            id="v1-datapath-datastore-name",
+        ),
+        bad(
+            lambda: _file().download(target_path=3),
+            DatasetError,
+            "download: target_path 3 must be a local folder's path, e.g. download(target_path='data/raw')",
+            id="file-download-target-int",
+        ),
+        bad(
+            lambda: _table().keep_columns(3),
+            DatasetError,
+            "keep_columns: columns 3 must be a column name or a list of them, e.g. keep_columns(['age', 'city'])",
+            id="tabular-keep-columns-int",
+        ),
+        bad(
+            lambda: _table().drop_columns(None),
+            DatasetError,
+            "drop_columns: columns None must be a column name or a list of them",
+            id="tabular-drop-columns-none",
+        ),
+        bad(
+            lambda: _v1("PythonScriptStep")("t.py", params=3),
+            ConfigError,
+            "step 't.py': params 3 must be a dict of names to values, e.g. params={'mode': 'train'}",
+            id="v1-script-params-int",
+        ),
+        # a v1 reference into mlpipe's records is refused when made, not found empty when the step runs
+        bad(
+            lambda: _v1("DataReference")(_v1_lake(), path_on_datastore="_mlpipe/registry"),
+            ReservedPathError,
+            "path_on_datastore: datastore 'lake': path '_mlpipe/registry' is inside '_mlpipe/'",
+            id="v1-reference-reserved",
+        ),
+        bad(
+            lambda: _v1("DataPath")(_v1_lake(), "_MLPIPE/runs"),
+            ReservedPathError,
+            "path_on_datastore: datastore 'lake': path '_MLPIPE/runs' is inside '",
+            id="v1-datapath-reserved-upper",
+        ),
+        bad(
+            lambda: _v1_lake().path("").path("_mlpipe/runs"),
+            ReservedPathError,
+            "path_on_datastore: datastore 'lake': path '_mlpipe/runs' is inside '_mlpipe/'",
+            id="v1-reference-path-reserved",
+        ),
+        # values that were accepted and misread
+        bad(
+            lambda: _table().take(-1),
+            DatasetError,
+            "take: count -1 must be a whole number of rows (0 or more), e.g. take(100)",
+            id="tabular-take-negative",
+        ),
+        bad(lambda: _table().take("3"), DatasetError, "take: count '3' must be a whole number", id="tabular-take-str"),
+        bad(
+            lambda: _table().skip(float("nan")),
+            DatasetError,
+            "skip: count nan must be a whole number of rows",
+            id="tabular-skip-nan",
+        ),
+        bad(lambda: _table().take(True), DatasetError, "take: count True must be", id="tabular-take-bool"),
+        bad(
+            lambda: PipelineParameter("p", float("nan")),
+            ConfigError,
+            "PipelineParameter 'p': default_value nan is not a finite number",
+            "e.g. default_value=0.1",
+            id="parameter-default-nan",
+        ),
+        bad(
+            lambda: PythonScriptOperator(
+                task_id="t", script_name="t.py", source_directory=".", arguments=[float("nan")]
+            ),
+            ConfigError,
+            "step 't': argument nan is not a finite number",
+            "give a finite number",
+            id="script-argument-nan",
+        ),
+        bad(
+            lambda: PythonScriptOperator(
+                task_id="t", script_name="t.py", source_directory=".", arguments=["--max", float("-inf")]
+            ),
+            ConfigError,
+            "step 't': argument -inf is not a finite number",
+            id="script-argument-inf",
+        ),
+        bad(
+            lambda: _v1("DataReference")(_v1_lake(), data_reference_name=3, path_on_datastore="data"),
+            DatasetError,
+            "DataReference: data_reference_name 3 cannot be used",
+            id="v1-reference-name-int",
+        ),
+        bad(
+            lambda: Environment(name="e", env_vars={"A": "x\x00y"}),
+            ConfigError,
+            "env_vars['A'] contains a NUL character (the value is not shown)",
+            "remove it from the value",
+            id="environment-variable-nul",
+        ),
+        bad(
+            lambda: _v1_parent_run().log_table("x", 3),
+            ConfigError,
+            "log_table('x'): value 3 must be a dict of column names to lists of values",
+            id="v1-parent-run-log-table-int",
+        ),
+        bad(
+            lambda: _v1_parent_run().log_table("x", {"loss": "0.5"}),
+            ConfigError,
+            "log_table('x'): value {'loss': '0.5'} must be a dict of column names to lists of values",
+            id="v1-parent-run-log-table-string-column",
+        ),
+        bad(
+            lambda: V1Dataset.Tabular.from_delimited_files(("lake", "a.csv")).take(1.5),
+            DatasetError,
+            "take: count 1.5 must be a whole number",
+            id="v1-tabular-take-float",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("nothing_written")
+def test_v1_and_compat_refuse(make: Any, error: type[Exception], parts: tuple[str, ...]) -> None:
+    with pytest.raises(error) as info:
+        make()
+    assert isinstance(info.value, ConfigError)
+    for part in parts:
+        assert part in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "how"),
+    [
+        pytest.param(("lake", "data"), ("lake", "data"), "they are the same path", id="same"),
+        pytest.param(("lake", "data"), ("lake", "data/copy"), "the destination lies inside the source", id="inside"),
+        pytest.param(("lake", "data/sub"), ("lake", "data"), "the source lies inside the destination", id="around"),
+        pytest.param(("lake", ""), ("lake", "copy"), "the destination lies inside the source", id="from-root"),
+    ],
+)
+@pytest.mark.usefixtures("nothing_written")
+def test_data_transfer_overlap_is_refused_at_parse_time(source: Any, destination: Any, how: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        DataTransferOperator(task_id="copy", source_data_reference=source, destination_data_reference=destination)
+    message = str(info.value)
+    assert message.startswith(f"step 'copy': source_data_reference {source!r} and destination_data_reference ")
+    assert f"overlap ({how}): a copy would read what it writes; choose a destination outside the source" in message
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"),
+    [
+        pytest.param(("lake", "data"), ("lake", "data2"), id="sibling-prefix"),
+        pytest.param(("lake", "data"), ("other", "data"), id="other-datastore"),
+        pytest.param(("lake", "{{ ds }}"), ("lake", "{{ ds }}"), id="templated"),
+    ],
+)
+def test_data_transfer_paths_that_may_not_overlap_are_kept(source: Any, destination: Any) -> None:
+    op = DataTransferOperator(task_id="copy", source_data_reference=source, destination_data_reference=destination)
+    assert op.source_path == source[1]
