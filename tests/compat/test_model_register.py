@@ -111,3 +111,10 @@ def test_a_good_folder_is_registered(local_default: Datastore, model_folder: Pat
     model = Model.register(None, str(model_folder), "m", tags={"a": "b"}, properties={"acc": "0.9"})
     assert (model.version, model.tags, model.properties) == (1, {"a": "b"}, {"acc": "0.9"})
     assert os.listdir(Model.get_model_path("m")) == ["weights.bin"]
+
+
+def test_download_refuses_a_string_for_exist_ok(local_default: Datastore, model_folder: Path, tmp_path: Path) -> None:
+    Model.register(None, str(model_folder), "m")
+    with pytest.raises(ConfigError, match="Model\\('m'\\).download: exist_ok 'no' must be True or False, not str"):
+        Model(None, "m").download(str(tmp_path / "dl"), exist_ok="no")
+    assert not (tmp_path / "dl").exists()
