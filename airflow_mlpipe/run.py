@@ -17,6 +17,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from airflow_mlpipe.core.checks import shown
+from airflow_mlpipe.exceptions import ConfigError
+
 RUN_CONTEXT_ENV = "MLPIPE_RUN_CONTEXT"
 _current: Run | None = None
 
@@ -146,6 +149,10 @@ class Run:
         self._write(name, "scalar", value, description)
 
     def log_list(self, name: str, value: Sequence[Any], description: str = "") -> None:
+        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+            raise ConfigError(
+                f"Run.log_list({name!r}): value {shown(value)} must be a list of values, e.g. [0.1, 0.01]"
+            )
         self._write(name, "list", list(value), description)
 
     def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
@@ -154,13 +161,21 @@ class Run:
 
     def log_table(self, name: str, value: Mapping[str, Sequence[Any]], description: str = "") -> None:
         """A table as columns: ``{"epoch": [1, 2], "loss": [0.9, 0.5]}``."""
+        if not isinstance(value, Mapping) or not all(
+            isinstance(column, str) and isinstance(cells, Sequence) and not isinstance(cells, (str, bytes))
+            for column, cells in value.items()
+        ):
+            raise ConfigError(
+                f"Run.log_table({name!r}): value {shown(value)} must map column names to lists of cells, e.g. "
+                '{"epoch": [1, 2], "loss": [0.9, 0.5]}'
+            )
         self._write(name, "table", {k: list(v) for k, v in value.items()}, description)
 
     def log_image(self, name: str, path: str | None = None, plot: Any = None, description: str = "") -> None:
         """An image file, or a matplotlib figure (``plot``), kept as an artifact of the run."""
         if (path is None) == (plot is None):
             raise ValueError("log_image needs exactly one of path=... or plot=...")
-        target = os.path.join(self._artifacts, "images", f"{name}.png")
+        target = os.path.join(self._artifacts, "images", *_artifact_parts(f"{name}.png", "log_image name"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if path is not None:
             shutil.copyfile(path, target)
@@ -170,7 +185,7 @@ class Run:
 
     def upload_file(self, name: str, path_or_stream: str | IO[bytes]) -> None:
         """Keep a file as an artifact of the run under ``name``."""
-        target = os.path.join(self._artifacts, *name.split("/"))
+        target = os.path.join(self._artifacts, *_artifact_parts(name, "upload_file name"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if isinstance(path_or_stream, str):
             shutil.copyfile(path_or_stream, target)
@@ -212,6 +227,18 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, offline={self.offline})"
+
+
+def _artifact_parts(name: object, argument: str) -> list[str]:
+    """The folders and file name of an artifact below the run's artifacts folder: a relative path with no empty,
+    ``.`` or ``..`` part, so that no name writes outside the folder."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if not parts or any(part in ("", ".", "..") or "\\" in part or "\x00" in part for part in parts):
+        raise ConfigError(
+            f"Run: {argument} {shown(name)} must be a relative path inside the run's artifacts, with no empty, '.' "
+            "or '..' part and no backslash, e.g. 'reports/summary.txt'"
+        )
+    return parts
 
 
 def _moment(text: Any) -> dt.datetime | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.run import InputPath, Run
 from airflow_mlpipe.runner.execute import _collect_metrics
 
@@ -69,3 +72,37 @@ def test_input_paths_read_themselves(tmp_path: Path) -> None:
     assert data.to_path() == ["a.csv", "b.csv"]
     copied = data.download(str(tmp_path / "copy"))
     assert sorted(Path(p).name for p in copied) == ["a.csv", "b.csv"]
+
+
+def _upload(name: object) -> Any:
+    return lambda run: run.upload_file(name, io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(_upload("../../evil.txt"), "upload_file name '../../evil.txt'", id="up"),
+        pytest.param(
+            _upload("/etc/x"),
+            "upload_file name '/etc/x' must be a relative",
+            id="abs",
+        ),
+        pytest.param(_upload("a//b"), "upload_file name 'a//b'", id="empty-part"),
+        pytest.param(_upload("a\\..\\..\\b"), "no backslash", id="backslash"),
+        pytest.param(_upload(3), "upload_file name 3 must be", id="int"),
+        pytest.param(lambda run: run.log_image("../../x", path="p.png"), "log_image name '../../x.png'", id="image"),
+        pytest.param(lambda run: run.log_table("t", 3), "Run.log_table('t'): value 3 must map column", id="table-int"),
+        pytest.param(lambda run: run.log_table("t", {"a": "xyz"}), "value {'a': 'xyz'} must map", id="table-str"),
+        pytest.param(lambda run: run.log_list("l", "abc"), "Run.log_list('l'): value 'abc' must be a list", id="list"),
+    ],
+)
+def test_artifact_names_stay_in_the_artifacts_and_tables_are_checked(tmp_path: Path, call: Any, message: str) -> None:
+    """A name with '..' wrote outside the run's artifacts folder; a table or list of the wrong shape failed with
+    an AttributeError, or logged one entry a character."""
+    run = _run(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError) as caught:
+        call(run)
+    assert message in str(caught.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path / "metrics.jsonl").exists()
