@@ -203,6 +203,17 @@ def record_or_refusal(step_run_id: str, store: Datastore | None = None) -> tuple
         return None, None
 
 
+def record_or_why(step_run_id: str, store: Datastore | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """For pages people read: the record, or why it cannot be shown (it failed its seal, or it is corrupt);
+    (None, None) when there is none."""
+    try:
+        return read_record(step_run_id, store), None
+    except (TamperedRecordError, CorruptRecordError) as exc:
+        return None, str(exc)
+    except (FileNotFoundError, ValueError, TypeError):
+        return None, None
+
+
 def find_record(step_run_id: str, store: Datastore | None = None) -> dict[str, Any] | None:
     """The record, or None when there is none, it is unreadable or it failed its seal (then a warning names it):
     a record is for people, and no decision takes one that failed its seal."""

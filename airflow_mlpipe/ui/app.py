@@ -147,7 +147,7 @@ def create_app() -> FastAPI:
     @app.get("/runs/{step_run_id}/files/{kind}/{name:path}")
     def run_file(user: UserDep, step_run_id: str, kind: str, name: str) -> StreamingResponse:
         store = _store()
-        record, refused = records.record_or_refusal(views.check_step_run_id(step_run_id), store)
+        record, refused = records.record_or_why(views.check_step_run_id(step_run_id), store)
         if record is None:
             raise views.NotFound(refused or f"no step run {step_run_id!r}")
         require_dag(user, record.get("dag_id"))

@@ -157,7 +157,7 @@ def _keeps(
 
 def step_run(store: Datastore, step_run_id: str) -> dict[str, Any]:
     """The step run page: the record, the run it reused, its metrics as charts and tables, its files."""
-    record, refused = records.record_or_refusal(check_step_run_id(step_run_id), store)
+    record, refused = records.record_or_why(check_step_run_id(step_run_id), store)
     if record is None:
         raise NotFound(refused or f"no step run {step_run_id!r}")
     origin = None

@@ -372,6 +372,7 @@ def test_a_corrupt_run_record_is_one_line_and_a_row_in_the_listings(mlpipe: obje
     the problem and the fix, never half a record and a traceback; ``runs reindex`` reports it and goes on, and
     the listings show it as a row with its error."""
     from airflow_mlpipe.steps import records
+    from airflow_mlpipe.ui import views
 
     store = Datastore.get_default()
     seal_dates._SINCE.clear()
@@ -388,6 +389,9 @@ def test_a_corrupt_run_record_is_one_line_and_a_row_in_the_listings(mlpipe: obje
     assert shown.err.count("\n") == 1 and "Traceback" not in shown.err
     as_json = mlpipe("runs", "show", "d.r.t", "--json")  # type: ignore[operator]
     assert as_json.code == 1 and json.loads(as_json.out)["error"].startswith(f"step run d.r.t: {error}")
+    with pytest.raises(views.NotFound) as page:  # the UI's step run page (and its files) says the same
+        views.step_run(store, "d.r.t")
+    assert str(page.value).startswith(f"step run d.r.t: {error}")
     explained = mlpipe("reuse", "explain", "d", "t", "--run", "d.r.t")  # type: ignore[operator]
     assert explained.code == 1 and explained.err.startswith("error: no reuse decision for step run 'd.r.t'")
 
