@@ -4,6 +4,7 @@ the step run's folders, datasets with lineage, and comparisons."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -157,6 +158,23 @@ def test_a_step_run_page_shows_metrics_as_charts_tables_and_images(client: Any, 
     image = f'src="/mlpipe/runs/{quote(made.step_run_id, safe="")}/files/artifacts/images/roc.png"'
     assert image in page and "Reused from" not in page
     assert "/mlpipe/static/uPlot.iife.min.js" in page and "https://" not in _scripts(page)
+
+
+def test_metrics_that_are_not_finite_numbers_show_as_null(client: Any, store: Datastore) -> None:
+    """A diverged loss (NaN, an infinity) kept in a record: the API answers strict JSON with null (FastAPI's
+    pydantic serializer writes null), the page (its chart data: ``tojson_attr``) and the compare view show it."""
+    made = make_run(store, params={"lr": 0.1})
+    other = make_run(store, run_id="run-2", created_at="2026-11-02T00:00:00+00:00")
+    record = {**made.record, "metrics": {**made.record["metrics"], "accuracy": float("nan"), "gain": float("inf")}}
+    records.write_record(record, store)
+    answer = client.get(f"/mlpipe/api/runs/{made.step_run_id}")
+    assert answer.status_code == 200, answer.text
+    body = json.loads(answer.text, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    scalars = {m["name"]: m["value"] for m in body["metrics"]["scalars"]}
+    assert scalars == {"accuracy": None, "gain": None}
+    assert client.get(_run_url(made.step_run_id)).status_code == 200
+    compared = client.get("/mlpipe/api/compare", params=[("ids", made.step_run_id), ("ids", other.step_run_id)])
+    assert compared.status_code == 200 and {"name": "accuracy", "values": [None, 0.93]} in compared.json()["scalars"]
 
 
 def _scripts(page: str) -> str:
