@@ -98,7 +98,7 @@ def dataset_name(text: str) -> str:
     from airflow_mlpipe.exceptions import ConfigError
 
     try:
-        return check_name(text)
+        return check_name(text, existing=True)
     except ConfigError as exc:
         raise OptionValueError(f"NAME: {error_text(str(exc))}") from None
 

@@ -35,7 +35,8 @@ def _ref(label: str) -> Callable[[str], Ref]:
                 data_path = to_data_path(text)
             except ConfigError as exc:
                 raise OptionValueError(f"{label}: {error_text(str(exc))}") from None
-            ref = Ref(data_path.datastore, data_path.path)
+            # a trailing '/' names a folder: with --file, the file goes into it (the path check drops the '/')
+            ref = Ref(data_path.datastore, data_path.path + ("/" if text.endswith("/") and data_path.path else ""))
         elif ":" not in text:
             raise OptionValueError(
                 f"{label} {shown(text)} names no datastore; write DATASTORE:path or "
@@ -58,6 +59,8 @@ def transfer_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Copy between datastores: streaming, parallel, verified, incremental (files already there are skipped).
+
+    With --file, a DESTINATION ending in '/' is a folder: the file is copied into it under its own name.
 
     A folder it copied this source into before is mirrored: files the source dropped are removed.
     Files of anything else in the destination folder are refused, and nothing is written."""

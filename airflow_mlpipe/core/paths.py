@@ -17,6 +17,7 @@ RESERVED_NAMES = ("_MLPIPE_COMPLETE", "_MLPIPE_TRANSFER")
 MAX_SEGMENT = 255
 MAX_PATH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RESERVED_KEYS = frozenset(name.casefold() for name in RESERVED_NAMES)
 
 
 def normalize_relpath(path: str, *, datastore: str = "?") -> str:
@@ -67,9 +68,22 @@ def relative_to(root: str, full: str) -> str:
     return full_s[len(prefix) :]
 
 
+def stored_name(name: str) -> str:
+    """A folder or file name as a store may keep it, for comparing with the reserved names: trailing dots and spaces
+    dropped (Azure Blob trims them from every path segment: ``_mlpipe./x`` is stored as ``_mlpipe/x``), case
+    folded (some stores fold case)."""
+    return name.rstrip(". ").casefold()
+
+
 def is_reserved(relpath: str) -> bool:
-    """A normalised relative path inside mlpipe's own folder (case-insensitively: some stores fold case)."""
-    return relpath.split("/", 1)[0].casefold() == RESERVED_ROOT
+    """A relative path with mlpipe's own folder among its segments, at any depth: a datastore may lie inside
+    another (``s3://b/team`` inside ``s3://b``), its records then in the outer one's ``team/_mlpipe/``."""
+    return any(stored_name(part) == RESERVED_ROOT for part in relpath.split("/"))
+
+
+def is_reserved_name(name: str) -> bool:
+    """A file name a store may keep as a completion marker's or a transfer journal's (``_MLPIPE_COMPLETE.`` too)."""
+    return stored_name(name) in _RESERVED_KEYS
 
 
 def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
@@ -87,19 +101,29 @@ def check_user_path(path: str, *, argument: str, datastore: str = "?") -> str:
     if isinstance(path, str):
         _check_text_of_path(path, argument=argument, datastore=datastore)
     rel = normalize_relpath(path, datastore=datastore)
-    if is_reserved(rel):
+    where = f"{argument}: datastore {datastore!r}: path {shown(path)}"
+    folder = next((part for part in rel.split("/") if stored_name(part) == RESERVED_ROOT), None)
+    if folder is not None:
         raise ReservedPathError(
-            f"{argument}: datastore {datastore!r}: path {path!r} is inside {RESERVED_ROOT + '/'!r}, which mlpipe "
-            f"reserves for its registry, reuse index and run records; choose a path outside it, e.g. 'data/...'"
+            f"{where} is inside {folder + '/'!r}{_read_as(folder, RESERVED_ROOT)}, which mlpipe reserves for its "
+            "registry, reuse index and run records at any depth, since a datastore may lie inside another (its "
+            "records then in a '_mlpipe/' below the outer one's root); choose a path outside it, e.g. 'data/...'"
         )
-    reserved = {name.casefold() for name in RESERVED_NAMES}
-    named = [part for part in rel.split("/") if part.casefold() in reserved]
-    if named:
+    named = next((part for part in rel.split("/") if is_reserved_name(part)), None)
+    if named is not None:
+        kept = next(name for name in RESERVED_NAMES if name.casefold() == stored_name(named))
         raise ReservedPathError(
-            f"{argument}: datastore {datastore!r}: path {path!r} names {named[0]!r}, a file mlpipe writes to mark a "
-            "folder complete or to journal a transfer; choose another name"
+            f"{where} names {named!r}{_read_as(named, kept)}, a file mlpipe writes to mark a folder complete or to "
+            "journal a transfer; choose another name"
         )
     return rel
+
+
+def _read_as(name: str, reserved: str) -> str:
+    """How a store may read a name that differs from the reserved one only in case or trailing dots and spaces."""
+    if name == reserved:
+        return ""
+    return f" (which stores may keep as {reserved!r}: some fold case, and Azure Blob drops trailing dots and spaces)"
 
 
 def _check_text_of_path(path: str, *, argument: str, datastore: str) -> None:

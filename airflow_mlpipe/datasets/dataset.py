@@ -479,7 +479,7 @@ class Dataset:
     def get_by_name(name: str, version: int | str = "latest", *, kind: str | None = None) -> AbstractDataset:
         """A registered dataset. The registry is read on first use (not here), so DAG files stay fast; with
         ``version="latest"`` a step run pins the latest version when it starts."""
-        check_name(name)
+        check_name(name, existing=True)
         if isinstance(version, bool) or not isinstance(version, (int, str)):
             raise DatasetError(
                 f"dataset {name!r}: version {version!r} must be a whole number (1, 2, ...) or 'latest', not "

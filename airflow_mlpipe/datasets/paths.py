@@ -96,9 +96,10 @@ def fixed_part(data_path: DataPath) -> str:
 def match_files(data_path: DataPath, store: Datastore, *, markers: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """Files (relative path → fsspec info) that a path matches: a file, every file below a folder, or a glob.
 
-    Completion markers are not data and never match, nor does anything in mlpipe's own ``_mlpipe/`` folder (a
-    glob like ``*/x.json`` could reach it); on a local store a file reached through a symbolic link that leads out
-    of the datastore is refused. ``markers`` collects the folders whose completion marker the listing met.
+    Completion markers are not data and never match, nor does anything below a ``_mlpipe/`` folder at any depth
+    (a glob like ``*/x.json`` could reach the datastore's own; a folder, the records of a datastore whose root lies
+    inside it); on a local store a file reached through a symbolic link that leads out of the datastore is
+    refused. ``markers`` collects the folders whose completion marker the listing met.
     """
     if data_path.is_glob:
         found = store.glob(data_path.path, detail=True)
@@ -106,9 +107,10 @@ def match_files(data_path: DataPath, store: Datastore, *, markers: set[str] | No
         found = {data_path.path: store.info(data_path.path)}
     else:
         found = store.list(data_path.path, recursive=True, detail=True) if store.exists(data_path.path) else {}
+    found = {p: i for p, i in found.items() if not is_reserved(p)}
     if markers is not None:
         markers.update(p.rpartition("/")[0] for p in found if p.rsplit("/", 1)[-1] == COMPLETE_MARKER)
-    found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER and not is_reserved(p)}
+    found = {p: i for p, i in found.items() if p.rsplit("/", 1)[-1] != COMPLETE_MARKER}
     odd = sorted(p for p in found if any(part in ("", ".", "..") for part in p.split("/")))
     if odd:  # an object store takes any key; a download or a mount would write such a file out of its folder
         raise DatasetError(

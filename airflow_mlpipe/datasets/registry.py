@@ -135,7 +135,7 @@ class DatasetRegistry(OnDefaultDatastore):
     def versions(self, name: str) -> list[int]:
         """Every version number of ``name``, from a listing of its folder (the cost grows with the versions:
         lookups use :meth:`latest_version` instead)."""
-        check_name(name)
+        check_name(name, existing=True)
         folder = f"{self.root}/{name}"
         if not self.store.exists(folder):
             return []
@@ -149,13 +149,13 @@ class DatasetRegistry(OnDefaultDatastore):
     # -- lookups ----------------------------------------------------------------------------------------------
     def latest_version(self, name: str) -> int:
         """The latest version number of ``name`` (0 when none is registered): the pointer and one probe."""
-        check_name(name)
+        check_name(name, existing=True)
         return self._latest_number(name)[0]
 
     def get(self, name: str, version: int | str = "latest") -> DatasetRecord:
         """A version's record: "latest" reads the pointer, probes the version after it and reads the record
         (three requests whatever the number of versions); a number reads that record alone (one request)."""
-        check_name(name)
+        check_name(name, existing=True)
         if version == "latest":
             latest = self._latest(name)
             if latest is None:

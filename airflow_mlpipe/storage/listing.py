@@ -87,7 +87,6 @@ def _walk_local(
     argument: str,
     shown: str,
     refuse_links: bool,
-    at_root: bool,
     controls: set[str] | None,
 ) -> dict[str, FileMeta]:
     """``shown``: the walked folder as the user named it, for errors; ``refuse_links``: any link at all is an error
@@ -99,8 +98,8 @@ def _walk_local(
         prefix, folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if at_root and not prefix and is_reserved(entry.name):
-                    continue  # the datastore's own records: never data (and never walked)
+                if is_reserved(entry.name):
+                    continue  # a datastore's own records, at any depth: never data (and never walked)
                 if entry.is_symlink():
                     named = base + prefix + entry.name
                     if refuse_links:
@@ -140,18 +139,16 @@ def list_tree(
 ) -> dict[str, FileMeta]:
     """Every data file below the backend folder ``full``, keyed by its path relative to ``full``.
 
-    The datastore's own records (``_mlpipe/``) are never listed, as a glob never matches them: listing the
-    datastore root leaves them out. ``controls``, when given, collects the relative paths of the markers and
-    journals met (which ``list_tree`` never counts as data). On a local store, links are checked as they are met
-    (see ``_walk_local``); errors name ``argument`` and the path below ``shown`` (the folder as the user named
-    it)."""
-    at_root = full.rstrip("/") == store.full_path("").rstrip("/")
+    mlpipe's records (a ``_mlpipe/`` folder) are never listed, at any depth, as a glob never matches them:
+    listing the datastore root leaves its own out, and listing a folder leaves out those of a datastore whose root
+    lies below it (``s3://b/team`` below ``s3://b``). ``controls``, when given, collects the relative paths of the
+    markers and journals met (which ``list_tree`` never counts as data). On a local store, links are checked as
+    they are met (see ``_walk_local``); errors name ``argument`` and the path below ``shown`` (the folder as the
+    user named it)."""
     if store.protocol == "file":
         if not os.path.isdir(full):
             return {}
-        return _walk_local(
-            store, full, argument=argument, shown=shown, refuse_links=refuse_links, at_root=at_root, controls=controls
-        )
+        return _walk_local(store, full, argument=argument, shown=shown, refuse_links=refuse_links, controls=controls)
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
     if store.protocol == "abfs":
@@ -160,7 +157,7 @@ def list_tree(
             skip = len(base) - len(base.split("/", 1)[0]) - 1  # blob names start below the container
             for name, size, etag, md5 in blobs:
                 rel = name[skip:]
-                if not rel or (at_root and is_reserved(rel)):
+                if not rel or is_reserved(rel):
                     continue
                 if is_control_name(rel.rsplit("/", 1)[-1]):
                     _note_control(controls, rel)
@@ -174,7 +171,7 @@ def list_tree(
         if info.get("type", "file") != "file" or not name.startswith(base) or name.endswith("/"):
             continue
         rel = name[len(base) :]
-        if at_root and is_reserved(rel):
+        if is_reserved(rel):
             continue
         if is_control_name(rel.rsplit("/", 1)[-1]):
             _note_control(controls, rel)

@@ -8,8 +8,8 @@
    is an error unless ``overwrite`` (or it was left by an unfinished run of this same transfer); files the
    source lacks are removed when an earlier transfer of this source wrote them there (``transfer_mirror``), and
    an error otherwise; a link in the destination (local stores), or a source file whose destination path a user
-   could not give (below the destination root's ``_mlpipe/``, a reserved name, a backslash), is an error. Nothing
-   is written before all of these checks pass;
+   could not give (below a ``_mlpipe/`` folder, a reserved name, a backslash), is an error. Nothing is written
+   before all of these checks pass;
 3. withdraw the destination folder's completion marker, leave a journal naming the source, remove the files the
    source lacks, then copy (``copiers`` picks local, upload, download, stream or server-side), each file with
    retries;
@@ -118,7 +118,8 @@ def transfer(
     datastore name). Every argument is checked before the first storage call: a wrong one writes nothing.
 
     :param kind: ``"directory"`` copies every file below ``source_path`` into the folder ``destination_path`` and
-        marks it complete; ``"file"`` copies one file to the file path ``destination_path``.
+        marks it complete; ``"file"`` copies one file to the file path ``destination_path``, or into the folder
+        it names when it ends in ``/`` (keeping the file's name, as ``cp`` and ``rsync`` do).
     :param overwrite: replace destination files that differ from the source; off, such files are an error
         (raised before anything is written). Files that match are skipped either way.
     :param verify: compare sizes and (where both stores keep one) MD5s after copying; fail on a mismatch.
@@ -234,6 +235,8 @@ class _Transfer:
             raise ConfigError("transfer(files=...): a list of files needs kind='directory'")
         self.src, self.dst = src, dst
         self.src_path = _confined(src, src_path, argument="transfer source")
+        if kind == "file" and dst_path.endswith("/") and self.src_path:
+            dst_path += posixpath.basename(self.src_path)  # "out/" names a folder: the file goes into it
         self.dst_path = _confined(dst, dst_path, argument="transfer destination")
         self.src_full, self.dst_full = src.full_path(self.src_path), dst.full_path(self.dst_path)
         self.kind, self.overwrite, self.verify, self.files, self.retry = kind, overwrite, verify, files, retry
@@ -318,8 +321,8 @@ class _Transfer:
         return self._checked_names({rel: listed[rel] for rel in sorted(wanted)})
 
     def _checked_names(self, listed: dict[str, FileMeta]) -> dict[str, FileMeta]:
-        """Every file's destination path passes the user-path check (not below the destination datastore's
-        ``_mlpipe/``, no reserved name, no backslash), before anything is written."""
+        """Every file's destination path passes the user-path check (not below a ``_mlpipe/`` folder, no reserved
+        name such as ``_MLPIPE_COMPLETE.``, no backslash), before anything is written."""
         for rel in listed:
             try:
                 check_user_path(_under(self.dst_path, rel), argument="transfer destination", datastore=self.dst.name)

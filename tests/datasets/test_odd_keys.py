@@ -26,3 +26,17 @@ def test_objects_with_dot_segments_are_refused(monkeypatch: pytest.MonkeyPatch, 
     assert DatasetRegistry().versions("odd") == []
     resolve.clear_cache()
     assert Dataset.File.from_files(path=(Datastore.get_default(), "data/*.csv")).register("good").version == 1
+
+
+@pytest.mark.parametrize("key", ["data/team/_mlpipe/registry/datasets/x/1.json", "data/_MLPIPE./runs/r.json"])
+def test_objects_below_an_mlpipe_folder_at_any_depth_are_never_data(
+    monkeypatch: pytest.MonkeyPatch, moto_s3, key: str
+) -> None:
+    """The records of a datastore whose root lies inside this one (``s3://b/root/data/team``), or a folder that
+    Azure would keep as ``_mlpipe``: a dataset of the folder above leaves them out."""
+    store = use_as_default(monkeypatch, make_s3_datastore(moto_s3))
+    store.write_text("data/good.csv", "x\n1\n")
+    store.fs.pipe_file(f"{store.root}/{key}", b"{}")
+    for path in ("data", "data/**", ""):
+        registered = Dataset.File.from_files(path=(store, path)).register("clean")
+        assert [e.path for e in registered.record.manifest.entries] == ["data/good.csv"]

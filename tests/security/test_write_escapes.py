@@ -58,11 +58,35 @@ def _snapshot(root: Path) -> dict[str, bytes]:
         ),
         pytest.param(lambda s: transfer(s, "data", s, RESERVED), "transfer destination", id="transfer-destination"),
         pytest.param(lambda s: transfer(s, "_mlpipe/registry", s, "copy"), "transfer source", id="transfer-source"),
+        # a datastore may lie inside another ('lake2' at lake/data): its records are reserved through the outer one
+        pytest.param(
+            lambda s: OutputFileDatasetConfig("o", ("lake", "data/_mlpipe/runs/{run-id}")),
+            "output destination",
+            id="output-nested",
+        ),
+        pytest.param(
+            lambda s: Dataset.File.from_files(("lake", "data/_mlpipe/**")), "dataset path", id="dataset-nested"
+        ),
+        pytest.param(lambda s: transfer(s, "data", s, f"x/{RESERVED}"), "transfer destination", id="transfer-nested"),
+        # Azure Blob drops trailing dots (and spaces) from every path segment: '_mlpipe./x' is kept as '_mlpipe/x'
+        pytest.param(
+            lambda s: transfer(s, "data", s, "_mlpipe./registry/datasets/victim"),
+            "transfer destination",
+            id="transfer-trailing-dot",
+        ),
+        pytest.param(
+            lambda s: OutputFileDatasetConfig("o", (s, "_mlpipe./registry/{run-id}")),
+            "output destination",
+            id="output-trailing-dot",
+        ),
+        pytest.param(lambda s: transfer(s, "data", s, "out/_mlpipe "), "transfer destination", id="trailing-space"),
     ],
 )
 def test_reserved_folder_is_refused(store: Datastore, attempt: Callable[[Datastore], object], argument: str) -> None:
     before = _snapshot(Path(store.root))
-    with pytest.raises(ReservedPathError, match=rf"{argument}.*reserves.*choose a path outside it") as info:
+    with pytest.raises(
+        ReservedPathError, match=rf"{argument}.*reserves.*at any depth.*choose a path outside it"
+    ) as info:
         attempt(store)
     assert isinstance(info.value, ConfigError)
     assert _snapshot(Path(store.root)) == before
@@ -129,18 +153,31 @@ def test_dataset_through_a_link_out_of_the_store_is_refused(store: Datastore, tm
     assert not (Path(store.root) / "_mlpipe/registry/datasets/leaky").exists()
 
 
+@pytest.mark.parametrize(
+    ("destination", "wanted"),
+    [
+        pytest.param(f"lake:{RESERVED}", "is inside '_mlpipe/', which mlpipe reserves", id="reserved"),
+        pytest.param("lake:out/_mlpipe.", "is inside '_mlpipe./' (which stores may keep as '_mlpipe'", id="dot"),
+        pytest.param(f"lake:copy/{RESERVED}", "at any depth, since a datastore may lie inside another", id="nested"),
+        pytest.param("lake:out/_MLPIPE_COMPLETE.", "names '_MLPIPE_COMPLETE.'", id="marker-dot"),
+    ],
+)
 def test_cli_transfer_into_reserved_folder_is_a_clear_error(
-    store: Datastore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store: Datastore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    destination: str,
+    wanted: str,
 ) -> None:
     from airflow_mlpipe.cli.main import main
 
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # main() sends stdout to stderr; undone after the test
     before = _snapshot(Path(store.root))
     with pytest.raises(SystemExit) as info:
-        main(["transfer", "lake:data", f"lake:{RESERVED}"])
+        main(["transfer", "lake:data", destination])
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: transfer destination") and "reserves" in err and "Traceback" not in err
+    assert err.startswith("error: transfer destination") and wanted in err and "Traceback" not in err
     assert _snapshot(Path(store.root)) == before
 
 
@@ -148,6 +185,8 @@ def test_cli_transfer_into_reserved_folder_is_a_clear_error(
     ("target", "error", "message"),
     [
         pytest.param("_mlpipe/registry/datasets", ReservedPathError, "target_path.*reserves", id="reserved"),
+        pytest.param("_mlpipe./reuse", ReservedPathError, "target_path.*'_mlpipe./'.*reserves", id="reserved-dot"),
+        pytest.param("data/_mlpipe/reuse", ReservedPathError, "target_path.*at any depth", id="reserved-nested"),
         pytest.param("out/x", PathOutsideDatastoreError, "target_path.*symbolic link.*outside", id="link-out"),
     ],
 )
@@ -292,6 +331,9 @@ def test_v1_upload_never_writes_through_a_link(
         pytest.param(["f/_MLPIPE_COMPLETE"], None, "mk", r"'mk/_MLPIPE_COMPLETE' names", id="marker"),
         pytest.param(["f/_MLPIPE_TRANSFER"], None, "victim", r"'victim/_MLPIPE_TRANSFER' names", id="journal"),
         pytest.param(["f/sub/_mlpipe_complete"], "f", "mk", r"'mk/sub/_mlpipe_complete' names", id="nested-marker"),
+        pytest.param(["f/_MLPIPE_COMPLETE."], None, "mk", r"'mk/_MLPIPE_COMPLETE.' names", id="marker-dot"),
+        pytest.param(["x/sub/_mlpipe/r.json"], "x", "t", r"'t/sub/_mlpipe/r.json' is inside", id="nested-folder"),
+        pytest.param(["x/_mlpipe./r.json"], "x", None, r"'_mlpipe./r.json' is inside '_mlpipe./'", id="folder-dot"),
         pytest.param(["f/a\\b.txt"], None, "mk", r"'mk/a\\\\b.txt' contains a backslash", id="backslash"),
     ],
 )
