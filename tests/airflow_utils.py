@@ -154,6 +154,22 @@ def last_run_xcom(dag_id: str, task_id: str, key: str = "return_value") -> Any:
         return None if row is None else XComModel.deserialize_value(row)
 
 
+def last_run_rendered_fields(dag_id: str) -> dict[str, Any]:
+    """``{task_id: rendered fields}`` as Airflow stored them (the Rendered Templates tab) for the newest run of
+    ``dag_id``; a task whose fields were never stored is absent."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        assert run is not None
+        rows = session.query(RenderedTaskInstanceFields).filter(
+            RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run.run_id
+        )
+        return {row.task_id: row.rendered_fields for row in rows}
+
+
 def asset_events(uri: str) -> list[dict[str, Any]]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session

@@ -274,6 +274,16 @@ def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> An
     return _scrub(value, known, names or (key in ENV_MAP_KEYS and isinstance(value, Mapping)))
 
 
+def scrub_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """A map of free-form labels (a dataset's tags) scrubbed: credentials inside each value, and the whole value of
+    a label whose name says it holds one by the rule for ``name=value`` in a text (``token``, ``source_sas``,
+    ``api_key``; not ``key`` nor ``partition_key``, which name a column as often as a credential)."""
+    return {
+        name: MASK if _is_credential_param(str(name), str(value)) and value else _scrub_text(str(value), ())
+        for name, value in labels.items()
+    }
+
+
 def secret_values(value: Any) -> Iterator[str]:
     """Every credential in ``value`` (nested options, URLs): what a log masker should hide wherever it appears."""
     if isinstance(value, str):
@@ -422,6 +432,16 @@ def is_private_variable(name: str, value: object, known: Iterable[str] = ()) -> 
         return True
     text = str(value)
     return scrub_text(text, known) != text
+
+
+def private_values(env: Mapping[str, object], known: Iterable[str] = ()) -> list[str]:
+    """The credentials a map of environment variables holds: the whole value of each private variable
+    (``is_private_variable``) and the credentials inside it (a URL's password), for a masker to hide."""
+    found: list[str] = []
+    for name, value in env.items():
+        if is_private_variable(name, value, known):
+            found += [str(value), *secret_values(str(value))]
+    return list(dict.fromkeys(found))
 
 
 def private_digest(name: str, value: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow_mlpipe.core.checks import check_bool, check_str_mapping, shown
 from airflow_mlpipe.core.model import Record
+from airflow_mlpipe.core.secrets import scrub_labels, scrub_text
 from airflow_mlpipe.datasets.manifest import Manifest
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath, relative_in_dataset
@@ -242,8 +243,9 @@ class DatasetRegistry(OnDefaultDatastore):
                 kind=kind,
                 definition=dict(definition),
                 manifest=manifest,
-                description=description or "",
-                tags=dict(tags or {}),
+                # free text, printed by `mlpipe datasets show/list`: stored without the credentials it shows
+                description=scrub_text(description or ""),
+                tags=scrub_labels(tags or {}),
                 created_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                 lineage=dict(lineage or {}),
             )

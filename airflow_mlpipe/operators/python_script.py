@@ -28,6 +28,7 @@ from airflow_mlpipe.core.checks import (
     check_str_list,
     shown,
 )
+from airflow_mlpipe.core.secrets import mask_in_task_log, private_values
 from airflow_mlpipe.datasets.consumption import DatasetConsumptionConfig
 from airflow_mlpipe.datasets.output import OutputInput
 from airflow_mlpipe.datasets.parameter import DatasetParameter
@@ -188,17 +189,39 @@ class PythonScriptOperator(BaseOperator):
         self._work = ScriptWork(self)
         return StepAttempt(self, context, self._work)
 
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        # Airflow renders a task's own fields through this method, a mapped task's too (where the operator's
+        # ``render_template_fields`` is not called), and then an object's nested fields (an output's destination).
+        if parent is self:
+            self._render_own_fields(template_fields, context, jinja_env, seen_oids)
+        else:
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+
     @fails_cleanly
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+    def _render_own_fields(
+        self, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        """Render, then check and mask what was rendered. Airflow stores the rendered fields (the task's Rendered
+        Templates) right after this, before ``execute``: a step refused for a credential in its arguments or in a
+        container's variables fails here, before they are stored, and a ``LocalCompute`` step's private variables
+        are registered with Airflow's secrets masker, which redacts them from the stored fields."""
         import jinja2
 
+        from airflow_mlpipe.operators.script_work import check_no_plain_credentials
+
         try:
-            super().render_template_fields(context, jinja_env)
+            super()._do_render_template_fields(self, template_fields, context, jinja_env, seen_oids)
         except jinja2.UndefinedError as exc:
             raise ConfigError(
                 f"step {self.task_id!r}: a template in its arguments, destinations or environment uses something "
                 f"undefined ({exc.message}); see the context variables Airflow offers (ds, logical_date, params...)"
             ) from None
+        self._use_rendered()
+        params = dict(context.get("params") or {})
+        check_no_plain_credentials(self.task_id, self.compute_target, self.argument_specs(params), self.environment, [])
+        mask_in_task_log(private_values({**self.compute_env, **self.env_vars}))
 
     def _use_rendered(self) -> None:
         """After Airflow rendered the templated fields: the step's inputs and outputs from the rendered values,

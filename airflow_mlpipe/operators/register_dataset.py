@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
 from airflow_mlpipe.core.checks import check_bool, check_str_mapping, check_text
+from airflow_mlpipe.core.secrets import scrub_text
 from airflow_mlpipe.datasets.dataset import AbstractDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.operators.failures import fails_cleanly
@@ -48,6 +49,14 @@ class RegisterDatasetOperator(BaseOperator):
         self.description = check_text(self.task_id, "description", description, example="cleaned", optional=True)
         self.tags = check_str_mapping(self.task_id, "tags", tags, example="{'stage': 'clean'}")
         self.create_new_version = check_bool("RegisterDatasetOperator", "create_new_version", create_new_version)
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Iterable[str], context: Context, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is self and isinstance(self.description, str):
+            # as the registry stores it: Airflow stores the rendered fields (the Rendered Templates tab) next
+            self.description = scrub_text(self.description)
 
     @fails_cleanly
     def execute(self, context: Context) -> dict[str, Any]:

@@ -5,6 +5,7 @@ refused before the spec is written; a container step's variable whose value hold
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ from airflow_mlpipe.exceptions import ConfigError
 from airflow_mlpipe.operators.script_work import check_no_plain_credentials
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.storage.datastore import Datastore
-from tests.airflow_utils import airflow_dags_test, last_run_states, last_run_xcom
+from tests.airflow_utils import airflow_dags_test, last_run_rendered_fields, last_run_states, last_run_xcom
 
 DAGS = Path(__file__).parent / "dags"
 TOKEN_ONE, TOKEN_TWO, PASSWORD = "hf_planted_token_one", "hf_planted_token_two", "Planted-Pw-77"
+# as in dags/private_env.py: credential names that Airflow's masker does not know
+UNKNOWN_TO_AIRFLOW = ("SMTP_PASS", "GH_PAT", "DB_CREDS", "DB_PWD", "STORAGE_SAS", "API_AUTH", "SESSION_COOKIE")
+UNKNOWN_TO_AIRFLOW += ("SIGNING_KEY", "AZ_ACCOUNTKEY")
 
 
 @pytest.mark.parametrize(
@@ -109,6 +113,11 @@ def test_a_local_step_gets_its_credentials_and_its_spec_holds_only_digests(
     output = first.stdout + first.stderr
     assert "token seen:" in output
     assert not [w for w in [*written, output] if TOKEN_ONE in w or PASSWORD in w]
+    # nor do the rendered fields Airflow stored (the Rendered Templates tab), names Airflow does not know included
+    rendered = json.dumps(last_run_rendered_fields("security_private_env")["use_token"])
+    planted = [TOKEN_ONE, PASSWORD, *(f"Planted-{name}-9" for name in UNKNOWN_TO_AIRFLOW)]
+    assert '"MODE": "train"' in rendered and "SMTP_PASS" in rendered
+    assert [p for p in planted if p in rendered] == [], rendered
 
     # the same token again: reused; another token: computed anew (the key holds the value's digest)
     airflow_dags_test("security_private_env", dags_folder=DAGS, env=env)
@@ -128,12 +137,16 @@ def test_an_argument_holding_a_password_is_refused_before_the_spec_is_written(
         "security_secret_argument", dags_folder=DAGS, env=local_home, conf={"pw": "Hunter-Pw-42"}, check=False
     )
     output = proc.stdout + proc.stderr
-    assert last_run_states("security_secret_argument")[1] == {"leaky_args": "failed"}
+    failed = {"leaky_args": "failed", "leaky_container_env": "failed"}
+    assert last_run_states("security_secret_argument")[1] == failed
     errors = [line for line in output.splitlines() if "[error" in line]
-    assert "step 'leaky_args': argument 4 shows the value of option '--password'" in errors[0], errors
-    assert "Environment(env_vars={'NAME': ...}) on LocalCompute" in errors[0]
+    (argument,) = [e for e in errors if "step 'leaky_args': argument 4 shows the value of option '--password'" in e]
+    assert "Environment(env_vars={'NAME': ...}) on LocalCompute" in argument
+    assert [e for e in errors if "step 'leaky_container_env': environment variable 'DB_URL' holds a credential" in e]
     assert not [p for p in default_store.list("_mlpipe/runs", recursive=True) if p.endswith("spec.json")]
     assert "Traceback" not in output
+    # refused once rendered, before Airflow stores the rendered fields: the password is not in them
+    assert "Hunter-Pw-42" not in json.dumps(last_run_rendered_fields("security_secret_argument"))
 
 
 def test_a_runner_not_given_a_private_value_or_given_another_refuses_to_run() -> None:

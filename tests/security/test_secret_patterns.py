@@ -181,3 +181,42 @@ def test_a_password_in_a_url_that_takes_none_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="holds a password, which .* urls do not take") as caught:
         parse_datastore_url(url, datastore="d")
     assert "PwPlant1" not in str(caught.value)
+
+
+def test_a_dataset_description_and_tags_are_stored_and_shown_scrubbed(local_home: dict[str, str]) -> None:
+    store = Datastore.get_default()
+    store.write_text("data/a.csv", "a\n1\n")
+    Dataset.File.from_files((store, "data/a.csv")).register(
+        "tagged",
+        description="from DefaultEndpointsProtocol=https;AccountName=a;AccountKey=DescKeyPlant1==",
+        tags={"source_sas": "sv=1&sig=TagSigPlant2", "token": "TagTokenPlant3", "partition_key": "day", "n": "2"},
+    )
+    (record,) = [p for p in store.list("_mlpipe/registry/datasets/tagged") if p.endswith("/1.json")]
+    shown = [store.read_text(record)]
+    for args in (("datasets", "show", "tagged"), ("datasets", "show", "tagged", "--json"), ("datasets", "list")):
+        code, printed = mlpipe_in_process(*args)
+        assert code == 0, printed
+        shown.append(printed)
+    shown.append(mlpipe_in_process("datasets", "list", "--json")[1])
+    assert [s for s in shown if "Plant" in s] == []
+    stored = json.loads(shown[0])
+    assert stored["description"] == "from DefaultEndpointsProtocol=https;AccountName=a;AccountKey=***"
+    assert stored["tags"] == {"source_sas": "***", "token": "***", "partition_key": "day", "n": "2"}
+
+
+def test_a_rendered_dataset_description_is_stored_scrubbed() -> None:
+    from airflow.sdk import DAG
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    from airflow_mlpipe import RegisterDatasetOperator
+
+    with DAG("rendered_description", schedule=None):
+        op = RegisterDatasetOperator(
+            task_id="r",
+            dataset=Dataset.File.from_files(("mlpipe_default", "data/*.csv")),
+            name="d",
+            description="copied with {{ params.sas }}",
+        )
+    op.render_template_fields({"params": {"sas": "https://a.blob.core.windows.net/c?sv=1&sig=DescSigPlant4"}})
+    rendered = json.dumps(_serialize_rendered_fields(op))
+    assert "DescSigPlant4" not in rendered and "sig=***" in rendered

@@ -231,12 +231,53 @@ def test_rendered_fields_of_a_step_show_no_credential(names: list[str], tmp_path
                 "--out",
                 OutputFileDatasetConfig(name="o", destination=("s3_nested", "out/{run-id}")),
             ],
-            # Allowed on LocalCompute only (a container target refuses a secret-named plain variable).
-            environment=Environment(env_vars={"SAS_TOKEN": "{{ params.sas }}", "DAY": "{{ ds }}"}),
+            # Allowed on LocalCompute only (a container target refuses a secret-named plain variable). Airflow's
+            # masker hides SAS_TOKEN by its name; SMTP_PASS and DB_URL it hides only as mlpipe registers them.
+            environment=Environment(
+                env_vars={
+                    "SAS_TOKEN": "{{ params.sas }}",
+                    "SMTP_PASS": "{{ params.smtp }}",
+                    "DB_URL": "postgresql://ml:{{ params.pw }}@db/ml",
+                    "DAY": "{{ ds }}",
+                }
+            ),
         )
-    step.render_template_fields({"ds": "2026-01-02", "params": {"sas": SAS}})
+    params = {"sas": SAS, "smtp": "SmtpPlantRtif1", "pw": "DbPwPlantRtif2"}
+    step.render_template_fields({"ds": "2026-01-02", "params": params})
     rendered = json.dumps(_serialize_rendered_fields(step), default=str)
     assert leaks(rendered) == [] and "2026-01-02" in rendered
+    assert "SmtpPlantRtif1" not in rendered and "DbPwPlantRtif2" not in rendered and '"DB_URL": "***"' in rendered
+
+
+def test_rendered_fields_of_a_mapped_step_show_no_credential(tmp_path: Path) -> None:
+    """Airflow renders a mapped task's fields without calling its ``render_template_fields``: checked all the same."""
+    from unittest import mock
+
+    from airflow.sdk import DAG
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    from airflow_mlpipe import Environment, PythonScriptOperator
+    from airflow_mlpipe.exceptions import StepFailedError
+
+    (tmp_path / "s.py").write_text("pass\n")
+    with DAG("mapped_secrets", schedule=None, params={"smtp": "MappedSmtpPlant1", "pw": "MappedPwPlant2"}) as dag:
+        mapped = PythonScriptOperator.partial(
+            task_id="s",
+            script_name="s.py",
+            source_directory=str(tmp_path),
+            environment=Environment(env_vars={"SMTP_PASS": "{{ params.smtp }}"}),
+        ).expand(arguments=[["--lr", "0.1"], ["--password", "{{ params.pw }}"]])
+
+    def render(index: int) -> Any:
+        ti = mock.MagicMock(map_index=index, task=mapped)
+        context: dict[str, Any] = {"ti": ti, "task": mapped, "dag": dag, "run_id": "r", "dag_run": mock.MagicMock()}
+        mapped.render_template_fields(context)  # type: ignore[arg-type]
+        return context["task"]
+
+    rendered = json.dumps(_serialize_rendered_fields(render(0)))
+    assert '"SMTP_PASS": "***"' in rendered and "MappedSmtpPlant1" not in rendered
+    with pytest.raises(StepFailedError, match="step 's': argument 2 shows the value of option '--password'"):
+        render(1)
 
 
 # -- a step run: its record, log, UI data and CLI output --------------------------------------------------------

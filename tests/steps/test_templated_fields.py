@@ -97,13 +97,14 @@ def test_a_destination_rendered_with_none_is_refused(tmp_path: Path) -> None:
     out = OutputFileDatasetConfig(name="o", destination=("mlpipe_default", "x/{{ params.day }}/{run-id}"))
     with _dag("tpl_none"):
         op = PythonScriptOperator(task_id="s", script_name="s.py", source_directory=str(tmp_path), outputs=[out])
-    op.render_template_fields(_context(params={"day": None}))
-    with pytest.raises(
-        DatasetError,
+    with pytest.raises(  # once rendered, before Airflow stores the rendered fields
+        StepFailedError,
         match=r"^step 's': output 'o': its destination 'x/\{\{ params.day \}\}/\{run-id\}' rendered to "
         r"'x/None/\{run-id\}': a value the template reads was None .*give it a value, or a default in the template",
     ):
-        op._use_rendered()
+        op.render_template_fields(_context(params={"day": None}))
+    with pytest.raises(DatasetError, match=r"^step 's': output 'o': its destination .* rendered to 'x/None/"):
+        op._use_rendered()  # and again when the step runs
     kept = OutputFileDatasetConfig(name="k", destination=("mlpipe_default", "None/{{ ds }}/{run-id}"))
     kept.path_template = "None/2026-01-02/{run-id}"  # 'None' written in the template itself is a folder name
     kept.check_rendered("s")
@@ -112,7 +113,8 @@ def test_a_destination_rendered_with_none_is_refused(tmp_path: Path) -> None:
 def test_a_script_name_rendered_out_of_the_source_directory_is_refused(tmp_path: Path) -> None:
     with _dag("tpl_script"):
         op = PythonScriptOperator(task_id="s", script_name="{{ params.script }}", source_directory=str(tmp_path))
-    op.render_template_fields(_context(params={"script": "../outside/evil.py"}))
+    with pytest.raises(StepFailedError, match="^step 's': script_name '../outside/evil.py' must be a path relative"):
+        op.render_template_fields(_context(params={"script": "../outside/evil.py"}))
     with pytest.raises(ConfigError, match="^step 's': script_name '../outside/evil.py' must be a path relative to"):
         op._use_rendered()
 
