@@ -185,7 +185,7 @@ def _check_register(
 
 
 def _get(name: str, version: int | None) -> DatasetRecord:
-    check_name(name, what="model name")
+    check_name(name, what="model name", existing=True)  # one registered before names ending in '.' were refused
     try:
         return ModelRegistry().get(name, "latest" if version is None else version)
     except DatasetNotFoundError as exc:

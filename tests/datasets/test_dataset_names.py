@@ -4,10 +4,12 @@ registry folders of ``iris.`` and ``iris`` would be one there. A name registered
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from airflow_mlpipe import Dataset
+from airflow_mlpipe.compat import models
 from airflow_mlpipe.datasets import registry
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.registry import DatasetRegistry
@@ -46,3 +48,18 @@ def test_a_name_registered_before_the_rule_is_still_read(
     assert [e.path for e in Dataset.get_by_name("iris.").current_manifest().entries] == ["f.csv"]
     code, out = mlpipe_in_process("datasets", "show", "iris.", "--json")
     assert (code, json.loads(out)["name"]) == (0, "iris.")
+
+
+def test_a_model_registered_before_the_rule_is_still_read(
+    local_default: Datastore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_mlpipe.compat.models import Model
+
+    (tmp_path / "model.pkl").write_bytes(b"weights")
+    with monkeypatch.context() as older:
+        older.setattr(registry, "check_name", lambda name, **_: name)
+        older.setattr(models, "check_name", lambda name, **_: name)
+        Model.register(None, str(tmp_path / "model.pkl"), "clf.")
+    assert Model(None, "clf.").version == 1
+    with pytest.raises(DatasetError, match=r"model name 'clf\.' cannot be used: it ends in '\.'"):
+        Model.register(None, str(tmp_path / "model.pkl"), "clf.")
