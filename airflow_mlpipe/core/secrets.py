@@ -306,31 +306,42 @@ def secret_values(value: Any) -> Iterator[str]:
             yield from secret_values(item)
 
 
-def scrub_line(line: bytes, known: Iterable[str] = ()) -> bytes:
-    """A line of a process's output, scrubbed; bytes that are not UTF-8 are kept."""
-    text = line.decode("utf-8", "surrogateescape")
-    shown = scrub_text(text, known)
-    return line if shown == text else shown.encode("utf-8", "surrogateescape")
+class LineScrubber:
+    """Scrubs a stream of lines (a process's output, a log file): patterns, the ``known`` values, and the lines
+    of a PEM private key printed across lines, which become ``***`` up to its END line (no one line shows that
+    it is part of a key)."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self._prepared = _prepared(known)
+        self._in_key = False
+
+    def text(self, line: str) -> str:
+        if self._in_key:  # the key's body: nothing of it is kept, up to its END line
+            closed = _PEM_END.search(line)
+            self._in_key = closed is None
+            line = MASK + line[len(line.rstrip("\r\n")) :] if closed is None else MASK + line[closed.start() :]
+        else:
+            opened = _PEM_BEGIN.search(line)
+            self._in_key = opened is not None and _PEM_END.search(line, opened.end()) is None
+        return _scrub_text(line, self._prepared)
+
+    def bytes(self, line: bytes) -> bytes:
+        """A line as bytes; bytes that are not UTF-8 are kept."""
+        text = line.decode("utf-8", "surrogateescape")
+        shown = self.text(text)
+        return line if shown == text else shown.encode("utf-8", "surrogateescape")
 
 
 def scrub_file(source: str, target: str, known: Iterable[str] = ()) -> None:
-    """Copy the text file ``source`` to ``target`` line by line, scrubbed; bytes that are not UTF-8 are kept. The
-    lines of a PEM private key printed across lines become ``***`` up to its END line."""
-    prepared = _prepared(known)
-    in_key = False
+    """Copy the text file ``source`` to ``target`` line by line, scrubbed (:class:`LineScrubber`); bytes that are
+    not UTF-8 are kept."""
+    scrubber = LineScrubber(known)
     with (
         open(source, encoding="utf-8", errors="surrogateescape", newline="") as src,
         open(target, "w", encoding="utf-8", errors="surrogateescape", newline="") as dst,
     ):
         for line in src:
-            if in_key:  # the key's body: nothing of it is kept, up to its END line
-                closed = _PEM_END.search(line)
-                in_key = closed is None
-                line = MASK + line[len(line.rstrip("\r\n")) :] if closed is None else MASK + line[closed.start() :]
-            else:
-                opened = _PEM_BEGIN.search(line)
-                in_key = opened is not None and _PEM_END.search(line, opened.end()) is None
-            dst.write(_scrub_text(line, prepared))
+            dst.write(scrubber.text(line))
 
 
 def connection_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_mlpipe.core.checks import check_bool, check_str_mapping, shown
@@ -443,6 +443,11 @@ def verified_record(data: bytes | Mapping[str, Any], name: str, version: int, *,
             + ". It is not served: if a step script or a person wrote or changed it, restore it from a backup or "
             "delete it and register the data again"
         )
+    # Records written before registrations scrubbed them keep a credential pasted into a description or tag:
+    # what is read (and shown by the CLI and the UI) is scrubbed the same way.
+    description, tags = scrub_text(record.description or ""), scrub_labels(record.tags or {})
+    if description != (record.description or "") or tags != dict(record.tags or {}):
+        record = replace(record, description=description, tags=tags)
     return record
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import IO
 
-from airflow_mlpipe.core.secrets import scrub_line
+from airflow_mlpipe.core.secrets import LineScrubber
 
 _PR_SET_PDEATHSIG = 1
 
@@ -68,9 +68,10 @@ class ScriptProcess:
             preexec_fn=die_with_parent(signal.SIGKILL) if sys.platform == "linux" else None,
         )
         assert self.proc.stdout is not None
+        scrubber = LineScrubber(known)  # a private key printed across lines is masked whole, as in the stored log
         for line in iter(self.proc.stdout.readline, b""):
             log.write(line)
-            echo.write(scrub_line(line, known))
+            echo.write(scrubber.bytes(line))
             echo.flush()
         return self.proc.wait()
 

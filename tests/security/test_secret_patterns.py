@@ -83,6 +83,26 @@ def test_a_log_file_loses_the_lines_of_a_private_key(tmp_path: Path) -> None:
     )
 
 
+def test_the_task_log_echo_loses_the_lines_of_a_private_key(tmp_path: Path) -> None:
+    """What a script prints reaches the task (or pod) log line by line as it comes: a key printed across lines is
+    masked whole there too, while the runner's own log keeps the script's bytes."""
+    import io
+    import os
+    import sys
+
+    from airflow_mlpipe.runner.process import ScriptProcess
+
+    key = "-----BEGIN RSA PRIVATE KEY-----\\nMIIEPemLine1\\nPemLine2==\\n-----END RSA PRIVATE KEY-----"
+    script = f"import sys; print('start'); print('{key}'); print('end', flush=True)"
+    log, echo = io.BytesIO(), io.BytesIO()
+    code = ScriptProcess().run([sys.executable, "-c", script], cwd=str(tmp_path), env=os.environ, log=log, echo=echo)
+    assert code == 0
+    assert echo.getvalue().decode() == (
+        "start\n-----BEGIN RSA PRIVATE KEY-----\n***\n***\n***-----END RSA PRIVATE KEY-----\nend\n"
+    )
+    assert b"PemLine2==" in log.getvalue()
+
+
 def test_options_and_arguments() -> None:
     headers = {"client_kwargs": {"headers": {"Authorization": f"Bearer {BEARER}"}}}
     assert BEARER not in json.dumps(scrub(headers))
@@ -202,6 +222,30 @@ def test_a_dataset_description_and_tags_are_stored_and_shown_scrubbed(local_home
     stored = json.loads(shown[0])
     assert stored["description"] == "from DefaultEndpointsProtocol=https;AccountName=a;AccountKey=***"
     assert stored["tags"] == {"source_sas": "***", "token": "***", "partition_key": "day", "n": "2"}
+
+
+def test_a_record_registered_before_scrubbing_is_shown_scrubbed(
+    local_home: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that older code stored with a credential in its description and tags: sealed as it is (it is
+    served), and scrubbed wherever it is read and shown."""
+    from airflow_mlpipe.datasets import registry
+
+    store = Datastore.get_default()
+    store.write_text("data/a.csv", "a\n1\n")
+    with monkeypatch.context() as older:
+        older.setattr(registry, "scrub_text", lambda text, *_: text)
+        older.setattr(registry, "scrub_labels", lambda labels: dict(labels))
+        Dataset.File.from_files((store, "data/a.csv")).register(
+            "old_tagged", description="key AccountKey=OldDescPlant1==", tags={"token": "OldTagPlant2", "n": "2"}
+        )
+    (path,) = [p for p in store.list("_mlpipe/registry/datasets/old_tagged") if p.endswith("/1.json")]
+    assert "OldDescPlant1" in store.read_text(path)  # as older code left it
+    record = registry.DatasetRegistry().get("old_tagged")
+    assert record.description == "key AccountKey=***" and record.tags == {"token": "***", "n": "2"}
+    shown = [mlpipe_in_process(*args)[1] for args in (("datasets", "show", "old_tagged", "--json"),
+                                                      ("datasets", "list", "--json"))]  # fmt: skip
+    assert [s for s in shown if "Plant" in s] == [] and "old_tagged" in shown[1]
 
 
 def test_a_rendered_dataset_description_is_stored_scrubbed() -> None:
