@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -36,7 +37,7 @@ def _ref(label: str) -> Callable[[str], Ref]:
             except ConfigError as exc:
                 raise OptionValueError(f"{label}: {error_text(str(exc))}") from None
             # a trailing '/' names a folder: with --file, the file goes into it (the path check drops the '/')
-            ref = Ref(data_path.datastore, data_path.path + ("/" if text.endswith("/") and data_path.path else ""))
+            ref = Ref(data_path.datastore, data_path.path + ("/" if text.endswith("/") else ""))
         elif ":" not in text:
             raise OptionValueError(
                 f"{label} {shown(text)} names no datastore; write DATASTORE:path or "
@@ -60,7 +61,8 @@ def transfer_command(
 ) -> None:
     """Copy between datastores: streaming, parallel, verified, incremental (files already there are skipped).
 
-    With --file, a DESTINATION ending in '/' is a folder: the file is copied into it under its own name.
+    With --file, a DESTINATION ending in '/' is a folder (DATASTORE:/ is the root): the file is copied into it
+    under its own name.
 
     A folder it copied this source into before is mirrored: files the source dropped are removed.
     Files of anything else in the destination folder are refused, and nothing is written."""
@@ -69,7 +71,8 @@ def transfer_command(
 
     progress = None if as_json else (lambda p: typer.echo(f"  {p}", err=True))
     result = transfer(
-        Datastore.get(source.datastore), source.path, Datastore.get(destination.datastore), destination.path,
+        Datastore.get(source.datastore), _root_as_folder(source.path),
+        Datastore.get(destination.datastore), _destination_path(source, destination, file=file),
         kind="file" if file else "directory", overwrite=overwrite, verify=not no_verify,
         progress=progress, progress_interval=5.0, option_words=OPTION_WORDS,
     )  # fmt: skip
@@ -77,3 +80,16 @@ def transfer_command(
         emit_json(result.to_dict(include_files=False))
     else:
         emit_line(result.summary())
+
+
+def _root_as_folder(path: str) -> str:
+    """``lake:/`` (or ``mlpipe://datastores/lake/paths/``) is the datastore's root folder, as ``lake:`` is."""
+    return "" if not path.strip("/") else path
+
+
+def _destination_path(source: Ref, destination: Ref, *, file: bool) -> str:
+    """With --file, a destination ending in '/' is a folder that the file goes into under its own name: the root
+    folder too (``lake:/``), where the name alone is the path."""
+    if file and destination.path and not destination.path.strip("/"):
+        return posixpath.basename(source.path.rstrip("/"))
+    return _root_as_folder(destination.path)

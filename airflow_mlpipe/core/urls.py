@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from airflow_mlpipe.core.paths import RESERVED_ROOT, is_reserved_name, stored_name
 from airflow_mlpipe.core.secrets import scrub_text
-from airflow_mlpipe.exceptions import ConfigError, UnsupportedSchemeError
+from airflow_mlpipe.exceptions import ConfigError, ReservedPathError, UnsupportedSchemeError
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
             raise ConfigError(f"datastore {datastore!r}: url {shown!r} has no bucket; write {scheme}://BUCKET/prefix")
         options += [(k, unquote(v)) for k, v in (("key", user), ("secret", password)) if v]
         root = (netloc + unquote("/" + tail.split("?", 1)[0].split("#", 1)[0])).rstrip("/")
+        _refuse_reserved_root(scheme, backend, root, shown, datastore)
         return ParsedUrl(scheme=scheme, backend=backend, root=root, url_options=tuple(options))
     if backend.protocol == "file":
         if parts.netloc not in ("", "localhost"):
@@ -121,7 +123,31 @@ def parse_datastore_url(url: str, *, datastore: str = "?") -> ParsedUrl:
             options.append(("account_name", host.split(".", 1)[0]))
             netloc = container
         root = (netloc + path).rstrip("/")
+    _refuse_reserved_root(scheme, backend, root, shown, datastore)
     return ParsedUrl(scheme=scheme, backend=backend, root=root, url_options=tuple(options))
+
+
+def _refuse_reserved_root(scheme: str, backend: Backend, root: str, shown: str, datastore: str) -> None:
+    """A root below a folder named ``_mlpipe`` (as stores keep names: any case, trailing dots and spaces dropped)
+    lies inside another datastore's records, and one named as a marker or journal is a file mlpipe writes: every
+    output, transfer or upload through the datastore would write into that registry, reuse index or marker."""
+    segments = root.split("/")
+    for i, segment in enumerate(segments):
+        if stored_name(segment) == RESERVED_ROOT:
+            what = (
+                f"the folder {segment + '/'!r}, the name mlpipe reserves (at any depth, in any case, trailing dots "
+                "and spaces dropped) for the registry, reuse index and run records of the datastore it lies in"
+            )
+        elif is_reserved_name(segment):
+            what = f"{segment!r}, the name of the file mlpipe writes to mark a folder complete or journal a transfer"
+        else:
+            continue
+        example = display_url(ParsedUrl(scheme, backend, "/".join([*segments[:i], "data"])))
+        raise ReservedPathError(
+            f"datastore {datastore!r}: url {shown!r} has a root path through {what}: every write through this "
+            f"datastore would land in another datastore's records; choose a root without that folder, e.g. "
+            f"{example!r}"
+        )
 
 
 def _refuse_query(rest: str, scheme: str, credentials: bool, datastore: str) -> None:

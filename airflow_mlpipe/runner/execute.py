@@ -29,6 +29,7 @@ from airflow_mlpipe.runner.outputs import (
     prepare_outputs,
     refuse_empty_registrations,
     refuse_links,
+    refuse_reserved_names,
     refuse_unmatched_globs,
     stage,
 )
@@ -202,6 +203,7 @@ def _commit(
     refuse_empty_registrations(spec.outputs, plans)
     refuse_unmatched_globs(plans)
     refuse_links(plans)
+    refuse_reserved_names(plans)
     committed: list[dict[str, Any]] = []
     for out_spec in spec.outputs:
         plan = plans[str(out_spec["name"])]

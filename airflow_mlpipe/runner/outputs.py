@@ -28,6 +28,8 @@ from airflow_mlpipe.storage.conditional import read_tagged
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing import JOURNAL_NAME
+from airflow_mlpipe.storage.transfer_checks import refused_paths
+from airflow_mlpipe.storage.transfer_errors import some_files
 from airflow_mlpipe.storage.transfer_links import refuse_links_on_the_way
 
 
@@ -143,6 +145,35 @@ def refuse_links(plans: Mapping[str, OutputPlan]) -> None:
             )
 
 
+def refuse_reserved_names(plans: Mapping[str, OutputPlan]) -> None:
+    """Every file the script wrote for an output gets a path at the destination that a user could give, by the
+    rule a transfer applies to each file it writes (``transfer_checks.refused_paths``): none below a folder named
+    ``_mlpipe`` (a forged registry for a datastore rooted there), none named as a completion marker or a journal (a
+    forged marker), both as stores keep names, no backslash. Checked before anything is staged, so the attempt
+    commits nothing (and, staged in place, the folder never reaches the destination)."""
+    for plan in plans.values():
+        written = _staged_files(plan)
+        if plan.in_place:  # the folder is renamed into place as it is: its empty folders too
+            written.update(dict.fromkeys(_empty_folders_below(plan.staging), 0))
+        refused = refused_paths(plan.path, sorted(written), argument=f"output {plan.name!r}", datastore=plan.store.name)
+        if refused:
+            rels = [rel for rel, _ in refused]
+            reason = str(refused[0][1]).removeprefix(f"output {plan.name!r}: ")
+            raise StagingError(
+                f"output {plan.name!r}: the script wrote {len(rels)} file(s) into the folder given for the output "
+                f"whose paths mlpipe does not commit ({some_files(rels, 3)}); the first: {reason}. Rename those "
+                "files or folders in the script; nothing was committed"
+            )
+
+
+def _empty_folders_below(folder: str) -> list[str]:
+    return [
+        os.path.relpath(dirpath, folder).replace(os.sep, "/")
+        for dirpath, dirnames, filenames in os.walk(folder)
+        if dirpath != folder and not dirnames and not filenames
+    ]
+
+
 def _links_below(folder: str) -> list[tuple[str, str]]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
@@ -207,6 +238,7 @@ def stage(plan: OutputPlan) -> Manifest:
             "nothing was committed"
         )
     refuse_links({plan.name: plan})
+    refuse_reserved_names({plan.name: plan})
     if plan.claimed_by is not None:
         check_claim(plan.name, store, path, plan.claimed_by)
     expected = _staged_files(plan)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from airflow_mlpipe.core.paths import is_reserved
+from airflow_mlpipe.core.paths import RESERVED_ROOT, is_reserved, stored_name
 from airflow_mlpipe.storage.confine import check_resolved
 from airflow_mlpipe.storage.datastore import COMPLETE_MARKER, Datastore
 from airflow_mlpipe.storage.listing_azure import list_azure
@@ -88,6 +88,7 @@ def _walk_local(
     shown: str,
     refuse_links: bool,
     controls: set[str] | None,
+    reserved: dict[str, int] | None,
 ) -> dict[str, FileMeta]:
     """``shown``: the walked folder as the user named it, for errors; ``refuse_links``: any link at all is an error
     (a destination, which is written), not only one leading out of the datastore (a source, which is read)."""
@@ -99,7 +100,10 @@ def _walk_local(
         with os.scandir(folder) as entries:
             for entry in entries:
                 if is_reserved(entry.name):
-                    continue  # a datastore's own records, at any depth: never data (and never walked)
+                    # a datastore's own records, at any depth: never data (walked only to count its files)
+                    if reserved is not None:
+                        _note_reserved_local(reserved, prefix + entry.name, entry)
+                    continue
                 if entry.is_symlink():
                     named = base + prefix + entry.name
                     if refuse_links:
@@ -122,6 +126,27 @@ def _walk_local(
     return out
 
 
+def _note_reserved_local(reserved: dict[str, int], rel: str, entry: os.DirEntry[str]) -> None:
+    """Count the files below a local folder named as mlpipe's reserved one (never following a link)."""
+    if not entry.is_dir(follow_symlinks=False):
+        reserved[rel] = reserved.get(rel, 0) + 1
+        return
+    count = 0
+    for folder, dirs, files in os.walk(entry.path):  # a link to a folder is listed among dirs, never walked
+        count += len(files) + sum(os.path.islink(os.path.join(folder, name)) for name in dirs)
+    reserved[rel + "/"] = reserved.get(rel + "/", 0) + count
+
+
+def _note_reserved(reserved: dict[str, int] | None, rel: str) -> None:
+    """Count a listed file below a folder named as mlpipe's reserved one, under that folder's path (with '/')."""
+    if reserved is None:
+        return
+    parts = rel.split("/")
+    at = next(i for i, part in enumerate(parts) if stored_name(part) == RESERVED_ROOT)
+    key = "/".join(parts[: at + 1]) + ("/" if at < len(parts) - 1 else "")
+    reserved[key] = reserved.get(key, 0) + 1
+
+
 def _note_control(controls: set[str] | None, rel: str) -> None:
     """Collect a marker's or journal's path (not a temporary part's): the folders something else filled."""
     if controls is not None and rel.rsplit("/", 1)[-1] in _CONTROL_NAMES:
@@ -136,19 +161,30 @@ def list_tree(
     shown: str = "",
     refuse_links: bool = False,
     controls: set[str] | None = None,
+    reserved: dict[str, int] | None = None,
 ) -> dict[str, FileMeta]:
     """Every data file below the backend folder ``full``, keyed by its path relative to ``full``.
 
     mlpipe's records (a ``_mlpipe/`` folder) are never listed, at any depth, as a glob never matches them:
     listing the datastore root leaves its own out, and listing a folder leaves out those of a datastore whose root
     lies below it (``s3://b/team`` below ``s3://b``). ``controls``, when given, collects the relative paths of the
-    markers and journals met (which ``list_tree`` never counts as data). On a local store, links are checked as
+    markers and journals met (which ``list_tree`` never counts as data); ``reserved``, when given, counts the files
+    left out below each folder named as mlpipe's own (``_MLPIPE/``, ``x/_mlpipe./``: path with '/' -> files). On a
+    local store, links are checked as
     they are met (see ``_walk_local``); errors name ``argument`` and the path below ``shown`` (the folder as the
     user named it)."""
     if store.protocol == "file":
         if not os.path.isdir(full):
             return {}
-        return _walk_local(store, full, argument=argument, shown=shown, refuse_links=refuse_links, controls=controls)
+        return _walk_local(
+            store,
+            full,
+            argument=argument,
+            shown=shown,
+            refuse_links=refuse_links,
+            controls=controls,
+            reserved=reserved,
+        )
     base = full.rstrip("/") + "/"
     out: dict[str, FileMeta] = {}
     if store.protocol == "abfs":
@@ -157,7 +193,10 @@ def list_tree(
             skip = len(base) - len(base.split("/", 1)[0]) - 1  # blob names start below the container
             for name, size, etag, md5 in blobs:
                 rel = name[skip:]
-                if not rel or is_reserved(rel):
+                if not rel:
+                    continue
+                if is_reserved(rel):
+                    _note_reserved(reserved, rel)
                     continue
                 if is_control_name(rel.rsplit("/", 1)[-1]):
                     _note_control(controls, rel)
@@ -172,6 +211,7 @@ def list_tree(
             continue
         rel = name[len(base) :]
         if is_reserved(rel):
+            _note_reserved(reserved, rel)
             continue
         if is_control_name(rel.rsplit("/", 1)[-1]):
             _note_control(controls, rel)

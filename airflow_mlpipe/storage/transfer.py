@@ -31,8 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_mlpipe.core.paths import check_user_path
-from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError, PathOutsideDatastoreError
+from airflow_mlpipe.core.paths import is_reserved, is_reserved_name
+from airflow_mlpipe.exceptions import (
+    ConfigError,
+    DatastoreAccessError,
+    PathOutsideDatastoreError,
+    ReservedPathError,
+)
 from airflow_mlpipe.storage.committed import refuse_committed_around
 from airflow_mlpipe.storage.confine import confined_path
 from airflow_mlpipe.storage.copiers import DEFAULT_WORKERS, choose_copier, same_namespace
@@ -42,7 +47,13 @@ from airflow_mlpipe.storage.errors import translate_errors
 from airflow_mlpipe.storage.listing import JOURNAL_NAME, FileMeta, content_md5, list_tree, path_kind
 from airflow_mlpipe.storage.progress import ProgressCallback, ProgressTracker
 from airflow_mlpipe.storage.retry import RetryPolicy, call_with_retry
-from airflow_mlpipe.storage.transfer_checks import check_arguments, check_marker_extra, check_path, store_of
+from airflow_mlpipe.storage.transfer_checks import (
+    check_arguments,
+    check_marker_extra,
+    check_path,
+    refused_paths,
+    store_of,
+)
 from airflow_mlpipe.storage.transfer_errors import (
     TransferDestinationExistsError,
     TransferError,
@@ -247,6 +258,7 @@ class _Transfer:
         self.dst_controls: set[str] = set()  # markers and journals below the destination folder
         self.marker_withdrawn = False
         self.registered: dict[str, Any] | None = None  # the version registered from the destination, if any
+        self.left_out: dict[str, int] = {}  # source folders named as mlpipe's reserved one -> files below them
         self.prepared = False
 
     # -- labels and guarded storage calls -----------------------------------------------------------------------
@@ -302,15 +314,12 @@ class _Transfer:
             raise TransferKindError(
                 f"transfer source: {self._where('source')} is a file; {self.words['file']} to copy one file"
             )
-        listed: dict[str, FileMeta] = self._call(
-            self.src,
-            "list",
-            self.src_path,
-            lambda: list_tree(self.src, self.src_full, argument="transfer source", shown=self.src_path),
-        )
-        if self.files is None:
+        wanted = None if self.files is None else {f.strip("/") for f in self.files}
+        if wanted is not None:
+            self._refuse_reserved_wanted(wanted)
+        listed: dict[str, FileMeta] = self._call(self.src, "list", self.src_path, self._list_source)
+        if wanted is None:
             return self._checked_names(listed)
-        wanted = {f.strip("/") for f in self.files}
         missing = sorted(wanted - listed.keys())
         if missing:
             raise TransferSourceNotFoundError(
@@ -320,17 +329,44 @@ class _Transfer:
             )
         return self._checked_names({rel: listed[rel] for rel in sorted(wanted)})
 
+    def _list_source(self) -> dict[str, FileMeta]:
+        """The source folder's files; the files below folders named as mlpipe's own are left out and, when the
+        whole folder is copied (a list of files names what it wants), counted for the result."""
+        left_out: dict[str, int] = {}
+        listed = list_tree(
+            self.src,
+            self.src_full,
+            argument="transfer source",
+            shown=self.src_path,
+            reserved=left_out if self.files is None else None,
+        )
+        self.left_out = left_out
+        return listed
+
+    def _refuse_reserved_wanted(self, wanted: Collection[str]) -> None:
+        """A list made before mlpipe reserved these names (a dataset version an older release registered from a
+        folder holding ``_MLPIPE./x.csv``) names files that no listing shows: say so, not that the data changed."""
+        reserved = sorted(rel for rel in wanted if is_reserved(rel) or is_reserved_name(rel.rsplit("/", 1)[-1]))
+        if reserved:
+            raise ReservedPathError(
+                f"transfer source: {self._where('source')}: the {len(wanted)} files asked for include "
+                f"{len(reserved)} that mlpipe reserves and never copies ({some_files(reserved)}): each lies below a "
+                "folder named '_mlpipe' (at any depth, in any case, trailing dots and spaces dropped), which holds a "
+                "datastore's records, or is named as a completion marker or transfer journal (a dataset version "
+                "registered by an older release may name such files): register the data again without them "
+                "(rename those folders or files first), or leave them out of the list; nothing was copied"
+            )
+
     def _checked_names(self, listed: dict[str, FileMeta]) -> dict[str, FileMeta]:
         """Every file's destination path passes the user-path check (not below a ``_mlpipe/`` folder, no reserved
         name such as ``_MLPIPE_COMPLETE.``, no backslash), before anything is written."""
-        for rel in listed:
-            try:
-                check_user_path(_under(self.dst_path, rel), argument="transfer destination", datastore=self.dst.name)
-            except PathOutsideDatastoreError as exc:
-                raise type(exc)(
-                    f"{exc}. It would be the copy of source file {rel!r} of {self._where('source')}: rename or "
-                    "remove that file, or choose another destination folder; nothing was copied"
-                ) from None
+        refused = refused_paths(self.dst_path, listed, argument="transfer destination", datastore=self.dst.name)
+        if refused:
+            rel, exc = refused[0]
+            raise type(exc)(
+                f"{exc}. It would be the copy of source file {rel!r} of {self._where('source')}: rename or "
+                "remove that file, or choose another destination folder; nothing was copied"
+            ) from None
         return listed
 
     def _destination_files(self, names: Iterable[str]) -> dict[str, FileMeta]:
@@ -568,6 +604,7 @@ class _Transfer:
             retries=tracker.retries,
             extra_files=len(plan.extra),
             files_removed=len(plan.extra),
+            left_out=dict(sorted(self.left_out.items())),
             files=tuple(records[rel] for rel in sorted(records)),
             marker_section=section,
         )

@@ -5,7 +5,7 @@ not a list of them), so that a wrong call writes nothing. No Airflow import."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_mlpipe.core.checks import (
@@ -18,7 +18,8 @@ from airflow_mlpipe.core.checks import (
     check_whole_number,
     shown,
 )
-from airflow_mlpipe.exceptions import ConfigError
+from airflow_mlpipe.core.paths import check_user_path
+from airflow_mlpipe.exceptions import ConfigError, PathOutsideDatastoreError
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.retry import RetryPolicy
 
@@ -42,6 +43,22 @@ def store_of(argument: str, value: object) -> Datastore:
         f"{OWNER}: {argument} {shown(value)} must be a Datastore or a datastore name (an Airflow connection id), "
         f"not {type(value).__name__}; e.g. transfer(Datastore.get('lake'), 'in', 'lake', 'out')"
     )
+
+
+def refused_paths(
+    folder: str, rels: Iterable[str], *, argument: str, datastore: str
+) -> list[tuple[str, PathOutsideDatastoreError]]:
+    """The files (paths relative to ``folder``, a datastore path) that would be written at a path a user could not
+    give (``check_user_path``: below a folder named ``_mlpipe`` at any depth, a marker's or journal's name, both as
+    stores keep names, a backslash, a control character, a name too long), each with its error: the copies of a
+    transfer's source files, the files a step's script wrote for an output."""
+    refused = []
+    for rel in rels:
+        try:
+            check_user_path("/".join(p for p in (folder.strip("/"), rel) if p), argument=argument, datastore=datastore)
+        except PathOutsideDatastoreError as exc:
+            refused.append((rel, exc))
+    return refused
 
 
 def check_path(argument: str, value: object) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TransferKind = Literal["file", "directory"]
@@ -94,6 +94,9 @@ class TransferResult:
     # with to skip unchanged files. Written by the copy itself unless ``mark_complete=False`` left it to the caller.
     marker_section: Mapping[str, Any] | None = None
     files_removed: int = 0
+    # Source folders named as mlpipe's reserved ``_mlpipe/`` (``_MLPIPE/``, ``x/_mlpipe./``: any depth, any case,
+    # trailing dots and spaces dropped) -> the files below each, never copied.
+    left_out: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def files_total(self) -> int:
@@ -111,6 +114,24 @@ class TransferResult:
             f"{_human_bytes(self.bytes_copied)} in {self.seconds:.1f} s ({_human_bytes(rate)}/s, {self.method})"
             + (f", {self.files_removed} the source lacks removed" if self.files_removed else "")
             + (", verified" if self.verified else "")
+            + (f"; {self.left_out_note()}" if self.left_out else "")
+        )
+
+    @property
+    def files_left_out(self) -> int:
+        return sum(self.left_out.values())
+
+    def left_out_note(self) -> str:
+        """The files left out below folders named as mlpipe's reserved one, and why, in one line ("" if none)."""
+        if not self.left_out:
+            return ""
+        folders = list(self.left_out)
+        shown = ", ".join(map(repr, folders[:3])) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
+        count = self.files_left_out
+        return (
+            f"left out {count} file{'s' if count != 1 else ''} below {shown} (mlpipe's reserved folder name "
+            "'_mlpipe', at any depth, in any case, trailing dots and spaces dropped: a datastore's records, "
+            "never copied)"
         )
 
     def to_dict(self, *, include_files: bool = True) -> dict[str, Any]:
@@ -131,6 +152,8 @@ class TransferResult:
             "retries": self.retries,
             "extra_files": self.extra_files,
             "files_removed": self.files_removed,
+            "files_left_out": self.files_left_out,
+            "left_out": dict(self.left_out),
         }
         if include_files:
             out["files"] = [f.to_dict() for f in self.files]

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_mlpipe.exceptions import ReservedPathError
 from airflow_mlpipe.storage import resolve
+from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.transfer import transfer
 from tests.reuse.reuse_helpers import mlpipe_in_process
 from tests.storage.conftest import MakeStore
@@ -50,3 +51,39 @@ def test_cli_file_copy_onto_a_folder_path_goes_into_it(
 
     assert code == 0, out
     assert (Path(store.root) / "out3").is_dir() and (Path(store.root) / "out3/a.csv").read_text() == "a\n1\n"
+
+
+def _named(monkeypatch: pytest.MonkeyPatch, **stores: Datastore) -> None:
+    for name, store in stores.items():
+        extra = {"url": store.config.url}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name}", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+
+
+@pytest.mark.parametrize("destination", ["lake:/", "lake://", "mlpipe://datastores/lake/paths/"])
+def test_cli_file_copy_onto_the_root_with_a_slash_goes_into_the_root(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, destination: str
+) -> None:
+    """``lake:/`` is the datastore's root folder, as ``lake:`` is (it used to be the absolute path '/a.csv')."""
+    source, lake = make_store("local", "src"), make_store("local", "lake")
+    source.write_bytes("data/a.csv", b"a\n1\n")
+    _named(monkeypatch, SRC=source, LAKE=lake)
+
+    code, out = mlpipe_in_process("transfer", "src:data/a.csv", destination, "--file")
+
+    assert code == 0, out
+    assert sorted(p.name for p in Path(lake.root).iterdir()) == ["a.csv"]
+    assert (Path(lake.root) / "a.csv").read_text() == "a\n1\n"
+
+
+def test_cli_folder_copy_of_and_onto_the_root_with_a_slash(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, lake = make_store("local", "src"), make_store("local", "lake")
+    source.write_bytes("data/a.csv", b"a\n1\n")
+    _named(monkeypatch, SRC=source, LAKE=lake)
+
+    code, out = mlpipe_in_process("transfer", "src:/", "lake:/")
+
+    assert code == 0, out
+    assert lake.read_bytes("data/a.csv") == b"a\n1\n" and lake.is_complete("")
