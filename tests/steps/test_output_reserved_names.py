@@ -7,6 +7,7 @@ the destination. The runner runs in this process (its script in a subprocess), o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ from airflow_mlpipe.runner import execute
 from airflow_mlpipe.steps import records
 from airflow_mlpipe.steps.snapshot import scan_source, store_snapshot
 from airflow_mlpipe.steps.spec import StepSpec
+from airflow_mlpipe.storage import resolve
 from airflow_mlpipe.storage.datastore import Datastore
+from tests.conftest import make_s3_datastore
+from tests.emulators import MotoS3
 
 SCRIPT = """
 import os, sys
@@ -37,16 +41,20 @@ def _runner_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execute, "install_signal_handlers", lambda process: None)
 
 
-def _run(store: Datastore, tmp_path: Path, run: str, mode: str, files: list[str]) -> tuple[int, dict[str, Any], bool]:
-    """Run a step whose script writes ``files`` into its output: (exit code, run record, whether it committed)."""
+def _run(
+    store: Datastore, tmp_path: Path, run: str, mode: str, files: list[str], output_store: Datastore | None = None
+) -> tuple[int, dict[str, Any], bool]:
+    """Run a step whose script writes ``files`` into its output (on ``output_store``, else ``store``, the default
+    datastore): (exit code, run record, whether it committed)."""
     source = tmp_path / f"src-{run}"
     source.mkdir()
     (source / "step.py").write_text(SCRIPT)
     tree = scan_source(str(source))
     store_snapshot(str(source), tree, store)
     output = {
-        "name": "model", "datastore": store.name, "path": f"team/{run}", "path_template": "team/{run-id}",
-        "mode": mode, "registration": {"name": "forged_ds", "description": "", "tags": {}},
+        "name": "model", "datastore": (output_store or store).name, "path": f"team/{run}",
+        "path_template": "team/{run-id}", "mode": mode,
+        "registration": {"name": "forged_ds", "description": "", "tags": {}},
     }  # fmt: skip
     arguments = ({"t": "output", "name": "model"}, *({"t": "str", "v": rel} for rel in files))
     spec = StepSpec(
@@ -105,6 +113,26 @@ def test_an_empty_folder_named_as_a_marker_fails_a_step_in_mount_mode(local_defa
         in (record["error"])
     )
     assert "('sub/_MLPIPE_COMPLETE')" in record["error"] and not local_default.exists("team/emptydir")
+
+
+def test_reserved_names_in_an_output_on_an_object_store_commit_nothing(
+    local_default: Datastore, tmp_path: Path, moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = make_s3_datastore(moto_s3, "s3lake")
+    extra = {"url": lake.config.url, **dict(lake.config.storage_options)}
+    monkeypatch.setenv("AIRFLOW_CONN_S3LAKE", json.dumps({"conn_type": "mlpipe_datastore", "extra": extra}))
+    resolve.clear_cache()
+    files = ["data.csv", "_mlpipe/registry/datasets/victim/1.json", "sub/_MLPIPE_COMPLETE"]
+
+    code, record, committed = _run(local_default, tmp_path, "s3", "upload", files, output_store=Datastore.get("s3lake"))
+
+    assert code == 1 and not committed
+    assert record["error"].startswith(
+        "StagingError: output 'model': the script wrote 2 file(s) into the folder given for the output whose paths "
+        "mlpipe does not commit ('_mlpipe/registry/datasets/victim/1.json', 'sub/_MLPIPE_COMPLETE'); the first: "
+        "datastore 's3lake': path 'team/s3/_mlpipe/registry/datasets/victim/1.json' is inside '_mlpipe/'"
+    ), record["error"]
+    assert lake.fs.find(lake.root) == []
 
 
 def test_names_that_only_look_alike_are_committed(local_default: Datastore, tmp_path: Path) -> None:
