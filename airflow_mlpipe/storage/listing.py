@@ -100,8 +100,10 @@ def _walk_local(
         with os.scandir(folder) as entries:
             for entry in entries:
                 if is_reserved(entry.name):
-                    # a datastore's own records, at any depth: never data (walked only to count its files)
-                    if reserved is not None:
+                    # a datastore's own records, at any depth: never data. A folder spelled otherwise ('_MLPIPE',
+                    # '_mlpipe.') may hold a user's files: walked to count them. Records ('_mlpipe') never are:
+                    # a datastore holds hundreds of thousands of them.
+                    if reserved is not None and entry.name != RESERVED_ROOT:
                         _note_reserved_local(reserved, prefix + entry.name, entry)
                     continue
                 if entry.is_symlink():
@@ -143,6 +145,8 @@ def _note_reserved(reserved: dict[str, int] | None, rel: str) -> None:
         return
     parts = rel.split("/")
     at = next(i for i, part in enumerate(parts) if stored_name(part) == RESERVED_ROOT)
+    if parts[at] == RESERVED_ROOT:
+        return  # a datastore's records, as mlpipe writes them: left out without a word (as on a local store)
     key = "/".join(parts[: at + 1]) + ("/" if at < len(parts) - 1 else "")
     reserved[key] = reserved.get(key, 0) + 1
 
@@ -169,7 +173,8 @@ def list_tree(
     listing the datastore root leaves its own out, and listing a folder leaves out those of a datastore whose root
     lies below it (``s3://b/team`` below ``s3://b``). ``controls``, when given, collects the relative paths of the
     markers and journals met (which ``list_tree`` never counts as data); ``reserved``, when given, counts the files
-    left out below each folder named as mlpipe's own (``_MLPIPE/``, ``x/_mlpipe./``: path with '/' -> files). On a
+    left out below each folder that stores keep as mlpipe's own but that is spelled otherwise (``_MLPIPE/``,
+    ``x/_mlpipe./``: path with '/' -> files; a ``_mlpipe/`` holds records, never counted). On a
     local store, links are checked as
     they are met (see ``_walk_local``); errors name ``argument`` and the path below ``shown`` (the folder as the
     user named it)."""
