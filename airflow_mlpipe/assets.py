@@ -20,7 +20,8 @@ DATASETS_ALIAS = "mlpipe-datasets"
 
 
 def dataset_asset_uri(name: str) -> str:
-    return DATASET_URI_PREFIX + check_name(name)
+    # A dataset registered before names ending in '.' were refused can still be scheduled on.
+    return DATASET_URI_PREFIX + check_name(name, existing=True)
 
 
 def dataset_asset(name: str) -> Asset:

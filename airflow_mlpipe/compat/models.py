@@ -7,10 +7,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from airflow_mlpipe.compat.data import V1Datastore
 from airflow_mlpipe.core.checks import check_bool, check_str_mapping, shown
+from airflow_mlpipe.core.secrets import scrub_labels
 from airflow_mlpipe.datasets.dataset import FileDataset
 from airflow_mlpipe.datasets.names import check_name
 from airflow_mlpipe.datasets.paths import DataPath
@@ -42,13 +44,13 @@ class Model:
             version = int(number) if number else version
         if not name:
             raise DatasetNotFoundError("Model(ws, name): give the model's name (or id='name:version')")
-        self._record = _get(name, version)
+        self._record = _scrubbed(_get(name, version))
         self.workspace = workspace
 
     @classmethod
     def _of(cls, record: DatasetRecord, workspace: Any = None) -> Model:
         obj = cls.__new__(cls)
-        obj._record, obj.workspace = record, workspace
+        obj._record, obj.workspace = _scrubbed(record), workspace
         return obj
 
     name = property(lambda self: self._record.name)
@@ -179,9 +181,22 @@ def _check_register(
     checked = {
         "description": description,
         "tags": check_str_mapping(owner, "tags", tags, example="{'area': 'iris'}"),
-        "properties": check_str_mapping(owner, "properties", properties, example="{'accuracy': '0.93'}"),
+        # free text, like tags (which the registry scrubs): stored without the credentials it shows
+        "properties": scrub_labels(check_str_mapping(owner, "properties", properties, example="{'accuracy': '0.93'}")),
     }
     return local, checked
+
+
+def _scrubbed(record: DatasetRecord) -> DatasetRecord:
+    """``record`` with its properties scrubbed: records registered before properties were scrubbed when written
+    keep a credential pasted into one (records are sealed, never rewritten), which is not shown."""
+    properties = record.lineage.get("properties")
+    if not isinstance(properties, Mapping):
+        return record
+    shown_properties = scrub_labels(properties)
+    if shown_properties == dict(properties):
+        return record
+    return replace(record, lineage={**record.lineage, "properties": shown_properties})
 
 
 def _get(name: str, version: int | None) -> DatasetRecord:

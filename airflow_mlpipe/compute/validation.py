@@ -161,7 +161,8 @@ def check_annotations(annotations: Mapping[str, str] | None, *, what: str) -> di
 
 # Variables mlpipe itself hands a step's runner or script: a DAG's value would replace the worker's seal key
 # (``MLPIPE_REGISTRY_KEY``), forge the attempt's key or the spec digest the runner checks, or lie to the script
-# about its run. Settings a step may take (``MLPIPE_STORE_TIMEOUT``, ``MLPIPE_HOME``) are not among them.
+# about its run (the runner's ``airflow_env``: the attempt and the task's dates, which replace a value given).
+# Settings a step may take (``MLPIPE_STORE_TIMEOUT``, ``MLPIPE_HOME``) are not among them.
 RESERVED_ENV = frozenset(
     {
         "MLPIPE_REGISTRY_KEY",
@@ -170,7 +171,14 @@ RESERVED_ENV = frozenset(
         "MLPIPE_RUN_CONTEXT",
         "MLPIPE_STEP_RUN_ID",
         "MLPIPE_PARAMS",
+        "MLPIPE_DAG_ID",
+        "MLPIPE_RUN_ID",
+        "MLPIPE_TASK_ID",
         "MLPIPE_MAP_INDEX",
+        "MLPIPE_TRY_NUMBER",
+        "MLPIPE_LOGICAL_DATE",
+        "MLPIPE_DATA_INTERVAL_START",
+        "MLPIPE_DATA_INTERVAL_END",
         "MLPIPE_PARALLEL_OUTPUT_DIR",
         "MLPIPE_PARALLEL_LOG_LEVEL",
         "MLPIPE_FAULT_DIR",

@@ -5,6 +5,9 @@ What counts as a credential:
 - the value of a key that names one (``account_key``, ``connection_string``, ``sas_token``, ``password``,
   ``secret``, ``token``, ``credential``, ``key``, ``sig`` ... in any case, as a word of the key's name);
 - the password in a URL's user info (``s3://AKID:SECRET@bucket``, ``ftp://user:PW@host``);
+- a token whose shape shows what it is, however it is named (GitHub ``ghp_...``, Hugging Face ``hf_...``, OpenAI
+  ``sk-...``, Slack ``xoxb-...`` and webhook URLs, GitLab ``glpat-...``, an AWS access key id, a JWT), and a PEM
+  or PGP private key;
 - signature and token query parameters (a SAS token's ``sig=``, ``X-Amz-Signature=``, ``access_token=``), and
   the secret parts of a connection string (``AccountKey=``, ``SharedAccessSignature=``, ``Password=``);
 - any of the ``known`` values given (a datastore's credentials, wherever they appear in a text).
@@ -131,13 +134,56 @@ _QUOTED_KEY = re.compile(
     r"(?P<head>[bB]?(?P<q>\\*['\"])(?P<key>[\w.\-]+)(?P=q)\s*:\s*[bB]?)"
     r"(?P<v>\\*['\"])(?P<secret>(?:[^'\"\\]|\\(?!\\*['\"]))*?)(?P=v)"
 )
-_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
-# A PEM private key (``-----BEGIN RSA PRIVATE KEY-----``): its body up to the END line, or to the end of a text
-# that holds no END line (a key cut short in a message).
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+# A PEM private key (``-----BEGIN RSA PRIVATE KEY-----``) or an armored PGP one (``-----BEGIN PGP PRIVATE KEY
+# BLOCK-----``): its body up to the END line, or to the end of a text that holds no END line (a key cut short).
 _PEM_KEY = re.compile(
-    r"(?P<head>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY)-----)(?P<secret>.*?)(?=-----END (?P=kind)-----|\Z)",
+    r"(?P<head>-----BEGIN (?P<kind>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----)"
+    r"(?P<secret>.*?)(?=-----END (?P=kind)-----|\Z)",
     re.DOTALL,
+)
+# Credentials known by their shape alone, whatever names them (a variable ``HF``, a bare argument): what each is,
+# texts one of them always holds (a cheap test before the pattern), and the pattern; ``head`` is kept. The lengths
+# keep ordinary words (``sk-learn``, ``hf_hub_download``, ``AKIAPLAIN``) out; an OpenAI key needs a digit too.
+_NOT_AFTER = r"(?<![\w\-])"
+_TOKEN_SHAPES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        "a GitHub token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        re.compile(_NOT_AFTER + r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ),
+    ("a Hugging Face token", ("hf_",), re.compile(_NOT_AFTER + r"(?P<secret>hf_[A-Za-z0-9]{30,})")),
+    (
+        "an OpenAI key",
+        ("sk-",),
+        re.compile(
+            _NOT_AFTER + r"(?P<secret>sk-(?:(?:proj|svcacct|admin|ant)-)?(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{20,})"
+        ),
+    ),
+    (
+        "a Slack token",
+        ("xox", "xapp-"),
+        re.compile(_NOT_AFTER + r"(?P<secret>(?:xox[abposr]|xapp)-[A-Za-z0-9\-]{20,})"),
+    ),
+    (
+        "a Slack webhook URL",
+        ("hooks.slack.com/",),
+        re.compile(
+            r"(?P<head>\bhooks\.slack\.com/(?:services|workflows|triggers)/)(?P<secret>[A-Za-z0-9_\-][\w/\-]{7,})"
+        ),
+    ),
+    ("a GitLab token", ("glpat-",), re.compile(_NOT_AFTER + r"(?P<secret>glpat-[A-Za-z0-9_\-]{20,})")),
+    (
+        "an AWS access key id",
+        ("AKIA", "ASIA"),
+        re.compile(r"(?<![A-Za-z0-9])(?P<secret>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
+    ),
+    (
+        "a JSON Web Token",
+        ("eyJ",),
+        re.compile(_NOT_AFTER + r"(?P<secret>eyJ[\w\-]{10,}\.eyJ[\w\-]{10,}\.[\w\-]{10,})", re.ASCII),
+    ),
 )
 
 
@@ -172,8 +218,11 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     # Each pattern needs a character most texts lack: skipping it keeps scrubbing a large record cheap.
-    if "PRIVATE KEY-----" in text:
+    if "PRIVATE KEY" in text:
         text = _PEM_KEY.sub(lambda m: m["head"] + MASK if m["secret"].strip() else m[0], text)
+    for _what, marks, pattern in _TOKEN_SHAPES:
+        if any(mark in text for mark in marks):
+            text = pattern.sub(_mask_token, text)
     if "://" in text:
         text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
         text = _URL_TOKEN_USER.sub(lambda m: f"{m['head']}{MASK}@", text)
@@ -199,6 +248,18 @@ def _scrub_text(text: str, known: tuple[str, ...]) -> str:
     if "</" in text:
         text = _XML_ELEMENT.sub(_mask_named, text)
     return text
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    return match[0][: match.start("secret") - match.start()] + MASK
+
+
+def token_shape(text: str) -> str | None:
+    """What credential ``text`` shows by its shape alone (``"a Hugging Face token"``), or None."""
+    for what, marks, pattern in _TOKEN_SHAPES:
+        if any(mark in text for mark in marks) and pattern.search(text):
+            return what
+    return None
 
 
 def _mask_flag(match: re.Match[str]) -> str:
@@ -287,7 +348,8 @@ def scrub_labels(labels: Mapping[str, str]) -> dict[str, str]:
 def secret_values(value: Any) -> Iterator[str]:
     """Every credential in ``value`` (nested options, URLs): what a log masker should hide wherever it appears."""
     if isinstance(value, str):
-        for pattern in (_URL_USERINFO, _URL_TOKEN_USER, _SECRET_PARAM, _AUTH_VALUE):
+        patterns = (_URL_USERINFO, _URL_TOKEN_USER, _SECRET_PARAM, _AUTH_VALUE, *(p for _, _, p in _TOKEN_SHAPES))
+        for pattern in patterns:
             for match in pattern.finditer(value):
                 yield match["secret"]
         for match in _NAMED_PARAM.finditer(value):
@@ -479,6 +541,9 @@ def argument_credential(arguments: Sequence[str], known: Iterable[str] = ()) -> 
                 if holds_secret_value(value):
                     return n, f"the value of option {flag!r}"
                 continue  # ``--token=5``: a number or a switch
+        shape = token_shape(text)
+        if shape is not None:
+            return n, shape
         if _scrub_text(text, ()) != text:
             return n, "a credential (a URL password, a signature or a key parameter)"
         following = arguments[n + 1] if n + 1 < len(arguments) else ""

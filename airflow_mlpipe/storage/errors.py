@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from airflow_mlpipe.core.secrets import scrub_text
@@ -57,19 +57,52 @@ _MISSING_ROOT_MARKERS = (
     "The specified container does not exist",
     "ContainerNotFound",
 )
-# Actions that write: a "not found" answer to one of them on an object store means its container or bucket is
-# missing (a write creates the object, and the folders above it are no objects of their own).
+_MISSING_ROOT_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+# "Not found" answers about something else than the container or bucket: a multipart upload the store no longer
+# knows (an earlier part timed out, or the upload was aborted), an object or a blob.
+_OTHER_NOT_FOUND_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "NoSuchVersion", "BlobNotFound"})
+_OTHER_NOT_FOUND_MARKERS = (
+    *_OTHER_NOT_FOUND_CODES,
+    "The specified upload does not exist",
+    "The specified key does not exist",
+    "The specified blob does not exist",
+)
+# Actions that write: a "not found" answer to one of them on an object store, which says nothing else, means its
+# container or bucket is missing (a write creates the object, and the folders above it are no objects of their own).
 _WRITE_ACTIONS = frozenset({"write", "create", "upload to", "mark complete", "create the root folder"})
 
 
-def _missing_root(config: DatastoreConfig, action: str, text: str, *, writes: bool = True) -> str | None:
-    """The words for a missing container or bucket, when ``text`` (the store's answer) says so, or (``writes``:
-    ``text`` is a "not found" answer) when a write on an object store was answered so; None otherwise."""
+def store_error_code(exc: BaseException) -> str | None:
+    """The error code the store answered (S3's ``NoSuchUpload``, Azure's ``ContainerNotFound``), from ``exc`` or
+    the errors it was raised from (s3fs raises a ``FileNotFoundError`` from botocore's ``ClientError``)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        if isinstance(response, Mapping) and isinstance(response.get("Error"), Mapping):
+            code = response["Error"].get("Code")
+            if code:
+                return str(code)
+        code = getattr(current, "error_code", None)  # azure-core's HttpResponseError
+        if code:
+            return str(getattr(code, "value", code))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _missing_root(
+    config: DatastoreConfig, action: str, text: str, *, writes: bool = True, code: str | None = None
+) -> str | None:
+    """The words for a missing container or bucket, when the store's answer (``text``, its error ``code``) says
+    so, or (``writes``: ``text`` is a "not found" answer) when a write on an object store was answered so with
+    nothing that names another missing thing; None otherwise."""
     parsed = config.parsed
     if parsed.protocol in ("file", "memory"):
         return None
-    said = any(m in text for m in _MISSING_ROOT_MARKERS)
-    if not said and not (writes and action in _WRITE_ACTIONS):
+    said = code in _MISSING_ROOT_CODES or any(m in text for m in _MISSING_ROOT_MARKERS)
+    other = code in _OTHER_NOT_FOUND_CODES or any(m in text for m in _OTHER_NOT_FOUND_MARKERS)
+    if not said and (other or not (writes and action in _WRITE_ACTIONS)):
         return None
     word = "container" if parsed.protocol == "abfs" else "bucket"
     name = parsed.root.split("/", 1)[0]
@@ -112,10 +145,17 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
     except MlpipeError:
         raise
     except FileNotFoundError as exc:
-        missing_root = _missing_root(config, action, str(exc))
+        code = store_error_code(exc)
+        missing_root = _missing_root(config, action, str(exc), code=code)
         if missing_root:
             raise FileNotFoundError(
                 f"datastore {config.name!r}: cannot {action} {path or '/'!r}: {missing_root}"
+            ) from None
+        if code == "NoSuchUpload" or "The specified upload does not exist" in str(exc):
+            raise FileNotFoundError(
+                f"datastore {config.name!r}: cannot {action} {path or '/'!r}: the store no longer knows the "
+                "multipart upload of this write (NoSuchUpload: it was aborted, e.g. after one of its parts timed "
+                "out); write it again"
             ) from None
         raise FileNotFoundError(f"datastore {config.name!r}: {path or '/'!r} does not exist") from None
     except FileExistsError:
@@ -143,7 +183,7 @@ def translate_errors(config: DatastoreConfig, action: str, path: str = "") -> It
                 f"{where}: cannot {action} {path or '/'!r}: the store could not be reached ({first_line}); check "
                 f"the connection's url and extra endpoint settings and that the service is up{_patience(config)}"
             )
-        elif missing_root := _missing_root(config, action, text, writes=False):
+        elif missing_root := _missing_root(config, action, text, writes=False, code=store_error_code(exc)):
             msg = f"{where}: cannot {action} {path or '/'!r}: {missing_root}"
         else:
             msg = f"{where}: failed to {action} {path or '/'!r} ({first_line})"

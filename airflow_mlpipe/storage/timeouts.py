@@ -43,6 +43,14 @@ TIMEOUT_OPTION = "store_timeout"
 DEFAULT_TIMEOUT = 60.0
 # A bound that still bounds: a store that does not answer is given up on within a day at the most.
 MAX_TIMEOUT = 86400.0
+# Less bounds nothing more: a try waits at least half a second to connect and a second for an answer, so a budget
+# of a millisecond would still take seconds (and the error would claim a millisecond).
+MIN_TIMEOUT = 1.0
+# Connection extras that set a client's timeouts by hand (seconds; they win over the budget's values): Azure's
+# top-level options, and S3's ``config_kwargs`` (botocore's Config), whose ``retries`` is a mapping.
+AZURE_TIMEOUT_OPTIONS = ("connection_timeout", "read_timeout")
+S3_CONFIG_OPTION = "config_kwargs"
+S3_TIMEOUT_OPTIONS = ("connect_timeout", "read_timeout")
 # Azure: how many times a request whose answer did not come (a read timeout, a dropped response) is tried again.
 AZURE_READ_RETRIES = 1
 
@@ -84,39 +92,101 @@ class StoreBudget:
 
 
 def store_budget(name: str, options: Mapping[str, Any]) -> StoreBudget:
-    """The datastore's budget: its ``store_timeout`` option, else ``MLPIPE_STORE_TIMEOUT``, else a minute."""
+    """The datastore's budget: its ``store_timeout`` option, else ``MLPIPE_STORE_TIMEOUT``, else a minute. The
+    timeouts the connection sets by hand are checked too (``client_timeouts``), before any client is built."""
     raw = options.get(TIMEOUT_OPTION)
     where = f"datastore {name!r}: the connection's extra {TIMEOUT_OPTION!r}"
     if raw is None:
         raw, where = os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT, f"{TIMEOUT_ENV}"
-    try:
-        seconds = float("nan") if isinstance(raw, bool) else float(raw)  # ``true`` is not a second
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not 0 < seconds <= MAX_TIMEOUT:
+    seconds = _seconds(raw)
+    if not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
         raise ConfigError(
-            f"{where} {shown(raw)} must be a positive number of seconds, at most {MAX_TIMEOUT:.0f} (a day), e.g. 60"
+            f"{where} {shown(raw)} must be a positive number of seconds, at most {MAX_TIMEOUT:.0f} (a day) and at "
+            f"least {MIN_TIMEOUT:.0f} (a try waits that long for an answer anyway), e.g. 60"
         )
+    client_timeouts(name, options)
     return StoreBudget(seconds)
 
 
+def _seconds(raw: object) -> float:
+    """``raw`` as seconds (a number, or its text from a connection URI); NaN for anything else (``true`` too)."""
+    if isinstance(raw, bool):
+        return float("nan")
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def client_timeouts(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The timeouts the connection's extra sets by hand, checked as the budget is (a positive number of seconds,
+    at most a day; ``true`` is none): Azure's ``connection_timeout`` and ``read_timeout``, and S3's
+    ``config_kwargs`` (a mapping) with its ``connect_timeout``, ``read_timeout`` and ``retries`` (a mapping). Each
+    as the clients take it; a ``ConfigError`` naming the datastore and the extra otherwise."""
+    found: dict[str, Any] = {}
+    for option in AZURE_TIMEOUT_OPTIONS:
+        if options.get(option) is not None:
+            found[option] = _override(name, repr(option), options[option])
+    config = options.get(S3_CONFIG_OPTION)
+    if config is None:
+        return found
+    where = f"datastore {name!r}: the connection's extra {S3_CONFIG_OPTION!r}"
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping of botocore Config options, not {type(config).__name__} (its content is not "
+            'shown: it may hold credentials), e.g. "config_kwargs": {"read_timeout": 120}'
+        )
+    checked = dict(config)
+    for option in S3_TIMEOUT_OPTIONS:
+        if checked.get(option) is not None:
+            checked[option] = _override(name, f"{S3_CONFIG_OPTION!r} key {option!r}", checked[option])
+    retries = checked.get("retries")
+    if retries is not None and not isinstance(retries, Mapping):
+        raise ConfigError(
+            f"{where} key 'retries' {shown(retries)} must be a mapping, e.g. "
+            '"retries": {"total_max_attempts": 4, "mode": "standard"}'
+        )
+    for option, least in (("max_attempts", 0), ("total_max_attempts", 1)):
+        count = (retries or {}).get(option)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < least):
+            raise ConfigError(
+                f"{where} key 'retries' {option!r} {shown(count)} must be a whole number of at least {least}, "
+                f'e.g. "retries": {{"{option}": 4}}'
+            )
+    found[S3_CONFIG_OPTION] = checked
+    return found
+
+
+def _override(name: str, option: str, raw: object) -> float:
+    seconds = _seconds(raw)
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ConfigError(
+            f"datastore {name!r}: the connection's extra {option} {shown(raw)} must be a positive number of seconds, "
+            f"at most {MAX_TIMEOUT:.0f} (a day), e.g. 60; or leave it out: {TIMEOUT_ENV} (or the extra "
+            f"{TIMEOUT_OPTION!r}) then sets it"
+        )
+    return seconds
+
+
 def client_options(protocol: str, budget: StoreBudget, options: Mapping[str, Any]) -> dict[str, Any]:
-    """fsspec options that hold the client to ``budget`` (those the connection sets itself win)."""
+    """fsspec options that hold the client to ``budget`` (those the connection sets itself win; ``store_budget``
+    has checked them, naming the datastore)."""
+    overrides = client_timeouts("", options)
     if protocol == "s3":
-        config = dict(options.get("config_kwargs") or {})
+        config = dict(overrides.get(S3_CONFIG_OPTION) or {})
         config.setdefault("connect_timeout", budget.connect_timeout)
         config.setdefault("read_timeout", budget.s3_read_timeout)
         # total_max_attempts counts the first try (botocore's max_attempts does not).
         config.setdefault("retries", {"total_max_attempts": budget.retries + 1, "mode": "standard"})
-        session_cls = _s3_http_session_cls(_milliseconds(budget.s3_read_timeout))
+        session_cls = _s3_http_session_cls(_milliseconds(config["read_timeout"]))
         if session_cls is not None:
             config.setdefault("http_session_cls", session_cls)
         return {"config_kwargs": config}
     if protocol == "abfs":
         # adlfs hands these to its transfers (cat, pipe, get, put); ``hold_to_budget`` sets them for the rest.
         return {
-            "connection_timeout": options.get("connection_timeout", budget.connect_timeout),
-            "read_timeout": options.get("read_timeout", budget.azure_read_timeout),
+            "connection_timeout": overrides.get("connection_timeout", budget.connect_timeout),
+            "read_timeout": overrides.get("read_timeout", budget.azure_read_timeout),
         }
     return {}
 

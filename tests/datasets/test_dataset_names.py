@@ -63,3 +63,16 @@ def test_a_model_registered_before_the_rule_is_still_read(
     assert Model(None, "clf.").version == 1
     with pytest.raises(DatasetError, match=r"model name 'clf\.' cannot be used: it ends in '\.'"):
         Model.register(None, str(tmp_path / "model.pkl"), "clf.")
+
+
+def test_a_dag_can_be_scheduled_on_a_name_registered_before_the_rule() -> None:
+    """The DAG file parses (it raised before): the asset names the registered dataset; a bad name stays refused."""
+    from airflow.sdk import DAG
+
+    from airflow_mlpipe.assets import dataset_asset
+
+    with DAG("on_old_name", schedule=[dataset_asset("iris.")]) as dag:
+        pass
+    assert dataset_asset("iris.").uri == "mlpipe://datasets/iris." and dag.dag_id == "on_old_name"
+    with pytest.raises(DatasetError, match=r"dataset name '\.\./x' cannot be used"):
+        dataset_asset("../x")

@@ -848,6 +848,41 @@ def _parallel_step(**kwargs: Any) -> Any:
             "env: 'MLPIPE_RUN_CONTEXT' is a variable mlpipe sets itself",
             id="k8s-env-run-context",
         ),
+        *[
+            bad(
+                lambda name=name: Environment(env_vars={name: "zz"}),
+                ConfigError,
+                f"env_vars: {name!r} is a variable mlpipe sets itself for the step's runner and script",
+                id=f"env-vars-{name.lower()}",
+            )
+            for name in (
+                "MLPIPE_DAG_ID",
+                "MLPIPE_RUN_ID",
+                "MLPIPE_TASK_ID",
+                "MLPIPE_TRY_NUMBER",
+                "MLPIPE_LOGICAL_DATE",
+                "MLPIPE_DATA_INTERVAL_START",
+                "MLPIPE_DATA_INTERVAL_END",
+            )
+        ],
+        bad(
+            lambda: DockerCompute(image="i:1", env={"MLPIPE_DAG_ID": "zz"}),
+            ConfigError,
+            "env: 'MLPIPE_DAG_ID' is a variable mlpipe sets itself",
+            id="docker-env-dag-id",
+        ),
+        bad(
+            lambda: DockerCompute(image="i:1", private_env={"mlpipe_run_id": "zz"}),
+            ConfigError,
+            "private_env: 'mlpipe_run_id' is a variable mlpipe sets itself",
+            id="docker-private-env-run-id-lower",
+        ),
+        bad(
+            lambda: KubernetesCompute(image="i:1", env={"MLPIPE_LOGICAL_DATE": "2026-01-01"}),
+            ConfigError,
+            "env: 'MLPIPE_LOGICAL_DATE' is a variable mlpipe sets itself",
+            id="k8s-env-logical-date",
+        ),
         bad(lambda: Environment(image=3), ConfigError, "image 3 is not a non-empty string", id="env-image-int"),
         bad(lambda: Environment(image=""), ConfigError, "image '' is not a non-empty string", id="env-image-empty"),
         bad(lambda: Environment(image="a b"), ConfigError, "image 'a b' is not a valid image", id="env-image-space"),

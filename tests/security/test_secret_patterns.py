@@ -73,6 +73,90 @@ def test_texts(text: str, shown: str) -> None:
     assert scrub_text(text) == shown
 
 
+# Credentials known by their shape alone (built here from pieces: fakes of the real formats).
+GH_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+HF_TOKEN = "hf_" + "AbCdEfGh12" * 4
+OPENAI_KEY = "sk-proj-" + "Ab1_Cd2-Ef3" * 5
+SLACK_TOKEN = "xoxb-" + "1234567890-" * 2 + "AbCdEfGhIjKlMnOp"
+SLACK_HOOK = "https://hooks.slack.com/services/T0000ABCD/B0000EFGH/" + "AbCdEfGh" * 3
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtbHBpcGUiLCJuIjoxfQ." + "Sig1_Sig2-Sig3" * 3
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (f"token {GH_TOKEN} used", "token *** used"),
+        ("github_pat_11ABCDEFG0_" + "abcdefghij" * 5, "***"),
+        (f"HF={HF_TOKEN}", "HF=***"),
+        (f"--openai {OPENAI_KEY}", "--openai ***"),
+        ("sk-" + "a1B2c3D4e5" * 5, "***"),
+        (f"slack: {SLACK_TOKEN}", "slack: ***"),
+        (f"post to {SLACK_HOOK} now", "post to https://hooks.slack.com/services/*** now"),
+        ("glpat-" + "AbCdEfGhIj" * 2, "***"),
+        ("key id AKIA" + "ABCDEFGH23456789.", "key id ***."),
+        ("ASIA" + "ABCDEFGH23456789", "***"),
+        (f"jwt={JWT}", "jwt=***"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGPgpPlant1\n=ab12\n-----END PGP PRIVATE KEY BLOCK-----",
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----***-----END PGP PRIVATE KEY BLOCK-----",
+        ),
+        # ordinary words of the same beginnings stay
+        ("pip install scikit-learn sk-learn; import sklearn", "pip install scikit-learn sk-learn; import sklearn"),
+        ("sk-learn-compatible-estimators-for-all", "sk-learn-compatible-estimators-for-all"),
+        ("from huggingface_hub import hf_hub_download", "from huggingface_hub import hf_hub_download"),
+        ("AKIAPLAIN and ASIAN markets, task-scheduler-x", "AKIAPLAIN and ASIAN markets, task-scheduler-x"),
+        ("ghp_short xoxb-1 glpat-x eyJhbGci.eyJ9.x", "ghp_short xoxb-1 glpat-x eyJhbGci.eyJ9.x"),
+        ("https://hooks.slack.com/ is where hooks go", "https://hooks.slack.com/ is where hooks go"),
+        ("-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQEN\n-----END PGP PUBLIC KEY BLOCK-----",) * 2,
+    ],
+)
+def test_token_shapes(text: str, shown: str) -> None:
+    assert scrub_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "what"),
+    [
+        ("HF", HF_TOKEN, "a Hugging Face token"),
+        ("OPENAI", OPENAI_KEY, "an OpenAI key"),
+        ("GH", GH_TOKEN, "a GitHub token"),
+        ("SLACK_HOOK", SLACK_HOOK, "a Slack webhook URL"),
+        ("SLACK", SLACK_TOKEN, "a Slack token"),
+        ("ID", "AKIA" + "ABCDEFGH23456789", "an AWS access key id"),
+        ("SESSION", JWT, "a JSON Web Token"),
+    ],
+)
+def test_a_token_known_by_its_shape_is_private_and_refused_as_an_argument(name: str, value: str, what: str) -> None:
+    """Whatever the variable or the option is called: a LocalCompute variable holding one is keyed and written as
+    a digest, a container variable holding one is refused (the same rule), an argument showing one is refused."""
+    from airflow_mlpipe.compute import LocalCompute
+    from airflow_mlpipe.compute.keyed import step_environment
+
+    assert is_private_variable(name, value)
+    kept = step_environment(Environment(env_vars={name: value, "MODE": "train"}), LocalCompute())["env_vars"]
+    assert kept[name].startswith("***sha256:") and kept["MODE"] == "train"
+    assert argument_credential(["--lr", "0.1", f"--{name.lower()}", value]) == (3, what)
+    assert argument_credential(["--lr", "0.1", f"--{name.lower()}={value}"]) == (2, what)
+    found = list(secret_values(f"x {value} y"))
+    assert found and all(secret in value for secret in found)
+
+
+@pytest.mark.parametrize("value", ["scikit-learn", "sk-learn", "hf_hub_download", "AKIAPLAIN", "xoxb-team"])
+def test_ordinary_words_are_not_tokens(value: str) -> None:
+    assert not is_private_variable("PACKAGE", value) and argument_credential(["--package", value]) is None
+
+
+def test_a_log_file_loses_the_lines_of_a_pgp_private_key(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "start\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGPgp1\n=ab12\n-----END PGP PRIVATE KEY BLOCK-----\nend\n"
+    )
+    scrub_file(str(log), str(tmp_path / "shown.txt"))
+    assert (tmp_path / "shown.txt").read_text() == (
+        "start\n-----BEGIN PGP PRIVATE KEY BLOCK-----\n***\n***\n***\n***-----END PGP PRIVATE KEY BLOCK-----\nend\n"
+    )
+
+
 def test_a_log_file_loses_the_lines_of_a_private_key(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEPemLine1\nPemLine2==\n-----END RSA PRIVATE KEY-----"

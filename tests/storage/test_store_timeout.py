@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from airflow_mlpipe.exceptions import ConfigError, DatastoreAccessError
 from airflow_mlpipe.storage.datastore import Datastore
 from airflow_mlpipe.storage.errors import translate_errors
 from airflow_mlpipe.storage.retry import is_transient
-from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget, client_options
+from airflow_mlpipe.storage.timeouts import TIMEOUT_ENV, StoreBudget, client_options, store_budget
 from airflow_mlpipe.storage.transfer import TransferFailedError, transfer
 
 # Azurite's well-known development key: no secret.
@@ -262,6 +263,69 @@ def test_a_bad_store_timeout_option_is_named(value: object) -> None:
     said = f"datastore 'lake': the connection's extra 'store_timeout' {value!r} must be a positive number"
     with pytest.raises(ConfigError, match=re.escape(said)):
         store.fs  # noqa: B018 -- building the filesystem reads the setting
+
+
+@pytest.mark.parametrize("value", ["0.0001", "0.5"])
+def test_a_budget_under_a_second_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A try waits at least half a second to connect and a second for an answer: a budget of 0.0001 s took 4 s,
+    and the error claimed "about 0.0001 s"."""
+    monkeypatch.setenv(TIMEOUT_ENV, value)
+    store = Datastore("lake", "s3://bucket/prefix", {"key": "id", "secret": "s"})
+    with pytest.raises(ConfigError, match=rf"{TIMEOUT_ENV} '{value}' must be .* and at least 1 \(a try waits"):
+        store.fs  # noqa: B018 -- building the filesystem reads the setting
+    assert store_budget("lake", {"store_timeout": 1}).seconds == 1
+
+
+_BASE = {
+    "azure": ("az://container/prefix", {"account_name": "devstoreaccount1", "account_key": "not-a-key"}),
+    "s3": ("s3://bucket/prefix", {"key": "id", "secret": "not-a-secret"}),
+}
+
+
+@pytest.mark.parametrize(
+    ("flavour", "options", "said"),
+    [
+        ("azure", {"read_timeout": "abc"}, "extra 'read_timeout' 'abc' must be a positive number of seconds"),
+        ("azure", {"read_timeout": 1e308}, "extra 'read_timeout' 1e+308 must be a positive number of seconds"),
+        ("azure", {"read_timeout": float("nan")}, "extra 'read_timeout' nan must be a positive number"),
+        ("azure", {"read_timeout": -1}, "extra 'read_timeout' -1 must be a positive number of seconds"),
+        ("azure", {"read_timeout": True}, "extra 'read_timeout' True must be a positive number of seconds"),
+        ("azure", {"connection_timeout": "x"}, "extra 'connection_timeout' 'x' must be a positive number"),
+        ("azure", {"connection_timeout": 0}, "extra 'connection_timeout' 0 must be a positive number"),
+        ("s3", {"config_kwargs": {"read_timeout": "abc"}}, "'config_kwargs' key 'read_timeout' 'abc' must be a pos"),
+        ("s3", {"config_kwargs": {"read_timeout": -1}}, "'config_kwargs' key 'read_timeout' -1 must be a positive"),
+        ("s3", {"config_kwargs": {"connect_timeout": 86401}}, "key 'connect_timeout' 86401 must be a positive"),
+        ("s3", {"config_kwargs": {"retries": "x"}}, "extra 'config_kwargs' key 'retries' 'x' must be a mapping"),
+        (
+            "s3",
+            {"config_kwargs": {"retries": {"total_max_attempts": "4"}}},
+            "key 'retries' 'total_max_attempts' '4' must be a whole number of at least 1",
+        ),
+        ("s3", {"config_kwargs": "read_timeout=5"}, "extra 'config_kwargs' must be a mapping of botocore Config"),
+    ],
+)
+def test_a_bad_timeout_the_connection_sets_by_hand_is_named(flavour: str, options: dict[str, Any], said: str) -> None:
+    """These extras win over the budget's values: they are checked as the budget is, naming the datastore and the
+    extra, before any client is built (they raised TypeError, OverflowError, AttributeError or an empty
+    FileExistsError, or a wrong "container does not exist" after 8 s)."""
+    url, base = _BASE[flavour]
+    store = Datastore("lake", url, {**base, **options})
+    with pytest.raises(ConfigError) as caught:
+        store.fs  # noqa: B018 -- building the filesystem reads the settings
+    message = str(caught.value)
+    assert message.startswith("datastore 'lake': the connection's extra ") and said in message, message
+    assert "not-a-" not in message
+
+
+def test_timeouts_the_connection_sets_by_hand_are_taken_as_seconds() -> None:
+    """Numbers given as text (a connection in URI form) reach the clients as numbers; good values are kept."""
+    budget = StoreBudget(60)
+    azure = client_options("abfs", budget, {"read_timeout": "300", "connection_timeout": 5})
+    assert (azure["read_timeout"], azure["connection_timeout"]) == (300.0, 5.0)
+    config = {"read_timeout": "120", "retries": {"total_max_attempts": 2}, "max_pool_connections": 20}
+    s3 = client_options("s3", budget, {"config_kwargs": config})["config_kwargs"]
+    assert (s3["read_timeout"], s3["retries"], s3["max_pool_connections"]) == (120.0, {"total_max_attempts": 2}, 20)
+    assert s3["connect_timeout"] == budget.connect_timeout
 
 
 def test_the_budget_spreads_over_tries_connects_and_waits() -> None:
