@@ -145,26 +145,40 @@ _PEM_KEY = re.compile(
 )
 # Credentials known by their shape alone, whatever names them (a variable ``HF``, a bare argument): what each is,
 # texts one of them always holds (a cheap test before the pattern), and the pattern; ``head`` is kept. The lengths
-# keep ordinary words (``sk-learn``, ``hf_hub_download``, ``AKIAPLAIN``) out; an OpenAI key needs a digit too.
+# and character classes keep ordinary words and names out (``sk-learn``, ``sk-gradient-boosting-v2``,
+# ``hf_hub_download``, a hex digest after ``hf_``, ``xoxo-hugs``, ``ASIAPACIFIC2024SALES``).
 _NOT_AFTER = r"(?<![\w\-])"
 _TOKEN_SHAPES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "a GitHub token",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-        re.compile(_NOT_AFTER + r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+        re.compile(_NOT_AFTER + r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9])"),
     ),
-    ("a Hugging Face token", ("hf_",), re.compile(_NOT_AFTER + r"(?P<secret>hf_[A-Za-z0-9]{30,})")),
+    # Hugging Face: letters of both cases (a hex digest after 'hf_' is a cache name, not a token).
+    (
+        "a Hugging Face token",
+        ("hf_",),
+        re.compile(_NOT_AFTER + r"(?P<secret>hf_(?=[A-Za-z0-9]*[A-Z])(?=[A-Za-z0-9]*[a-z])[A-Za-z0-9]{30,})(?![\w\-])"),
+    ),
+    # OpenAI and Anthropic: a known prefix and a long body, or 'sk-' and 32+ letters and digits of both cases with
+    # no '-' ('sk-gradient-boosting-v2' is a model's name).
     (
         "an OpenAI key",
         ("sk-",),
         re.compile(
-            _NOT_AFTER + r"(?P<secret>sk-(?:(?:proj|svcacct|admin|ant)-)?(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{20,})"
+            _NOT_AFTER
+            + r"(?P<secret>sk-(?:proj|svcacct|admin|ant-api\d\d|ant-admin\d\d)-[A-Za-z0-9_\-]{40,}"
+            + r"|sk-(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Z])(?=[A-Za-z0-9]*[a-z])[A-Za-z0-9]{32,})(?![\w\-])"
         ),
     ),
+    # Slack: xoxb-/xoxp-/... then the workspace's number; app tokens xapp-1-A0123-456-hex.
     (
         "a Slack token",
         ("xox", "xapp-"),
-        re.compile(_NOT_AFTER + r"(?P<secret>(?:xox[abposr]|xapp)-[A-Za-z0-9\-]{20,})"),
+        re.compile(
+            _NOT_AFTER
+            + r"(?P<secret>xox[abprse]-[0-9]{6,}-[A-Za-z0-9\-]{10,}|xapp-[0-9]-[A-Z0-9]{6,}-[0-9]{6,}-[A-Za-z0-9]{20,})"
+        ),
     ),
     (
         "a Slack webhook URL",
@@ -177,7 +191,8 @@ _TOKEN_SHAPES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "an AWS access key id",
         ("AKIA", "ASIA"),
-        re.compile(r"(?<![A-Za-z0-9])(?P<secret>(?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Za-z0-9])"),
+        # AWS key ids are base32: 'ASIAPACIFIC2024SALES' (a 0, a 1) is no key.
+        re.compile(r"(?<![A-Za-z0-9])(?P<secret>(?:AKIA|ASIA)[A-Z2-7]{16})(?![A-Za-z0-9])"),
     ),
     (
         "a JSON Web Token",
@@ -328,7 +343,30 @@ def _scrub(value: Any, known: tuple[str, ...], names: bool) -> Any:
     return value
 
 
+# Keys whose text values name a place in a datastore (``record["outputs"][].path``, ``uri``): the names in them
+# are what a user chose, kept as they are by the registry and the reuse index, and read back from records (gc,
+# lineage, readers). A name that looks like a token (``models/sk-.../run``) is kept; what a URL carries (user
+# info, a signature in its query) and known credentials are still masked.
+LOCATION_KEYS = frozenset({"path", "uri"})
+
+
+def _scrub_location(text: str, known: tuple[str, ...]) -> str:
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+        text = _URL_TOKEN_USER.sub(lambda m: f"{m['head']}{MASK}@", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(lambda m: m["head"] + MASK, text)
+    if "%3D" in text or "%3d" in text:
+        text = _ENCODED_PARAM.sub(lambda m: m["head"] + MASK, text)
+    return text
+
+
 def _scrub_item(key: Any, value: Any, known: tuple[str, ...], names: bool) -> Any:
+    if key in LOCATION_KEYS and isinstance(value, str):
+        return _scrub_location(value, known)
     mode = isinstance(value, str) and value in _MODE_VALUES
     if names and is_secret_key(key) and value not in (None, "", False) and not mode:
         return MASK

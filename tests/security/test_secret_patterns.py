@@ -93,8 +93,8 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtbHBpcGUiLCJuIjoxfQ." + "Sig1_Sig2-Sig3" 
         (f"slack: {SLACK_TOKEN}", "slack: ***"),
         (f"post to {SLACK_HOOK} now", "post to https://hooks.slack.com/services/*** now"),
         ("glpat-" + "AbCdEfGhIj" * 2, "***"),
-        ("key id AKIA" + "ABCDEFGH23456789.", "key id ***."),
-        ("ASIA" + "ABCDEFGH23456789", "***"),
+        ("key id AKIA" + "IOSFODNN7EXAMPLE.", "key id ***."),
+        ("ASIA" + "ABCDEFGH23456765", "***"),
         (f"jwt={JWT}", "jwt=***"),
         (
             "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGPgpPlant1\n=ab12\n-----END PGP PRIVATE KEY BLOCK-----",
@@ -107,6 +107,13 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtbHBpcGUiLCJuIjoxfQ." + "Sig1_Sig2-Sig3" 
         ("AKIAPLAIN and ASIAN markets, task-scheduler-x", "AKIAPLAIN and ASIAN markets, task-scheduler-x"),
         ("ghp_short xoxb-1 glpat-x eyJhbGci.eyJ9.x", "ghp_short xoxb-1 glpat-x eyJhbGci.eyJ9.x"),
         ("https://hooks.slack.com/ is where hooks go", "https://hooks.slack.com/ is where hooks go"),
+        # names of models, runs, tags and caches that begin as tokens do
+        ("--model sk-gradient-boosting-v2-tuned",) * 2,
+        ("models/sk-gradient-boosting-v2-tuned/run-1 /data/runs/sk-2024_01_01_experiment_run",) * 2,
+        ("sk-" + "abcdef0123" * 4,) * 2,  # one case only: a digest, not a key
+        ("xoxo-hugs-and-kisses-2024-long-string --tag=xapp-frontend-service-2024-v1",) * 2,
+        ("ASIAPACIFIC2024SALES",) * 2,
+        ("cache hf_" + "0123456789abcdef" * 2,) * 2,
         ("-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQEN\n-----END PGP PUBLIC KEY BLOCK-----",) * 2,
     ],
 )
@@ -122,7 +129,7 @@ def test_token_shapes(text: str, shown: str) -> None:
         ("GH", GH_TOKEN, "a GitHub token"),
         ("SLACK_HOOK", SLACK_HOOK, "a Slack webhook URL"),
         ("SLACK", SLACK_TOKEN, "a Slack token"),
-        ("ID", "AKIA" + "ABCDEFGH23456789", "an AWS access key id"),
+        ("ID", "AKIA" + "IOSFODNN7EXAMPLE", "an AWS access key id"),
         ("SESSION", JWT, "a JSON Web Token"),
     ],
 )
@@ -141,7 +148,19 @@ def test_a_token_known_by_its_shape_is_private_and_refused_as_an_argument(name: 
     assert found and all(secret in value for secret in found)
 
 
-@pytest.mark.parametrize("value", ["scikit-learn", "sk-learn", "hf_hub_download", "AKIAPLAIN", "xoxb-team"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "scikit-learn",
+        "sk-learn",
+        "hf_hub_download",
+        "AKIAPLAIN",
+        "xoxb-team",
+        "sk-gradient-boosting-v2-tuned",
+        "xapp-frontend-service-2024-v1",
+        "ASIAPACIFIC2024SALES",
+    ],
+)
 def test_ordinary_words_are_not_tokens(value: str) -> None:
     assert not is_private_variable("PACKAGE", value) and argument_credential(["--package", value]) is None
 
@@ -348,3 +367,23 @@ def test_a_rendered_dataset_description_is_stored_scrubbed() -> None:
     op.render_template_fields({"params": {"sas": "https://a.blob.core.windows.net/c?sv=1&sig=DescSigPlant4"}})
     rendered = json.dumps(_serialize_rendered_fields(op))
     assert "DescSigPlant4" not in rendered and "sig=***" in rendered
+
+
+def test_places_in_a_record_keep_names_that_look_like_tokens(local_home: dict[str, str]) -> None:
+    """An output's path and URI in a step run record are what gc, lineage and readers take back from it: a folder
+    named like a token stays (the registry and the reuse index keep it too), while a URL's user info or signature
+    and known credentials are still masked."""
+    from airflow_mlpipe.steps.records import scrub_record
+
+    store = Datastore.get_default()
+    folder = f"models/{GH_TOKEN}/run-1"
+    record = {
+        "outputs": [{"name": "m", "path": folder, "uri": store.uri(folder)}],
+        "inputs": [{"name": "d", "uri": "https://acct.blob.core.windows.net/c/x?sv=1&sig=SigPlant9"}],
+        "log_tail": f"wrote {GH_TOKEN}",
+        "source": {"uri": "s3://AKIDX:SecretPlant8@bucket/p"},
+    }
+    shown = scrub_record(record, store)
+    assert shown["outputs"] == record["outputs"]
+    assert shown["inputs"][0]["uri"].endswith("sig=***") and shown["source"]["uri"] == "s3://AKIDX:***@bucket/p"
+    assert shown["log_tail"] == "wrote ***"
