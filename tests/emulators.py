@@ -100,8 +100,8 @@ class MotoS3(Server):
     what = "moto"
 
     def command(self) -> list[str]:
-        exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
-        return [exe, "-H", "127.0.0.1", "-p", str(self.port)]
+        # moto's own server, with conditional writes made atomic as on AWS S3 (see tests/moto_atomic_server.py)
+        return [sys.executable, str(REPO / "tests" / "moto_atomic_server.py"), "-H", "127.0.0.1", "-p", str(self.port)]
 
     @property
     def endpoint_url(self) -> str:

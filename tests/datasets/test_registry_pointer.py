@@ -23,11 +23,7 @@ from tests.conftest import make_azurite_datastore, make_s3_datastore
 from tests.datasets.conftest import use_as_default
 
 _FORK = multiprocessing.get_context("fork")
-_MOTO_RACES = pytest.mark.xfail(
-    reason="moto's server checks If-Match, then stores, with no lock between: two racing conditional PUTs can both "
-    "pass (AWS S3 decides atomically, answering 412 or 409)",
-    strict=False,
-)
+# moto's server, as the suite runs it, decides conditional writes atomically as AWS S3 does (tests/moto_atomic_server.py)
 
 
 def _made(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Datastore:
@@ -125,11 +121,7 @@ def _race_advance(i: int, barrier: Any, results: Any) -> None:
         results.put(repr(exc))
 
 
-def test_the_pointer_never_moves_backwards_under_racing_writers(
-    store: Datastore, request: pytest.FixtureRequest
-) -> None:
-    if "moto" in request.node.callspec.id:
-        request.applymarker(_MOTO_RACES)
+def test_the_pointer_never_moves_backwards_under_racing_writers(store: Datastore) -> None:
     assert _in_processes(_race_advance, 8) == ["ok"] * 8
     assert _pointer(store, "climb") == 40
 
@@ -149,7 +141,7 @@ def _race_increment(i: int, barrier: Any, results: Any) -> None:
         results.put(repr(exc))
 
 
-@pytest.mark.parametrize("kind", ["local", "azurite", pytest.param("moto", marks=_MOTO_RACES)])
+@pytest.mark.parametrize("kind", ["local", "azurite", "moto"])
 def test_compare_and_swap_loses_no_update(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Eight processes add 1 ten times each with read-then-conditional-write: every increment lands."""
     store = _made(kind, request, tmp_path)
