@@ -23,7 +23,7 @@ from tests.conftest import make_azurite_datastore, make_s3_datastore
 from tests.datasets.conftest import use_as_default
 
 _FORK = multiprocessing.get_context("fork")
-# moto's server, as the suite runs it, decides conditional writes atomically as AWS S3 does (tests/moto_atomic_server.py)
+# moto's server, as the suite runs it, decides conditional writes atomically as on AWS S3 (tests/moto_atomic_server.py)
 
 
 def _made(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Datastore:
