@@ -72,7 +72,9 @@ class AirflowServices:
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+                # A DAG file is parsed when it is new or changed (the default modified_time order re-parses a file
+                # whose mtime moved); parsing every unchanged file every 5 s cost the suite about 170 CPU seconds.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 "MLPIPE_HOME": str(self.home / "mlpipe"),
@@ -185,11 +187,25 @@ class AirflowServices:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{_q(run_id)}")["state"])
 
+    def run_states(self, dag_id: str, run_ids: list[str]) -> dict[str, str]:
+        """The states of ``run_ids``, in one request (a poll of 14 runs asked 14 times a second otherwise)."""
+        found: dict[str, str] = {}
+        offset = 0
+        while True:
+            page = self.api("GET", f"/dags/{dag_id}/dagRuns?limit=100&offset={offset}&order_by=id")["dag_runs"]
+            found.update({r["dag_run_id"]: str(r["state"]) for r in page})
+            if len(page) < 100:
+                break
+            offset += 100
+        missing = [r for r in run_ids if r not in found]
+        assert not missing, f"no DAG runs {missing} of {dag_id}"
+        return {r: found[r] for r in run_ids}
+
     def wait_for_runs(self, dag_id: str, run_ids: list[str], timeout: float = 300) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            states = {r: self.run_state(dag_id, r) for r in run_ids}
+            states = self.run_states(dag_id, run_ids)
             if all(s in FINISHED for s in states.values()):
                 return states
             time.sleep(1)
