@@ -19,27 +19,10 @@ import threading
 import traceback
 from typing import Any
 
-# What parsing the DAG files of the suite and running their steps imports: about 2 CPU seconds a command otherwise
-# (KubernetesPodOperator alone 1.6 s). None of these reads the environment when imported.
-_DAG_IMPORTS = (
-    "airflow_mlpipe",
-    "airflow_mlpipe.operators",
-    "airflow_mlpipe.compute.kubernetes",
-    "airflow.providers.cncf.kubernetes.operators.pod",
-    "airflow.providers.docker.operators.docker",
-    "adlfs",
-    "s3fs",
-)
-
 
 def _warm() -> None:
-    import importlib
-
     import airflow.cli.commands.dag_command  # noqa: F401  (what `dags test` imports)
     from airflow.sdk.execution_time.supervisor import in_process_api_server
-
-    for module in _DAG_IMPORTS:
-        importlib.import_module(module)
 
     app = in_process_api_server().app  # cached for the life of the process, so forks inherit it built
     app._cadwyn_initialize()  # what the first request would do
