@@ -120,9 +120,8 @@ def datastore(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Datast
 # two CPUs.
 _LONG_FILES = (
     "tests/attempts/test_attempts_azure.py",
-    "tests/attempts/test_airflow_native.py",
-    "tests/compute/test_pipeline_on_kubernetes.py",
     "tests/attempts/test_attempts_local.py",
+    "tests/compute/test_pipeline_on_kubernetes.py",
     "tests/datasets/test_registry_pointer.py",
     "tests/steps/test_example_pipeline.py",
     "tests/attempts/test_celery.py",

@@ -27,6 +27,19 @@ BEFORE_COMMIT = (
 )
 AFTER_COMMIT = ("registered_report", "marked_model", "marked_report", "indexed")
 KILL_PHASES = (*BEFORE_COMMIT, "committed", *AFTER_COMMIT)
+# The local deployment kills at every boundary; pods on object storage at one or two of each group (each boundary
+# is the same code on every store): before the pod, with one of two outputs staged, just before and just after the
+# commit, registered but not marked, one of two outputs marked, and indexed.
+POD_KILL_PHASES = (
+    "snapshot_stored",
+    "launching",
+    "staged_model",
+    "before_commit",
+    "committed",
+    "registered_report",
+    "marked_model",
+    "indexed",
+)
 # The phases at which the script had already run in the killed try.
 SCRIPT_RAN = ("staged_model", "staged_report", "before_commit", "committed", *AFTER_COMMIT, "fail_once")
 
@@ -117,11 +130,12 @@ def version_events(dep: Any, dataset: str = DATASET) -> dict[int, int]:
     return counts
 
 
-def run_kill_matrix(dep: Any) -> None:
-    """One DAG run per phase boundary, each killed there once (``SIGKILL``) and retried at once, and one run whose
-    script fails on its first try; all at the same time. Every run must end well, with nothing partial left."""
+def run_kill_matrix(dep: Any, phases: tuple[str, ...] = KILL_PHASES) -> None:
+    """One DAG run per phase boundary in ``phases``, each killed there once (``SIGKILL``) and retried at once, and
+    one run whose script fails on its first try; all at the same time. Every run must end well, with nothing
+    partial left."""
     runs = {}
-    for phase in KILL_PHASES:
+    for phase in phases:
         run_id = f"kill-{phase}"
         dep.arm(run_id, phase)
         runs[phase] = dep.services.trigger(DAG, run_id, {"case": phase})

@@ -1,6 +1,7 @@
 """Attempts on a real scheduler with the default datastore on Azurite and pod steps on the in-memory Kubernetes
-API server: kills at every phase boundary, a deferred pod keeping its lease, a pod resumed with a dataset's
-``latest`` moved on meanwhile, and a retry that Kubernetes reattached to the killed try's pod."""
+API server: kills in each phase (before the pod, in the pod's runner, around the commit, while finishing), a
+deferred pod keeping its lease, a pod resumed with a dataset's ``latest`` moved on meanwhile, and a retry that
+Kubernetes reattached to the killed try's pod."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.reuse.index import ReuseIndex
 from airflow_mlpipe.reuse.lease import Leases
 from airflow_mlpipe.steps import records
-from tests.attempts.checks import run_kill_matrix
+from tests.attempts.checks import POD_KILL_PHASES, run_kill_matrix
 from tests.attempts.conftest import Deployment
 from tests.kubernetes_env import KubernetesEnv
 
 
-def test_a_kill_at_every_phase_boundary_then_the_retry(azure_deployment: Deployment) -> None:
-    run_kill_matrix(azure_deployment)
+def test_a_kill_in_each_phase_then_the_retry(azure_deployment: Deployment) -> None:
+    run_kill_matrix(azure_deployment, POD_KILL_PHASES)
 
 
 def test_a_deferred_pod_keeps_its_lease_and_the_identical_run_waits(

@@ -11,6 +11,19 @@ from airflow_mlpipe.core.attempt import AttemptId
 from airflow_mlpipe.steps import records
 from tests.attempts.checks import assert_attempt_consistent, registered_versions_of, run_kill_matrix
 from tests.attempts.conftest import Deployment
+
+# The Airflow-native cases (backfills, the trigger and connection forms, a waiting duplicate) run on this module's
+# deployment too: one scheduler, api-server, dag-processor and triggerer for both sets (a second deployment cost
+# about a minute of CPU to start and keep running).
+from tests.attempts.native_cases import (  # noqa: F401  (collected here)
+    test_a_backfill_computes_each_day_and_a_repeat_reuses_them,
+    test_a_datastore_that_could_never_work_is_refused_at_save,
+    test_a_waiting_duplicate_resumes_soon_after_the_result_is_ready,
+    test_regenerate_outputs_from_the_trigger_form_computes_anew,
+    test_the_connection_form_in_a_real_browser,
+    test_the_connection_test_button_works_for_a_datastore_made_in_the_form,
+    test_the_trigger_form_has_typed_parameters_and_regenerate,
+)
 from tests.reuse.reuse_helpers import mlpipe_in_process
 
 DAG = "attempt_steps"

@@ -1,5 +1,5 @@
 """The API server middleware behind the datastore connection form, on a small FastAPI app that echoes what reaches
-its routes (the real API server's routes are exercised in tests/attempts/test_airflow_native.py)."""
+its routes (the real API server's routes are exercised in tests/attempts/native_cases.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Airflow-native runs on a real scheduler (tests/attempts/test_airflow_native.py).
+"""Airflow-native runs on a real scheduler (tests/attempts/native_cases.py).
 
 ``native_daily``: a daily step whose argument and output destination are templated with the day (backfills
 compute each day once, and reuse on a repeat). ``native_dedup``: a slow step whose identical runs wait for one
@@ -47,7 +47,7 @@ with DAG("native_dedup", schedule=None, start_date=START, catchup=False):
     )
 
 with DAG("native_form", schedule=None, start_date=START, catchup=False):
-    # Only its trigger form is looked at (tests/attempts/test_airflow_native.py): typed parameters.
+    # Only its trigger form is looked at (tests/attempts/native_cases.py): typed parameters.
     PythonScriptOperator(
         task_id="typed",
         script_name="daily.py",

@@ -1,6 +1,7 @@
-"""Airflow-native runs on a real scheduler: a backfill computes each day (its argument and destination are
-templated), a repeat backfill reuses every day, the trigger form's "regenerate outputs" computes anew, a waiting
-duplicate resumes soon after its result is ready, and a successful step logs no error."""
+"""Airflow-native runs on a real scheduler (collected in test_attempts_local.py, on its deployment): a
+backfill computes each day (its argument and destination are templated), a repeat backfill reuses every day, the
+trigger form's "regenerate outputs" computes anew, a waiting duplicate resumes soon after its result is ready, and
+a successful step logs no error."""
 
 from __future__ import annotations
 
