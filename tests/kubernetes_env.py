@@ -38,7 +38,7 @@ def kubernetes_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kuberne
     emulator = KubernetesApiEmulator()
     emulator.start()
     api = emulator.core_api()
-    kubelet = TestKubelet(emulator.core_api())
+    kubelet = TestKubelet(emulator.core_api(), wake=emulator.pod_created)
     kubelet.start()
     kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
     yield KubernetesEnv(emulator=emulator, kubelet=kubelet, kubeconfig=kubeconfig, api=api)

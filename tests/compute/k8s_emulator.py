@@ -23,6 +23,7 @@ class KubernetesApiEmulator:
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="kmock", daemon=True)
+        self.pod_created = threading.Event()  # set once a pod is stored: the test kubelet waits on it between looks
 
     def start(self) -> None:
         # One access-log line per request (the kubelet polls) would drown the test output.
@@ -50,7 +51,7 @@ class KubernetesApiEmulator:
         from kmock import Server
 
         self._stop = asyncio.Event()
-        emulator = _pending_pods_emulator()
+        emulator = _pending_pods_emulator(self.pod_created)
         async with emulator, Server(emulator, host="127.0.0.1"):
             self.url = str(emulator.url).rstrip("/")
             self._ready.set()
@@ -76,9 +77,9 @@ class KubernetesApiEmulator:
         return client.CoreV1Api(client.ApiClient(configuration))
 
 
-def _pending_pods_emulator() -> Any:
+def _pending_pods_emulator(created: threading.Event) -> Any:
     """kmock's emulator, plus what a real API server does on pod creation: ``status.phase`` starts as Pending
-    (the provider reads the status of the pod it has just created)."""
+    (the provider reads the status of the pod it has just created); ``created`` is set once a pod is stored."""
     from kmock import KubernetesEmulator, action
 
     class Emulator(KubernetesEmulator):
@@ -86,6 +87,10 @@ def _pending_pods_emulator() -> Any:
             is_pod = request.resource is not None and request.resource.plural == "pods" and request.name is None
             if request.action == action.CREATE and is_pod and isinstance(request.data, dict):
                 request.data.setdefault("status", {"phase": "Pending"})
+                try:
+                    return await super()._handle(request)
+                finally:
+                    created.set()
             return await super()._handle(request)
 
     emulator = Emulator()
