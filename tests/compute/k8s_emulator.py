@@ -85,13 +85,14 @@ def _pending_pods_emulator(created: threading.Event) -> Any:
     class Emulator(KubernetesEmulator):
         async def _handle(self, request: Any) -> Any:
             is_pod = request.resource is not None and request.resource.plural == "pods" and request.name is None
-            if request.action == action.CREATE and is_pod and isinstance(request.data, dict):
+            creating = request.action == action.CREATE and is_pod and isinstance(request.data, dict)
+            if creating:
                 request.data.setdefault("status", {"phase": "Pending"})
-                try:
-                    return await super()._handle(request)
-                finally:
+            try:
+                return await super()._handle(request)
+            finally:
+                if creating:
                     created.set()
-            return await super()._handle(request)
 
     emulator = Emulator()
     emulator.resources.load_bundled()
